@@ -1,0 +1,47 @@
+import type { RunConfig, RunStatus } from './types.ts';
+
+// The run directory: everything about one run, enough to rebuild the
+// report on another machine. Format documented in docs/run-directory.md.
+export const SCHEMA_VERSION = 1;
+
+export const FILES = {
+  manifest: 'run.json',
+  transactions: 'transactions.bin',
+  server: 'server.bin',
+  summary: 'summary.json',
+  report: 'report.md',
+  command: 'command.txt',
+  serverLog: 'server.log',
+  clientLog: 'client.log',
+} as const;
+
+export interface ProcessRecord {
+  role: string;
+  pid: number;
+  /** Exit code or signal name once it has ended. */
+  exit: number | string | null;
+}
+
+/** run.json */
+export interface RunManifest {
+  schemaVersion: number;
+  tool: 'sockspike';
+  version: string;
+  /** The command line as typed, and a normalised one that reproduces the run. */
+  argv: string[];
+  reproduce: string;
+  startedAt: string;
+  /** CLOCK_MONOTONIC ns at the run's start (decimal string: exceeds 2^53). */
+  t0Ns: string;
+  /** Date.now() at t0, to map run time to wall-clock time. */
+  wallMsAtT0: number;
+  /** ns since t0 when the workload stopped. */
+  endNs: number | null;
+  status: RunStatus;
+  stopReason: string | null;
+  config: RunConfig;
+  files: { transactions: string[]; server: string[] } & Record<string, unknown>;
+  processes: ProcessRecord[];
+  /** What the run could not do here (addon missing, ...), one line each. */
+  notes: string[];
+}

@@ -1,0 +1,150 @@
+// The data types every stage shares. One place, so the harness, probes,
+// analysis and reports agree on names and units.
+
+export const CLOSE_MODES = ['client-fin', 'server-fin', 'client-rst', 'server-rst', 'linger', 'keepalive'] as const;
+export type CloseMode = (typeof CLOSE_MODES)[number];
+
+/** The resolved configuration of a run, as written to run.json. Durations in ns. */
+export interface RunConfig {
+  host: string;
+  port: number;
+  /** Stop after this many attempted transactions (null: no count limit). */
+  transactions: number | null;
+  /** Stop after this long (null: no time limit). */
+  durationNs: number | null;
+  concurrency: number;
+  requestBytes: number;
+  responseBytes: number;
+  exchanges: number;
+  thinkTimeNs: number;
+  connectTimeoutNs: number;
+  ioTimeoutNs: number;
+  /** Open loop: transactions started per second (null: closed loop). */
+  rate: number | null;
+  arrivals: 'uniform' | 'poisson';
+  /** Open loop: most transactions in flight at once. */
+  maxInflight: number;
+  close: CloseMode;
+  /** For close = linger: SO_LINGER {1, lingerSeconds} on the client. */
+  lingerSeconds: number;
+  /** For close = keepalive: transactions carried by one connection. */
+  perConnection: number;
+  backlog: number;
+  nodelay: boolean;
+  splitWrites: number;
+  acceptDelayNs: number;
+  /** Absolute outlier threshold (null: derived from the distribution). */
+  outlierUs: number | null;
+  probeIntervalNs: number;
+  seed: number;
+}
+
+/**
+ * Outcome of a transaction (and of a server connection). The index is what
+ * the binary records store; append only, never reorder.
+ */
+export const OUTCOMES = [
+  'ok',
+  'timeout', // our own connect or io timeout
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EADDRNOTAVAIL',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRINUSE',
+  'EMFILE',
+  'ENFILE',
+  'ENOBUFS',
+  'ECONNABORTED',
+  'short-response', // peer closed before the whole answer came
+  'bad-response', // wrong bytes, or more bytes than asked for
+  'stopped', // in flight when the run was stopped
+  'EOTHER', // any other error code
+] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+export const OUTCOME_INDEX: Record<string, number> = Object.fromEntries(OUTCOMES.map((o, i) => [o, i]));
+export const outcomeIndex = (code: string | undefined): number => OUTCOME_INDEX[code ?? 'EOTHER'] ?? OUTCOME_INDEX.EOTHER;
+export const OUTCOME_OK = 0;
+export const OUTCOME_TIMEOUT = 1;
+export const OUTCOME_STOPPED = OUTCOME_INDEX.stopped;
+
+/** One transaction, as decoded from transactions.bin (times relative to t0). */
+export interface Transaction {
+  seq: number;
+  /** Intended start, ns since t0 (open loop: the schedule; closed loop: = start). */
+  intendedNs: number;
+  /** Actual start minus intended start, us. */
+  lateUs: number;
+  /** Connect done, us since actual start (NaN: never got there). */
+  connectUs: number;
+  /** Each exchange done, us since actual start (NaN: never got there). */
+  exchangeUs: number[];
+  /** Close done (ok) or failure seen, us since actual start. */
+  endUs: number;
+  /** Latency from the intended start: lateUs + endUs. */
+  totalUs: number;
+  localPort: number;
+  worker: number;
+  outcome: Outcome;
+  /** The connection was reused from an earlier transaction (keepalive). */
+  reused: boolean;
+  bytesOut: number;
+  bytesIn: number;
+  /** TCP_INFO read just before close (null where not read). */
+  tcpInfo: { state: number; retransmits: number; totalRetrans: number; rttUs: number; rtoUs: number } | null;
+}
+
+/** One connection as the server saw it. */
+export interface ServerConnection {
+  acceptNs: number;
+  /** Close done, us since accept (NaN: still open when the server stopped). */
+  closeUs: number;
+  clientPort: number;
+  outcome: Outcome;
+  /** Closed with RST (SO_LINGER {1,0}). */
+  reset: boolean;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export interface PhaseStats {
+  count: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  mean: number;
+}
+
+/** summary.json: what a machine reads. Integer microseconds for latencies. */
+export interface Summary {
+  schemaVersion: number;
+  status: RunStatus;
+  stopReason: string | null;
+  durationS: number;
+  transactions: {
+    attempted: number;
+    ok: number;
+    failed: number;
+    timedOut: number;
+    errors: Record<string, number>;
+  };
+  throughput: { tps: number; mibps: number };
+  latencyUs: { total: PhaseStats; connect: PhaseStats; exchange: PhaseStats; close: PhaseStats; exchanges: PhaseStats[] };
+  outliers: { thresholdUs: number; how: string; count: number; rate: number };
+  openLoop: null | {
+    rate: number;
+    lateStarts: number;
+    lateThresholdUs: number;
+    lateUs: { p50: number; p99: number; max: number };
+    missedStarts: number;
+  };
+  server: { connections: number; resets: number; errors: Record<string, number> } | null;
+  hdr: { unit: 'us'; total: string };
+  probes?: { skipped: { probe: string; reason: string }[] } & Record<string, unknown>;
+}
+
+export type RunStatus = 'running' | 'complete' | 'interrupted' | 'failed';

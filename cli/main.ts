@@ -1,0 +1,28 @@
+// sockspike command line: one module per subcommand, each exporting
+// register(program). User errors print one line and exit 2.
+import { Command, CommanderError } from 'commander';
+import { UserError } from '../lib/errors.ts';
+
+const program = new Command('sockspike')
+  .description('Reproduce, measure and explain TCP connection-per-transaction latency spikes')
+  .version('0.1.0')
+  .showHelpAfterError(false)
+  .exitOverride()
+  .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'sockspike: ')) });
+
+const commands = [] as Array<{ register: (p: Command) => void }>;
+for (const c of commands) c.register(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // help and version exit 0; parse errors were already printed by commander
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  }
+  if (err instanceof UserError) {
+    process.stderr.write(`sockspike: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  throw err;
+}

@@ -2,6 +2,9 @@
 // register(program). User errors print one line and exit 2.
 import { Command, CommanderError } from 'commander';
 import { UserError } from '../lib/errors.ts';
+import * as analyze from './analyze.ts';
+import * as exportCmd from './export.ts';
+import * as run from './run.ts';
 
 const program = new Command('sockspike')
   .description('Reproduce, measure and explain TCP connection-per-transaction latency spikes')
@@ -10,7 +13,7 @@ const program = new Command('sockspike')
   .exitOverride()
   .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'sockspike: ')) });
 
-const commands = [] as Array<{ register: (p: Command) => void }>;
+const commands: Array<{ register: (p: Command) => void }> = [run, analyze, exportCmd];
 for (const c of commands) c.register(program);
 
 try {

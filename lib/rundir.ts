@@ -1,3 +1,4 @@
+import { renameSync, writeFileSync } from 'node:fs';
 import type { RunConfig, RunStatus } from './types.ts';
 
 // The run directory: everything about one run, enough to rebuild the
@@ -42,6 +43,14 @@ export interface RunManifest {
   config: RunConfig;
   files: { transactions: string[]; server: string[] } & Record<string, unknown>;
   processes: ProcessRecord[];
+  /** What the client reported at its end (null: it never finished). */
+  workload: { firstStartNs: number; lastEndNs: number; missedStarts: number } | null;
   /** What the run could not do here (addon missing, ...), one line each. */
   notes: string[];
+}
+
+/** Write a JSON file atomically, so a reader never sees half of it. */
+export function writeJson(path: string, value: unknown): void {
+  writeFileSync(`${path}.tmp`, JSON.stringify(value, null, 2) + '\n');
+  renameSync(`${path}.tmp`, path);
 }

@@ -1,0 +1,121 @@
+import { encodeIntoCompressedBase64 } from 'hdr-histogram-js';
+import { OUTCOMES, OUTCOME_OK, OUTCOME_TIMEOUT, type Summary } from '../lib/types.ts';
+import { SCHEMA_VERSION, type RunManifest } from '../lib/rundir.ts';
+import { SRV_FLAG_RESET, TXN_FLAG_REUSED } from '../lib/records.ts';
+import { newHistogram, phaseStats, record } from './latency.ts';
+import type { ServerColumns, TxnColumns } from './read-run.ts';
+
+// summary.json from the records: accounting, throughput, latency per phase,
+// outliers. Latencies are of completed (ok) transactions, measured from the
+// intended start (coordinated omission: a late start counts against it).
+
+/** A start later than this behind its schedule counts as late (open loop). */
+export const LATE_START_US = 1000;
+
+/** Without --outlier: 10 x the median total latency, and never under 1 ms. */
+export function derivedThreshold(p50Us: number): { thresholdUs: number; how: string } {
+  const t = Math.max(1000, 10 * p50Us);
+  return { thresholdUs: t, how: t === 1000 ? '10 x the median latency, raised to the 1 ms floor' : '10 x the median latency' };
+}
+
+export const totalUs = (c: TxnColumns, i: number): number => c.lateUs[i] + c.endUs[i];
+
+export function summarize(m: RunManifest, c: TxnColumns, s: ServerColumns | null): Summary {
+  const E = c.exchanges;
+  const hTotal = newHistogram();
+  const hConnect = newHistogram();
+  const hExchange = newHistogram();
+  const hClose = newHistogram();
+  const hEach = Array.from({ length: E }, newHistogram);
+  const hLate = newHistogram();
+  const counts = new Float64Array(OUTCOMES.length);
+  let bytes = 0;
+  let lateStarts = 0;
+  let first = Infinity;
+  let last = -Infinity;
+  for (let i = 0; i < c.n; i++) {
+    const o = c.outcome[i];
+    counts[o < OUTCOMES.length ? o : OUTCOMES.length - 1]++;
+    const start = c.intendedNs[i] + c.lateUs[i] * 1e3;
+    if (c.intendedNs[i] < first) first = c.intendedNs[i];
+    const end = start + c.endUs[i] * 1e3;
+    if (end > last) last = end;
+    if (c.lateUs[i] > LATE_START_US) lateStarts++;
+    record(hLate, c.lateUs[i]);
+    if (o !== OUTCOME_OK) continue;
+    bytes += c.bytesIn[i] + c.bytesOut[i];
+    record(hTotal, totalUs(c, i));
+    const reused = (c.flags[i] & TXN_FLAG_REUSED) !== 0;
+    if (!reused) record(hConnect, c.connectUs[i]);
+    let prev = c.connectUs[i];
+    for (let e = 0; e < E; e++) {
+      const d = c.exchangeUs[e][i] - prev;
+      record(hEach[e], d);
+      record(hExchange, d);
+      prev = c.exchangeUs[e][i];
+    }
+    if (m.config.close !== 'keepalive') record(hClose, c.endUs[i] - prev);
+  }
+  const total = phaseStats(hTotal);
+  const { thresholdUs, how } =
+    m.config.outlierUs !== null ? { thresholdUs: m.config.outlierUs, how: 'given with --outlier' } : derivedThreshold(total.p50);
+  let outliers = 0;
+  for (let i = 0; i < c.n; i++) if (totalUs(c, i) > thresholdUs) outliers++;
+
+  const errors: Record<string, number> = {};
+  let failed = 0;
+  for (let k = 0; k < OUTCOMES.length; k++) {
+    if (k === OUTCOME_OK || counts[k] === 0) continue;
+    errors[OUTCOMES[k]] = counts[k];
+    if (k !== OUTCOME_TIMEOUT) failed += counts[k];
+  }
+  const durationS = c.n > 0 ? Math.max(1e-9, (last - first) / 1e9) : 0;
+  const ok = counts[OUTCOME_OK];
+  const summary: Summary = {
+    schemaVersion: SCHEMA_VERSION,
+    status: m.status,
+    stopReason: m.stopReason,
+    durationS: round(durationS, 3),
+    transactions: { attempted: c.n, ok, failed, timedOut: counts[OUTCOME_TIMEOUT], errors },
+    throughput: {
+      tps: durationS > 0 ? round(ok / durationS, 1) : 0,
+      mibps: durationS > 0 ? round(bytes / durationS / 1048576, 3) : 0,
+    },
+    latencyUs: {
+      total,
+      connect: phaseStats(hConnect),
+      exchange: phaseStats(hExchange),
+      close: phaseStats(hClose),
+      exchanges: hEach.map(phaseStats),
+    },
+    outliers: { thresholdUs, how, count: outliers, rate: c.n > 0 ? outliers / c.n : 0 },
+    openLoop:
+      m.config.rate === null
+        ? null
+        : {
+            rate: m.config.rate,
+            lateStarts,
+            lateThresholdUs: LATE_START_US,
+            lateUs: { p50: hLate.getValueAtPercentile(50), p99: hLate.getValueAtPercentile(99), max: hLate.maxValue },
+            missedStarts: m.workload?.missedStarts ?? 0,
+          },
+    server: s === null ? null : serverSummary(s),
+    hdr: { unit: 'us', total: encodeIntoCompressedBase64(hTotal) },
+  };
+  return summary;
+}
+
+function serverSummary(s: ServerColumns): NonNullable<Summary['server']> {
+  const errors: Record<string, number> = {};
+  let resets = 0;
+  for (let i = 0; i < s.n; i++) {
+    if ((s.flags[i] & SRV_FLAG_RESET) !== 0) resets++;
+    if (s.outcome[i] !== OUTCOME_OK) {
+      const k = OUTCOMES[s.outcome[i]] ?? 'EOTHER';
+      errors[k] = (errors[k] ?? 0) + 1;
+    }
+  }
+  return { connections: s.n, resets, errors };
+}
+
+const round = (v: number, digits: number): number => Math.round(v * 10 ** digits) / 10 ** digits;

@@ -1,0 +1,20 @@
+import type { Command } from 'commander';
+import { parseDurationNs } from '../lib/duration.ts';
+import { analyzeRun } from '../analysis/analyze-run.ts';
+import { writeReport } from '../reports/run-report.ts';
+
+export function register(program: Command): void {
+  program
+    .command('analyze')
+    .description('rebuild summary.json and report.md of a run directory from its files alone')
+    .argument('<dir>', 'run directory')
+    .option('--outlier <d>', 'outlier threshold, e.g. 100ms (default: the run\'s own)')
+    .option('--json', 'print summary.json on stdout')
+    .action((dir: string, o: { outlier?: string; json?: boolean }) => {
+      const outlierUs = o.outlier === undefined ? undefined : Math.round(parseDurationNs(o.outlier, '--outlier', 'ms') / 1e3);
+      const summary = analyzeRun(dir, { outlierUs });
+      writeReport(dir);
+      if (o.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+      else process.stdout.write(`report: ${dir}/report.md\n`);
+    });
+}

@@ -1,0 +1,79 @@
+import { Command, Option } from 'commander';
+import { formatUs } from '../lib/duration.ts';
+import { shellJoin } from '../lib/shell.ts';
+import { DEFAULTS, resolveConfig, type RunOptions } from '../harness/config.ts';
+import { runWorkload } from '../harness/run.ts';
+import { writeReport } from '../reports/run-report.ts';
+
+// sockspike run: one workload run into a run directory, with its report.
+
+export function register(program: Command): void {
+  program
+    .command('run')
+    .description('run the connection-per-transaction workload (built-in server and client) and write a report')
+    .option('--transactions <n>', 'stop after N transactions (with --duration: whichever comes first)')
+    .option('--duration <d>', `stop after this long; a bare number is seconds (default ${DEFAULTS.duration} when neither limit is given)`)
+    .option('--concurrency <c>', 'closed loop: concurrent clients', DEFAULTS.concurrency)
+    .option('--request-bytes <q>', 'bytes the client writes per exchange', DEFAULTS.requestBytes)
+    .option('--response-bytes <r>', 'bytes the server answers per exchange', DEFAULTS.responseBytes)
+    .option('--exchanges <e>', 'request/response exchanges per transaction', DEFAULTS.exchanges)
+    .option('--think-time <d>', 'closed loop: pause between a transaction and the next', DEFAULTS.thinkTime)
+    .option('--rate <r>', 'open loop: start R transactions per second regardless of completions')
+    .addOption(new Option('--arrivals <kind>', 'open loop: spacing of starts').choices(['uniform', 'poisson']).default(DEFAULTS.arrivals))
+    .option('--max-inflight <n>', 'open loop: most transactions in flight at once', DEFAULTS.maxInflight)
+    .option('--close <variant>', 'client-fin | server-fin | client-rst | server-rst | linger:N | keepalive', DEFAULTS.close)
+    .option('--per-connection <k>', 'keepalive: transactions per connection', DEFAULTS.perConnection)
+    .option('--backlog <n>', 'listen backlog of the built-in server', DEFAULTS.backlog)
+    .addOption(new Option('--nodelay <on|off>', 'TCP_NODELAY on both sides').choices(['on', 'off']).default(DEFAULTS.nodelay))
+    .option('--split-writes <k>', 'write each request in K writes (the Nagle / delayed-ACK trap)', DEFAULTS.splitWrites)
+    .option('--accept-delay <d>', 'the server waits this long before each accept (a slow accept loop)', DEFAULTS.acceptDelay)
+    .option('--host <addr>', 'loopback address to listen on and connect to', DEFAULTS.host)
+    .option('--port <p>', 'server port (default: a free one)')
+    .option('--connect-timeout <d>', 'give up on a connect after this long (recorded as timeout)', DEFAULTS.connectTimeout)
+    .option('--io-timeout <d>', 'give up on an answer after this long (recorded as timeout)', DEFAULTS.ioTimeout)
+    .option('--outlier <d>', 'outlier threshold, e.g. 100ms (default: derived from the distribution)')
+    .option('--probe-interval <d>', 'system sampling interval (>= 10ms)', DEFAULTS.probeInterval)
+    .option('--seed <n>', 'seed for poisson arrivals', DEFAULTS.seed)
+    .option('--out <dir>', 'run directory (default: runs/<timestamp>-<close>)')
+    .option('--json', 'print summary.json on stdout instead of the short text summary')
+    .option('--no-progress', 'no progress line, even on a terminal')
+    .action(async (o: RunOptions & { out?: string; json?: boolean; progress: boolean }) => {
+      const config = resolveConfig(o);
+      const args = process.argv.slice(2);
+      const result = await runWorkload({
+        config,
+        out: o.out,
+        argv: process.argv.slice(1),
+        reproduce: shellJoin(['sockspike', ...withoutOut(args)]),
+        progress: o.progress && !o.json,
+      });
+      writeReport(result.dir);
+      const s = result.summary;
+      if (o.json) process.stdout.write(JSON.stringify(s, null, 2) + '\n');
+      else {
+        const t = s.transactions;
+        const L = s.latencyUs.total;
+        process.stdout.write(
+          `${t.attempted} transactions (${t.ok} ok, ${t.failed} failed, ${t.timedOut} timed out), ${s.throughput.tps.toFixed(0)}/s; ` +
+            (L.count > 0 ? `p50 ${formatUs(L.p50)} p99 ${formatUs(L.p99)} max ${formatUs(L.max)}; ` : '') +
+            `${s.outliers.count} outliers > ${formatUs(s.outliers.thresholdUs)}\n` +
+            `report: ${result.dir}/report.md\n`,
+        );
+      }
+      if (result.manifest.status === 'interrupted') process.exitCode = 130;
+      else if (result.manifest.status === 'failed') {
+        process.stderr.write(`sockspike: ${result.manifest.stopReason}\n`);
+        process.exitCode = 1;
+      }
+    });
+}
+
+/** The reproducing command leaves out where this run's files went. */
+function withoutOut(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--out') i++;
+    else if (!args[i].startsWith('--out=')) out.push(args[i]);
+  }
+  return out;
+}

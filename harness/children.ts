@@ -1,0 +1,50 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { openSync, closeSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { FromChild, ToChild } from './messages.ts';
+
+// Start the harness's own child processes (client, server) with the tsx
+// loader, their output captured in a log file of the run directory.
+
+const TSX = import.meta.resolve('tsx');
+
+export interface Child {
+  proc: ChildProcess;
+  role: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  send(m: ToChild): void;
+}
+
+export function startChild(role: string, entry: string, logPath: string, onMessage: (m: FromChild) => void): Child {
+  const log = openSync(logPath, 'a');
+  const proc = fork(fileURLToPath(new URL(entry, import.meta.url)), [], {
+    execArgv: [`--import=${TSX}`],
+    stdio: ['ignore', log, log, 'ipc'],
+    serialization: 'json',
+  });
+  closeSync(log);
+  proc.on('message', (m) => onMessage(m as FromChild));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return {
+    proc,
+    role,
+    exited,
+    send(m: ToChild) {
+      if (proc.connected) proc.send(m);
+    },
+  };
+}
+
+/** Wait for a child that was asked to stop; SIGKILL it after the grace period. */
+export async function endChild(c: Child, graceMs: number): Promise<void> {
+  if (c.proc.exitCode !== null || c.proc.signalCode !== null) return;
+  const timer = setTimeout(() => c.proc.kill('SIGKILL'), graceMs);
+  await c.exited;
+  clearTimeout(timer);
+}
+
+export function exitText(e: { code: number | null; signal: NodeJS.Signals | null }): number | string {
+  return e.signal ?? e.code ?? 'unknown';
+}

@@ -1,0 +1,245 @@
+// The client process: runs the workload's transactions, records each one,
+// and never shares its event loop with the server. Started by the run over
+// IPC (messages.ts); exits when done or told to stop.
+import { join } from 'node:path';
+import { build } from 'hdr-histogram-js';
+import { runClock } from '../lib/clock.ts';
+import { OUTCOME_OK, OUTCOME_TIMEOUT, type RunConfig } from '../lib/types.ts';
+import { arrivals } from './arrivals.ts';
+import { Worker, type WorkerHost } from './client-worker.ts';
+import type { DoneMessage, FromChild, StartMessage, ToChild } from './messages.ts';
+import { TxnRecorder } from './txn-recorder.ts';
+import { nativeUnavailable } from './native.ts';
+import { stopSelfMonitor, startSelfMonitorIfAvailable } from './self-monitor-hook.ts';
+
+const STOP_GRACE_NS = 2e9;
+
+class Client implements WorkerHost {
+  readonly config: RunConfig;
+  readonly now: () => number;
+  stopping = false;
+  private stopAtNs = Infinity;
+  private abortAtNs = Infinity;
+  private seq = 0;
+  private started = 0;
+  private ok = 0;
+  private failed = 0;
+  private timedOut = 0;
+  private inflight = 0;
+  private missedStarts = 0;
+  private firstStartNs = NaN;
+  private lastEndNs = NaN;
+  private readonly workers: Worker[] = [];
+  private readonly idle: Worker[] = [];
+  private readonly recorder: TxnRecorder;
+  private readonly window = build({ bitBucketSize: 32, numberOfSignificantValueDigits: 2, useWebAssembly: false });
+  private nextIntendedNs = 0;
+  private gap: () => number = () => 0;
+  private openTimer: NodeJS.Timeout | null = null;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private progressTimer: NodeJS.Timeout | null = null;
+  private endTimer: NodeJS.Timeout | null = null;
+  private finishedResolve: () => void = () => {};
+  readonly finishedAll = new Promise<void>((r) => (this.finishedResolve = r));
+
+  constructor(private readonly msg: StartMessage) {
+    this.config = msg.config;
+    this.now = runClock(BigInt(msg.t0));
+    this.recorder = new TxnRecorder(join(msg.runDir, msg.file), this.config.exchanges);
+    const n = this.config.rate === null ? this.config.concurrency : this.config.maxInflight;
+    for (let i = 0; i < n; i++) this.workers.push(new Worker(i, this));
+    this.idle.push(...[...this.workers].reverse());
+  }
+
+  nextSeq(): number {
+    return this.seq++;
+  }
+
+  start(): void {
+    const cfg = this.config;
+    const t = this.now();
+    if (cfg.durationNs !== null) {
+      this.stopAtNs = t + cfg.durationNs;
+      this.endTimer = setTimeout(() => this.noMoreStarts(), cfg.durationNs / 1e6 + 1);
+    }
+    const sweepMs = Math.max(1, Math.min(50, Math.min(cfg.connectTimeoutNs, cfg.ioTimeoutNs) / 1e6 / 20));
+    this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
+    if (this.msg.progress) this.progressTimer = setInterval(() => this.progress(), 500);
+    if (cfg.rate === null) {
+      for (let i = 0; i < cfg.concurrency && this.mayStart(); i++) this.launch(this.idle.pop()!, this.now());
+    } else {
+      this.gap = arrivals(cfg.arrivals, cfg.rate, cfg.seed);
+      this.nextIntendedNs = t;
+      this.tick();
+    }
+    this.checkDone();
+  }
+
+  private mayStart(): boolean {
+    if (this.stopping) return false;
+    if (this.config.transactions !== null && this.started >= this.config.transactions) return false;
+    return this.now() < this.stopAtNs;
+  }
+
+  private launch(w: Worker, intendedNs: number): void {
+    this.started++;
+    this.inflight++;
+    if (Number.isNaN(this.firstStartNs)) this.firstStartNs = intendedNs;
+    w.begin(intendedNs);
+  }
+
+  /** Open loop: start every transaction that is due and has a free worker. */
+  private tick(): void {
+    this.openTimer = null;
+    let now = this.now();
+    while (this.nextIntendedNs <= now && this.idle.length > 0) {
+      if (!this.mayStartAt(this.nextIntendedNs)) return this.noMoreStarts();
+      this.launch(this.idle.pop()!, this.nextIntendedNs);
+      this.nextIntendedNs += this.gap();
+      now = this.now();
+    }
+    if (!this.mayStartAt(this.nextIntendedNs)) return this.noMoreStarts();
+    // Due but no free worker: finished() calls tick() again, and the start
+    // will be late by however long the workers stayed busy.
+    if (this.nextIntendedNs > now) {
+      this.openTimer = setTimeout(() => this.tick(), Math.max(0, (this.nextIntendedNs - now) / 1e6 - 0.5));
+    }
+  }
+
+  private mayStartAt(intendedNs: number): boolean {
+    if (this.stopping) return false;
+    if (this.config.transactions !== null && this.started >= this.config.transactions) return false;
+    return intendedNs < this.stopAtNs;
+  }
+
+  finished(w: Worker): void {
+    this.inflight--;
+    if (w.outcome === OUTCOME_OK) {
+      this.ok++;
+      const us = (w.endNs - w.intendedNs) / 1e3;
+      this.window.recordValue(us < 1 ? 1 : us);
+    } else if (w.outcome === OUTCOME_TIMEOUT) this.timedOut++;
+    else this.failed++;
+    if (!(w.endNs <= this.lastEndNs)) this.lastEndNs = w.endNs;
+    this.recorder.record(w);
+    if (this.config.rate !== null) {
+      this.idle.push(w);
+      if (this.openTimer === null && !this.stopping) this.tick();
+    } else if (this.mayStart()) {
+      const think = this.config.thinkTimeNs;
+      if (think > 0) {
+        this.inflight++; // a worker thinking still holds its slot
+        setTimeout(() => {
+          this.inflight--;
+          if (this.mayStart()) this.launch(w, this.now());
+          else this.idle.push(w), this.checkDone();
+        }, think / 1e6);
+      } else this.launch(w, this.now());
+    } else this.idle.push(w);
+    this.checkDone();
+  }
+
+  private sweep(): void {
+    const now = this.now();
+    for (const w of this.workers) w.expire(now);
+    if (now >= this.abortAtNs) for (const w of this.workers) w.abort();
+  }
+
+  private progress(): void {
+    const m: FromChild = {
+      type: 'progress',
+      attempted: this.recorder.count,
+      ok: this.ok,
+      failed: this.failed,
+      timedOut: this.timedOut,
+      inflight: this.inflight,
+      p99Us: this.window.totalCount > 0 ? this.window.getValueAtPercentile(99) : 0,
+    };
+    this.window.reset();
+    process.send?.(m);
+  }
+
+  /** No more transactions start; those in flight run to their end. */
+  noMoreStarts(): void {
+    if (this.stopAtNs > this.now()) this.stopAtNs = this.now();
+    if (this.config.rate !== null && this.openTimer !== null) {
+      clearTimeout(this.openTimer);
+      this.openTimer = null;
+    }
+    if (this.config.rate !== null) {
+      // intended starts that fell due before the end but never got a worker
+      const end = Math.min(this.stopAtNs, this.now());
+      while (this.nextIntendedNs < end && (this.config.transactions === null || this.started + this.missedStarts < this.config.transactions)) {
+        this.missedStarts++;
+        this.nextIntendedNs += this.gap();
+      }
+      this.nextIntendedNs = Infinity;
+    }
+    this.checkDone();
+  }
+
+  /** Stop now: in-flight transactions get a short grace, then are recorded as stopped. */
+  stop(): void {
+    if (!this.stopping) {
+      this.stopping = true;
+      this.noMoreStarts();
+      this.abortAtNs = this.now() + STOP_GRACE_NS;
+    }
+    this.checkDone();
+  }
+
+  private checkDone(): void {
+    if (this.inflight > 0) return;
+    if (!this.stopping && this.mayStart() && this.config.rate === null) return;
+    if (!this.stopping && this.config.rate !== null && this.nextIntendedNs !== Infinity && this.mayStartAt(this.nextIntendedNs)) return;
+    this.finishedResolve();
+  }
+
+  close(): DoneMessage {
+    for (const w of this.workers) w.abort(); // close kept-alive connections
+    for (const t of [this.openTimer, this.endTimer]) if (t) clearTimeout(t);
+    for (const t of [this.sweepTimer, this.progressTimer]) if (t) clearInterval(t);
+    if (this.msg.progress) this.progress();
+    this.recorder.close();
+    const notes: string[] = [];
+    if (nativeUnavailable !== null) notes.push(`TCP_INFO not recorded: ${nativeUnavailable}`);
+    return {
+      type: 'done',
+      attempted: this.recorder.count,
+      ok: this.ok,
+      failed: this.failed,
+      timedOut: this.timedOut,
+      missedStarts: this.missedStarts,
+      firstStartNs: this.firstStartNs,
+      lastEndNs: this.lastEndNs,
+      notes,
+    };
+  }
+}
+
+let client: Client | null = null;
+let closed = false;
+
+process.on('SIGINT', () => {}); // the run decides when its children stop
+process.on('disconnect', () => {
+  if (closed) return;
+  // the run went away: keep what was recorded, then leave
+  closed = true;
+  client?.close();
+  stopSelfMonitor();
+  process.exit(1);
+});
+process.on('message', (m: ToChild) => {
+  if (m.type === 'start' && client === null) {
+    const c = (client = new Client(m));
+    startSelfMonitorIfAvailable(m.runDir, 'client', BigInt(m.t0), m.config.probeIntervalNs);
+    c.finishedAll.then(() => {
+      if (closed) return;
+      closed = true;
+      const done = c.close();
+      stopSelfMonitor();
+      process.send?.(done, () => process.disconnect());
+    });
+    c.start();
+  } else if (m.type === 'stop') client?.stop();
+});

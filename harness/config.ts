@@ -1,0 +1,132 @@
+import { isIP } from 'node:net';
+import { parseDurationNs } from '../lib/duration.ts';
+import { UserError } from '../lib/errors.ts';
+import { CLOSE_MODES, type CloseMode, type RunConfig } from '../lib/types.ts';
+
+// From the command line's strings to a validated RunConfig. Every bound is
+// here, so a bad value fails before anything starts.
+
+export interface RunOptions {
+  transactions?: string;
+  duration?: string;
+  concurrency: string;
+  requestBytes: string;
+  responseBytes: string;
+  exchanges: string;
+  thinkTime: string;
+  host: string;
+  port?: string;
+  connectTimeout: string;
+  ioTimeout: string;
+  rate?: string;
+  arrivals: string;
+  maxInflight: string;
+  close: string;
+  perConnection: string;
+  backlog: string;
+  nodelay: string;
+  splitWrites: string;
+  acceptDelay: string;
+  outlier?: string;
+  probeInterval: string;
+  seed: string;
+}
+
+export const DEFAULTS = {
+  duration: '10s',
+  concurrency: '1',
+  requestBytes: '3000',
+  responseBytes: '3000',
+  exchanges: '2',
+  thinkTime: '0',
+  host: '127.0.0.1',
+  connectTimeout: '10s',
+  ioTimeout: '10s',
+  arrivals: 'uniform',
+  maxInflight: '256',
+  close: 'client-fin',
+  perConnection: '100',
+  backlog: '128',
+  nodelay: 'off',
+  splitWrites: '1',
+  acceptDelay: '0',
+  probeInterval: '20ms',
+  seed: '1',
+} as const;
+
+const MAX_TIMEOUT_NS = 300e9;
+
+export function int(text: string, flag: string, min: number, max: number): number {
+  if (!/^\d+$/.test(text.trim())) throw new UserError(`${flag}: "${text}" is not a whole number`);
+  const n = Number(text);
+  if (n < min || n > max) throw new UserError(`${flag}: ${n} is out of range (${min}..${max})`);
+  return n;
+}
+
+function duration(text: string, flag: string, bare: 's' | 'ms', minNs: number, maxNs: number): number {
+  const ns = parseDurationNs(text, flag, bare);
+  if (ns < minNs || ns > maxNs) throw new UserError(`${flag}: ${text} is out of range`);
+  return ns;
+}
+
+export function parseClose(text: string): { close: CloseMode; lingerSeconds: number } {
+  const m = /^linger:(\d+)$/.exec(text);
+  if (m) return { close: 'linger', lingerSeconds: int(m[1], '--close linger:N', 0, 3600) };
+  if (text === 'linger') throw new UserError('--close linger needs a timeout: linger:N (seconds)');
+  if (!(CLOSE_MODES as readonly string[]).includes(text))
+    throw new UserError(
+      `--close: unknown variant "${text}" (one of client-fin, server-fin, client-rst, server-rst, linger:N, keepalive)`,
+    );
+  return { close: text as CloseMode, lingerSeconds: 0 };
+}
+
+/** Loopback only: a load generator must not flood another host by a typo. */
+export function checkLoopback(host: string): void {
+  const loop = host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+  if (!loop) throw new UserError(`--host ${host}: only loopback addresses (127.0.0.0/8, ::1) are allowed`);
+}
+
+export function resolveConfig(o: RunOptions): RunConfig {
+  const noLimit = o.transactions === undefined && o.duration === undefined;
+  const transactions = o.transactions === undefined ? null : int(o.transactions, '--transactions', 1, 1e9);
+  const durationText = o.duration ?? (noLimit ? DEFAULTS.duration : undefined);
+  const durationNs = durationText === undefined ? null : duration(durationText, '--duration', 's', 1e6, 7 * 86400e9);
+  const close = parseClose(o.close);
+  const rate = o.rate === undefined ? null : Number(o.rate);
+  if (rate !== null && !(Number.isFinite(rate) && rate > 0 && rate <= 1e6))
+    throw new UserError(`--rate: "${o.rate}" must be a number of transactions per second in (0, 1000000]`);
+  if (o.arrivals !== 'uniform' && o.arrivals !== 'poisson')
+    throw new UserError(`--arrivals: "${o.arrivals}" must be uniform or poisson`);
+  if (o.nodelay !== 'on' && o.nodelay !== 'off') throw new UserError(`--nodelay: "${o.nodelay}" must be on or off`);
+  checkLoopback(o.host);
+  const requestBytes = int(o.requestBytes, '--request-bytes', 1, 64 << 20);
+  const splitWrites = int(o.splitWrites, '--split-writes', 1, 1024);
+  if (splitWrites > requestBytes) throw new UserError(`--split-writes ${splitWrites} exceeds --request-bytes ${requestBytes}`);
+  const cfg: RunConfig = {
+    host: o.host === 'localhost' ? '127.0.0.1' : o.host,
+    port: o.port === undefined ? 0 : int(o.port, '--port', 1, 65535),
+    transactions,
+    durationNs,
+    concurrency: int(o.concurrency, '--concurrency', 1, 10000),
+    requestBytes,
+    responseBytes: int(o.responseBytes, '--response-bytes', 1, 64 << 20),
+    exchanges: int(o.exchanges, '--exchanges', 1, 1000),
+    thinkTimeNs: duration(o.thinkTime, '--think-time', 'ms', 0, 3600e9),
+    connectTimeoutNs: duration(o.connectTimeout, '--connect-timeout', 'ms', 1e6, MAX_TIMEOUT_NS),
+    ioTimeoutNs: duration(o.ioTimeout, '--io-timeout', 'ms', 1e6, MAX_TIMEOUT_NS),
+    rate,
+    arrivals: o.arrivals,
+    maxInflight: int(o.maxInflight, '--max-inflight', 1, 10000),
+    close: close.close,
+    lingerSeconds: close.lingerSeconds,
+    perConnection: int(o.perConnection, '--per-connection', 1, 1e9),
+    backlog: int(o.backlog, '--backlog', 0, 65535),
+    nodelay: o.nodelay === 'on',
+    splitWrites,
+    acceptDelayNs: duration(o.acceptDelay, '--accept-delay', 'ms', 0, 60e9),
+    outlierUs: o.outlier === undefined ? null : Math.round(duration(o.outlier, '--outlier', 'ms', 1e3, 3600e9) / 1e3),
+    probeIntervalNs: duration(o.probeInterval, '--probe-interval', 'ms', 10e6, 60e9),
+    seed: int(o.seed, '--seed', 0, 2 ** 31),
+  };
+  return cfg;
+}

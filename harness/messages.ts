@@ -1,0 +1,63 @@
+import type { RunConfig } from '../lib/types.ts';
+
+// IPC between the run (parent) and its client and server processes.
+
+export interface StartMessage {
+  type: 'start';
+  config: RunConfig;
+  /** CLOCK_MONOTONIC ns at the run's start, as a decimal string. */
+  t0: string;
+  runDir: string;
+  /** File this process records into (relative to runDir). */
+  file: string;
+  /** Send progress messages (the parent shows them on a terminal). */
+  progress: boolean;
+}
+
+export interface StopMessage {
+  type: 'stop';
+  reason: string;
+}
+
+export type ToChild = StartMessage | StopMessage;
+
+export interface ListeningMessage {
+  type: 'listening';
+  port: number;
+  /** fd of the listening socket in the server process (for the listen-queue probe). */
+  fd: number;
+  notes: string[];
+}
+
+export interface ProgressMessage {
+  type: 'progress';
+  attempted: number;
+  ok: number;
+  failed: number;
+  timedOut: number;
+  inflight: number;
+  p99Us: number;
+}
+
+export interface DoneMessage {
+  type: 'done';
+  attempted: number;
+  ok: number;
+  failed: number;
+  timedOut: number;
+  /** Open loop: intended starts that never began before the run ended. */
+  missedStarts: number;
+  /** ns since t0 of the first start and of the last end. */
+  firstStartNs: number;
+  lastEndNs: number;
+  notes: string[];
+}
+
+export interface FailedMessage {
+  type: 'failed';
+  /** One line for the user. */
+  message: string;
+  code?: string;
+}
+
+export type FromChild = ListeningMessage | ProgressMessage | DoneMessage | FailedMessage;

@@ -1,0 +1,19 @@
+import { accessSync, constants, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { UserError, errnoCode } from '../lib/errors.ts';
+import { FILES, writeJson, type RunManifest } from '../lib/rundir.ts';
+
+/** Create the run directory (default: runs/<timestamp>-<label>) or fail with one line. */
+export function makeRunDir(out: string | undefined, label: string): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  const dir = resolve(out ?? join('runs', `${stamp}-${label}`));
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    throw new UserError(`cannot write the run directory ${dir} (${errnoCode(err) ?? String(err)}): choose another --out`);
+  }
+  return dir;
+}
+
+export const writeManifest = (dir: string, m: RunManifest): void => writeJson(join(dir, FILES.manifest), m);

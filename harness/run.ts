@@ -1,0 +1,164 @@
+// Orchestration of one run: run directory, server, probes, client, stop on
+// any path (done, Ctrl-C, SIGTERM, a dying server), then summary and report.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { monoNs } from '../lib/clock.ts';
+import { UserError } from '../lib/errors.ts';
+import { FILES, SCHEMA_VERSION, type RunManifest } from '../lib/rundir.ts';
+import type { RunConfig, Summary } from '../lib/types.ts';
+import { analyzeRun } from '../analysis/analyze-run.ts';
+import { endChild, exitText, startChild, type Child } from './children.ts';
+import type { DoneMessage, FromChild, ListeningMessage } from './messages.ts';
+import { makeRunDir, writeManifest } from './run-dir.ts';
+import { Progress } from './progress.ts';
+
+export interface RunRequest {
+  config: RunConfig;
+  out?: string;
+  /** The command line as typed and a command that reproduces the run. */
+  argv: string[];
+  reproduce: string;
+  progress: boolean;
+}
+
+export interface RunResult {
+  dir: string;
+  summary: Summary;
+  manifest: RunManifest;
+}
+
+const LISTEN_TIMEOUT_MS = 20_000;
+
+export async function runWorkload(req: RunRequest): Promise<RunResult> {
+  const cfg = req.config;
+  const dir = makeRunDir(req.out, cfg.close);
+  const t0 = monoNs();
+  const manifest: RunManifest = {
+    schemaVersion: SCHEMA_VERSION,
+    tool: 'sockspike',
+    version: '0.1.0',
+    argv: req.argv,
+    reproduce: req.reproduce,
+    startedAt: new Date().toISOString(),
+    t0Ns: t0.toString(),
+    wallMsAtT0: Date.now(),
+    endNs: null,
+    status: 'running',
+    stopReason: null,
+    config: cfg,
+    files: { transactions: [FILES.transactions], server: [FILES.server] },
+    processes: [],
+    workload: null,
+    notes: [],
+  };
+  writeManifest(dir, manifest);
+  writeFileSync(join(dir, FILES.command), req.reproduce + '\n');
+
+  const progress = new Progress(req.progress);
+  let stopReason: string | null = null;
+  let status: RunManifest['status'] = 'complete';
+  let client: Child | null = null;
+  let done: DoneMessage | null = null;
+  let listening: ListeningMessage | null = null;
+  let serverFailure: string | null = null;
+  let wake: () => void = () => {};
+  const changed = (): void => wake();
+
+  const server = startChild('server', './server.ts', join(dir, FILES.serverLog), (m: FromChild) => {
+    if (m.type === 'listening') listening = m;
+    else if (m.type === 'failed') serverFailure = m.message;
+    changed();
+  });
+  manifest.processes.push({ role: 'server', pid: server.proc.pid ?? -1, exit: null });
+  writeManifest(dir, manifest);
+
+  const stop = (reason: string, how: RunManifest['status']): void => {
+    if (stopReason !== null) return;
+    stopReason = reason;
+    status = how;
+    client?.send({ type: 'stop', reason });
+    changed();
+  };
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (++signals > 1) {
+      // asked twice: stop waiting on anyone
+      client?.proc.kill('SIGKILL');
+      server.proc.kill('SIGKILL');
+      return;
+    }
+    progress.line(`${sig}: stopping (in-flight transactions get 2 s), then writing the report`);
+    stop(`interrupted by ${sig}`, 'interrupted');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let serverExit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+  void server.exited.then((e) => {
+    serverExit = e;
+    if (client !== null && done === null) stop(`the server exited unexpectedly (${exitText(e)})`, 'failed');
+    changed();
+  });
+
+  try {
+    server.send({ type: 'start', config: cfg, t0: t0.toString(), runDir: dir, file: FILES.server, progress: false });
+    const deadline = Date.now() + LISTEN_TIMEOUT_MS;
+    while (listening === null && serverFailure === null && serverExit === null && stopReason === null && Date.now() < deadline) {
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, 100);
+      });
+    }
+    const ready = listening as ListeningMessage | null;
+    if (ready === null) {
+      const why =
+        serverFailure ??
+        (serverExit !== null ? `the server exited before listening (${exitText(serverExit)}); see ${join(dir, FILES.serverLog)}` : stopReason ?? 'the server did not listen within 20 s');
+      manifest.status = 'failed';
+      manifest.stopReason = why;
+      writeManifest(dir, manifest);
+      throw new UserError(why);
+    }
+    cfg.port = ready.port;
+    manifest.notes.push(...ready.notes);
+    writeManifest(dir, manifest);
+
+    client = startChild('client', './client.ts', join(dir, FILES.clientLog), (m: FromChild) => {
+      if (m.type === 'progress') progress.update(m);
+      else if (m.type === 'done') done = m;
+      changed();
+    });
+    manifest.processes.push({ role: 'client', pid: client.proc.pid ?? -1, exit: null });
+    writeManifest(dir, manifest);
+    client.send({ type: 'start', config: cfg, t0: t0.toString(), runDir: dir, file: FILES.transactions, progress: req.progress });
+    if (stopReason !== null) client.send({ type: 'stop', reason: stopReason });
+    const clientExit = await client.exited;
+    manifest.processes[1].exit = exitText(clientExit);
+    if (done === null && stopReason === null) {
+      stopReason = `the client exited unexpectedly (${exitText(clientExit)}); see ${join(dir, FILES.clientLog)}`;
+      status = 'failed';
+    }
+  } finally {
+    server.send({ type: 'stop', reason: stopReason ?? 'done' });
+    await endChild(server, 5000);
+    manifest.processes[0].exit = exitText(await server.exited);
+    if (client !== null) {
+      client.send({ type: 'stop', reason: 'run ended' });
+      await endChild(client, 5000);
+    }
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    progress.end();
+  }
+
+  const d = done as DoneMessage | null;
+  manifest.endNs = d !== null && Number.isFinite(d.lastEndNs) ? d.lastEndNs : Number(monoNs() - t0);
+  manifest.status = status;
+  manifest.stopReason = stopReason;
+  if (d !== null) {
+    manifest.notes.push(...d.notes);
+    manifest.workload = { firstStartNs: d.firstStartNs, lastEndNs: d.lastEndNs, missedStarts: d.missedStarts };
+  }
+  writeManifest(dir, manifest);
+  const summary = analyzeRun(dir);
+  return { dir, summary, manifest };
+}

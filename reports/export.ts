@@ -1,0 +1,105 @@
+import type { Writable } from 'node:stream';
+import { OUTCOMES } from '../lib/types.ts';
+import { TXN_FLAG_REUSED, TXN_FLAG_TCPINFO, SRV_FLAG_RESET } from '../lib/records.ts';
+import type { ServerColumns, TxnColumns } from '../analysis/read-run.ts';
+
+// Records as CSV or NDJSON for other tools: one row per record, every
+// recorded field, times in ns since t0 (run.json t0Ns) or in us as named.
+
+export type ExportFormat = 'csv' | 'ndjson';
+type Cell = number | string | boolean | null;
+
+export function transactionColumns(exchanges: number): string[] {
+  return [
+    'seq',
+    'intended_ns',
+    'start_ns',
+    'late_us',
+    'connect_us',
+    ...Array.from({ length: exchanges }, (_, e) => `exchange${e + 1}_us`),
+    'end_us',
+    'total_us',
+    'outcome',
+    'local_port',
+    'worker',
+    'reused',
+    'bytes_out',
+    'bytes_in',
+    'tcpi_valid',
+    'tcpi_state',
+    'tcpi_retransmits',
+    'tcpi_total_retrans',
+    'tcpi_rtt_us',
+    'tcpi_rto_us',
+  ];
+}
+
+const num = (v: number): number | null => (Number.isNaN(v) ? null : v);
+
+function transactionRow(c: TxnColumns, i: number): Cell[] {
+  return [
+    i,
+    c.intendedNs[i],
+    Math.round(c.intendedNs[i] + c.lateUs[i] * 1e3),
+    c.lateUs[i],
+    num(c.connectUs[i]),
+    ...c.exchangeUs.map((a) => num(a[i])),
+    c.endUs[i],
+    c.lateUs[i] + c.endUs[i],
+    OUTCOMES[c.outcome[i]] ?? 'EOTHER',
+    c.localPort[i],
+    c.worker[i],
+    (c.flags[i] & TXN_FLAG_REUSED) !== 0,
+    c.bytesOut[i],
+    c.bytesIn[i],
+    (c.flags[i] & TXN_FLAG_TCPINFO) !== 0,
+    c.tcpiState[i],
+    c.tcpiRetransmits[i],
+    c.tcpiTotalRetrans[i],
+    c.tcpiRttUs[i],
+    c.tcpiRtoUs[i],
+  ];
+}
+
+export const SERVER_COLUMNS = ['accept_ns', 'close_us', 'client_port', 'outcome', 'reset', 'bytes_in', 'bytes_out'];
+
+function serverRow(s: ServerColumns, i: number): Cell[] {
+  return [
+    s.acceptNs[i],
+    num(s.closeUs[i]),
+    s.clientPort[i],
+    OUTCOMES[s.outcome[i]] ?? 'EOTHER',
+    (s.flags[i] & SRV_FLAG_RESET) !== 0,
+    s.bytesIn[i],
+    s.bytesOut[i],
+  ];
+}
+
+const csvCell = (v: Cell): string => (v === null ? '' : typeof v === 'string' && /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : String(v));
+
+/** Write rows in chunks, honouring backpressure, so a million rows stream in bounded memory. */
+async function writeRows(out: Writable, format: ExportFormat, names: string[], n: number, rowAt: (i: number) => Cell[]): Promise<void> {
+  let chunk = format === 'csv' ? names.join(',') + '\n' : '';
+  for (let i = 0; i < n; i++) {
+    const r = rowAt(i);
+    if (format === 'csv') chunk += r.map(csvCell).join(',') + '\n';
+    else {
+      const o: Record<string, Cell> = {};
+      for (let k = 0; k < names.length; k++) o[names[k]] = r[k];
+      chunk += JSON.stringify(o) + '\n';
+    }
+    if (chunk.length > 1 << 16) {
+      if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
+      chunk = '';
+    }
+  }
+  if (chunk.length > 0 && !out.write(chunk)) await new Promise((r) => out.once('drain', r));
+}
+
+export async function exportTransactions(out: Writable, format: ExportFormat, c: TxnColumns): Promise<void> {
+  await writeRows(out, format, transactionColumns(c.exchanges), c.n, (i) => transactionRow(c, i));
+}
+
+export async function exportServer(out: Writable, format: ExportFormat, s: ServerColumns): Promise<void> {
+  await writeRows(out, format, SERVER_COLUMNS, s.n, (i) => serverRow(s, i));
+}

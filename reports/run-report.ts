@@ -1,0 +1,213 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { decodeFromCompressedBase64 } from 'hdr-histogram-js';
+import { formatNs, formatUs } from '../lib/duration.ts';
+import { FILES, type RunManifest } from '../lib/rundir.ts';
+import { OUTCOMES, type PhaseStats, type RunConfig, type Summary } from '../lib/types.ts';
+import { TXN_FLAG_REUSED } from '../lib/records.ts';
+import { readManifest, readTransactions, type TxnColumns } from '../analysis/read-run.ts';
+import { totalUs } from '../analysis/summarize.ts';
+import { code, int, pct, table } from './markdown.ts';
+
+// report.md of one run: what happened first, then the evidence, then how
+// to reproduce it. Built from the run directory alone.
+
+const SLOWEST = 10;
+
+export function writeReport(dir: string, extraSections: string[] = []): string {
+  const m = readManifest(dir);
+  const s = JSON.parse(readFileSync(join(dir, FILES.summary), 'utf8')) as Summary;
+  const c = readTransactions(dir, m);
+  const md = renderReport(m, s, c, extraSections);
+  writeFileSync(join(dir, FILES.report), md);
+  return md;
+}
+
+export function renderReport(m: RunManifest, s: Summary, c: TxnColumns, extra: string[]): string {
+  const out: string[] = [];
+  out.push(`# sockspike run report`, '');
+  out.push(verdict(m, s), '');
+  out.push('## Outcomes', '', outcomes(s), '');
+  out.push('## Latency', '', latency(s, m.config), '');
+  out.push('## Slowest transactions', '', slowest(c, m), '');
+  if (s.openLoop !== null) out.push('## Open-loop schedule', '', openLoop(s), '');
+  if (s.server !== null) out.push('## Server', '', server(s), '');
+  out.push(...extra.flatMap((x) => [x, '']));
+  out.push('## Latency distribution (HdrHistogram)', '', hdr(s), '');
+  out.push('## Configuration', '', config(m.config), '');
+  out.push('## Reproduce', '', code(m.reproduce, 'sh'), '');
+  if (m.notes.length > 0) out.push('## Notes', '', ...m.notes.map((n) => `- ${n}`), '');
+  out.push('## Files', '', files(m), '');
+  return out.join('\n');
+}
+
+function verdict(m: RunManifest, s: Summary): string {
+  const t = s.transactions;
+  const lines: string[] = [];
+  if (m.status !== 'complete') lines.push(`**Run ${m.status}: ${m.stopReason ?? 'no reason recorded'}.** What follows is what it saw.`, '');
+  const okRate = t.attempted > 0 ? t.ok / t.attempted : 0;
+  lines.push(
+    `**${int(t.attempted)} transactions in ${s.durationS.toFixed(1)} s** (${s.throughput.tps.toFixed(0)}/s, ${s.throughput.mibps.toFixed(2)} MiB/s); ` +
+      `${pct(okRate)} succeeded` +
+      (t.attempted - t.ok > 0 ? `, ${int(t.failed)} failed and ${int(t.timedOut)} timed out` : '') +
+      '.',
+  );
+  const L = s.latencyUs.total;
+  if (L.count > 0)
+    lines.push(
+      `Latency p50 ${formatUs(L.p50)}, p99 ${formatUs(L.p99)}, p99.9 ${formatUs(L.p999)}, max ${formatUs(L.max)}. ` +
+        (s.outliers.count === 0
+          ? `No transaction exceeded the outlier threshold of ${formatUs(s.outliers.thresholdUs)}: nothing unusual seen.`
+          : `${int(s.outliers.count)} outliers (${pct(s.outliers.rate, 3)}) above ${formatUs(s.outliers.thresholdUs)} (${s.outliers.how}).`),
+    );
+  return lines.join('\n');
+}
+
+function outcomes(s: Summary): string {
+  const t = s.transactions;
+  const rows: (string | number)[][] = [
+    ['attempted', int(t.attempted), ''],
+    ['ok', int(t.ok), t.attempted ? pct(t.ok / t.attempted) : ''],
+    ['failed', int(t.failed), t.attempted ? pct(t.failed / t.attempted) : ''],
+    ['timed out', int(t.timedOut), t.attempted ? pct(t.timedOut / t.attempted) : ''],
+  ];
+  const out = [
+    table(['transactions', 'count', 'share'], rows),
+    '',
+    `Throughput: **${s.throughput.tps.toFixed(1)} transactions/s**, ${s.throughput.mibps.toFixed(3)} MiB/s (request and response bytes of successful transactions) over ${s.durationS.toFixed(3)} s.`,
+  ];
+  const errs = Object.entries(t.errors).sort((a, b) => b[1] - a[1]);
+  if (errs.length > 0) out.push('', table(['outcome', 'count'], errs.map(([k, v]) => [`\`${k}\``, int(v)])));
+  out.push('', `Accounting: attempted ${int(t.attempted)} = ok ${int(t.ok)} + failed ${int(t.failed)} + timed out ${int(t.timedOut)}.`);
+  return out.join('\n');
+}
+
+const row = (name: string, p: PhaseStats): (string | number)[] => [
+  name,
+  int(p.count),
+  formatUs(p.p50),
+  formatUs(p.p90),
+  formatUs(p.p99),
+  formatUs(p.p999),
+  formatUs(p.max),
+  formatUs(p.mean),
+];
+
+function latency(s: Summary, cfg: RunConfig): string {
+  const L = s.latencyUs;
+  const rows = [row('total', L.total), row('connect', L.connect)];
+  L.exchanges.forEach((p, k) => rows.push(row(`exchange ${k + 1}`, p)));
+  if (cfg.close !== 'keepalive') rows.push(row('close', L.close));
+  return [
+    table(['phase', 'count', 'p50', 'p90', 'p99', 'p99.9', 'max', 'mean'], rows),
+    '',
+    'Successful transactions only. Total is measured from the intended start' +
+      (cfg.rate !== null ? ' (the open-loop schedule), so a late start counts against the transaction' : '') +
+      '; connect, each exchange and close are the time each phase took' +
+      (cfg.close === 'keepalive' ? ' (connect counts new connections only)' : '') +
+      '.',
+  ].join('\n');
+}
+
+function slowest(c: TxnColumns, m: RunManifest): string {
+  if (c.n === 0) return 'No transaction was recorded.';
+  // a partial selection: keep the SLOWEST largest indices without sorting everything
+  const top: number[] = [];
+  for (let i = 0; i < c.n; i++) {
+    const v = totalUs(c, i);
+    if (top.length < SLOWEST || v > totalUs(c, top[top.length - 1])) {
+      top.push(i);
+      top.sort((a, b) => totalUs(c, b) - totalUs(c, a));
+      if (top.length > SLOWEST) top.pop();
+    }
+  }
+  const phase = (us: number): string => (Number.isNaN(us) ? '-' : formatUs(us));
+  const rows = top.map((i) => {
+    let prev = c.connectUs[i];
+    const ex = c.exchangeUs.map((a) => {
+      const d = a[i] - prev;
+      prev = a[i];
+      return phase(d);
+    });
+    const close = m.config.close === 'keepalive' || Number.isNaN(prev) ? '-' : phase(c.endUs[i] - prev);
+    return [
+      formatNs(c.intendedNs[i]),
+      formatUs(totalUs(c, i)),
+      (c.flags[i] & TXN_FLAG_REUSED) !== 0 ? 'reused' : phase(c.connectUs[i]),
+      ex.join(' / '),
+      close,
+      `\`${OUTCOMES[c.outcome[i]] ?? 'EOTHER'}\``,
+      c.localPort[i] || '-',
+      c.tcpiTotalRetrans[i] || c.tcpiState[i] ? String(c.tcpiTotalRetrans[i]) : '-',
+    ];
+  });
+  return [
+    table(['start (since t0)', 'total', 'connect', 'exchanges', 'close', 'outcome', 'local port', 'retrans'], rows),
+    '',
+    '`-`: phase not reached (or TCP_INFO not read). Retrans: TCP_INFO total retransmissions on the client socket before close.',
+  ].join('\n');
+}
+
+function openLoop(s: Summary): string {
+  const o = s.openLoop!;
+  return [
+    `Target rate ${o.rate}/s. Latency is measured from each intended start, so a stalled client does not hide the stall.`,
+    '',
+    `- late starts (more than ${formatUs(o.lateThresholdUs)} behind schedule): **${int(o.lateStarts)}** of ${int(s.transactions.attempted)}` +
+      ` (lateness p50 ${formatUs(o.lateUs.p50)}, p99 ${formatUs(o.lateUs.p99)}, max ${formatUs(o.lateUs.max)})`,
+    `- intended starts that never began before the run ended (all workers busy): **${int(o.missedStarts)}**`,
+  ].join('\n');
+}
+
+function server(s: Summary): string {
+  const v = s.server!;
+  const errs = Object.entries(v.errors);
+  return (
+    `${int(v.connections)} connections accepted; ${int(v.resets)} ended with a reset.` +
+    (errs.length > 0 ? ` Connection outcomes other than ok: ${errs.map(([k, n]) => `\`${k}\` ${int(n)}`).join(', ')}.` : '')
+  );
+}
+
+function hdr(s: Summary): string {
+  if (s.latencyUs.total.count === 0) return 'No successful transaction.';
+  const h = decodeFromCompressedBase64(s.hdr.total, 32, false);
+  const dist = h.outputPercentileDistribution(5, 1);
+  return [
+    'Total latency of successful transactions, microseconds:',
+    '',
+    code(dist),
+    '',
+    'Compressed HdrHistogram (base64; decode with any HdrHistogram library, values in microseconds):',
+    '',
+    code(s.hdr.total),
+  ].join('\n');
+}
+
+function config(cfg: RunConfig): string {
+  const dur = (ns: number | null): string => (ns === null ? '-' : ns === 0 ? '0' : formatNs(ns));
+  const rows: [string, string][] = [
+    ['target', `${cfg.host}:${cfg.port} (built-in server)`],
+    ['load', cfg.rate === null ? `closed loop, concurrency ${cfg.concurrency}` : `open loop, ${cfg.rate}/s ${cfg.arrivals}, at most ${cfg.maxInflight} in flight`],
+    ['limit', [cfg.transactions !== null ? `${cfg.transactions} transactions` : '', cfg.durationNs !== null ? dur(cfg.durationNs) : ''].filter(Boolean).join(' or ')],
+    ['transaction', `connect, ${cfg.exchanges} x (request ${cfg.requestBytes} B${cfg.splitWrites > 1 ? ` in ${cfg.splitWrites} writes` : ''}, response ${cfg.responseBytes} B), close`],
+    ['close', cfg.close === 'linger' ? `linger:${cfg.lingerSeconds}` : cfg.close === 'keepalive' ? `keepalive, ${cfg.perConnection} per connection` : cfg.close],
+    ['backlog', String(cfg.backlog)],
+    ['TCP_NODELAY', cfg.nodelay ? 'on' : 'off'],
+    ['think time', dur(cfg.thinkTimeNs)],
+    ['accept delay', dur(cfg.acceptDelayNs)],
+    ['timeouts', `connect ${dur(cfg.connectTimeoutNs)}, io ${dur(cfg.ioTimeoutNs)}`],
+    ['outlier threshold', cfg.outlierUs === null ? 'derived' : formatUs(cfg.outlierUs)],
+    ['probe interval', dur(cfg.probeIntervalNs)],
+  ];
+  return table(['setting', 'value'], rows, ['l', 'l']);
+}
+
+function files(m: RunManifest): string {
+  return [
+    `- \`${FILES.manifest}\`: resolved configuration, command line, clock origin (t0 = ${m.t0Ns} ns CLOCK_MONOTONIC), processes`,
+    `- \`${m.files.transactions.join('`, `')}\`: every transaction (binary; \`sockspike export DIR --what transactions\`)`,
+    `- \`${m.files.server.join('`, `')}\`: every server connection (\`sockspike export DIR --what server\`)`,
+    `- \`${FILES.summary}\`: the figures above, for machines`,
+    `- \`${FILES.command}\`, \`${FILES.clientLog}\`, \`${FILES.serverLog}\``,
+  ].join('\n');
+}

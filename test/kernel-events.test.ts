@@ -1,0 +1,333 @@
+import test, { type ExecutionContext } from 'ava';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { UserError } from '../lib/errors.ts';
+import {
+  kernelEventsSkipped,
+  readKernelEvents,
+  readKernelEventsHeader,
+  startKernelEvents,
+  KERNEL_EVENTS_FILE,
+  type KernelEvent,
+  type KernelEventsHandle,
+} from '../probes/kernel-events.ts';
+import { buildScript, parseTracepointFormat, symbolicTable } from '../probes/kernel-events-script.ts';
+import { LineSplitter, decodeEventLine } from '../probes/kernel-events-parse.ts';
+
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+const hasBpftrace = spawnSync('bpftrace', ['--version']).error === undefined;
+/** Why the real bpftrace tests cannot run here, or null when they can. */
+const realSkip = !isRoot ? 'not root' : !hasBpftrace ? 'bpftrace not installed' : null;
+
+const tmp = (): Promise<string> => mkdtemp(join(tmpdir(), 'sockspike-kev-'));
+
+// ---------- formats and decoding (no root needed) ----------
+
+// tcp_send_reset as on 6.10+ (sockaddr bytes, reason) and as on 5.x (ports).
+const SEND_RESET_NEW = `name: tcp_send_reset
+format:
+	field:unsigned short common_type;	offset:0;	size:2;	signed:0;
+	field:const void * skbaddr;	offset:8;	size:8;	signed:0;
+	field:const void * skaddr;	offset:16;	size:8;	signed:0;
+	field:int state;	offset:24;	size:4;	signed:1;
+	field:enum sk_rst_reason reason;	offset:28;	size:4;	signed:0;
+	field:__u8 saddr[28];	offset:32;	size:28;	signed:0;
+	field:__u8 daddr[28];	offset:60;	size:28;	signed:0;
+
+print fmt: "src=%pISpc state=%s reason=%s", REC->saddr, REC->state ? __print_symbolic(REC->state, { TCP_ESTABLISHED, "TCP_ESTABLISHED" }) : "UNKNOWN", __print_symbolic(REC->reason, { 0, "NOT_SPECIFIED" }, { 1, "NO_SOCKET" }, { 12, "TCP_ABORT_ON_LINGER" })
+`;
+const SEND_RESET_OLD = `name: tcp_send_reset
+format:
+	field:const void * skbaddr;	offset:8;	size:8;	signed:0;
+	field:const void * skaddr;	offset:16;	size:8;	signed:0;
+	field:int state;	offset:24;	size:4;	signed:1;
+	field:__u16 sport;	offset:28;	size:2;	signed:0;
+	field:__u16 dport;	offset:30;	size:2;	signed:0;
+	field:__u16 family;	offset:32;	size:2;	signed:0;
+	field:__u8 saddr[4];	offset:34;	size:4;	signed:0;
+
+print fmt: "sport=%hu dport=%hu", REC->sport, REC->dport
+`;
+
+test('tracepoint format: fields, arrays and the symbolic table of one field', (t) => {
+  const f = parseTracepointFormat(SEND_RESET_NEW);
+  t.false(f.fields.has('common_type'));
+  t.deepEqual(f.fields.get('saddr'), { type: '__u8', name: 'saddr', arrayLen: 28, size: 28 });
+  t.is(f.fields.get('reason')?.type, 'enum sk_rst_reason');
+  // the state table (macro values) is not mixed into the reason table
+  t.deepEqual(symbolicTable(f.printFmt, 'reason'), { 0: 'NOT_SPECIFIED', 1: 'NO_SOCKET', 12: 'TCP_ABORT_ON_LINGER' });
+  t.deepEqual(symbolicTable(f.printFmt, 'nosuch'), {});
+});
+
+test('script: port filter, sockaddr or port layout, missing tracepoints skipped', (t) => {
+  const req = { ports: [8080, 9090], stateChanges: true, drops: true, btf: false };
+  const newer = buildScript(new Map([['tcp:tcp_send_reset', SEND_RESET_NEW]]), req);
+  t.deepEqual(newer.probes, ['tcp:tcp_send_reset']);
+  t.regex(newer.text, /\$s = \(\(args->saddr\[2\] << 8\) \| args->saddr\[3\]\)/);
+  t.regex(newer.text, /\$s == 8080 \|\| \$d == 8080 \|\| \$s == 9090 \|\| \$d == 9090/);
+  t.regex(newer.text, /BEGIN \{ printf\("@READY\\n"\); \}/);
+  t.deepEqual(newer.reasons['send-reset']?.[12], 'TCP_ABORT_ON_LINGER');
+  t.true(newer.skipped.some((s) => s.probe === 'sock:inet_sock_set_state' && /not present/.test(s.reason)));
+
+  const older = buildScript(new Map([['tcp:tcp_send_reset', SEND_RESET_OLD]]), req);
+  t.regex(older.text, /tracepoint:tcp:tcp_send_reset \/\(args->sport == 8080/);
+  t.regex(older.text, /args->state, -1\)/); // no reason field on that kernel
+
+  const noBtf = buildScript(new Map([['skb:kfree_skb', 'format:\n\tfield:void * skbaddr;\toffset:8;\tsize:8;\tsigned:0;\n\tfield:unsigned short protocol;\toffset:32;\tsize:2;\tsigned:0;\n\tfield:enum skb_drop_reason reason;\toffset:36;\tsize:4;\tsigned:0;\n']]), req);
+  t.regex(noBtf.skipped.find((s) => s.probe === 'skb:kfree_skb')?.reason ?? '', /BTF/);
+});
+
+test('decoding: event lines, states, reasons; other output and cut lines ignored', (t) => {
+  const t0 = 1_000_000_000n;
+  const reasons = { 'send-reset': { 1: 'NO_SOCKET' }, drop: { 40: 'TCP_LISTEN_OVERFLOW' } };
+  t.deepEqual(decodeEventLine('@E 5 1000000500 2 40000 8080 2 1', t0, reasons), {
+    tNs: 500,
+    kind: 'state',
+    family: 4,
+    sport: 40000,
+    dport: 8080,
+    oldState: 'SYN_SENT',
+    newState: 'ESTABLISHED',
+  });
+  t.deepEqual(decodeEventLine('@E 3 999999000 10 8080 40000 0 1', t0, reasons), {
+    tNs: -1000,
+    kind: 'send-reset',
+    family: 6,
+    sport: 8080,
+    dport: 40000,
+    reason: 'NO_SOCKET',
+  });
+  t.is(decodeEventLine('@E 6 1000000001 2 40000 8080 0 40', t0, reasons)?.reason, 'TCP_LISTEN_OVERFLOW');
+  t.is(decodeEventLine('@E 6 1000000001 2 40000 8080 0 77', t0, reasons)?.reason, 'REASON_77');
+  t.is(decodeEventLine('@E 1 1000000001 2 40000 8080 2 0', t0, reasons)?.state, 'SYN_SENT');
+  t.is(decodeEventLine('Attaching 6 probes...', t0, reasons), null);
+  t.is(decodeEventLine('@E 5 10000', t0, reasons), null);
+  t.is(decodeEventLine('@E 9 1 2 3 4 5 6', t0, reasons), null);
+
+  const sp = new LineSplitter();
+  t.deepEqual(sp.push('@E 5 1 2 3'), []);
+  t.deepEqual(sp.push(' 4 5 6\n@E 1'), ['@E 5 1 2 3 4 5 6']);
+  t.is(sp.end(), '@E 1');
+  t.is(sp.end(), null);
+});
+
+test('readKernelEvents: null without a file, cut last line skipped, header read', async (t) => {
+  const dir = await tmp();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  t.is(await readKernelEvents(dir), null);
+  t.is(await readKernelEventsHeader(dir), null);
+  await mkdir(join(dir, 'events'));
+  const header = { format: 'sockspike-kernel-events', version: 1, t0Ns: '5', ports: [1], netns: null, bpftrace: 'v0', kernel: 'x', probes: [], skipped: [], startupMs: 1, notes: [] };
+  await writeFile(
+    join(dir, KERNEL_EVENTS_FILE),
+    JSON.stringify(header) + '\n' + '{"tNs":10,"kind":"retransmit","family":4,"sport":5,"dport":1,"state":"SYN_SENT"}\n' + '{"tNs":20,"kind":"sta',
+  );
+  t.deepEqual(await readKernelEvents(dir), [{ tNs: 10, kind: 'retransmit', family: 4, sport: 5, dport: 1, state: 'SYN_SENT' }]);
+  t.is((await readKernelEventsHeader(dir))?.t0Ns, '5');
+});
+
+test('bad ports are a user error', async (t) => {
+  const dir = await tmp();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await t.throwsAsync(startKernelEvents({ runDir: dir, t0: 0n, ports: [] }), { instanceOf: UserError });
+  await t.throwsAsync(startKernelEvents({ runDir: dir, t0: 0n, ports: [70000] }), { instanceOf: UserError });
+});
+
+test('skip path: a bpftrace binary that does not exist', async (t) => {
+  const dir = await tmp();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const r = await startKernelEvents({ runDir: dir, t0: process.hrtime.bigint(), ports: [1], bpftrace: '/nonexistent/bpftrace' });
+  t.true(kernelEventsSkipped(r));
+  if (!kernelEventsSkipped(r)) return;
+  t.regex(r.skipped, isRoot ? /bpftrace not found \(\/nonexistent\/bpftrace\)/ : /not root/);
+  t.is(await readKernelEvents(dir), null);
+});
+
+// ---------- the real path ----------
+
+/** Start the probe, or check the skip and return null when this machine cannot run it. */
+async function startOrSkip(t: ExecutionContext, dir: string, t0: bigint, ports: number[], drops = true): Promise<KernelEventsHandle | null> {
+  const r = await startKernelEvents({ runDir: dir, t0, ports, drops });
+  if (realSkip) {
+    t.log(`real bpftrace path skipped: ${realSkip}`);
+    t.true(kernelEventsSkipped(r));
+    if (kernelEventsSkipped(r)) t.regex(r.skipped, /not root|not found/);
+    return null;
+  }
+  if (kernelEventsSkipped(r)) {
+    t.fail(`kernel events skipped although root with bpftrace: ${r.skipped}`);
+    return null;
+  }
+  t.log(`bpftrace attached ${r.probes.length} probes in ${r.startupMs} ms; skipped: ${JSON.stringify(r.skippedProbes)}`);
+  return r;
+}
+
+const listen = (server: net.Server): Promise<number> =>
+  new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)));
+
+const freePort = async (): Promise<number> => {
+  const s = net.createServer();
+  const p = await listen(s);
+  await new Promise((r) => s.close(r));
+  return p;
+};
+
+/** Run an action between two clock readings, relative to t0. */
+async function windowed<T>(t0: bigint, action: () => Promise<T>): Promise<{ lo: number; hi: number; value: T }> {
+  const lo = Number(process.hrtime.bigint() - t0);
+  const value = await action();
+  return { lo, hi: Number(process.hrtime.bigint() - t0), value };
+}
+
+const inWindow = (e: KernelEvent, w: { lo: number; hi: number }): boolean => e.tNs >= w.lo && e.tNs <= w.hi;
+
+test.serial('real: resets, linger-0 abort and state changes, on the run clock', async (t) => {
+  const dir = await tmp();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const server = net.createServer((s) => {
+    s.on('error', () => {});
+    s.on('data', (d) => s.write(d));
+    s.on('end', () => s.end());
+  });
+  const port = await listen(server);
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const closed = await freePort();
+  const t0 = process.hrtime.bigint();
+  const h = await startOrSkip(t, dir, t0, [port, closed]);
+  if (!h) return;
+  let stopped = false;
+  t.teardown(async () => {
+    if (!stopped) await h.stop();
+  });
+
+  // (a) connect to a closed port: RST sent by the kernel, received by the client
+  const refused = await windowed(t0, () =>
+    new Promise<{ code: string | undefined; port: number }>((resolve) => {
+      const c = net.connect(closed, '127.0.0.1');
+      c.on('error', (e: NodeJS.ErrnoException) => resolve({ code: e.code, port: c.localPort ?? 0 }));
+    }),
+  );
+  t.is(refused.value.code, 'ECONNREFUSED');
+
+  // (b) client abort with SO_LINGER {1,0}: RST from the client, received by the server
+  const abort = await windowed(t0, () =>
+    new Promise<number>((resolve) => {
+      const c = net.connect(port, '127.0.0.1', () => {
+        const lp = c.localPort ?? 0;
+        server.once('connection', () => undefined);
+        // give the server's accept a moment so the RST meets an established socket
+        setTimeout(() => {
+          c.resetAndDestroy();
+          c.on('close', () => setTimeout(() => resolve(lp), 20));
+        }, 20);
+      });
+      c.on('error', () => {});
+    }),
+  );
+
+  // (c) a normal connection: write, read the echo, close
+  const normal = await windowed(t0, () =>
+    new Promise<number>((resolve, reject) => {
+      let lp = 0;
+      const c = net.connect(port, '127.0.0.1', () => {
+        lp = c.localPort ?? 0;
+        c.end('hello');
+      });
+      c.resume();
+      c.on('error', reject);
+      c.on('close', () => setTimeout(() => resolve(lp), 20));
+    }),
+  );
+
+  const res = await h.stop();
+  stopped = true;
+  t.log(`stop: ${JSON.stringify(res)}`);
+  const evs = (await readKernelEvents(dir)) ?? [];
+  t.is(evs.length, res.events);
+  t.is(res.lost, undefined);
+
+  const sentRefused = evs.find((e) => e.kind === 'send-reset' && e.sport === closed);
+  const gotRefused = evs.find((e) => e.kind === 'receive-reset' && e.dport === closed);
+  t.truthy(sentRefused, 'tcp_send_reset for the closed port');
+  t.truthy(gotRefused, 'tcp_receive_reset on the client');
+  if (sentRefused) {
+    t.true(inWindow(sentRefused, refused), `send-reset at ${sentRefused.tNs} in [${refused.lo}, ${refused.hi}]`);
+    if (sentRefused.reason !== undefined) t.is(sentRefused.reason, 'NO_SOCKET');
+  }
+  if (gotRefused) t.true(inWindow(gotRefused, refused));
+
+  const abortSent = evs.find((e) => e.kind === 'send-reset' && e.sport === abort.value && e.dport === port);
+  const abortGot = evs.find((e) => e.kind === 'receive-reset' && e.sport === port && e.dport === abort.value);
+  t.truthy(abortSent, 'the client sent a RST on its linger-0 close');
+  t.truthy(abortGot, 'the server received it');
+  if (abortSent) t.true(inWindow(abortSent, abort));
+  t.log(`linger-0 reset: ${JSON.stringify(abortSent)}`);
+
+  const mine = evs.filter((e) => e.kind === 'state' && ((e.sport === normal.value && e.dport === port) || (e.sport === port && e.dport === normal.value)));
+  const tr = (from: string, to: string, sport: number): KernelEvent | undefined =>
+    mine.find((e) => e.oldState === from && e.newState === to && e.sport === sport);
+  const established = tr('SYN_SENT', 'ESTABLISHED', normal.value);
+  t.truthy(established, 'client SYN_SENT -> ESTABLISHED');
+  t.truthy(tr('SYN_RECV', 'ESTABLISHED', port), 'server SYN_RECV -> ESTABLISHED');
+  t.truthy(tr('ESTABLISHED', 'FIN_WAIT1', normal.value), 'client ESTABLISHED -> FIN_WAIT1');
+  for (const e of mine) t.true(inWindow(e, normal), `${e.oldState}->${e.newState} at ${e.tNs} in [${normal.lo}, ${normal.hi}]`);
+  // the same clock: the handshake lies inside the window measured with hrtime
+  if (established) t.log(`SYN_SENT->ESTABLISHED ${established.tNs - normal.lo} ns after the hrtime before connect(), ${normal.hi - established.tNs} ns before the one after close`);
+
+  const header = await readKernelEventsHeader(dir);
+  t.deepEqual(header?.ports, [port, closed]);
+  t.is(header?.t0Ns, t0.toString());
+});
+
+// (d) listen backlog 1 (Node turns 0 into 511) and a server that does not accept: the kernel drops
+// SYNs once the accept queue is full, and clients retransmit after ~1 s.
+const BLOCKING_SERVER = `
+const net = require('node:net');
+const s = net.createServer(() => {});
+s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+  process.stdout.write(s.address().port + '\\n');
+  process.stdin.once('data', () => {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2500); // no accept() meanwhile
+    process.exit(0);
+  });
+});
+`;
+
+test.serial('real: SYN retransmission after accept-queue overflow', async (t) => {
+  const dir = await tmp();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const child = spawn(process.execPath, ['-e', BLOCKING_SERVER], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
+    child.once('exit', () => reject(new Error('server exited')));
+  });
+  const t0 = process.hrtime.bigint();
+  const h = await startOrSkip(t, dir, t0, [port], false);
+  if (!h) return;
+  child.stdin.write('go\n');
+  await new Promise((r) => setTimeout(r, 100));
+  const lo = Number(process.hrtime.bigint() - t0);
+  const clients = Array.from({ length: 6 }, () => {
+    const c = net.connect(port, '127.0.0.1');
+    c.on('error', () => {});
+    return c;
+  });
+  await new Promise((r) => setTimeout(r, 1600));
+  const res = await h.stop();
+  for (const c of clients) c.destroy();
+  t.log(`stop: ${JSON.stringify(res)}`);
+  const evs = (await readKernelEvents(dir)) ?? [];
+  const synRetrans = evs.filter((e) => e.kind === 'retransmit' && e.dport === port && e.state === 'SYN_SENT');
+  t.true(synRetrans.length >= 1, 'at least one SYN retransmitted');
+  for (const e of synRetrans) {
+    const after = (e.tNs - lo) / 1e6;
+    t.log(`SYN retransmit from port ${e.sport} ${after.toFixed(1)} ms after the connects`);
+    t.true(after > 900 && after < 1600, 'first SYN retransmission after the 1 s initial RTO');
+  }
+});

@@ -1,0 +1,207 @@
+import { UserError } from '../lib/errors.ts';
+import { counterDelta, TWO32 } from './delta.ts';
+import { MAX_COLUMNS, type ColumnKind, type ProbeColumn } from './format.ts';
+
+// Every number the sampler tracks is a column with a fixed index: raw values
+// (current and previous, split hi/lo) live in typed arrays indexed by it, so
+// a sample writes numbers into preallocated slots and computes outputs in
+// one loop, with no per-sample objects.
+
+export interface ColumnSpec {
+  name: string;
+  /** constant: read once, kept in meta.json, not sampled into rows. */
+  kind: ColumnKind | 'constant';
+  unit: string;
+  source: string;
+  /** Counter width in bits (default 64). */
+  width?: 32 | 64;
+  /** fraction: ns per raw unit, divided by the CPUs the value covers. */
+  scale?: number;
+  /** Raw material only (for sums): never written. */
+  hidden?: boolean;
+  /** A counter that is the sum of these columns' deltas (per-CPU to total). */
+  sumOf?: string[];
+}
+
+const K_COUNTER = 1;
+const K_GAUGE = 2;
+const K_FRACTION = 3;
+const K_CONSTANT = 4;
+const K_SUM = 5;
+const KIND_CODE = { counter: K_COUNTER, gauge: K_GAUGE, fraction: K_FRACTION, constant: K_CONSTANT } as const;
+
+interface Sum {
+  col: number;
+  members: Int32Array;
+}
+
+export class Columns {
+  count = 0;
+  readonly specs: ColumnSpec[] = [];
+  readonly index = new Map<string, number>();
+  /** Output columns, in file order (column number in samples.bin = position here). */
+  readonly outputs: ProbeColumn[] = [];
+  /** Set whenever outputs change, so the meta file gets rewritten. */
+  dirty = false;
+
+  kind: Uint8Array = new Uint8Array(0);
+  width: Uint8Array = new Uint8Array(0);
+  scale: Float64Array = new Float64Array(0);
+  /** Output column number, or -1 (hidden, constant). */
+  out: Int32Array = new Int32Array(0);
+  /** 0 once retired (process gone): no longer written. */
+  live: Uint8Array = new Uint8Array(0);
+  curHi: Float64Array = new Float64Array(0);
+  curLo: Float64Array = new Float64Array(0);
+  curOk: Uint8Array = new Uint8Array(0);
+  prevHi: Float64Array = new Float64Array(0);
+  prevLo: Float64Array = new Float64Array(0);
+  prevOk: Uint8Array = new Uint8Array(0);
+  /** Output value of the last compute(). */
+  value: Float64Array = new Float64Array(0);
+  private sums: Sum[] = [];
+
+  constructor(capacity = 512) {
+    this.grow(capacity);
+  }
+
+  /** The column for spec (created if new, starting at row), its index. */
+  ensure(spec: ColumnSpec, row: number): number {
+    const have = this.index.get(spec.name);
+    if (have !== undefined) {
+      if (spec.sumOf) this.setSum(have, spec.sumOf);
+      return have;
+    }
+    if (this.count === this.kind.length) this.grow(this.count * 2);
+    const c = this.count++;
+    this.specs.push(spec);
+    this.index.set(spec.name, c);
+    this.kind[c] = spec.sumOf ? K_SUM : KIND_CODE[spec.kind];
+    this.width[c] = spec.width ?? 64;
+    this.scale[c] = spec.scale ?? 1;
+    this.live[c] = 1;
+    this.out[c] = -1;
+    if (!spec.hidden && spec.kind !== 'constant') {
+      if (this.outputs.length >= MAX_COLUMNS) throw new UserError(`probes: more than ${MAX_COLUMNS} columns`);
+      this.out[c] = this.outputs.length;
+      this.outputs.push({
+        name: spec.name,
+        kind: spec.kind as ColumnKind,
+        unit: spec.unit,
+        source: spec.source,
+        fromRow: row,
+        toRow: null,
+      });
+      this.dirty = true;
+    }
+    if (spec.sumOf) this.setSum(c, spec.sumOf);
+    return c;
+  }
+
+  /** Stop writing a column from row on (its process exited). */
+  retire(c: number, row: number): void {
+    if (!this.live[c]) return;
+    this.live[c] = 0;
+    this.curOk[c] = 0;
+    const o = this.out[c];
+    if (o >= 0) {
+      this.outputs[o].toRow = row;
+      this.dirty = true;
+    }
+  }
+
+  /** Value of a raw column (gauges and constants). */
+  raw(c: number): number {
+    return this.curOk[c] ? this.curHi[c] * TWO32 + this.curLo[c] : NaN;
+  }
+
+  /** Set a raw value directly (values that do not come from a /proc file). */
+  set(c: number, v: number): void {
+    this.curHi[c] = 0;
+    this.curLo[c] = v;
+    this.curOk[c] = 1;
+  }
+
+  /** Outputs of one sample from current and previous raw values; dtNs the interval. */
+  compute(dtNs: number): void {
+    const n = this.count;
+    const kind = this.kind;
+    const curOk = this.curOk;
+    const prevOk = this.prevOk;
+    const value = this.value;
+    for (let c = 0; c < n; c++) {
+      const k = kind[c];
+      if (k === K_GAUGE) {
+        value[c] = curOk[c] ? this.curHi[c] * TWO32 + this.curLo[c] : NaN;
+      } else if (k === K_COUNTER || k === K_FRACTION) {
+        if (curOk[c] && prevOk[c]) {
+          const d = counterDelta(this.width[c], this.curHi[c], this.curLo[c], this.prevHi[c], this.prevLo[c]);
+          value[c] = k === K_FRACTION ? (d * this.scale[c]) / dtNs : d;
+        } else {
+          value[c] = NaN;
+        }
+      }
+    }
+    // Sums skip members without a value (an offline CPU); NaN only if all lack one.
+    for (let i = 0; i < this.sums.length; i++) {
+      const s = this.sums[i];
+      let total = 0;
+      let any = false;
+      for (let j = 0; j < s.members.length; j++) {
+        const v = value[s.members[j]];
+        if (v === v) {
+          total += v;
+          any = true;
+        }
+      }
+      value[s.col] = any ? total : NaN;
+    }
+  }
+
+  /** Current values become the previous ones. */
+  rotate(): void {
+    let t = this.prevHi;
+    this.prevHi = this.curHi;
+    this.curHi = t;
+    t = this.prevLo;
+    this.prevLo = this.curLo;
+    this.curLo = t;
+    const o = this.prevOk;
+    this.prevOk = this.curOk;
+    this.curOk = o;
+  }
+
+  private setSum(c: number, names: string[]): void {
+    const members = Int32Array.from(names.map((m) => this.index.get(m) ?? -1).filter((i) => i >= 0));
+    const existing = this.sums.find((s) => s.col === c);
+    if (existing) existing.members = members;
+    else this.sums.push({ col: c, members });
+  }
+
+  private grow(capacity: number): void {
+    const f64 = (a: Float64Array): Float64Array => {
+      const b = new Float64Array(capacity);
+      b.set(a);
+      return b;
+    };
+    const u8 = (a: Uint8Array): Uint8Array => {
+      const b = new Uint8Array(capacity);
+      b.set(a);
+      return b;
+    };
+    this.kind = u8(this.kind);
+    this.width = u8(this.width);
+    this.live = u8(this.live);
+    this.curOk = u8(this.curOk);
+    this.prevOk = u8(this.prevOk);
+    this.scale = f64(this.scale);
+    this.curHi = f64(this.curHi);
+    this.curLo = f64(this.curLo);
+    this.prevHi = f64(this.prevHi);
+    this.prevLo = f64(this.prevLo);
+    this.value = f64(this.value);
+    const out = new Int32Array(capacity);
+    out.set(this.out);
+    this.out = out;
+  }
+}

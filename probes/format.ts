@@ -1,0 +1,138 @@
+// On-disk format of the probes stage, shared by the writer (sampler) and
+// the reader. Documented in probes/README.md; bump the versions (and the
+// magics) when a layout changes.
+
+/** Under the run directory. */
+export const PROBES_DIR = 'probes';
+export const META_FILE = 'meta.json';
+export const SAMPLES_FILE = 'samples.bin';
+
+export const META_SCHEMA = 'sockspike-probes';
+export const META_VERSION = 1;
+
+/** samples.bin: 16-byte file header, then blocks of rows. */
+export const SAMPLES_MAGIC = 'SSPKPRB1';
+export const SAMPLES_VERSION = 1;
+export const FILE_HEADER_BYTES = 16; // magic[8] u32 version u32 reserved
+/** Block header: u32 BLOCK_MAGIC, u32 rows, u32 payload bytes. */
+export const BLOCK_MAGIC = 0x42505353; // "SSPB" little-endian
+export const BLOCK_HEADER_BYTES = 12;
+/** Row: f64 t (ns since t0), f64 dt (ns), u16 n, then n x (u16 column, f64 value). */
+export const ROW_HEADER_BYTES = 18;
+export const ENTRY_BYTES = 10;
+export const MAX_COLUMNS = 65535;
+
+export type ColumnKind = 'counter' | 'gauge' | 'fraction';
+
+export interface ProbeColumn {
+  name: string;
+  /**
+   * counter: delta since the previous sample (the first value after the
+   * column appears is NaN); gauge: the value at the sample; fraction: share
+   * of the interval (CPU time / dt; for the all-CPU line, of all CPUs).
+   */
+  kind: ColumnKind;
+  unit: string;
+  /** Which probe produced it (stat, netstat, proc.client, ...). */
+  source: string;
+  /** First row holding a value; earlier rows read as NaN. */
+  fromRow: number;
+  /** Row from which on it holds no values (its process exited); null: to the end. */
+  toRow: number | null;
+}
+
+export interface SkippedProbe {
+  probe: string;
+  reason: string;
+}
+
+export interface ProbeProcess {
+  role: string;
+  pid: number;
+  /** Prefix of its columns: proc.<key>.* */
+  key: string;
+  addedNs: number;
+  exitedNs: number | null;
+}
+
+export interface JitterStats {
+  /** How late each sample was against its slot (t - scheduled), ns. */
+  meanNs: number;
+  p50Ns: number;
+  p99Ns: number;
+  maxNs: number;
+  /** Slots skipped because a sample was more than one interval late. */
+  missedSlots: number;
+}
+
+export interface ProbeOverhead {
+  /** CPU of the probe process per second of sampling, as a fraction of one core. */
+  cpuPerSecond: number;
+  userPerSecond: number;
+  systemPerSecond: number;
+  /** Span measured (first to last sample), ns. */
+  wallNs: number;
+  /** Time to read and parse all probes for one sample, ns. */
+  meanSampleNs: number;
+  maxSampleNs: number;
+  /** CPU spent starting up (loading code, first layouts), ns. */
+  startupCpuNs: number;
+}
+
+export interface ProbeResult {
+  samples: number;
+  intervalNs: number;
+  columns: number;
+  bytes: number;
+  jitter: JitterStats;
+  overhead: ProbeOverhead;
+  skipped: SkippedProbe[];
+  processes: ProbeProcess[];
+  /** Files written, relative to the run directory. */
+  files: string[];
+  /** Why sampling stopped: 'stop', 'parent-gone', 'error: ...'. */
+  stopReason: string;
+}
+
+/** probes/meta.json */
+export interface ProbeMeta {
+  schema: typeof META_SCHEMA;
+  version: number;
+  samples: { file: string; magic: string; version: number };
+  /** CLOCK_MONOTONIC ns of the run's t0 (decimal string). */
+  t0Ns: string;
+  intervalNs: number;
+  /** USER_HZ of /proc/stat and /proc/PID/stat (jiffies per second). */
+  clkTck: number;
+  /** CPUs online at start (cpuN lines of /proc/stat). */
+  cpus: number;
+  procRoot: string;
+  netns: string | null;
+  /** Time of the baseline read (row 0's deltas start here), ns since t0. */
+  baselineNs: number;
+  columns: ProbeColumn[];
+  /** Values that do not change (Tcp.RtoMin, ...), read at start. */
+  constants: Record<string, number>;
+  skipped: SkippedProbe[];
+  processes: ProbeProcess[];
+  listener: { pid: number; fd: number; port: number | null; how: string } | null;
+  /** Things worth knowing about this recording, one line each. */
+  notes: string[];
+  /** false while sampling (or if the sampler died): rows then unknown. */
+  complete: boolean;
+  rows: number | null;
+  result: ProbeResult | null;
+}
+
+/** Self-monitor files: probes/self-<role>.<pid>.bin */
+export const SELF_PREFIX = 'self-';
+export const SELF_MAGIC = 'SSPKSLF1';
+export const SELF_VERSION = 1;
+/** magic[8] u32 version u32 pid u32 resolution ns u32 interval us */
+export const SELF_HEADER_BYTES = 24;
+/** Records: 8 x f64. */
+export const SELF_RECORD_BYTES = 64;
+/** [type=1, t end of interval, dt, mean, max, p99, min, count]: event-loop delay, ns, excess over the timer resolution. */
+export const SELF_ELD = 1;
+/** [type=2, t start, duration, kind, flags, 0, 0, 0]: one GC pause, ns. */
+export const SELF_GC = 2;

@@ -1,0 +1,218 @@
+import type { ColumnSpec } from './columns.ts';
+import type { Token } from './template.ts';
+
+// Names for the numbers of each /proc format. A namer sees a file's tokens
+// line by line (from template.ts) and returns a column spec for each number
+// slot (null: not recorded), plus derived columns (sums). Names follow the
+// kernel's SNMP counter docs where they exist (Tcp.RetransSegs,
+// TcpExt.ListenOverflows), else the file's own words (cpu0.steal,
+// vmstat.allocstall_normal, softirq.NET_RX).
+
+export interface NameContext {
+  /** USER_HZ: jiffies per second of /proc/stat. */
+  clkTck: number;
+  /** Record per-CPU columns (cpuN.*, softirq.X.cpuN). */
+  perCpu: boolean;
+}
+
+export interface Named {
+  slots: (ColumnSpec | null)[];
+  derived: ColumnSpec[];
+}
+
+export type Namer = (lines: Token[][], ctx: NameContext, source: string) => Named;
+
+export interface SourceDef {
+  id: string;
+  /** Relative to the proc root. */
+  path: string;
+  namer: Namer;
+}
+
+const slotCount = (lines: Token[][]): number => {
+  let n = 0;
+  for (const line of lines) for (const t of line) if (t.kind === 'num') n++;
+  return n;
+};
+
+const emptyNamed = (lines: Token[][]): Named => ({ slots: new Array(slotCount(lines)).fill(null), derived: [] });
+
+// ---------------------------------------------------------------- /proc/stat
+
+const CPU_FIELDS = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal'] as const;
+
+export const nameStat: Namer = (lines, ctx, source) => {
+  const named = emptyNamed(lines);
+  const cpus = lines.filter((l) => /^cpu\d+$/.test(l[0]?.text ?? '')).length || 1;
+  const jiffyNs = 1e9 / ctx.clkTck;
+  for (const line of lines) {
+    const key = line[0]?.text;
+    if (!key || line[0].kind !== 'word') continue;
+    const nums = line.filter((t) => t.kind === 'num');
+    if (key === 'cpu' || /^cpu\d+$/.test(key)) {
+      if (key !== 'cpu' && !ctx.perCpu) continue;
+      CPU_FIELDS.forEach((field, i) => {
+        if (nums[i] === undefined) return;
+        named.slots[nums[i].slot] = {
+          name: `${key}.${field}`,
+          kind: 'fraction',
+          unit: 'fraction',
+          source,
+          scale: key === 'cpu' ? jiffyNs / cpus : jiffyNs,
+        };
+      });
+    } else if (key === 'intr' || key === 'ctxt' || key === 'processes' || key === 'softirq') {
+      if (nums[0]) named.slots[nums[0].slot] = { name: `stat.${key}`, kind: 'counter', unit: 'count', source };
+    } else if (key === 'procs_running' || key === 'procs_blocked') {
+      if (nums[0]) named.slots[nums[0].slot] = { name: `stat.${key}`, kind: 'gauge', unit: 'count', source };
+    }
+  }
+  return named;
+};
+
+// ------------------------------------------------ /proc/net/snmp and netstat
+
+// Not counters: the current value matters (Tcp.CurrEstab) or it never
+// changes (RTO settings, Ip.Forwarding: sysctls, kept in meta.json).
+const SNMP_GAUGES = new Set(['Tcp.CurrEstab', 'MPTcpExt.MPCurrEstab']);
+const SNMP_CONSTANTS = new Set(['Tcp.RtoAlgorithm', 'Tcp.RtoMin', 'Tcp.RtoMax', 'Tcp.MaxConn', 'Ip.Forwarding', 'Ip.DefaultTTL']);
+const snmpUnit = (name: string): string =>
+  /Octets$/.test(name) ? 'bytes' : name === 'Tcp.RtoMin' || name === 'Tcp.RtoMax' ? 'ms' : 'count';
+
+/** Pairs of lines "Group: Name Name ..." / "Group: 1 2 ...": every field, by name. */
+export const nameTable: Namer = (lines, _ctx, source) => {
+  const named = emptyNamed(lines);
+  for (let i = 0; i + 1 < lines.length; i++) {
+    const head = lines[i];
+    const vals = lines[i + 1];
+    const prefix = head[0]?.text ?? '';
+    if (!prefix.endsWith(':') || vals[0]?.text !== prefix) continue;
+    if (!head.slice(1).every((t) => t.kind === 'word')) continue;
+    const nums = vals.slice(1);
+    if (nums.length !== head.length - 1 || !nums.every((t) => t.kind === 'num')) continue;
+    const group = prefix.slice(0, -1);
+    head.slice(1).forEach((t, j) => {
+      const name = `${group}.${t.text}`;
+      const kind = SNMP_CONSTANTS.has(name) ? 'constant' : SNMP_GAUGES.has(name) ? 'gauge' : 'counter';
+      named.slots[nums[j].slot] = { name, kind, unit: snmpUnit(name), source };
+    });
+    i++;
+  }
+  return named;
+};
+
+// ------------------------------------------------------------ /proc/net/snmp6
+
+/** "Ip6InReceives   123" lines: Ip6.InReceives, Icmp6.*, Udp6.*, UdpLite6.*. */
+export const nameSnmp6: Namer = (lines, _ctx, source) => {
+  const named = emptyNamed(lines);
+  for (const line of lines) {
+    if (line.length !== 2 || line[0].kind !== 'word' || line[1].kind !== 'num') continue;
+    const m = /^(Ip6|Icmp6|UdpLite6|Udp6)(.+)$/.exec(line[0].text);
+    const name = m ? `${m[1]}.${m[2]}` : `Snmp6.${line[0].text}`;
+    named.slots[line[1].slot] = { name, kind: 'counter', unit: /Octets$/.test(name) ? 'bytes' : 'count', source };
+  }
+  return named;
+};
+
+// ---------------------------------------------------- /proc/net/sockstat{,6}
+
+/** "TCP: inuse 1 orphan 0 tw 0 alloc 1 mem 292": all gauges, sockstat.TCP.inuse. */
+export const nameSockstat: Namer = (lines, _ctx, source) => {
+  const named = emptyNamed(lines);
+  for (const line of lines) {
+    const proto = line[0]?.text ?? '';
+    if (!proto.endsWith(':')) continue;
+    for (let j = 1; j + 1 < line.length; j++) {
+      if (line[j].kind !== 'word' || line[j + 1].kind !== 'num') continue;
+      const key = line[j].text;
+      named.slots[line[j + 1].slot] = {
+        name: `${source}.${proto.slice(0, -1)}.${key}`,
+        kind: 'gauge',
+        unit: key === 'mem' ? 'pages' : key === 'memory' ? 'bytes' : 'count',
+        source,
+      };
+      j++;
+    }
+  }
+  return named;
+};
+
+// -------------------------------------------------------------- /proc/softirqs
+
+export const SOFTIRQS = ['NET_RX', 'NET_TX', 'TIMER', 'SCHED'];
+
+/** Per CPU (softirq.NET_RX.cpu0, unsigned int: 32-bit) and their sum (softirq.NET_RX). */
+export const nameSoftirqs: Namer = (lines, ctx, source) => {
+  const named = emptyNamed(lines);
+  const head = lines[0] ?? [];
+  const cpus = head.filter((t) => t.kind === 'word' && /^CPU\d+$/.test(t.text)).map((t) => Number(t.text.slice(3)));
+  for (const line of lines.slice(1)) {
+    const type = (line[0]?.text ?? '').replace(/:$/, '');
+    if (!SOFTIRQS.includes(type)) continue;
+    const nums = line.slice(1).filter((t) => t.kind === 'num');
+    const members: string[] = [];
+    nums.forEach((t, i) => {
+      const name = `softirq.${type}.cpu${cpus[i] ?? i}`;
+      members.push(name);
+      named.slots[t.slot] = { name, kind: 'counter', unit: 'count', source, width: 32, hidden: !ctx.perCpu };
+    });
+    named.derived.push({ name: `softirq.${type}`, kind: 'counter', unit: 'count', source, sumOf: members });
+  }
+  return named;
+};
+
+// ---------------------------------------------------------- /proc/pressure/*
+
+/** "some avg10=0.00 avg60=0.00 avg300=0.00 total=123": the total (us), as a delta. */
+export const namePressure =
+  (resource: string): Namer =>
+  (lines, _ctx, source) => {
+    const named = emptyNamed(lines);
+    for (const line of lines) {
+      const which = line[0]?.text;
+      if (which !== 'some' && which !== 'full') continue;
+      for (let j = 1; j + 1 < line.length; j++) {
+        if (line[j].text === 'total=' && line[j + 1].kind === 'num') {
+          named.slots[line[j + 1].slot] = { name: `pressure.${resource}.${which}`, kind: 'counter', unit: 'us', source };
+        }
+      }
+    }
+    return named;
+  };
+
+// ------------------------------------------------------------------ /proc/vmstat
+
+// Memory stalls and reclaim: direct reclaim and compaction stall the
+// allocating task (a client in connect()), major faults stall on I/O.
+const VMSTAT_COUNTERS =
+  /^(allocstall_\w+|pgmajfault|pgfault|pgscan_direct\w*|pgscan_kswapd|pgsteal_direct|pgsteal_kswapd|compact_stall|compact_fail|compact_success|oom_kill|pswpin|pswpout|workingset_refault_\w+|thp_fault_fallback)$/;
+const VMSTAT_GAUGES = new Set(['nr_free_pages']);
+
+export const nameVmstat: Namer = (lines, _ctx, source) => {
+  const named = emptyNamed(lines);
+  for (const line of lines) {
+    if (line.length !== 2 || line[1].kind !== 'num') continue;
+    const key = line[0].text;
+    if (VMSTAT_COUNTERS.test(key)) named.slots[line[1].slot] = { name: `vmstat.${key}`, kind: 'counter', unit: 'count', source };
+    else if (VMSTAT_GAUGES.has(key)) named.slots[line[1].slot] = { name: `vmstat.${key}`, kind: 'gauge', unit: 'pages', source };
+  }
+  return named;
+};
+
+// ---------------------------------------------------------------- the list
+
+/** System-wide sources, in sampling order. */
+export const SYSTEM_SOURCES: SourceDef[] = [
+  { id: 'stat', path: 'stat', namer: nameStat },
+  { id: 'pressure.cpu', path: 'pressure/cpu', namer: namePressure('cpu') },
+  { id: 'pressure.io', path: 'pressure/io', namer: namePressure('io') },
+  { id: 'pressure.memory', path: 'pressure/memory', namer: namePressure('memory') },
+  { id: 'snmp', path: 'net/snmp', namer: nameTable },
+  { id: 'netstat', path: 'net/netstat', namer: nameTable },
+  { id: 'snmp6', path: 'net/snmp6', namer: nameSnmp6 },
+  { id: 'sockstat', path: 'net/sockstat', namer: nameSockstat },
+  { id: 'sockstat6', path: 'net/sockstat6', namer: nameSockstat },
+  { id: 'softirqs', path: 'softirqs', namer: nameSoftirqs },
+  { id: 'vmstat', path: 'vmstat', namer: nameVmstat },
+];

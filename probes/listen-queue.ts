@@ -1,0 +1,202 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Columns } from './columns.ts';
+import { ProcFile } from './procfile.ts';
+
+// Accept-queue depth and limit of the server's listening socket, cheaply:
+// the listening fd is duplicated into this process once (pidfd_getfd), then
+// each sample is one getsockopt(TCP_INFO), where for a LISTEN socket the
+// kernel reports the queue length in tcpi_unacked and the backlog limit in
+// tcpi_sacked. /proc/net/tcp, which walks every socket of the system, is
+// read once at start only, to find the socket when given a port.
+//
+// The duplicate keeps the socket open: if the server exits, the port would
+// stay in LISTEN (taking SYNs nobody accepts) until the probes stop. So the
+// owner's /proc/PID/stat is checked about once a second, and the duplicate
+// closed as soon as the owner is gone. A server that closes its listener
+// but lives on keeps the port listening until the probes stop.
+
+export type ListenerTarget = { pid: number; fd: number } | { port: number };
+
+interface Addon {
+  tcpInfo(fd: number, out: Uint32Array): boolean;
+  pidfdGetfd(pid: number, targetFd: number): number;
+  close(fd: number): void;
+}
+
+const TCP_LISTEN = 10;
+
+/** Inodes of LISTEN sockets on port, from /proc/net/tcp and tcp6. */
+export function listeningInodes(port: number, procRoot = '/proc'): string[] {
+  const inodes: string[] = [];
+  for (const f of ['net/tcp', 'net/tcp6']) {
+    let text: string;
+    try {
+      text = fs.readFileSync(path.join(procRoot, f), 'latin1');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+      const cols = line.trim().split(/\s+/);
+      if (cols.length < 10 || cols[3] !== '0A') continue;
+      const hexPort = cols[1].split(':')[1];
+      if (hexPort && parseInt(hexPort, 16) === port) inodes.push(cols[9]);
+    }
+  }
+  return inodes;
+}
+
+/** The (pid, fd) holding socket:[inode], by one scan of /proc/*\/fd; null if none. */
+export function findSocketOwner(inodes: string[], procRoot = '/proc'): { pid: number; fd: number } | null {
+  const wanted = new Set(inodes.map((i) => `socket:[${i}]`));
+  let pids: string[];
+  try {
+    pids = fs.readdirSync(procRoot).filter((d) => /^\d+$/.test(d));
+  } catch {
+    return null;
+  }
+  for (const pid of pids) {
+    if (Number(pid) === process.pid) continue;
+    const dir = path.join(procRoot, pid, 'fd');
+    let fds: string[];
+    try {
+      fds = fs.readdirSync(dir);
+    } catch {
+      continue; // gone, or not ours to look at
+    }
+    for (const fd of fds) {
+      try {
+        if (wanted.has(fs.readlinkSync(path.join(dir, fd)))) return { pid: Number(pid), fd: Number(fd) };
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return null;
+}
+
+export class ListenQueueProbe {
+  readonly pid: number;
+  readonly fd: number;
+  readonly port: number | null;
+  private readonly addon: Addon;
+  private readonly localFd: number;
+  private readonly info: Uint32Array;
+  private readonly unacked: number;
+  private readonly sacked: number;
+  private depthCol = -1;
+  private limitCol = -1;
+  private owner: ProcFile | null = null;
+  private countdown = 0;
+  /** Samples between checks that the owner still lives. */
+  checkEvery = 50;
+  /** Set once the owner has gone and the duplicate was closed. */
+  gone: string | null = null;
+
+  private constructor(addon: Addon, pid: number, fd: number, port: number | null, localFd: number, idx: { unacked: number; sacked: number; length: number }) {
+    this.addon = addon;
+    this.pid = pid;
+    this.fd = fd;
+    this.port = port;
+    this.localFd = localFd;
+    this.info = new Uint32Array(idx.length);
+    this.unacked = idx.unacked;
+    this.sacked = idx.sacked;
+  }
+
+  /** Set up the probe, or say in one line why it cannot run. */
+  static async open(target: ListenerTarget, procRoot = '/proc'): Promise<ListenQueueProbe | string> {
+    let mod: typeof import('../harness/native.ts');
+    try {
+      mod = await import('../harness/native.ts');
+    } catch (err) {
+      return `native addon wrapper did not load: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
+    }
+    const addon = mod.native;
+    if (!addon) return mod.nativeUnavailable ?? 'native addon unavailable';
+    let pid: number;
+    let fd: number;
+    let port: number | null = null;
+    if ('port' in target) {
+      port = target.port;
+      const inodes = listeningInodes(target.port, procRoot);
+      if (inodes.length === 0) return `no socket listening on port ${target.port} (in this network namespace)`;
+      const owner = findSocketOwner(inodes, procRoot);
+      if (!owner) return `the socket listening on port ${target.port} belongs to no process we can see`;
+      ({ pid, fd } = owner);
+    } else {
+      ({ pid, fd } = target);
+    }
+    let localFd: number;
+    try {
+      localFd = addon.pidfdGetfd(pid, fd);
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? (err instanceof Error ? err.message : String(err));
+      return `cannot duplicate fd ${fd} of pid ${pid} (pidfd_getfd: ${code})`;
+    }
+    const probe = new ListenQueueProbe(addon, pid, fd, port, localFd, {
+      unacked: mod.TCPI.UNACKED,
+      sacked: mod.TCPI.SACKED,
+      length: mod.TCPI_LENGTH,
+    });
+    if (!addon.tcpInfo(localFd, probe.info) || probe.info[mod.TCPI.STATE] !== TCP_LISTEN) {
+      probe.close();
+      return `fd ${fd} of pid ${pid} is not a listening TCP socket`;
+    }
+    try {
+      probe.owner = new ProcFile(path.join(procRoot, String(pid), 'stat'), 1024);
+    } catch {
+      // cannot watch the owner: keep the duplicate until stop
+    }
+    return probe;
+  }
+
+  register(columns: Columns, row: number): void {
+    this.depthCol = columns.ensure({ name: 'listen.depth', kind: 'gauge', unit: 'count', source: 'listen' }, row);
+    this.limitCol = columns.ensure({ name: 'listen.limit', kind: 'gauge', unit: 'count', source: 'listen' }, row);
+  }
+
+  sample(columns: Columns): boolean {
+    if (this.gone === null && this.owner && --this.countdown <= 0) {
+      this.countdown = this.checkEvery;
+      if (!this.ownerAlive()) {
+        this.gone = `pid ${this.pid} (owner of the listening socket) exited`;
+        this.close();
+      }
+    }
+    if (this.gone !== null || !this.addon.tcpInfo(this.localFd, this.info)) {
+      columns.curOk[this.depthCol] = 0;
+      columns.curOk[this.limitCol] = 0;
+      return false;
+    }
+    columns.set(this.depthCol, this.info[this.unacked]);
+    columns.set(this.limitCol, this.info[this.sacked]);
+    return true;
+  }
+
+  private ownerAlive(): boolean {
+    const f = this.owner as ProcFile;
+    try {
+      const n = f.read();
+      const close = f.buf.lastIndexOf(41, n - 1);
+      const state = close > 0 ? f.buf[close + 2] : 0;
+      return state !== 90 && state !== 88; // Z, X
+    } catch {
+      return false;
+    }
+  }
+
+  private closed = false;
+
+  close(): void {
+    this.owner?.close();
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.addon.close(this.localFd);
+    } catch {
+      // already closed
+    }
+  }
+}

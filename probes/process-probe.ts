@@ -1,0 +1,145 @@
+import path from 'node:path';
+import type { Columns } from './columns.ts';
+import { ProcFile, procFailure } from './procfile.ts';
+
+// One process of the run (client, server, a user's command): CPU time from
+// /proc/PID/stat (whole process, jiffies), context switches from
+// /proc/PID/status and run-queue wait from /proc/PID/schedstat (both of the
+// main thread: for Node, the event loop). Custom parsers here, since these
+// files hold text that changes from sample to sample (state letters).
+
+const TWO32 = 4294967296;
+
+/** Parse an unsigned decimal at p into column c (split hi/lo). Returns the end, or -1. */
+export function parseInto(buf: Uint8Array, p: number, len: number, cols: Columns, c: number): number {
+  while (p < len && (buf[p] === 32 || buf[p] === 9)) p++;
+  if (p >= len || buf[p] < 48 || buf[p] > 57) return -1;
+  let h = 0;
+  let l = 0;
+  while (p < len) {
+    const d = buf[p] - 48;
+    if (d < 0 || d > 9) break;
+    l = l * 10 + d;
+    const carry = l >= TWO32 ? Math.floor(l / TWO32) : 0;
+    h = h * 10 + carry;
+    l -= carry * TWO32;
+    p++;
+  }
+  cols.curHi[c] = h;
+  cols.curLo[c] = l;
+  cols.curOk[c] = 1;
+  return p;
+}
+
+/** Skip count space-separated fields from p (at a field start). */
+function skipFields(buf: Uint8Array, p: number, len: number, count: number): number {
+  for (let i = 0; i < count && p < len; i++) {
+    while (p < len && buf[p] !== 32) p++;
+    p++;
+  }
+  return p;
+}
+
+const VOLUNTARY = Buffer.from('\nvoluntary_ctxt_switches:');
+const NONVOLUNTARY = Buffer.from('\nnonvoluntary_ctxt_switches:');
+
+export const PROCESS_FIELDS = [
+  ['utime', 'fraction', 'fraction'],
+  ['stime', 'fraction', 'fraction'],
+  ['majflt', 'counter', 'count'],
+  ['voluntary_ctxt_switches', 'counter', 'count'],
+  ['nonvoluntary_ctxt_switches', 'counter', 'count'],
+  ['run_ns', 'counter', 'ns'],
+  ['wait_ns', 'counter', 'ns'],
+  ['timeslices', 'counter', 'count'],
+] as const;
+
+export class ProcessProbe {
+  readonly role: string;
+  readonly pid: number;
+  /** Column prefix: proc.<key>. */
+  readonly key: string;
+  gone = false;
+  goneReason: string | null = null;
+  private readonly stat: ProcFile;
+  private readonly status: ProcFile;
+  private readonly sched: ProcFile;
+  private readonly cols = new Int32Array(PROCESS_FIELDS.length);
+
+  /** Opens the three files; throws a one-line reason if it cannot. */
+  constructor(role: string, pid: number, key: string, procRoot: string) {
+    this.role = role;
+    this.pid = pid;
+    this.key = key;
+    const dir = path.join(procRoot, String(pid));
+    const opened: ProcFile[] = [];
+    try {
+      for (const f of ['stat', 'status', 'schedstat']) opened.push(new ProcFile(path.join(dir, f), 2048));
+    } catch (err) {
+      for (const f of opened) f.close();
+      throw new Error(procFailure(path.join(dir, opened.length === 0 ? 'stat' : opened.length === 1 ? 'status' : 'schedstat'), err));
+    }
+    [this.stat, this.status, this.sched] = opened;
+  }
+
+  register(columns: Columns, row: number, clkTck: number): void {
+    PROCESS_FIELDS.forEach(([field, kind, unit], i) => {
+      this.cols[i] = columns.ensure(
+        { name: `proc.${this.key}.${field}`, kind, unit, source: `proc.${this.key}`, scale: 1e9 / clkTck },
+        row,
+      );
+    });
+  }
+
+  /** Read the process's numbers. False once it is gone (then never again). */
+  sample(columns: Columns, row: number): boolean {
+    if (this.gone) return false;
+    const cols = this.cols;
+    for (let i = 0; i < cols.length; i++) columns.curOk[cols[i]] = 0;
+    let ok = true;
+    try {
+      // stat: "pid (comm) S ppid ...": comm may hold spaces and parens, so
+      // fields count from the last ')'. utime, stime are fields 14, 15.
+      let n = this.stat.read();
+      let buf = this.stat.buf;
+      const close = buf.lastIndexOf(41, n - 1);
+      if (close < 0) ok = false;
+      else if (buf[close + 2] === 90 /* Z */ || buf[close + 2] === 88 /* X */) {
+        // exited, not yet reaped: as good as gone
+        throw Object.assign(new Error('zombie'), { code: 'ESRCH' });
+      } else {
+        let p = skipFields(buf, close + 2, n, 9); // fields 3..11 → majflt (12)
+        p = parseInto(buf, p, n, columns, cols[2]);
+        if (p > 0) p = skipFields(buf, p + 1, n, 1); // cmajflt
+        if (p > 0) p = parseInto(buf, p, n, columns, cols[0]);
+        if (p > 0) p = parseInto(buf, p, n, columns, cols[1]);
+        ok = p > 0;
+      }
+      n = this.status.read();
+      buf = this.status.buf;
+      const from = n > 512 ? n - 512 : 0;
+      let at = buf.indexOf(VOLUNTARY, from);
+      if (at >= 0 && at < n) parseInto(buf, at + VOLUNTARY.length, n, columns, cols[3]);
+      at = buf.indexOf(NONVOLUNTARY, from);
+      if (at >= 0 && at < n) parseInto(buf, at + NONVOLUNTARY.length, n, columns, cols[4]);
+      n = this.sched.read();
+      buf = this.sched.buf;
+      let p = parseInto(buf, 0, n, columns, cols[5]);
+      if (p > 0) p = parseInto(buf, p, n, columns, cols[6]);
+      if (p > 0) p = parseInto(buf, p, n, columns, cols[7]);
+    } catch (err) {
+      this.gone = true;
+      this.goneReason = procFailure(`/proc/${this.pid}`, err);
+      for (let i = 0; i < cols.length; i++) columns.retire(cols[i], row);
+      this.close();
+      return false;
+    }
+    return ok;
+  }
+
+  close(): void {
+    this.stat.close();
+    this.status.close();
+    this.sched.close();
+  }
+}

@@ -1,0 +1,99 @@
+// The probe process: samples /proc on its own schedule, so that reading
+// /proc never stalls a client's event loop. Started by run-probes.ts with an
+// IPC channel (config in a 'start' message, then 'addProcess',
+// 'setListener', 'stop'); exits by itself when the parent goes away.
+//
+// Without an IPC channel (debugging, or wrapped by hand in `ip netns exec`)
+// it takes the config as JSON in argv[2], samples until SIGTERM/SIGINT, and
+// prints the result as JSON on stdout.
+import type { FromSampler, SamplerConfig, ToSampler } from './messages.ts';
+import { Sampler } from './sampler.ts';
+import { Ticker } from './ticker.ts';
+
+let sampler: Sampler | null = null;
+let ticker: Ticker | null = null;
+let stopping = false;
+
+const send = (msg: FromSampler): void => {
+  if (process.send && process.connected) process.send(msg);
+};
+
+const firstLine = (err: unknown): string => (err instanceof Error ? err.message : String(err)).split('\n')[0];
+
+async function start(config: SamplerConfig): Promise<void> {
+  sampler = await Sampler.create({
+    runDir: config.runDir,
+    t0: BigInt(config.t0),
+    intervalNs: config.intervalNs,
+    processes: config.processes,
+    listener: config.listener,
+    netns: config.netns ?? null,
+    procRoot: config.procRoot,
+    perCpu: config.perCpu,
+    sources: config.sources,
+  });
+  const s = sampler;
+  ticker = new Ticker(config.intervalNs, s.now, (scheduled) => s.sample(scheduled));
+  const baselineNs = s.now();
+  ticker.start(baselineNs);
+  send({ type: 'ready', skipped: s.skipped, columns: s.columns.outputs.length, baselineNs });
+}
+
+function stop(reason: string): void {
+  if (stopping) return;
+  stopping = true;
+  ticker?.stop();
+  if (!sampler || !ticker) {
+    process.exit(0);
+  }
+  // One last sample, so the end of the run is covered up to now.
+  if (reason === 'stop') sampler.sample(sampler.now());
+  const result = sampler.finish(reason, ticker.stats());
+  if (process.send && process.connected) {
+    send({ type: 'stopped', result });
+    process.disconnect();
+  } else if (!process.send) {
+    process.stdout.write(JSON.stringify(result) + '\n');
+  }
+}
+
+if (process.send) {
+  // Ctrl-C reaches the whole process group: the parent decides when we stop.
+  process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => stop('terminated'));
+  process.on('disconnect', () => stop(stopping ? 'stop' : 'parent-gone'));
+  process.on('message', (msg: ToSampler) => {
+    try {
+      if (msg.type === 'start') start(msg.config).catch((err) => fatal(err));
+      else if (msg.type === 'addProcess') sampler?.addProcess(msg.role, msg.pid);
+      else if (msg.type === 'setListener') sampler?.setListener(msg.listener).catch((err) => fatal(err));
+      else if (msg.type === 'stop') stop('stop');
+    } catch (err) {
+      fatal(err);
+    }
+  });
+} else {
+  let config: SamplerConfig;
+  try {
+    config = JSON.parse(process.argv[2] ?? '') as SamplerConfig;
+  } catch {
+    process.stderr.write('sampler-process: pass the config as JSON in the first argument (see probes/messages.ts)\n');
+    process.exit(2);
+  }
+  process.on('SIGINT', () => stop('stop'));
+  process.on('SIGTERM', () => stop('stop'));
+  start(config).catch((err) => fatal(err));
+}
+
+function fatal(err: unknown): void {
+  const message = firstLine(err);
+  send({ type: 'error', message });
+  if (!process.send) process.stderr.write(`sampler-process: ${message}\n`);
+  if (sampler && ticker && !stopping) {
+    stopping = true;
+    ticker.stop();
+    sampler.finish(`error: ${message}`, ticker.stats());
+  }
+  process.exitCode = 1;
+  if (process.connected) process.disconnect();
+}

@@ -1,0 +1,297 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { runClock } from '../lib/clock.ts';
+import { writeJson } from '../lib/rundir.ts';
+import { Columns } from './columns.ts';
+import {
+  META_FILE,
+  META_SCHEMA,
+  META_VERSION,
+  PROBES_DIR,
+  SAMPLES_FILE,
+  SAMPLES_MAGIC,
+  SAMPLES_VERSION,
+  type JitterStats,
+  type ProbeMeta,
+  type ProbeProcess,
+  type ProbeResult,
+  type SkippedProbe,
+} from './format.ts';
+import { SYSTEM_SOURCES } from './formats.ts';
+import { ListenQueueProbe, type ListenerTarget } from './listen-queue.ts';
+import { ProcessProbe } from './process-probe.ts';
+import { SampleWriter } from './sample-writer.ts';
+import { TemplateSource } from './template-source.ts';
+
+// The sampler: every probe read once per tick into the column arrays, the
+// outputs computed and appended to samples.bin. Runs in the probe process
+// (sampler-process.ts); usable in-process by tests.
+
+export interface SamplerOptions {
+  runDir: string;
+  t0: bigint;
+  intervalNs: number;
+  processes?: { role: string; pid: number }[];
+  listener?: ListenerTarget;
+  /** Recorded in meta.json; the namespace itself is entered by whoever spawns us. */
+  netns?: string | null;
+  /** Where /proc is (fixtures in tests). */
+  procRoot?: string;
+  /** Per-CPU columns; 'auto': when there are at most 32 CPUs. */
+  perCpu?: boolean | 'auto';
+  /** Only these system sources (ids from formats.ts), e.g. for tests. */
+  sources?: string[];
+  /** USER_HZ; default: getconf CLK_TCK, else 100. */
+  clkTck?: number;
+}
+
+const clockTicks = (): number => {
+  try {
+    const v = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'latin1', timeout: 2000 }).trim());
+    return Number.isInteger(v) && v > 0 ? v : 100;
+  } catch {
+    return 100;
+  }
+};
+
+const cpuNs = (): { user: number; system: number } => {
+  const u = process.cpuUsage();
+  return { user: u.user * 1e3, system: u.system * 1e3 };
+};
+
+export class Sampler {
+  readonly columns = new Columns();
+  readonly skipped: SkippedProbe[] = [];
+  readonly notes: string[] = [];
+  readonly now: () => number;
+  readonly dir: string;
+  rows = 0;
+  private readonly opts: SamplerOptions;
+  private readonly procRoot: string;
+  private readonly clkTck: number;
+  private readonly perCpu: boolean;
+  private readonly sources: TemplateSource[] = [];
+  private readonly procs: ProcessProbe[] = [];
+  private readonly procInfo: ProbeProcess[] = [];
+  private listener: ListenQueueProbe | null = null;
+  private listenerInfo: ProbeMeta['listener'] = null;
+  private writer: SampleWriter;
+  private lateCol: number;
+  private readCol: number;
+  private lastT = 0;
+  private baselineT = 0;
+  private baselineCpu = { user: 0, system: 0 };
+  private cpus = 0;
+  private sumRead = 0;
+  private maxRead = 0;
+  private readonly flushEvery: number;
+  private constants: Record<string, number> = {};
+  private finished: ProbeResult | null = null;
+
+  private constructor(opts: SamplerOptions) {
+    this.opts = opts;
+    this.procRoot = opts.procRoot ?? '/proc';
+    this.clkTck = opts.clkTck ?? clockTicks();
+    this.perCpu = opts.perCpu === 'auto' || opts.perCpu === undefined ? os.cpus().length <= 32 : opts.perCpu;
+    this.now = runClock(opts.t0);
+    this.dir = path.join(opts.runDir, PROBES_DIR);
+    fs.mkdirSync(this.dir, { recursive: true });
+    this.writer = new SampleWriter(path.join(this.dir, SAMPLES_FILE));
+    this.flushEvery = Math.max(1, Math.round(1e9 / opts.intervalNs));
+    // The probe's own timing, as columns: how late each sample was, how long it took.
+    this.lateCol = this.columns.ensure({ name: 'probe.late_ns', kind: 'gauge', unit: 'ns', source: 'probe' }, 0);
+    this.readCol = this.columns.ensure({ name: 'probe.read_ns', kind: 'gauge', unit: 'ns', source: 'probe' }, 0);
+  }
+
+  /** Open every probe (skipping, with a reason, those that cannot run) and take the baseline read. */
+  static async create(opts: SamplerOptions): Promise<Sampler> {
+    const s = new Sampler(opts);
+    const ctx = { clkTck: s.clkTck, perCpu: s.perCpu };
+    const wanted = opts.sources ? SYSTEM_SOURCES.filter((d) => opts.sources?.includes(d.id)) : SYSTEM_SOURCES;
+    for (const def of wanted) {
+      const src = new TemplateSource(def, s.procRoot, ctx);
+      const why = src.open(s.columns, 0);
+      if (why) s.skipped.push({ probe: def.id, reason: why });
+      else s.sources.push(src);
+    }
+    for (const p of opts.processes ?? []) s.addProcess(p.role, p.pid);
+    if (opts.listener) await s.setListener(opts.listener);
+    s.baseline();
+    return s;
+  }
+
+  /** Start sampling a process (from the next sample on). */
+  addProcess(role: string, pid: number): void {
+    const base = role.replace(/[^\w-]/g, '_') || 'process';
+    const key = this.procInfo.some((p) => p.key === base) ? `${base}-${pid}` : base;
+    let probe: ProcessProbe;
+    try {
+      probe = new ProcessProbe(role, pid, key, this.procRoot);
+    } catch (err) {
+      this.skipped.push({ probe: `proc.${key}`, reason: err instanceof Error ? err.message : String(err) });
+      this.columns.dirty = true;
+      return;
+    }
+    probe.register(this.columns, this.rows, this.clkTck);
+    this.procs.push(probe);
+    this.procInfo.push({ role, pid, key, addedNs: this.now(), exitedNs: null });
+  }
+
+  /** Watch a listening socket's accept queue (replaces any earlier one). */
+  async setListener(target: ListenerTarget): Promise<void> {
+    this.listener?.close();
+    this.listener = null;
+    const probe = await ListenQueueProbe.open(target, this.procRoot);
+    if (typeof probe === 'string') {
+      this.skipped.push({ probe: 'listen', reason: probe });
+      this.columns.dirty = true;
+      return;
+    }
+    probe.register(this.columns, this.rows);
+    this.listener = probe;
+    this.listenerInfo = {
+      pid: probe.pid,
+      fd: probe.fd,
+      port: probe.port,
+      how: 'port' in target ? `found by port ${target.port}` : 'given as pid/fd',
+    };
+  }
+
+  /** One sample, taken now; scheduledNs is the slot it was meant for. */
+  sample(scheduledNs: number): void {
+    const C = this.columns;
+    const t = this.now();
+    this.readAll();
+    const readNs = this.now() - t;
+    C.set(this.lateCol, t > scheduledNs ? t - scheduledNs : 0);
+    C.set(this.readCol, readNs);
+    this.sumRead += readNs;
+    if (readNs > this.maxRead) this.maxRead = readNs;
+    const dt = t - this.lastT;
+    C.compute(dt);
+    const out = C.out;
+    const live = C.live;
+    const value = C.value;
+    const w = this.writer;
+    w.beginRow(t, dt, C.outputs.length);
+    for (let c = 0; c < C.count; c++) {
+      const o = out[c];
+      if (o < 0 || live[c] === 0) continue;
+      const v = value[c];
+      if (v !== 0) w.entry(o, v);
+    }
+    w.endRow();
+    this.rows++;
+    this.lastT = t;
+    C.rotate();
+    if (this.rows % this.flushEvery === 0) w.flush();
+    if (C.dirty) this.writeMeta(false);
+  }
+
+  /** Stop: flush, close everything, write the final meta. Idempotent. */
+  finish(stopReason: string, jitter: JitterStats): ProbeResult {
+    if (this.finished) return this.finished;
+    const end = this.now();
+    const cpu = cpuNs();
+    this.writer.close();
+    for (const s of this.sources) s.close();
+    for (const p of this.procs) p.close();
+    this.listener?.close();
+    for (const s of this.sources) {
+      if (s.relayouts > 0) this.notes.push(`${s.path}: layout changed ${s.relayouts} time(s) during the run (re-read by name)`);
+      if (s.failures > 0) this.notes.push(`${s.path}: unreadable in ${s.failures} sample(s) (${s.lastFailure})`);
+    }
+    if (this.listener?.gone) this.notes.push(`listen queue: ${this.listener.gone}; not sampled from then on`);
+    const wallNs = Math.max(1, end - this.baselineT);
+    const user = cpu.user - this.baselineCpu.user;
+    const system = cpu.system - this.baselineCpu.system;
+    this.finished = {
+      samples: this.rows,
+      intervalNs: this.opts.intervalNs,
+      columns: this.columns.outputs.length,
+      bytes: this.writer.bytes,
+      jitter,
+      overhead: {
+        cpuPerSecond: (user + system) / wallNs,
+        userPerSecond: user / wallNs,
+        systemPerSecond: system / wallNs,
+        wallNs,
+        meanSampleNs: this.rows ? this.sumRead / this.rows : 0,
+        maxSampleNs: this.maxRead,
+        startupCpuNs: this.baselineCpu.user + this.baselineCpu.system,
+      },
+      skipped: this.skipped,
+      processes: this.procInfo,
+      files: [path.join(PROBES_DIR, META_FILE), path.join(PROBES_DIR, SAMPLES_FILE)],
+      stopReason,
+    };
+    this.writeMeta(true);
+    return this.finished;
+  }
+
+  /** Read every probe into the current raw values. */
+  private readAll(): void {
+    const C = this.columns;
+    const row = this.rows;
+    for (let i = 0; i < this.sources.length; i++) this.sources[i].sample(C, row);
+    for (let i = 0; i < this.procs.length; i++) {
+      const p = this.procs[i];
+      if (!p.gone && !p.sample(C, row) && p.gone) this.processGone(i);
+    }
+    if (this.listener) this.listener.sample(C);
+  }
+
+  private processGone(i: number): void {
+    const info = this.procInfo[i];
+    info.exitedNs = this.now();
+    this.notes.push(`process ${info.role} (pid ${info.pid}) ended during the run; not sampled from then on`);
+  }
+
+  private baseline(): void {
+    this.readAll();
+    const t = this.now();
+    this.baselineT = t;
+    this.lastT = t;
+    this.baselineCpu = cpuNs();
+    const C = this.columns;
+    try {
+      this.cpus = (fs.readFileSync(path.join(this.procRoot, 'stat'), 'latin1').match(/^cpu\d+ /gm) ?? []).length;
+    } catch {
+      // counted below
+    }
+    if (!this.cpus) this.cpus = os.cpus().length;
+    for (let c = 0; c < C.count; c++) {
+      if (C.specs[c].kind === 'constant') this.constants[C.specs[c].name] = C.raw(c);
+    }
+    C.rotate();
+    this.writeMeta(false);
+  }
+
+  private writeMeta(complete: boolean): void {
+    this.columns.dirty = false;
+    const meta: ProbeMeta = {
+      schema: META_SCHEMA,
+      version: META_VERSION,
+      samples: { file: SAMPLES_FILE, magic: SAMPLES_MAGIC, version: SAMPLES_VERSION },
+      t0Ns: this.opts.t0.toString(),
+      intervalNs: this.opts.intervalNs,
+      clkTck: this.clkTck,
+      cpus: this.cpus,
+      procRoot: this.procRoot,
+      netns: this.opts.netns ?? null,
+      baselineNs: this.baselineT,
+      columns: this.columns.outputs,
+      constants: this.constants,
+      skipped: this.skipped,
+      processes: this.procInfo,
+      listener: this.listenerInfo,
+      notes: this.notes,
+      complete,
+      rows: complete ? this.rows : null,
+      result: complete ? this.finished : null,
+    };
+    writeJson(path.join(this.dir, META_FILE), meta);
+  }
+}

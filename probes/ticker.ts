@@ -1,0 +1,94 @@
+import type { JitterStats } from './format.ts';
+
+// A self-correcting schedule: slot k is at start + k * interval, never
+// "interval after the last one", so lateness does not accumulate. Node's
+// timers have millisecond granularity, so a timer wakes the process a margin
+// before the slot and Atomics.wait (a futex with a timeout) sleeps the rest
+// precisely. The sampler has its own process: blocking its event loop for a
+// few ms costs nothing. One Timeout object, re-armed with refresh(): nothing
+// is allocated per tick.
+
+const BUCKET_NS = 10_000;
+const BUCKETS = 10_000; // 10 us buckets up to 100 ms; beyond: the last one
+
+export class Ticker {
+  readonly intervalNs: number;
+  ticks = 0;
+  missed = 0;
+  private readonly now: () => number;
+  private readonly onTick: (scheduledNs: number, tNs: number) => void;
+  private readonly marginNs: number;
+  private readonly cell = new Int32Array(new SharedArrayBuffer(4));
+  private readonly hist = new Uint32Array(BUCKETS);
+  private timer: NodeJS.Timeout | null = null;
+  private next = 0;
+  private sumLate = 0;
+  private maxLate = 0;
+  private stopped = false;
+
+  constructor(intervalNs: number, now: () => number, onTick: (scheduledNs: number, tNs: number) => void) {
+    this.intervalNs = intervalNs;
+    this.now = now;
+    this.onTick = onTick;
+    this.marginNs = Math.min(5e6, Math.max(2e6, intervalNs / 4));
+  }
+
+  /** First slot one interval after startNs. */
+  start(startNs: number): void {
+    this.next = startNs + this.intervalNs;
+    const delayMs = Math.max(1, (this.intervalNs - this.marginNs) / 1e6);
+    this.timer = setTimeout(this.fire, delayMs);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  stats(): JitterStats {
+    const n = this.ticks;
+    return {
+      meanNs: n ? this.sumLate / n : 0,
+      p50Ns: this.percentile(0.5),
+      p99Ns: this.percentile(0.99),
+      maxNs: this.maxLate,
+      missedSlots: this.missed,
+    };
+  }
+
+  private readonly fire = (): void => {
+    if (this.stopped) return;
+    const rem = this.next - this.now();
+    if (rem > 20_000) Atomics.wait(this.cell, 0, 0, rem / 1e6);
+    const t = this.now();
+    const late = t > this.next ? t - this.next : 0;
+    this.ticks++;
+    this.sumLate += late;
+    if (late > this.maxLate) this.maxLate = late;
+    const b = Math.floor(late / BUCKET_NS);
+    this.hist[b < BUCKETS ? b : BUCKETS - 1]++;
+    this.onTick(this.next, t);
+    if (this.stopped) return;
+    this.next += this.intervalNs;
+    // More than half a slot behind (a stalled machine): skip to the next slot
+    // ahead rather than firing a burst of samples to catch up.
+    const after = this.now();
+    while (after - this.next > this.intervalNs / 2) {
+      this.next += this.intervalNs;
+      this.missed++;
+    }
+    (this.timer as NodeJS.Timeout).refresh();
+  };
+
+  private percentile(q: number): number {
+    const want = Math.ceil(q * this.ticks);
+    if (want === 0) return 0;
+    let seen = 0;
+    for (let b = 0; b < BUCKETS; b++) {
+      seen += this.hist[b];
+      if (seen >= want) return Math.min((b + 1) * BUCKET_NS, this.maxLate);
+    }
+    return this.maxLate;
+  }
+}

@@ -69,9 +69,16 @@ export function symbolicTable(printFmt: string, field: string): Record<number, s
   return table;
 }
 
+/**
+ * Which inet_sock_set_state transitions to record: all (~10 per
+ * connection), the end of each handshake (leaving SYN_SENT or SYN_RECV:
+ * 2 per connection, success or failure), or none.
+ */
+export type StateEvents = 'all' | 'handshake' | 'off';
+
 export interface ProbeRequest {
   ports: number[];
-  stateChanges: boolean;
+  states: StateEvents;
   drops: boolean;
   /** Kernel BTF present (needed to read ports out of a dropped skb). */
   btf: boolean;
@@ -158,11 +165,12 @@ const PROBES: ProbeDef[] = [
     kind: 'state',
     tp: 'sock:inet_sock_set_state',
     build(fmt, req, filter) {
-      if (!req.stateChanges) return { skip: 'state changes not requested' };
+      if (req.states === 'off') return { skip: 'state changes not requested' };
       const miss = need(fmt, 'sport', 'dport', 'family', 'oldstate', 'newstate', 'protocol');
       if (miss) return { skip: miss };
       // protocol 6: TCP only (the tracepoint also fires for SCTP and MPTCP)
-      return `/args->protocol == 6 && ${filter('args->sport', 'args->dport')}/ { ${emit('state', 'args->family', 'args->sport', 'args->dport', 'args->oldstate', 'args->newstate')} }`;
+      const which = req.states === 'handshake' ? `(args->oldstate == ${TCP_STATES.indexOf('SYN_SENT')} || args->oldstate == ${TCP_STATES.indexOf('SYN_RECV')}) && ` : '';
+      return `/args->protocol == 6 && ${which}${filter('args->sport', 'args->dport')}/ { ${emit('state', 'args->family', 'args->sport', 'args->dport', 'args->oldstate', 'args->newstate')} }`;
     },
   },
   {
@@ -173,11 +181,16 @@ const PROBES: ProbeDef[] = [
       const miss = need(fmt, 'skbaddr', 'protocol', 'reason');
       if (miss) return { skip: miss };
       if (!req.btf) return { skip: 'no kernel BTF (/sys/kernel/btf/vmlinux): cannot read the ports of a dropped packet' };
+      // NOT_SPECIFIED is TCP's ordinary discard path (e.g. the last ACK of
+      // every connection that reaches a socket in LAST_ACK): noise, left out.
+      const table = symbolicTable(fmt.printFmt, 'reason');
+      const unspecified = Object.entries(table).find(([, n]) => n === 'NOT_SPECIFIED')?.[0];
+      const notNoise = unspecified === undefined ? '' : `args->reason != ${unspecified} && `;
       // The tracepoint has no ports: read them from the TCP header through
       // BTF. 0xffff marks an unset header offset. kfree_skb fires for every
       // drop in the system, so bail out early on anything not IP.
       return (
-        `/args->protocol == 0x0800 || args->protocol == 0x86DD/ {` +
+        `/${notNoise}(args->protocol == 0x0800 || args->protocol == 0x86DD)/ {` +
         ` $skb = (struct sk_buff *)args->skbaddr;` +
         ` if ($skb->transport_header != 0xffff && $skb->network_header != 0xffff) {` +
         ` $v4 = args->protocol == 0x0800;` +

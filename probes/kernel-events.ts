@@ -6,15 +6,18 @@
 // a line:
 //   line 1, header: {"format":"sockspike-kernel-events","version":1,
 //     "t0Ns":"<CLOCK_MONOTONIC ns, decimal>","ports":[...],"netns":null|"NS",
-//     "bpftrace":"v0.17.0","kernel":"6.18...","probes":["tcp:tcp_send_reset",...],
+//     "bpftrace":"v0.17.0","kernel":"6.18...","states":"all"|"handshake"|"off",
+//     "probes":["tcp:tcp_send_reset",...],
 //     "skipped":[{"probe","reason"}],"startupMs":N,"notes":[...]}
 //   events: {"tNs":N,"kind":K,"family":4|6,"sport":N,"dport":N,
 //     "state"?,"oldState"?,"newState"?,"reason"?}
 //     tNs: ns since t0 on CLOCK_MONOTONIC (bpftrace `nsecs`);
 //     kind: retransmit | retransmit-synack | send-reset | receive-reset | state | drop;
 //     sport/dport: as the kernel sees the socket or packet (for a state change
-//       or retransmit, the local port is sport); states: ESTABLISHED, SYN_SENT, ...;
-//     reason: SKB_DROP_REASON_* (drop) or SK_RST_REASON_* (send-reset) without prefix.
+//       or retransmit, the local port is sport; CLOSE->SYN_SENT has sport 0, the
+//       port is bound just after); states: ESTABLISHED, SYN_SENT, ...;
+//     reason: SKB_DROP_REASON_* (drop; NOT_SPECIFIED is not recorded) or
+//       SK_RST_REASON_* (send-reset), without prefix.
 //   last line, only when stopped cleanly: {"end":true,"events":N,"byKind":{...},"lost":N}
 // A missing trailer means the probe did not stop cleanly; a cut last line is
 // ignored by the reader. The bpftrace program is saved as events/kernel-events.bt.
@@ -26,11 +29,11 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 import { UserError, errnoCode } from '../lib/errors.ts';
-import { ALL_TRACEPOINTS, READY_MARKER, buildScript, type BuiltScript } from './kernel-events-script.ts';
+import { ALL_TRACEPOINTS, READY_MARKER, buildScript, type BuiltScript, type StateEvents } from './kernel-events-script.ts';
 import { LineSplitter, decodeEventLine, parseEventRecord, type KernelEvent } from './kernel-events-parse.ts';
 
 export type { KernelEvent } from './kernel-events-parse.ts';
-export type { KernelEventKind } from './kernel-events-script.ts';
+export type { KernelEventKind, StateEvents } from './kernel-events-script.ts';
 
 export const KERNEL_EVENTS_FILE = 'events/kernel-events.ndjson';
 export const KERNEL_EVENTS_SCRIPT = 'events/kernel-events.bt';
@@ -47,9 +50,13 @@ export interface KernelEventsOptions {
   netns?: string;
   /** bpftrace binary; default `bpftrace` on PATH. */
   bpftrace?: string;
-  /** inet_sock_set_state events: ~10 per connection, the bulk of the volume. Default true. */
-  stateChanges?: boolean;
-  /** skb:kfree_skb with a drop reason. Default true. */
+  /**
+   * inet_sock_set_state transitions: 'all' (default; ~10 per connection, the
+   * bulk of the volume and of bpftrace's CPU), 'handshake' (2 per
+   * connection: leaving SYN_SENT / SYN_RECV), or 'off'.
+   */
+  states?: StateEvents;
+  /** skb:kfree_skb with a drop reason (NOT_SPECIFIED left out). Default true. */
   drops?: boolean;
   attachTimeoutMs?: number;
   stopTimeoutMs?: number;
@@ -84,6 +91,7 @@ export interface KernelEventsHeader {
   netns: string | null;
   bpftrace: string;
   kernel: string;
+  states: StateEvents;
   probes: string[];
   skipped: { probe: string; reason: string }[];
   startupMs: number;
@@ -115,7 +123,7 @@ export async function startKernelEvents(opts: KernelEventsOptions): Promise<Kern
     const [cat, name] = tp.split(':');
     formats.set(tp, await readFile(join(tracefs, 'events', cat, name, 'format'), 'utf8').catch(() => null));
   }
-  const req = { ports, stateChanges: opts.stateChanges ?? true, drops: opts.drops ?? true, btf: existsSync('/sys/kernel/btf/vmlinux') };
+  const req = { ports, states: opts.states ?? 'all', drops: opts.drops ?? true, btf: existsSync('/sys/kernel/btf/vmlinux') };
   if (opts.netns) {
     notes.push(`tracepoints are global: events from network namespaces other than ${opts.netns} on the same ports may appear`);
   }
@@ -144,6 +152,7 @@ export async function startKernelEvents(opts: KernelEventsOptions): Promise<Kern
     netns: opts.netns ?? null,
     bpftrace: version,
     kernel: release(),
+    states: req.states,
     probes: script.probes,
     skipped: script.skipped,
     startupMs: started.startupMs,

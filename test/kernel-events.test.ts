@@ -63,7 +63,7 @@ test('tracepoint format: fields, arrays and the symbolic table of one field', (t
 });
 
 test('script: port filter, sockaddr or port layout, missing tracepoints skipped', (t) => {
-  const req = { ports: [8080, 9090], stateChanges: true, drops: true, btf: false };
+  const req = { ports: [8080, 9090], states: 'all' as const, drops: true, btf: false };
   const newer = buildScript(new Map([['tcp:tcp_send_reset', SEND_RESET_NEW]]), req);
   t.deepEqual(newer.probes, ['tcp:tcp_send_reset']);
   t.regex(newer.text, /\$s = \(\(args->saddr\[2\] << 8\) \| args->saddr\[3\]\)/);
@@ -75,6 +75,20 @@ test('script: port filter, sockaddr or port layout, missing tracepoints skipped'
   const older = buildScript(new Map([['tcp:tcp_send_reset', SEND_RESET_OLD]]), req);
   t.regex(older.text, /tracepoint:tcp:tcp_send_reset \/\(args->sport == 8080/);
   t.regex(older.text, /args->state, -1\)/); // no reason field on that kernel
+
+  const SET_STATE = 'format:\n' + ['oldstate', 'newstate'].map((f) => `\tfield:int ${f};\toffset:16;\tsize:4;\tsigned:1;\n`).join('') +
+    ['sport', 'dport', 'family', 'protocol'].map((f) => `\tfield:__u16 ${f};\toffset:24;\tsize:2;\tsigned:0;\n`).join('');
+  const hs = buildScript(new Map([['sock:inet_sock_set_state', SET_STATE]]), { ...req, states: 'handshake' });
+  t.regex(hs.text, /args->protocol == 6 && \(args->oldstate == 2 \|\| args->oldstate == 3\) && \(args->sport == 8080/);
+  const off = buildScript(new Map([['sock:inet_sock_set_state', SET_STATE]]), { ...req, states: 'off' });
+  t.deepEqual(off.probes, []);
+
+  const KFREE =
+    'format:\n\tfield:void * skbaddr;\toffset:8;\tsize:8;\tsigned:0;\n\tfield:unsigned short protocol;\toffset:32;\tsize:2;\tsigned:0;\n' +
+    '\tfield:enum skb_drop_reason reason;\toffset:36;\tsize:4;\tsigned:0;\n\nprint fmt: "reason: %s", __print_symbolic(REC->reason, { 2, "NOT_SPECIFIED" }, { 3, "NO_SOCKET" })\n';
+  const drops = buildScript(new Map([['skb:kfree_skb', KFREE]]), { ...req, btf: true });
+  t.regex(drops.text, /tracepoint:skb:kfree_skb \/args->reason != 2 && \(args->protocol == 0x0800/);
+  t.deepEqual(drops.reasons.drop, { 2: 'NOT_SPECIFIED', 3: 'NO_SOCKET' });
 
   const noBtf = buildScript(new Map([['skb:kfree_skb', 'format:\n\tfield:void * skbaddr;\toffset:8;\tsize:8;\tsigned:0;\n\tfield:unsigned short protocol;\toffset:32;\tsize:2;\tsigned:0;\n\tfield:enum skb_drop_reason reason;\toffset:36;\tsize:4;\tsigned:0;\n']]), req);
   t.regex(noBtf.skipped.find((s) => s.probe === 'skb:kfree_skb')?.reason ?? '', /BTF/);
@@ -120,7 +134,7 @@ test('readKernelEvents: null without a file, cut last line skipped, header read'
   t.is(await readKernelEvents(dir), null);
   t.is(await readKernelEventsHeader(dir), null);
   await mkdir(join(dir, 'events'));
-  const header = { format: 'sockspike-kernel-events', version: 1, t0Ns: '5', ports: [1], netns: null, bpftrace: 'v0', kernel: 'x', probes: [], skipped: [], startupMs: 1, notes: [] };
+  const header = { format: 'sockspike-kernel-events', version: 1, t0Ns: '5', ports: [1], netns: null, bpftrace: 'v0', kernel: 'x', states: 'all', probes: [], skipped: [], startupMs: 1, notes: [] };
   await writeFile(
     join(dir, KERNEL_EVENTS_FILE),
     JSON.stringify(header) + '\n' + '{"tNs":10,"kind":"retransmit","family":4,"sport":5,"dport":1,"state":"SYN_SENT"}\n' + '{"tNs":20,"kind":"sta',
@@ -258,6 +272,13 @@ test.serial('real: resets, linger-0 abort and state changes, on the run clock', 
     if (sentRefused.reason !== undefined) t.is(sentRefused.reason, 'NO_SOCKET');
   }
   if (gotRefused) t.true(inWindow(gotRefused, refused));
+  t.log(`refused: window ${refused.hi - refused.lo} ns, send-reset ${sentRefused ? sentRefused.tNs - refused.lo : '?'} ns into it`);
+  if (h.probes.includes('skb:kfree_skb')) {
+    // the SYN to the closed port is dropped with a reason
+    const drop = evs.find((e) => e.kind === 'drop' && e.dport === closed);
+    t.is(drop?.reason, 'NO_SOCKET');
+    if (drop) t.true(inWindow(drop, refused));
+  }
 
   const abortSent = evs.find((e) => e.kind === 'send-reset' && e.sport === abort.value && e.dport === port);
   const abortGot = evs.find((e) => e.kind === 'receive-reset' && e.sport === port && e.dport === abort.value);

@@ -128,8 +128,10 @@ export async function startKernelEvents(opts: KernelEventsOptions): Promise<Kern
     notes.push(`tracepoints are global: events from network namespaces other than ${opts.netns} on the same ports may appear`);
   }
 
-  await mkdir(join(opts.runDir, 'events'), { recursive: true });
   let script = buildScript(formats, req);
+  if (script.probes.length === 0) return { skipped: 'none of the tcp/sock tracepoints exist on this kernel' };
+  await mkdir(join(opts.runDir, 'events'), { recursive: true });
+  // Bounded by attachTimeoutMs, twice at most when the drops probe must be retried without.
   let started = await attach(bin, script, opts);
   if ('failed' in started && script.probes.includes('skb:kfree_skb')) {
     // The drops probe is the one that needs BTF and struct casts: retry without it.
@@ -139,10 +141,6 @@ export async function startKernelEvents(opts: KernelEventsOptions): Promise<Kern
     started = await attach(bin, script, opts);
   }
   if ('failed' in started) return { skipped: `bpftrace failed to attach: ${started.failed}` };
-  if (script.probes.length === 0) {
-    started.child.kill('SIGKILL');
-    return { skipped: 'none of the tcp/sock tracepoints exist on this kernel' };
-  }
 
   const header: KernelEventsHeader = {
     format: KERNEL_EVENTS_FORMAT,

@@ -160,6 +160,64 @@ test('skip path: a bpftrace binary that does not exist', async (t) => {
   t.is(await readKernelEvents(dir), null);
 });
 
+// ---------- a fake bpftrace: attach failure, timeout, early exit, cut output ----------
+
+async function fakeBpftrace(dir: string, body: string): Promise<string> {
+  const bin = join(dir, 'fake-bpftrace');
+  await writeFile(bin, `#!/bin/sh\ncase "$1" in --version) echo "bpftrace v9.9.9";; *) ${body};; esac\n`, { mode: 0o755 });
+  return bin;
+}
+
+test('fake bpftrace: an attach error is a skip with its message', async (t) => {
+  const dir = await tmp();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const bin = await fakeBpftrace(dir, 'echo "ERROR: couldn\'t set RLIMIT_MEMLOCK" >&2; echo "stdin:1:1: ERROR: boom" >&2; exit 1');
+  const r = await startKernelEvents({ runDir: dir, t0: 0n, ports: [1], bpftrace: bin });
+  t.true(kernelEventsSkipped(r));
+  if (kernelEventsSkipped(r)) t.regex(r.skipped, isRoot ? /^bpftrace failed to attach: stdin:1:1: ERROR: boom$/ : /not root/);
+});
+
+test('fake bpftrace: no ready marker within the timeout', async (t) => {
+  const dir = await tmp();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const bin = await fakeBpftrace(dir, 'echo "Attaching 6 probes..."; exec sleep 30');
+  const t0 = performance.now();
+  const r = await startKernelEvents({ runDir: dir, t0: 0n, ports: [1], bpftrace: bin, attachTimeoutMs: 300 });
+  t.true(kernelEventsSkipped(r));
+  if (kernelEventsSkipped(r)) t.regex(r.skipped, isRoot ? /did not attach within 0.3s/ : /not root/);
+  t.true(performance.now() - t0 < 5000);
+});
+
+test('fake bpftrace: early exit, lost events and a cut last line', async (t) => {
+  const dir = await tmp();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const t0 = 1_000_000n;
+  const bin = await fakeBpftrace(
+    dir,
+    'echo "Attaching 6 probes..."; echo "@E 4 1000500 2 1 40000 0 0"; echo "@READY"; echo "Lost 3 events"; printf "@E 3 1002000 2 1 40000 0 1\\n@E 5 100"; exit 0',
+  );
+  const r = await startKernelEvents({ runDir: dir, t0, ports: [1], bpftrace: bin });
+  if (kernelEventsSkipped(r)) {
+    t.regex(r.skipped, isRoot ? /tracefs/ : /not root/);
+    return;
+  }
+  await new Promise((res) => setTimeout(res, 300));
+  const res = await r.stop();
+  t.is(res.events, 2);
+  t.deepEqual(res.byKind, { 'receive-reset': 1, 'send-reset': 1 });
+  t.is(res.lost, 3);
+  t.true(res.notes.some((n) => /bpftrace exited early/.test(n)));
+  const evs = await readKernelEvents(dir);
+  t.deepEqual(
+    evs?.map((e) => [e.kind, e.tNs]),
+    [
+      ['receive-reset', 500],
+      ['send-reset', 2000],
+    ],
+  );
+  t.is(await r.stop(), await r.stop()); // idempotent
+});
+
 // ---------- the real path ----------
 
 /** Start the probe, or check the skip and return null when this machine cannot run it. */
@@ -231,8 +289,7 @@ test.serial('real: resets, linger-0 abort and state changes, on the run clock', 
     new Promise<number>((resolve) => {
       const c = net.connect(port, '127.0.0.1', () => {
         const lp = c.localPort ?? 0;
-        server.once('connection', () => undefined);
-        // give the server's accept a moment so the RST meets an established socket
+        // a moment for the server's accept, so the RST meets an established socket
         setTimeout(() => {
           c.resetAndDestroy();
           c.on('close', () => setTimeout(() => resolve(lp), 20));

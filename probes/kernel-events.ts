@@ -18,8 +18,8 @@
 //       port is bound just after); states: ESTABLISHED, SYN_SENT, ...;
 //     reason: SKB_DROP_REASON_* (drop; NOT_SPECIFIED is not recorded) or
 //       SK_RST_REASON_* (send-reset), without prefix.
-//   last line, only when stopped cleanly: {"end":true,"events":N,"byKind":{...},"lost":N}
-// A missing trailer means the probe did not stop cleanly; a cut last line is
+//   last line, written by stop(): {"end":true,"events":N,"byKind":{...},"lost":N}
+// A missing trailer means the probe process died before stop(); a cut last line is
 // ignored by the reader. The bpftrace program is saved as events/kernel-events.bt.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createReadStream, createWriteStream, existsSync, type WriteStream } from 'node:fs';

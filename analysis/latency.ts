@@ -15,12 +15,14 @@ export function record(h: Histogram, us: number): void {
 
 export function phaseStats(h: Histogram): PhaseStats {
   if (h.totalCount === 0) return { count: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0, mean: 0 };
+  // HdrHistogram reports the top of a value's bucket: never above the max seen
+  const at = (p: number): number => Math.min(h.getValueAtPercentile(p), h.maxValue);
   return {
     count: h.totalCount,
-    p50: h.getValueAtPercentile(50),
-    p90: h.getValueAtPercentile(90),
-    p99: h.getValueAtPercentile(99),
-    p999: h.getValueAtPercentile(99.9),
+    p50: at(50),
+    p90: at(90),
+    p99: at(99),
+    p999: at(99.9),
     max: h.maxValue,
     mean: Math.round(h.mean),
   };

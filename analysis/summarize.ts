@@ -96,7 +96,7 @@ export function summarize(m: RunManifest, c: TxnColumns, s: ServerColumns | null
             rate: m.config.rate,
             lateStarts,
             lateThresholdUs: LATE_START_US,
-            lateUs: { p50: hLate.getValueAtPercentile(50), p99: hLate.getValueAtPercentile(99), max: hLate.maxValue },
+            lateUs: { p50: Math.min(hLate.getValueAtPercentile(50), hLate.maxValue), p99: Math.min(hLate.getValueAtPercentile(99), hLate.maxValue), max: hLate.maxValue },
             missedStarts: m.workload?.missedStarts ?? 0,
           },
     server: s === null ? null : serverSummary(s),

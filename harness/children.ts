@@ -24,6 +24,8 @@ export function startChild(role: string, entry: string, logPath: string, onMessa
   });
   closeSync(log);
   proc.on('message', (m) => onMessage(m as FromChild));
+  // a child that has just gone (EPIPE on send) is seen through 'exit'
+  proc.on('error', () => {});
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     proc.once('exit', (code, signal) => resolve({ code, signal })),
   );
@@ -32,7 +34,7 @@ export function startChild(role: string, entry: string, logPath: string, onMessa
     role,
     exited,
     send(m: ToChild) {
-      if (proc.connected) proc.send(m);
+      if (proc.connected) proc.send(m, () => {});
     },
   };
 }

@@ -10,7 +10,7 @@ import { Worker, type WorkerHost } from './client-worker.ts';
 import type { DoneMessage, FromChild, StartMessage, ToChild } from './messages.ts';
 import { TxnRecorder } from './txn-recorder.ts';
 import { nativeUnavailable } from './native.ts';
-import { stopSelfMonitor, startSelfMonitorIfAvailable } from './self-monitor-hook.ts';
+import { stopSelfMonitoring, startSelfMonitoring } from './self-watch.ts';
 
 const STOP_GRACE_NS = 2e9;
 
@@ -226,18 +226,18 @@ process.on('disconnect', () => {
   // the run went away: keep what was recorded, then leave
   closed = true;
   client?.close();
-  stopSelfMonitor();
+  stopSelfMonitoring();
   process.exit(1);
 });
 process.on('message', (m: ToChild) => {
   if (m.type === 'start' && client === null) {
     const c = (client = new Client(m));
-    startSelfMonitorIfAvailable(m.runDir, 'client', BigInt(m.t0), m.config.probeIntervalNs);
+    startSelfMonitoring(m.runDir, 'client', BigInt(m.t0), m.config.probeIntervalNs);
     c.finishedAll.then(() => {
       if (closed) return;
       closed = true;
       const done = c.close();
-      stopSelfMonitor();
+      stopSelfMonitoring();
       process.send?.(done, () => process.disconnect());
     });
     c.start();

@@ -12,7 +12,7 @@ import { fdOf, native, nativeUnavailable } from './native.ts';
 import { patternBuffer } from './payload.ts';
 import { RecordFile } from './record-file.ts';
 import { ServerConn, type ConnHost } from './server-conn.ts';
-import { stopSelfMonitor, startSelfMonitorIfAvailable } from './self-monitor-hook.ts';
+import { stopSelfMonitoring, startSelfMonitoring } from './self-watch.ts';
 
 const EAGAIN = -11;
 
@@ -127,7 +127,7 @@ async function stop(): Promise<void> {
   if (stopped || server === null) return;
   stopped = true;
   await server.stop();
-  stopSelfMonitor();
+  stopSelfMonitoring();
 }
 
 process.on('SIGINT', () => {}); // the run decides when its children stop
@@ -136,7 +136,7 @@ process.on('disconnect', () => void stop().then(() => process.exit(0)));
 process.on('message', (m: ToChild) => {
   if (m.type === 'start' && server === null) {
     const s = (server = new BuiltinServer(m));
-    startSelfMonitorIfAvailable(m.runDir, 'server', BigInt(m.t0), m.config.probeIntervalNs);
+    startSelfMonitoring(m.runDir, 'server', BigInt(m.t0), m.config.probeIntervalNs);
     s.listen().then(
       ({ port, fd }) => send({ type: 'listening', port, fd, notes: s.startNotes }),
       (err: Error) => {

@@ -1,0 +1,75 @@
+// Drive the harness's client process on its own (no run, no built-in
+// server): fork harness/client.ts with the tsx loader as harness/children.ts
+// does, send it a StartMessage, wait for its DoneMessage and its exit, then
+// read back what it recorded.
+import type { ExecutionContext } from 'ava';
+import { fork } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULTS, resolveConfig, type RunOptions } from '../../harness/config.ts';
+import type { DoneMessage, FromChild, StartMessage } from '../../harness/messages.ts';
+import { readTransactions, type TxnColumns } from '../../analysis/read-run.ts';
+import { summarize } from '../../analysis/summarize.ts';
+import { monoNs } from '../../lib/clock.ts';
+import { SCHEMA_VERSION, type RunManifest } from '../../lib/rundir.ts';
+import type { RunConfig, Summary } from '../../lib/types.ts';
+
+const CLIENT = fileURLToPath(new URL('../../harness/client.ts', import.meta.url));
+const TSX = import.meta.resolve('tsx');
+
+/** A validated config as the CLI would make it: DEFAULTS, then the given flags (no --duration unless given). */
+export function clientConfig(flags: Partial<RunOptions>): RunConfig {
+  return resolveConfig({ ...DEFAULTS, duration: undefined, ...flags } as RunOptions);
+}
+
+export interface ClientRun {
+  done: DoneMessage | null;
+  exit: { code: number | null; signal: NodeJS.Signals | null };
+  txns: TxnColumns;
+  summary: Summary;
+  manifest: RunManifest;
+}
+
+/**
+ * Run the client process with `config` into `dir`; it must finish within
+ * timeoutMs (then it is killed, by pid, and the test fails).
+ */
+export async function runClient(t: ExecutionContext, config: RunConfig, dir: string, timeoutMs = 20_000): Promise<ClientRun> {
+  const t0 = monoNs();
+  const log = openSync(join(dir, 'client.log'), 'a');
+  const child = fork(CLIENT, [], { execArgv: [`--import=${TSX}`], stdio: ['ignore', log, log, 'ipc'], serialization: 'json' });
+  closeSync(log);
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let done: DoneMessage | null = null;
+  child.on('message', (m: FromChild) => {
+    if (m.type === 'done') done = m;
+  });
+  child.on('error', () => {});
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const start: StartMessage = { type: 'start', config, t0: t0.toString(), runDir: dir, file: 'transactions.bin', progress: false };
+  child.send(start);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), timeoutMs)));
+  const exit = await Promise.race([exited, timeout]);
+  clearTimeout(timer);
+  if (exit === null) {
+    child.kill('SIGKILL');
+    throw new Error(`the client process did not finish within ${timeoutMs} ms`);
+  }
+  const manifest = {
+    schemaVersion: SCHEMA_VERSION,
+    tool: 'sockspike',
+    status: 'complete',
+    stopReason: null,
+    config,
+    files: { transactions: ['transactions.bin'], server: [] },
+    workload: null,
+  } as unknown as RunManifest;
+  const txns = readTransactions(dir, manifest);
+  return { done, exit, txns, summary: summarize(manifest, txns, null), manifest };
+}

@@ -3,7 +3,9 @@
 // interrupted, and leaves no child process behind.
 import test, { type ExecutionContext } from 'ava';
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { OUTCOMES } from '../lib/types.ts';
 import {
   assertAccounting,
   HEADER_BYTES,
@@ -17,6 +19,7 @@ import {
   txnRecordSize,
   waitForClient,
 } from './helpers/cli.ts';
+import { clientConfig, runClient } from './helpers/client.ts';
 
 async function interrupt(t: ExecutionContext, signal: 'SIGINT' | 'SIGTERM', codes: number[]): Promise<void> {
   const dir = join(tempDir(t), 'run');
@@ -61,3 +64,55 @@ async function interrupt(t: ExecutionContext, signal: 'SIGINT' | 'SIGTERM', code
 test.serial('SIGINT mid-run: stops within seconds, exit 130, report written, all accounted, no leftover process', interrupt, 'SIGINT', [130]);
 // cli/run.ts maps every interrupted run to 130 (a shell would say 143 for SIGTERM): either is an honest "interrupted"
 test.serial('SIGTERM mid-run: stops within seconds, non-zero exit, report written, all accounted, no leftover process', interrupt, 'SIGTERM', [130, 143]);
+
+// The client process on its own, told to stop as the run tells it on a signal.
+
+/** An echo server on 127.0.0.1 (or one that never answers); closed in teardown. */
+async function server(t: ExecutionContext, answer: boolean): Promise<number> {
+  const socks = new Set<Socket>();
+  const srv = createServer((s) => {
+    socks.add(s);
+    s.on('close', () => socks.delete(s));
+    s.on('error', () => {});
+    if (answer) s.pipe(s);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    for (const s of socks) s.destroy();
+    srv.close();
+  });
+  return (srv.address() as { port: number }).port;
+}
+
+test('client told to stop mid-run: its own count equals the records on disk', async (t) => {
+  const port = await server(t, true);
+  const config = clientConfig({ duration: '30s', concurrency: '2', port: String(port) });
+  const startedAt = Date.now();
+  const r = await runClient(t, config, tempDir(t), 20_000, { stopAfterMs: 1500 });
+  t.true(Date.now() - startedAt < 8000, 'stopped within seconds');
+  t.is(r.exit.code, 0);
+  t.truthy(r.done);
+  t.true(r.done!.attempted > 0);
+  // what the client counted is exactly what is in transactions.bin
+  t.is(r.txns.n, r.done!.attempted);
+  t.is(r.txns.trailingBytes, 0);
+  t.is(r.summary.transactions.ok, r.done!.ok);
+  t.is(r.summary.transactions.failed, r.done!.failed);
+  t.is(r.summary.transactions.timedOut, r.done!.timedOut);
+  assertAccounting(t, r.summary);
+});
+
+test('client told to stop with transactions stuck in flight: they are recorded as stopped after the grace period', async (t) => {
+  const port = await server(t, false); // accepts, never answers
+  const config = clientConfig({ duration: '30s', concurrency: '3', port: String(port), ioTimeout: '60s' });
+  const startedAt = Date.now();
+  const r = await runClient(t, config, tempDir(t), 20_000, { stopAfterMs: 300 });
+  const took = Date.now() - startedAt;
+  t.true(took >= 2000 && took < 10_000, `stopped after ${took} ms (in-flight transactions get a 2 s grace)`);
+  t.is(r.done!.attempted, 3);
+  t.is(r.txns.n, 3);
+  t.deepEqual(Array.from(r.txns.outcome, (o) => OUTCOMES[o]), ['stopped', 'stopped', 'stopped']);
+  t.deepEqual(r.summary.transactions.errors, { stopped: 3 });
+  t.is(r.summary.transactions.failed, 3);
+  assertAccounting(t, r.summary);
+});

@@ -35,7 +35,13 @@ export interface ClientRun {
  * Run the client process with `config` into `dir`; it must finish within
  * timeoutMs (then it is killed, by pid, and the test fails).
  */
-export async function runClient(t: ExecutionContext, config: RunConfig, dir: string, timeoutMs = 20_000): Promise<ClientRun> {
+export async function runClient(
+  t: ExecutionContext,
+  config: RunConfig,
+  dir: string,
+  timeoutMs = 20_000,
+  opts: { stopAfterMs?: number } = {},
+): Promise<ClientRun> {
   const t0 = monoNs();
   const log = openSync(join(dir, 'client.log'), 'a');
   const child = fork(CLIENT, [], { execArgv: [`--import=${TSX}`], stdio: ['ignore', log, log, 'ipc'], serialization: 'json' });
@@ -53,10 +59,13 @@ export async function runClient(t: ExecutionContext, config: RunConfig, dir: str
   );
   const start: StartMessage = { type: 'start', config, t0: t0.toString(), runDir: dir, file: 'transactions.bin', progress: false };
   child.send(start);
+  // as the run does on Ctrl-C: ask the client to stop
+  const stopTimer = opts.stopAfterMs === undefined ? undefined : setTimeout(() => child.connected && child.send({ type: 'stop', reason: 'test' }), opts.stopAfterMs);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), timeoutMs)));
   const exit = await Promise.race([exited, timeout]);
   clearTimeout(timer);
+  clearTimeout(stopTimer);
   if (exit === null) {
     child.kill('SIGKILL');
     throw new Error(`the client process did not finish within ${timeoutMs} ms`);

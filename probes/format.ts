@@ -132,7 +132,12 @@ export const SELF_VERSION = 1;
 export const SELF_HEADER_BYTES = 24;
 /** Records: 8 x f64. */
 export const SELF_RECORD_BYTES = 64;
-/** [type=1, t end of interval, dt, mean, max, p99, min, count]: event-loop delay, ns, excess over the timer resolution. */
+/**
+ * [type=1, t end of interval, dt, mean, max, min, ticks, 0]: event-loop delay
+ * in one interval, ns: how late a timer armed every resolution ns fired.
+ */
 export const SELF_ELD = 1;
-/** [type=2, t start, duration, kind, flags, 0, 0, 0]: one GC pause, ns. */
+/** [type=2, t start, duration, kind, flags, 0, 0, 0]: one GC pause, ns (kind: perf_hooks NODE_PERFORMANCE_GC_*). */
 export const SELF_GC = 2;
+/** [type=3, t, count, mean, p50, p99, max, min]: monitorEventLoopDelay over the whole run, ns over the resolution. */
+export const SELF_RUN = 3;

@@ -18,6 +18,7 @@ import {
   SELF_MAGIC,
   SELF_PREFIX,
   SELF_RECORD_BYTES,
+  SELF_RUN,
   type ProbeColumn,
   type ProbeMeta,
 } from './format.ts';
@@ -39,8 +40,10 @@ export interface SelfMonitorData {
   file: string;
   resolutionNs: number;
   intervalNs: number;
-  /** Event-loop delay per interval (ns; excess over the timer resolution). */
-  eld: { t: Float64Array; dt: Float64Array; mean: Float64Array; max: Float64Array; p99: Float64Array; min: Float64Array; count: Float64Array };
+  /** Event-loop delay per interval, ns (how late a timer armed every resolutionNs fired); ticks: how many fired. */
+  eld: { t: Float64Array; dt: Float64Array; mean: Float64Array; max: Float64Array; min: Float64Array; ticks: Float64Array };
+  /** monitorEventLoopDelay over the whole run (ns over the resolution); null if the process did not stop cleanly. */
+  run: { count: number; mean: number; p50: number; p99: number; max: number; min: number } | null;
   /** GC pauses: start (ns since t0), duration (ns), kind (perf_hooks constants.NODE_PERFORMANCE_GC_*). */
   gc: { start: Float64Array; duration: Float64Array; kind: Float64Array };
   /** The file ended inside a record (the process died while writing). */
@@ -226,30 +229,33 @@ export function readSelfFile(file: string): SelfMonitorData {
     const type = buf.readDoubleLE(SELF_HEADER_BYTES + i * SELF_RECORD_BYTES);
     if (type === SELF_ELD) neld++;
     else if (type === SELF_GC) ngc++;
-    else fail(file, `corrupt (record ${i} has type ${type})`);
+    else if (type !== SELF_RUN) fail(file, `corrupt (record ${i} has type ${type})`);
   }
   const f = (k: number): Float64Array => new Float64Array(k);
-  const eld = { t: f(neld), dt: f(neld), mean: f(neld), max: f(neld), p99: f(neld), min: f(neld), count: f(neld) };
+  const eld = { t: f(neld), dt: f(neld), mean: f(neld), max: f(neld), min: f(neld), ticks: f(neld) };
   const gc = { start: f(ngc), duration: f(ngc), kind: f(ngc) };
+  let run: SelfMonitorData['run'] = null;
   let e = 0;
   let g = 0;
   for (let i = 0; i < n; i++) {
     const p = SELF_HEADER_BYTES + i * SELF_RECORD_BYTES;
     const at = (k: number): number => buf.readDoubleLE(p + 8 * k);
-    if (at(0) === SELF_ELD) {
+    const type = at(0);
+    if (type === SELF_ELD) {
       eld.t[e] = at(1);
       eld.dt[e] = at(2);
       eld.mean[e] = at(3);
       eld.max[e] = at(4);
-      eld.p99[e] = at(5);
-      eld.min[e] = at(6);
-      eld.count[e] = at(7);
+      eld.min[e] = at(5);
+      eld.ticks[e] = at(6);
       e++;
-    } else {
+    } else if (type === SELF_GC) {
       gc.start[g] = at(1);
       gc.duration[g] = at(2);
       gc.kind[g] = at(3);
       g++;
+    } else {
+      run = { count: at(2), mean: at(3), p50: at(4), p99: at(5), max: at(6), min: at(7) };
     }
   }
   return {
@@ -260,6 +266,7 @@ export function readSelfFile(file: string): SelfMonitorData {
     intervalNs: buf.readUInt32LE(20) * 1e3,
     eld,
     gc,
+    run,
     truncated: (buf.length - SELF_HEADER_BYTES) % SELF_RECORD_BYTES !== 0,
   };
 }

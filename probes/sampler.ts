@@ -19,7 +19,7 @@ import {
   type ProbeResult,
   type SkippedProbe,
 } from './format.ts';
-import { SYSTEM_SOURCES } from './formats.ts';
+import { DEFAULT_SOURCES, SYSTEM_SOURCES } from './formats.ts';
 import { ListenQueueProbe, type ListenerTarget } from './listen-queue.ts';
 import { ProcessProbe } from './process-probe.ts';
 import { SampleWriter } from './sample-writer.ts';
@@ -41,7 +41,7 @@ export interface SamplerOptions {
   procRoot?: string;
   /** Per-CPU columns; 'auto': when there are at most 32 CPUs. */
   perCpu?: boolean | 'auto';
-  /** Only these system sources (ids from formats.ts), e.g. for tests. */
+  /** System sources to sample (ids from formats.ts); default DEFAULT_SOURCES. */
   sources?: string[];
   /** USER_HZ; default: getconf CLK_TCK, else 100. */
   clkTck?: number;
@@ -109,7 +109,8 @@ export class Sampler {
   static async create(opts: SamplerOptions): Promise<Sampler> {
     const s = new Sampler(opts);
     const ctx = { clkTck: s.clkTck, perCpu: s.perCpu };
-    const wanted = opts.sources ? SYSTEM_SOURCES.filter((d) => opts.sources?.includes(d.id)) : SYSTEM_SOURCES;
+    const ids = opts.sources ?? DEFAULT_SOURCES;
+    const wanted = SYSTEM_SOURCES.filter((d) => ids.includes(d.id));
     for (const def of wanted) {
       const src = new TemplateSource(def, s.procRoot, ctx);
       const why = src.open(s.columns, 0);

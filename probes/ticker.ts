@@ -1,12 +1,14 @@
 import type { JitterStats } from './format.ts';
 
 // A self-correcting schedule: slot k is at start + k * interval, never
-// "interval after the last one", so lateness does not accumulate. Node's
-// timers have millisecond granularity, so a timer wakes the process a margin
-// before the slot and Atomics.wait (a futex with a timeout) sleeps the rest
-// precisely. The sampler has its own process: blocking its event loop for a
-// few ms costs nothing. One Timeout object, re-armed with refresh(): nothing
-// is allocated per tick.
+// "interval after the last one", so lateness does not accumulate. The wait
+// is Atomics.wait (a futex with a timeout: sub-millisecond precision, where
+// Node's timers round to milliseconds), and it is the only wake-up per
+// sample: on this kind of VM each wake-up of an idle process costs ~100 us of
+// CPU, so a timer plus a precise wait would double the floor. The sampler
+// has its own process, so blocking its event loop is fine; between samples
+// a setImmediate lets the loop take IPC messages (a stop, a new process).
+// That Immediate is the one object allocated per tick.
 
 const BUCKET_NS = 10_000;
 const BUCKETS = 10_000; // 10 us buckets up to 100 ms; beyond: the last one
@@ -17,10 +19,9 @@ export class Ticker {
   missed = 0;
   private readonly now: () => number;
   private readonly onTick: (scheduledNs: number, tNs: number) => void;
-  private readonly marginNs: number;
   private readonly cell = new Int32Array(new SharedArrayBuffer(4));
   private readonly hist = new Uint32Array(BUCKETS);
-  private timer: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
   private next = 0;
   private sumLate = 0;
   private maxLate = 0;
@@ -30,20 +31,18 @@ export class Ticker {
     this.intervalNs = intervalNs;
     this.now = now;
     this.onTick = onTick;
-    this.marginNs = Math.min(5e6, Math.max(2e6, intervalNs / 4));
   }
 
   /** First slot one interval after startNs. */
   start(startNs: number): void {
     this.next = startNs + this.intervalNs;
-    const delayMs = Math.max(1, (this.intervalNs - this.marginNs) / 1e6);
-    this.timer = setTimeout(this.fire, delayMs);
+    this.immediate = setImmediate(this.fire);
   }
 
   stop(): void {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    if (this.immediate) clearImmediate(this.immediate);
+    this.immediate = null;
   }
 
   stats(): JitterStats {
@@ -60,7 +59,7 @@ export class Ticker {
   private readonly fire = (): void => {
     if (this.stopped) return;
     const rem = this.next - this.now();
-    if (rem > 20_000) Atomics.wait(this.cell, 0, 0, rem / 1e6);
+    if (rem > 0) Atomics.wait(this.cell, 0, 0, rem / 1e6);
     const t = this.now();
     const late = t > this.next ? t - this.next : 0;
     this.ticks++;
@@ -78,7 +77,7 @@ export class Ticker {
       this.next += this.intervalNs;
       this.missed++;
     }
-    (this.timer as NodeJS.Timeout).refresh();
+    this.immediate = setImmediate(this.fire);
   };
 
   private percentile(q: number): number {

@@ -1,0 +1,223 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { execa, type ResultPromise } from 'execa';
+import { monoNs } from '../lib/clock.ts';
+import { formatNs, parseDurationNs } from '../lib/duration.ts';
+import { UserError } from '../lib/errors.ts';
+import { FILES, SCHEMA_VERSION, type RunManifest } from '../lib/rundir.ts';
+import { shellJoin } from '../lib/shell.ts';
+import type { RunConfig } from '../lib/types.ts';
+import { makeRunDir, writeManifest } from '../harness/run-dir.ts';
+import { META_FILE, PROBES_DIR, SAMPLES_FILE, type ProbeResult } from '../probes/format.ts';
+import { checkProbeInterval, DEFAULT_PROBE_INTERVAL_NS, startProbes } from '../probes/run-probes.ts';
+
+// sockspike probe: sample the system on its own, for a duration or while a
+// command runs, into a run directory that `sockspike analyze` reads later.
+// A probe-only directory records no transactions.
+
+interface ProbeCliOptions {
+  out: string;
+  duration?: string;
+  interval: string;
+  pid?: string[];
+  port?: string;
+  netns?: string;
+  progress: boolean;
+}
+
+const parsePid = (text: string): { role: string; pid: number } => {
+  const m = /^(?:([\w-]+)=)?(\d+)$/.exec(text.trim());
+  const pid = m ? Number(m[2]) : NaN;
+  if (!m || !Number.isSafeInteger(pid) || pid < 1) throw new UserError(`--pid ${text}: use a process id, or ROLE=PID (e.g. server=1234)`);
+  return { role: m[1] ?? `pid${pid}`, pid };
+};
+
+const parsePort = (text: string): number => {
+  const p = Number(text);
+  if (!/^\d+$/.test(text) || p < 1 || p > 65535) throw new UserError(`--port ${text}: use a TCP port, 1-65535`);
+  return p;
+};
+
+/** A RunConfig for a run that had no workload of ours: zeros say nothing ran. */
+const probeOnlyConfig = (intervalNs: number, durationNs: number | null, port: number | null): RunConfig => ({
+  host: '',
+  port: port ?? 0,
+  transactions: 0,
+  durationNs,
+  concurrency: 0,
+  requestBytes: 0,
+  responseBytes: 0,
+  exchanges: 0,
+  thinkTimeNs: 0,
+  connectTimeoutNs: 0,
+  ioTimeoutNs: 0,
+  rate: null,
+  arrivals: 'uniform',
+  maxInflight: 0,
+  close: 'client-fin',
+  lingerSeconds: 0,
+  perConnection: 0,
+  backlog: 0,
+  nodelay: false,
+  splitWrites: 0,
+  acceptDelayNs: 0,
+  outlierUs: null,
+  probeIntervalNs: intervalNs,
+  seed: 0,
+});
+
+export function register(program: Command): void {
+  program
+    .command('probe')
+    .description('sample system state (CPU, TCP counters, sockets, processes) on its own, for a duration or while COMMAND runs')
+    .requiredOption('--out <dir>', 'run directory to write')
+    .option('--duration <d>', 'stop after this long; a bare number is seconds (default: until COMMAND ends, or Ctrl-C)')
+    .option('--interval <d>', 'sampling interval (>= 10ms)', '20ms')
+    .option('--pid <pid...>', 'also sample these processes (PID or ROLE=PID)')
+    .option('--port <p>', 'watch the accept queue of the socket listening on this port')
+    .option('--netns <name>', 'sample the TCP counters of this network namespace (ip netns exec)')
+    .option('--no-progress', 'no progress line, even on a terminal')
+    .argument('[command...]', 'command to run while sampling (after --); its process is sampled too')
+    .action(async (command: string[], o: ProbeCliOptions) => {
+      const code = await probeCommand(command, o);
+      if (code !== 0) process.exitCode = code;
+    });
+}
+
+async function probeCommand(command: string[], o: ProbeCliOptions): Promise<number> {
+  const intervalNs = checkProbeInterval(parseDurationNs(o.interval, '--interval', 'ms'));
+  const durationNs = o.duration === undefined ? null : parseDurationNs(o.duration, '--duration', 's');
+  if (durationNs !== null && durationNs < intervalNs) throw new UserError(`--duration ${o.duration} is shorter than one --interval`);
+  const processes = (o.pid ?? []).map(parsePid);
+  const port = o.port === undefined ? null : parsePort(o.port);
+  if (existsSync(join(o.out, FILES.manifest))) throw new UserError(`${o.out} already holds a run (${FILES.manifest}): choose another --out`);
+  const dir = makeRunDir(o.out, 'probe');
+  const t0 = monoNs();
+  const argv = process.argv.slice(1);
+  const reproduce = shellJoin(['sockspike', ...process.argv.slice(2)]);
+  const manifest: RunManifest = {
+    schemaVersion: SCHEMA_VERSION,
+    tool: 'sockspike',
+    version: '0.1.0',
+    argv,
+    reproduce,
+    startedAt: new Date().toISOString(),
+    t0Ns: t0.toString(),
+    wallMsAtT0: Date.now(),
+    endNs: null,
+    status: 'running',
+    stopReason: null,
+    config: probeOnlyConfig(intervalNs, durationNs, port),
+    files: { transactions: [], server: [], probes: [join(PROBES_DIR, META_FILE), join(PROBES_DIR, SAMPLES_FILE)] },
+    processes: processes.map((p) => ({ ...p, exit: null })),
+    workload: null,
+    notes: [
+      command.length > 0
+        ? `probe-only run (sockspike probe): the workload was \`${shellJoin(command)}\`; sockspike recorded no transactions`
+        : 'probe-only run (sockspike probe): sockspike recorded no transactions',
+    ],
+  };
+  writeManifest(dir, manifest);
+  writeFileSync(join(dir, FILES.command), reproduce + '\n');
+
+  const probes = await startProbes({
+    runDir: dir,
+    t0,
+    intervalNs,
+    processes,
+    listener: port === null ? undefined : { port },
+    netns: o.netns,
+  });
+  const tty = o.progress && process.stderr.isTTY === true;
+  const line = (text: string): void => {
+    if (tty) process.stderr.write(`\r\x1b[K${text}`);
+  };
+
+  let child: ResultPromise | null = null;
+  let stopReason = 'stopped';
+  let status = 'complete' as RunManifest['status'];
+  let wake: () => void = () => {};
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signals++;
+    stopReason = `interrupted by ${sig}`;
+    status = 'interrupted';
+    // The command shares our terminal's process group and got the signal too;
+    // a second one means "now".
+    if (signals > 1) child?.kill('SIGKILL');
+    wake();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let commandExit: number | string | null = null;
+  try {
+    if (command.length > 0) {
+      child = execa(command[0], command.slice(1), { stdio: 'inherit', reject: false });
+      const pid = child.pid;
+      if (pid === undefined) {
+        const r = await child;
+        throw new UserError(`cannot run ${command[0]}: ${(r.message ?? 'it did not start').split('\n')[0]}`);
+      }
+      probes.addProcess('command', pid);
+      manifest.processes.push({ role: 'command', pid, exit: null });
+      writeManifest(dir, manifest);
+    }
+    const started = Date.now();
+    const deadline = durationNs === null ? Infinity : started + durationNs / 1e6;
+    let childDone = false;
+    void child?.then(() => {
+      childDone = true;
+      wake();
+    });
+    while (status !== 'interrupted' && !childDone && Date.now() < deadline) {
+      line(`sampling ${formatNs((Date.now() - started) * 1e6)}  every ${formatNs(intervalNs)}  ${probes.columns} columns` + (child ? `  while ${command[0]} runs` : ''));
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, Math.min(1000, Math.max(10, deadline - Date.now()))).unref();
+      });
+    }
+    if (status !== 'interrupted') stopReason = childDone ? 'command ended' : 'duration reached';
+    if (child && !childDone) {
+      if (status !== 'interrupted') stopReason = 'duration reached; command terminated';
+      // Ours to end: we started it. Interrupted: it got the signal already; give it time.
+      if (status !== 'interrupted') child.kill('SIGTERM');
+      const ended = await Promise.race([child.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000).unref())]);
+      if (!ended) {
+        child.kill('SIGKILL');
+        await child;
+      }
+    }
+    if (child) {
+      const r = await child;
+      commandExit = r.exitCode ?? r.signal ?? null;
+      manifest.processes[manifest.processes.length - 1].exit = commandExit;
+    }
+  } finally {
+    const result: ProbeResult = await probes.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (tty) process.stderr.write('\r\x1b[K');
+    manifest.endNs = Number(monoNs() - t0);
+    manifest.status = result.stopReason.startsWith('error') ? 'failed' : status;
+    manifest.stopReason = result.stopReason.startsWith('error') ? `probes: ${result.stopReason}` : stopReason;
+    manifest.notes.push(...result.skipped.map((s) => `probe ${s.probe} skipped: ${s.reason}`));
+    writeManifest(dir, manifest);
+    const overhead = Number.isFinite(result.overhead.cpuPerSecond) ? `; probe CPU ${(result.overhead.cpuPerSecond * 100).toFixed(2)}% of a core` : '';
+    process.stdout.write(
+      `${result.samples} samples every ${formatNs(intervalNs)} (${stopReason})${overhead}` +
+        (result.skipped.length ? `; skipped: ${result.skipped.map((s) => s.probe).join(', ')}` : '') +
+        `\nrun directory: ${dir}\n`,
+    );
+  }
+  if (status === 'interrupted') return 130;
+  if (typeof commandExit === 'number' && commandExit !== 0) {
+    process.stderr.write(`sockspike: ${command[0]} exited with code ${commandExit}\n`);
+    return commandExit;
+  }
+  if (typeof commandExit === 'string') {
+    process.stderr.write(`sockspike: ${command[0]} ended by ${commandExit}\n`);
+    return 1;
+  }
+  return 0;
+}

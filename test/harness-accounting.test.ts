@@ -8,6 +8,9 @@ import { join } from 'node:path';
 import { OUTCOMES } from '../lib/types.ts';
 import {
   assertAccounting,
+  descendants,
+  killStillRunning,
+  leftoversAfter,
   harnessProcessAlive,
   HEADER_BYTES,
   killLeftoversOnTeardown,
@@ -27,18 +30,21 @@ import { clientConfig, runClient } from './helpers/client.ts';
 test.serial('server killed mid-run: the run ends by itself, failed, every transaction accounted for, no process left', async (t) => {
   const dir = join(tempDir(t), 'run');
   killLeftoversOnTeardown(t, dir);
-  const cli = startSockspike(t, ['run', '--duration', '6s', '--concurrency', '2', '--out', dir], { timeout: 40_000 });
+  // a long --duration: a run that ends soon after the kill ended because of it
+  const cli = startSockspike(t, ['run', '--duration', '20s', '--concurrency', '2', '--out', dir], { timeout: 90_000 });
   const m0 = await waitForClient(dir);
   await sleep(1500); // let transactions happen
   const server = m0.processes.find((p) => p.role === 'server')!;
   t.true(harnessProcessAlive(server.pid), 'the server is running before it is killed');
+  const tree = descendants(cli.pid!);
+  t.teardown(() => killStillRunning(tree));
   const killedAt = Date.now();
   process.kill(server.pid, 'SIGKILL');
   const r = await cli;
   const tookMs = Date.now() - killedAt;
   t.log(`ended ${tookMs} ms after the kill, exit ${r.exitCode}; stderr: ${String(r.stderr)}`);
   t.false(r.timedOut, 'the CLI had to be killed');
-  t.true(tookMs < 4500, `the run went on for ${tookMs} ms after its server died (its --duration would end it at ~4.5 s)`);
+  t.true(tookMs < 12_000, `the run went on for ${tookMs} ms after its server died (its --duration would end it ~18 s later)`);
   t.not(r.exitCode, 0);
   t.is(r.exitCode, 1);
   t.deepEqual(lines(r.stderr).length, 1);
@@ -66,6 +72,7 @@ test.serial('server killed mid-run: the run ends by itself, failed, every transa
   const size = statSync(join(dir, 'transactions.bin')).size;
   t.is(size, HEADER_BYTES + s.transactions.attempted * txnRecordSize(m.config.exchanges));
   t.deepEqual(leftoverProcesses(m), []);
+  t.deepEqual(await leftoversAfter(tree), [], 'processes of the run still running after it ended');
 });
 
 test('connection refused: nobody listens, every transaction fails with ECONNREFUSED, none lost', async (t) => {

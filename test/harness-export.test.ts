@@ -76,7 +76,7 @@ test('transactions: NDJSON and CSV have one row per transaction with the same va
   // values are real: distinct ports, both workers, whole bytes, phases in order
   t.deepEqual(rows.map((r) => r.seq), Array.from({ length: N }, (_, i) => i));
   t.is(new Set(rows.map((r) => r.local_port)).size, N, 'a new connection (port) per transaction');
-  t.deepEqual(new Set(rows.map((r) => r.worker)), new Set([0, 1]));
+  t.deepEqual([...new Set(rows.map((r) => r.worker))].sort(), [0, 1]);
   for (const r of rows.filter((x) => x.outcome === 'ok')) {
     t.is(r.bytes_out, 6000);
     t.is(r.bytes_in, 6000);

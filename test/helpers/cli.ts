@@ -2,7 +2,7 @@
 // temporary run directories, run.json / summary.json, process liveness.
 import type { ExecutionContext } from 'ava';
 import { execa, type Options, type ResultPromise } from 'execa';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,7 +27,7 @@ const BASE: Options = { cwd: ROOT, reject: false, stdin: 'ignore', env: { NO_COL
 
 /** `node bin/sockspike.js ...args`, never rejecting, killed after timeoutMs. */
 export function sockspike(args: string[], opts: Options = {}): ResultPromise<Options> {
-  return execa('node', [BIN, ...args], { ...BASE, timeout: 60_000, ...opts });
+  return execa('node', [BIN, ...args], { ...BASE, timeout: 90_000, ...opts });
 }
 
 /**
@@ -80,7 +80,7 @@ export async function waitFor<T>(what: string, cond: () => T | null | undefined 
 }
 
 /** Wait for run.json to list the client process (server listening, client started). */
-export function waitForClient(dir: string, timeoutMs = 20_000): Promise<RunManifest> {
+export function waitForClient(dir: string, timeoutMs = 45_000): Promise<RunManifest> {
   return waitFor('the client process in run.json', () => {
     const m = peekManifest(dir);
     return m !== null && m.processes.some((p) => p.role === 'client' && p.pid > 0) ? m : null;
@@ -106,6 +106,74 @@ export function harnessProcessAlive(pid: number): boolean {
     return cmdline.includes(ROOT);
   } catch {
     return false; // gone between the two reads
+  }
+}
+
+/** A process as seen at one moment: pid plus its start time, so a recycled pid is not mistaken for it. */
+export interface ProcId {
+  pid: number;
+  startTicks: string;
+  cmd: string;
+}
+
+function procId(pid: number): ProcId | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (rest[0] === 'Z' || rest[0] === 'X') return null;
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+    return { pid, startTicks: rest[19], cmd }; // field 22 of stat: starttime
+  } catch {
+    return null;
+  }
+}
+
+/** Every live descendant of pid right now (children, their children, ...). */
+export function descendants(pid: number): ProcId[] {
+  const out: ProcId[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const p = queue.shift()!;
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tasks) {
+      let kids: string[] = [];
+      try {
+        kids = readFileSync(`/proc/${p}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+      } catch {
+        continue;
+      }
+      for (const k of kids) {
+        const id = procId(Number(k));
+        if (id !== null && !out.some((o) => o.pid === id.pid)) {
+          out.push(id);
+          queue.push(id.pid);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** The same process (pid and start time) is still running (zombies count as gone). */
+export function stillRunning(p: ProcId): boolean {
+  const now = procId(p.pid);
+  return now !== null && now.startTicks === p.startTicks;
+}
+
+/** SIGKILL, by pid, those of `procs` still running (teardown of a test that started them). */
+export function killStillRunning(procs: ProcId[]): void {
+  for (const p of procs) {
+    if (!stillRunning(p)) continue;
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
   }
 }
 
@@ -144,3 +212,16 @@ export function assertAccounting(t: ExecutionContext, s: Summary): void {
 
 /** Lines of a stream's text, without the empty last one. */
 export const lines = (text: unknown): string[] => String(text ?? '').split('\n').filter((l) => l.length > 0);
+
+/**
+ * After a run: wait up to graceMs for every process of `tree` to be gone;
+ * returns those still running then (a leftover).
+ */
+export async function leftoversAfter(tree: ProcId[], graceMs = 2000): Promise<ProcId[]> {
+  const until = Date.now() + graceMs;
+  for (;;) {
+    const left = tree.filter(stillRunning);
+    if (left.length === 0 || Date.now() > until) return left;
+    await sleep(50);
+  }
+}

@@ -1,0 +1,367 @@
+import { formatNs } from '../lib/duration.ts';
+import { UserError } from '../lib/errors.ts';
+import { readProbes, type ProbeData, type SelfMonitorData } from '../probes/read.ts';
+import { int, table } from './markdown.ts';
+
+// The report's system-state section, from the probe files alone: a timeline
+// on the run's time axis (CPU breakdown, pressure, the key counters that
+// moved), every counter that moved, sockets, the run's processes, the
+// harness's own stalls and the probes' overhead, and what was skipped.
+
+export interface ProbeSectionOptions {
+  /** Times (ns since t0) to mark on the timeline, e.g. outlier starts. */
+  highlightNs?: number[];
+  /** Rows of the timeline, about (default 30). */
+  buckets?: number;
+}
+
+// The counters that name known causes come first, in this order.
+const KEY_COUNTERS = [
+  'TcpExt.ListenOverflows',
+  'TcpExt.ListenDrops',
+  'TcpExt.TCPSynRetrans',
+  'TcpExt.TCPReqQFullDrop',
+  'Tcp.RetransSegs',
+  'TcpExt.TCPTimeouts',
+  'Tcp.OutRsts',
+  'Tcp.AttemptFails',
+  'Tcp.EstabResets',
+  'TcpExt.TCPAbortOnData',
+  'TcpExt.TCPAbortOnClose',
+  'TcpExt.TCPAbortOnLinger',
+  'TcpExt.TCPAbortOnTimeout',
+  'TcpExt.TW',
+  'TcpExt.TWRecycled',
+  'TcpExt.TCPTimeWaitOverflow',
+  'TcpExt.DelayedACKs',
+  'TcpExt.DelayedACKLost',
+  'TcpExt.TCPLossProbes',
+  'TcpExt.TCPSpuriousRTOs',
+  'TcpExt.TCPBacklogDrop',
+  'vmstat.allocstall_normal',
+  'vmstat.allocstall_movable',
+  'vmstat.compact_stall',
+  'vmstat.pgmajfault',
+];
+const TIMELINE_COUNTERS = 6;
+const MOVED_ROWS = 40;
+
+const short = (name: string): string => (name === 'TcpExt.TW' ? name : name.replace(/^(TcpExt|Tcp|IpExt|Ip|vmstat)\./, ''));
+const pct1 = (x: number): string => (Number.isFinite(x) ? (100 * x).toFixed(1) : '-');
+const ms = (ns: number): string => (Number.isFinite(ns) ? formatNs(ns) : '-');
+
+/** A bucket width that is a round number: 1, 2, 5 x 10^k ns. */
+function niceWidth(spanNs: number, buckets: number): number {
+  const raw = Math.max(spanNs / buckets, 1e6);
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  for (const m of [1, 2, 5, 10]) if (m * mag >= raw) return m * mag;
+  return 10 * mag;
+}
+
+interface Agg {
+  sum: number;
+  max: number;
+  weighted: number;
+  time: number;
+  n: number;
+}
+const agg = (): Agg => ({ sum: 0, max: -Infinity, weighted: 0, time: 0, n: 0 });
+
+/** Per bucket: sum, max, and dt-weighted mean of a column (NaN skipped). */
+function bucketize(d: ProbeData, name: string, starts: number[], width: number): Agg[] | null {
+  const v = d.get(name);
+  if (!v) return null;
+  const out = starts.map(() => agg());
+  const first = starts[0];
+  for (let r = 0; r < d.rows; r++) {
+    const x = v[r];
+    if (x !== x) continue;
+    const b = Math.min(out.length - 1, Math.max(0, Math.floor((d.t[r] - first) / width)));
+    const a = out[b];
+    a.sum += x;
+    if (x > a.max) a.max = x;
+    a.weighted += x * d.dt[r];
+    a.time += d.dt[r];
+    a.n++;
+  }
+  return out;
+}
+
+/** Total, peak rate per second and samples moved, of a counter column. */
+function counterStats(d: ProbeData, name: string): { total: number; peakPerS: number; moved: number } {
+  const s = d.sparse(name);
+  let total = 0;
+  let peak = 0;
+  let moved = 0;
+  if (!s) return { total, peakPerS: peak, moved };
+  for (let i = 0; i < s.rows.length; i++) {
+    const x = s.values[i];
+    if (x !== x || x === 0) continue;
+    total += x;
+    moved++;
+    const rate = (x * 1e9) / d.dt[s.rows[i]];
+    if (rate > peak) peak = rate;
+  }
+  return { total, peakPerS: peak, moved };
+}
+
+function timeline(d: ProbeData, opts: ProbeSectionOptions, moved: string[]): string {
+  // A sample covers (t - dt, t]: it goes in the row holding its end.
+  const span = d.t[d.rows - 1] - (d.t[0] - d.dt[0]);
+  const width = niceWidth(span, opts.buckets ?? 30);
+  const first = Math.floor(d.t[0] / width) * width;
+  const n = Math.max(1, Math.ceil((d.t[d.rows - 1] - first) / width));
+  const starts = Array.from({ length: n }, (_, i) => first + i * width);
+  const head: string[] = ['time'];
+  const cols: ((b: number) => string)[] = [];
+  const frac = (name: string, label: string): void => {
+    const a = bucketize(d, name, starts, width);
+    if (!a) return;
+    head.push(label);
+    cols.push((b) => (a[b].time > 0 ? pct1(a[b].weighted / a[b].time) : '-'));
+  };
+  frac('cpu.user', 'user %');
+  frac('cpu.system', 'sys %');
+  frac('cpu.softirq', 'softirq %');
+  frac('cpu.irq', 'irq %');
+  frac('cpu.steal', 'steal %');
+  frac('cpu.iowait', 'iowait %');
+  for (const res of ['cpu', 'io', 'memory']) {
+    // stall us per interval / interval ns: the share of time some task stalled
+    const a = bucketize(d, `pressure.${res}.some`, starts, width);
+    if (!a || !a.some((x) => x.sum > 0)) continue;
+    head.push(`psi ${res} %`);
+    cols.push((b) => (a[b].time > 0 ? pct1((a[b].sum * 1e3) / a[b].time) : '-'));
+  }
+  for (const name of moved.slice(0, TIMELINE_COUNTERS)) {
+    const a = bucketize(d, name, starts, width) as Agg[];
+    head.push(short(name));
+    cols.push((b) => (a[b].n > 0 ? int(a[b].sum) : '-'));
+  }
+  const gauge = (name: string, label: string): void => {
+    const a = bucketize(d, name, starts, width);
+    if (!a || !a.some((x) => x.max > 0)) return;
+    head.push(label);
+    cols.push((b) => (a[b].n > 0 ? int(a[b].max) : '-'));
+  };
+  gauge('sockstat.TCP.tw', 'TIME_WAIT max');
+  gauge('listen.depth', 'accept q max');
+  let marks: number[] | null = null;
+  if (opts.highlightNs && opts.highlightNs.length > 0) {
+    marks = starts.map(() => 0);
+    const from = d.t[0] - d.dt[0];
+    for (const h of opts.highlightNs) {
+      // before the first row's start but inside the first sample's interval: first row
+      const b = h >= from ? Math.max(0, Math.floor((h - first) / width)) : -1;
+      if (b >= 0 && b < n) marks[b]++;
+    }
+    head.push('marked');
+  }
+  const rows = starts.map((s, b) => {
+    const row = [`${(s / 1e9).toFixed(width < 1e9 ? 2 : 0)} s`, ...cols.map((f) => f(b))];
+    if (marks) row.push(marks[b] > 0 ? `◀ ${marks[b]}` : '');
+    return row;
+  });
+  const lines = [
+    `Each row covers ${formatNs(width)} from the time shown (run time, since t0). CPU columns are shares of all ${d.meta.cpus} CPUs; ` +
+      `psi is the share of time some task stalled (/proc/pressure); counters are sums over the row; ` +
+      `"TIME_WAIT max" the most sockets in TIME_WAIT (/proc/net/sockstat), "accept q max" the deepest accept queue seen.`,
+    '',
+    table(head, rows),
+  ];
+  if (marks) lines.push('', `◀ n: n of the ${opts.highlightNs?.length} marked times (outliers) fall in that row.`);
+  return lines.join('\n');
+}
+
+function selfCheck(d: ProbeData): string {
+  const lines: string[] = [];
+  const mons: SelfMonitorData[] = d.self;
+  if (mons.length > 0) {
+    const rows = mons.map((m) => {
+      let max = 0;
+      let over = 0;
+      for (let i = 0; i < m.eld.max.length; i++) {
+        const x = m.eld.max[i];
+        if (x > max) max = x;
+        if (x > 10e6) over++;
+      }
+      let gcMax = 0;
+      let gcSum = 0;
+      for (let i = 0; i < m.gc.duration.length; i++) {
+        gcSum += m.gc.duration[i];
+        if (m.gc.duration[i] > gcMax) gcMax = m.gc.duration[i];
+      }
+      return [
+        m.role,
+        String(m.pid),
+        ms(max),
+        m.run ? ms(m.run.p99) : '-',
+        String(over),
+        String(m.gc.duration.length),
+        ms(gcSum),
+        ms(gcMax),
+      ];
+    });
+    lines.push(
+      table(['process', 'pid', 'loop delay max', 'p99', 'intervals > 10 ms', 'GC pauses', 'GC total', 'GC max'], rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r']),
+    );
+  } else {
+    lines.push('No self-monitor files: event-loop delay and GC pauses of the harness were not recorded.');
+  }
+  const r = d.meta.result;
+  if (r) {
+    const o = r.overhead;
+    lines.push(
+      '',
+      `Probe process: ${(o.cpuPerSecond * 100).toFixed(2)} % of one core over ${formatNs(o.wallNs)} ` +
+        `(read and parse ${ms(o.meanSampleNs)} per sample, max ${ms(o.maxSampleNs)}); samples late against their slot by ` +
+        `p50 ${ms(r.jitter.p50Ns)}, p99 ${ms(r.jitter.p99Ns)}, max ${ms(r.jitter.maxNs)}` +
+        (r.jitter.missedSlots > 0 ? `; ${r.jitter.missedSlots} slots missed (the probe process was more than half an interval late)` : '') +
+        '.',
+    );
+  } else {
+    lines.push('', 'The probe process did not finish cleanly: its overhead is unknown and the last second of samples may be missing.');
+  }
+  return lines.join('\n');
+}
+
+function processes(d: ProbeData): string | null {
+  if (d.meta.processes.length === 0) return null;
+  const rows = d.meta.processes.map((p) => {
+    const k = `proc.${p.key}`;
+    const f = (name: string): Float64Array | null => d.get(`${k}.${name}`);
+    let cpuTime = 0;
+    let time = 0;
+    let peak = 0;
+    const u = f('utime');
+    const s = f('stime');
+    if (u && s) {
+      for (let r = 0; r < d.rows; r++) {
+        const x = u[r] + s[r];
+        if (x !== x) continue;
+        cpuTime += x * d.dt[r];
+        time += d.dt[r];
+        if (x > peak) peak = x;
+      }
+    }
+    const sum = (name: string): number => counterStats(d, `${k}.${name}`).total;
+    const wait = f('wait_ns');
+    let waitMax = 0;
+    if (wait) for (let r = 0; r < d.rows; r++) if (wait[r] > waitMax) waitMax = wait[r];
+    return [
+      p.role,
+      String(p.pid),
+      time > 0 ? pct1(cpuTime / time) : '-',
+      pct1(peak),
+      int(sum('voluntary_ctxt_switches')),
+      int(sum('nonvoluntary_ctxt_switches')),
+      ms(sum('wait_ns')),
+      ms(waitMax),
+      p.exitedNs === null ? '' : `exited at ${(p.exitedNs / 1e9).toFixed(2)} s`,
+    ];
+  });
+  return table(
+    ['process', 'pid', 'CPU %', 'peak %', 'voluntary cs', 'involuntary cs', 'run-queue wait', 'max wait / sample', ''],
+    rows,
+    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
+  );
+}
+
+function sockets(d: ProbeData): string | null {
+  const names = ['sockstat.TCP.inuse', 'sockstat.TCP.orphan', 'sockstat.TCP.tw', 'sockstat.TCP.alloc', 'sockstat.TCP.mem', 'sockstat6.TCP6.inuse', 'Tcp.CurrEstab', 'listen.depth', 'listen.limit'];
+  const rows: string[][] = [];
+  for (const name of names) {
+    const v = d.get(name);
+    if (!v) continue;
+    let min = Infinity;
+    let max = -Infinity;
+    let sum = 0;
+    let n = 0;
+    for (let r = 0; r < d.rows; r++) {
+      const x = v[r];
+      if (x !== x) continue;
+      if (x < min) min = x;
+      if (x > max) max = x;
+      sum += x;
+      n++;
+    }
+    if (n === 0) continue;
+    const unit = d.columns.find((c) => c.name === name)?.unit ?? '';
+    rows.push([name, int(min), int(sum / n), int(max), unit === 'count' ? '' : unit]);
+  }
+  return rows.length ? table(['gauge', 'min', 'mean', 'max', 'unit'], rows, ['l', 'r', 'r', 'r', 'l']) : null;
+}
+
+/** The probe section of a run's report (Markdown). Never throws: a missing or corrupt probe file becomes a line. */
+export function renderProbeSection(runDir: string, opts: ProbeSectionOptions = {}): string {
+  let d: ProbeData;
+  try {
+    d = readProbes(runDir);
+  } catch (err) {
+    if (err instanceof UserError) return `## System state\n\nNo probe samples: ${err.message}\n`;
+    throw err;
+  }
+  const out: string[] = ['## System state'];
+  const m = d.meta;
+  out.push(
+    '',
+    `Sampled every ${formatNs(m.intervalNs)}: ${int(d.rows)} samples, ${d.columns.length} columns` +
+      (m.netns ? `, TCP counters of network namespace ${m.netns}` : '') +
+      ` (probes/meta.json, probes/samples.bin).` +
+      (d.truncated || !m.complete ? ' The probe process did not finish cleanly: the last samples may be missing.' : ''),
+  );
+  if (d.rows === 0) {
+    out.push('', 'No samples were taken (the run ended before the first interval).');
+  }
+  // counters that moved, known causes first
+  const counters = d.columns.filter((c) => c.kind === 'counter' && !c.name.startsWith('probe.') && !c.name.startsWith('proc.') && !/\.cpu\d+$/.test(c.name));
+  const stats = new Map(counters.map((c) => [c.name, counterStats(d, c.name)]));
+  const movedNames = counters
+    .map((c) => c.name)
+    .filter((n) => (stats.get(n)?.total ?? 0) > 0)
+    .sort((a, b) => {
+      const ka = KEY_COUNTERS.indexOf(a);
+      const kb = KEY_COUNTERS.indexOf(b);
+      if (ka >= 0 || kb >= 0) return (ka < 0 ? 1e9 : ka) - (kb < 0 ? 1e9 : kb);
+      return (stats.get(b)?.total ?? 0) - (stats.get(a)?.total ?? 0);
+    });
+  const keyMoved = movedNames.filter((n) => KEY_COUNTERS.includes(n));
+  if (d.rows > 0) {
+    out.push('', '### Timeline', '', timeline(d, opts, keyMoved));
+    out.push('', '### Counters that moved', '');
+    if (movedNames.length === 0) out.push('No counter moved during the run.');
+    else {
+      out.push(
+        table(
+          ['counter', 'total', 'peak /s', 'samples'],
+          movedNames.slice(0, MOVED_ROWS).map((n) => {
+            const s = stats.get(n) as { total: number; peakPerS: number; moved: number };
+            return [n, int(s.total), int(s.peakPerS), int(s.moved)];
+          }),
+          ['l', 'r', 'r', 'r'],
+        ),
+      );
+      if (movedNames.length > MOVED_ROWS) out.push('', `… and ${movedNames.length - MOVED_ROWS} more (sockspike export DIR --what probes).`);
+    }
+    const sock = sockets(d);
+    if (sock) out.push('', '### Sockets', '', sock);
+    const procs = processes(d);
+    if (procs) {
+      out.push(
+        '',
+        '### Processes',
+        '',
+        procs,
+        '',
+        'CPU from /proc/PID/stat (the whole process); context switches and run-queue wait (time runnable but not running) from the main thread, i.e. the event loop.',
+      );
+    }
+  }
+  out.push('', '### Harness self-check', '', selfCheck(d));
+  if (m.skipped.length > 0 || m.notes.length > 0) {
+    out.push('', '### Probes skipped and notes', '');
+    for (const s of m.skipped) out.push(`- skipped **${s.probe}**: ${s.reason}`);
+    for (const n of m.notes) out.push(`- ${n}`);
+  }
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,249 @@
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { UserError } from '../lib/errors.ts';
+import { exportProbes } from '../probes/export.ts';
+import { ProcFile } from '../probes/procfile.ts';
+import { readProbes } from '../probes/read.ts';
+import { checkProbeInterval, startProbes } from '../probes/run-probes.ts';
+import { renderProbeSection } from '../reports/probe-section.ts';
+
+// Real sampling runs on this machine (shared, 2 CPUs: bounds are loose),
+// the skip path, processes that exit mid-run, the reader's errors, export
+// and the report section.
+
+function runDir(t: { teardown: (f: () => void) => void }): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sstest-probe-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A few connections over loopback, so TCP counters move. */
+async function loopbackTraffic(n: number): Promise<void> {
+  const server = net.createServer((s) => s.end('x'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  for (let i = 0; i < n; i++) {
+    await new Promise<void>((resolve) => {
+      const c = net.connect(port, '127.0.0.1');
+      c.on('data', () => c.end());
+      c.on('close', () => resolve());
+      c.on('error', () => resolve());
+    });
+  }
+  await new Promise<void>((r) => server.close(() => r()));
+}
+
+test('an open /proc fd re-read at offset 0 gives fresh data, for every file the probes read', async (t) => {
+  const files = ['stat', 'softirqs', 'vmstat', 'net/snmp', 'net/netstat', 'net/sockstat', `${process.pid}/stat`, `${process.pid}/status`, `${process.pid}/schedstat`];
+  const opened = files.map((f) => new ProcFile(path.join('/proc', f)));
+  const before = opened.map((f) => f.buf.toString('latin1', 0, f.read()));
+  let x = 0;
+  for (let i = 0; i < 3e6; i++) x += i; // CPU time, context switches
+  await loopbackTraffic(3); // TCP counters, sockets
+  await sleep(30);
+  const after = opened.map((f) => f.buf.toString('latin1', 0, f.read()));
+  files.forEach((f, i) => {
+    const fresh = fs.readFileSync(path.join('/proc', f), 'latin1');
+    t.not(after[i], before[i], `${f} did not change`);
+    // the same shape as a fresh open (values may have moved on meanwhile)
+    t.is(after[i].split('\n').length, fresh.split('\n').length, f);
+  });
+  for (const f of opened) f.close();
+  t.true(x > 0);
+});
+
+for (const ms of [10, 20]) {
+  test(`a real run at ${ms} ms: samples on schedule, counters move, files read back`, async (t) => {
+    const dir = runDir(t);
+    const probes = await startProbes({ runDir: dir, t0: process.hrtime.bigint(), intervalNs: ms * 1e6, processes: [{ role: 'test', pid: process.pid }] });
+    t.true(probes.columns > 100);
+    const start = performance.now();
+    await loopbackTraffic(20);
+    await sleep(1500 - (performance.now() - start));
+    const r = await probes.stop();
+    const wall = performance.now() - start;
+    t.is(r.stopReason, 'stop');
+    t.log(
+      `${ms} ms: ${r.samples} samples in ${wall.toFixed(0)} ms; late p50 ${(r.jitter.p50Ns / 1e3).toFixed(0)} us, p99 ${(r.jitter.p99Ns / 1e3).toFixed(0)} us, ` +
+        `max ${(r.jitter.maxNs / 1e6).toFixed(1)} ms, ${r.jitter.missedSlots} missed; CPU ${(r.overhead.cpuPerSecond * 100).toFixed(2)} % (incl. warm-up)`,
+    );
+    const expected = wall / ms;
+    t.true(r.samples >= expected * 0.8 && r.samples <= expected * 1.1 + 2, `${r.samples} samples, expected ~${expected.toFixed(0)}`);
+    t.true(r.jitter.p50Ns < 2e6, 'median lateness under 2 ms');
+    t.true(r.jitter.missedSlots <= expected * 0.1);
+    const d = readProbes(dir);
+    t.is(d.rows, r.samples);
+    t.false(d.truncated);
+    t.true(d.meta.complete);
+    // intervals: on average the nominal one; each roughly so
+    let sum = 0;
+    for (let i = 1; i < d.rows - 1; i++) sum += d.dt[i];
+    const mean = sum / (d.rows - 2);
+    t.true(Math.abs(mean - ms * 1e6) < ms * 1e6 * 0.1, `mean dt ${mean}`);
+    for (let i = 1; i < d.rows; i++) t.true(d.t[i] > d.t[i - 1]);
+    const total = (name: string): number => (d.get(name) as Float64Array).reduce((s, v) => (v === v ? s + v : s), 0);
+    t.true(total('Tcp.ActiveOpens') >= 20);
+    t.true(total('stat.ctxt') > 0);
+    t.true(total('proc.test.run_ns') > 0);
+    const idle = d.get('cpu.idle') as Float64Array;
+    t.true(idle.every((v) => v >= 0 && v <= 1.5)); // a share of the interval (jiffy-quantised)
+    t.true(Number.isFinite(r.overhead.cpuPerSecond) && r.overhead.cpuPerSecond > 0);
+  });
+}
+
+test('interval below 10 ms is refused with a one-line UserError', (t) => {
+  const err = t.throws(() => checkProbeInterval(5e6), { instanceOf: UserError });
+  t.regex(err?.message ?? '', /too short: use at least 10\.0ms/);
+  t.is(checkProbeInterval(10e6), 10e6);
+});
+
+test('the skip path: no /proc/pressure, a missing process, no listener: listed with reasons, the run goes on', async (t) => {
+  const dir = runDir(t);
+  const probes = await startProbes({
+    runDir: dir,
+    t0: process.hrtime.bigint(),
+    procRoot: path.resolve('fixtures/proc/no-pressure'),
+    processes: [{ role: 'ghost', pid: 999999 }],
+    listener: { port: 2025 },
+  });
+  await sleep(200);
+  const r = await probes.stop();
+  const reasons = new Map(r.skipped.map((s) => [s.probe, s.reason]));
+  t.regex(reasons.get('pressure.cpu') ?? '', /pressure\/cpu does not exist/);
+  t.regex(reasons.get('pressure.memory') ?? '', /does not exist/);
+  t.regex(reasons.get('proc.ghost') ?? '', /999999\/stat does not exist/);
+  t.regex(reasons.get('listen') ?? '', /no socket listening on port 2025|native addon/);
+  t.true(r.samples > 0);
+  const d = readProbes(dir);
+  t.deepEqual(d.meta.skipped, r.skipped);
+  t.true(d.has('TcpExt.ListenOverflows'));
+  const md = renderProbeSection(dir);
+  t.regex(md, /skipped \*\*pressure\.cpu\*\*: .*does not exist/);
+});
+
+test('a process that exits mid-run: recorded, no longer sampled, no crash; one added later is sampled', async (t) => {
+  const dir = runDir(t);
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
+  const childExit = new Promise((r) => child.on('exit', r));
+  const late = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
+  t.teardown(() => {
+    // ours: end by pid if still there
+    for (const c of [child, late]) if (c.exitCode === null && c.signalCode === null) c.kill();
+  });
+  const probes = await startProbes({ runDir: dir, t0: process.hrtime.bigint(), processes: [{ role: 'short', pid: child.pid as number }] });
+  probes.addProcess('late', late.pid as number);
+  await sleep(200);
+  child.kill(); // ours, by pid
+  await childExit;
+  await sleep(300);
+  const r = await probes.stop();
+  const d = readProbes(dir);
+  const short = d.meta.processes.find((p) => p.role === 'short');
+  t.truthy(short?.exitedNs);
+  const col = d.columns.find((c) => c.name === 'proc.short.run_ns');
+  t.true(typeof col?.toRow === 'number' && col.toRow < d.rows);
+  const v = d.get('proc.short.run_ns') as Float64Array;
+  t.true(Number.isNaN(v[d.rows - 1]));
+  t.true(d.meta.notes.some((n) => /short \(pid \d+\) ended during the run/.test(n)));
+  const lateCol = d.columns.find((c) => c.name === 'proc.late.run_ns');
+  t.true((lateCol?.fromRow ?? -1) >= 0);
+  t.is(r.processes.length, 2);
+});
+
+test('reader: a missing or corrupt run directory is a one-line UserError', (t) => {
+  const dir = runDir(t);
+  const e1 = t.throws(() => readProbes(dir), { instanceOf: UserError });
+  t.regex(e1?.message ?? '', /meta\.json: missing/);
+  fs.mkdirSync(path.join(dir, 'probes'));
+  fs.writeFileSync(path.join(dir, 'probes/meta.json'), '{"schema":');
+  t.regex(t.throws(() => readProbes(dir), { instanceOf: UserError })?.message ?? '', /corrupt \(not JSON\)/);
+  t.false((t.throws(() => readProbes(dir))?.message ?? '').includes('\n'));
+});
+
+test('reader: a damaged samples.bin is caught, a truncated tail (killed sampler) is tolerated', async (t) => {
+  const dir = runDir(t);
+  const probes = await startProbes({ runDir: dir, t0: process.hrtime.bigint(), intervalNs: 10e6, sources: ['stat', 'netstat'] });
+  await sleep(1200);
+  await probes.stop();
+  const file = path.join(dir, 'probes/samples.bin');
+  const good = fs.readFileSync(file);
+  const rows = readProbes(dir).rows;
+  // a flipped block marker
+  const bad = Buffer.from(good);
+  bad[16] ^= 0xff;
+  fs.writeFileSync(file, bad);
+  t.regex(t.throws(() => readProbes(dir), { instanceOf: UserError })?.message ?? '', /samples\.bin: corrupt \(block 0/);
+  // cut mid-block: complete meta says more rows: corrupt
+  fs.writeFileSync(file, good.subarray(0, good.length - 7));
+  t.regex(t.throws(() => readProbes(dir), { instanceOf: UserError })?.message ?? '', /corrupt \(holds \d+ rows, meta\.json says \d+\)/);
+  // ... but while the sampler had not finished (meta incomplete), it is a truncated tail
+  const meta = JSON.parse(fs.readFileSync(path.join(dir, 'probes/meta.json'), 'utf8'));
+  fs.writeFileSync(path.join(dir, 'probes/meta.json'), JSON.stringify({ ...meta, complete: false, rows: null }));
+  const d = readProbes(dir);
+  t.true(d.truncated);
+  t.true(d.rows < rows && d.rows > 0);
+  t.regex(renderProbeSection(dir), /did not finish cleanly/);
+});
+
+test('export: CSV and NDJSON, one line per sample, every column by name', async (t) => {
+  const dir = runDir(t);
+  const probes = await startProbes({ runDir: dir, t0: process.hrtime.bigint(), sources: ['snmp', 'sockstat'] });
+  await sleep(300);
+  await probes.stop();
+  const d = readProbes(dir);
+  const collect = async (format: 'csv' | 'ndjson'): Promise<string[]> => {
+    const out = new PassThrough();
+    const chunks: Buffer[] = [];
+    out.on('data', (c: Buffer) => chunks.push(c));
+    const n = await exportProbes(dir, out, { format });
+    t.is(n, d.rows);
+    return Buffer.concat(chunks).toString('utf8').trimEnd().split('\n');
+  };
+  const csv = await collect('csv');
+  t.is(csv.length, d.rows + 1);
+  const head = csv[0].split(',');
+  t.deepEqual(head.slice(0, 2), ['t_ns', 'dt_ns']);
+  t.true(head.includes('Tcp.ActiveOpens'));
+  t.is(head.length, d.columns.length + 2);
+  t.is(Number(csv[1].split(',')[0]), d.t[0]);
+  const nd = await collect('ndjson');
+  t.is(nd.length, d.rows);
+  const first = JSON.parse(nd[0]) as Record<string, number | null>;
+  t.is(first.t_ns, d.t[0]);
+  t.is(first['sockstat.TCP.inuse'], (d.get('sockstat.TCP.inuse') as Float64Array)[0]);
+  t.true('Tcp.OutRsts' in first);
+  await t.throwsAsync(exportProbes(dir, new PassThrough(), { format: 'xml' as 'csv' }), { instanceOf: UserError });
+});
+
+test('report section: timeline, counters that moved, processes, marks, overhead', async (t) => {
+  const dir = runDir(t);
+  const t0 = process.hrtime.bigint();
+  const probes = await startProbes({ runDir: dir, t0, processes: [{ role: 'test', pid: process.pid }] });
+  await sleep(100);
+  await loopbackTraffic(10);
+  const mark = Number(process.hrtime.bigint() - t0);
+  await sleep(600);
+  await probes.stop();
+  const md = renderProbeSection(dir, { highlightNs: [mark] });
+  t.regex(md, /^## System state/);
+  t.regex(md, /### Timeline\n/);
+  t.regex(md, /\| time +\| user % \| sys % \| softirq % \|.*steal %/);
+  t.regex(md, /◀ 1/);
+  t.regex(md, /### Counters that moved\n\n\| counter/);
+  t.regex(md, /\| Tcp\.ActiveOpens +\| +\d+/);
+  t.regex(md, /\| test +\| +\d+ \|/);
+  t.regex(md, /Probe process: \d+\.\d+ % of one core/);
+  // every table row has as many cells as its header
+  for (const block of md.split('\n\n').filter((b) => b.startsWith('|'))) {
+    const lines = block.split('\n');
+    const cells = (l: string): number => l.split('|').length;
+    t.true(lines.every((l) => cells(l) === cells(lines[0])), block);
+  }
+});

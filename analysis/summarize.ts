@@ -101,6 +101,12 @@ export function summarize(m: RunManifest, c: TxnColumns, s: ServerColumns | null
           },
     server: s === null ? null : serverSummary(s),
     hdr: { unit: 'us', total: encodeIntoCompressedBase64(hTotal) },
+    probes: {
+      skipped: m.probes?.skipped ?? [],
+      samples: m.probes?.samples ?? 0,
+      kernelEvents: m.probes?.kernelEvents ?? null,
+      overheadPct: m.probes?.overheadPct ?? null,
+    },
   };
   return summary;
 }

@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { UserError } from '../lib/errors.ts';
 import * as analyze from './analyze.ts';
 import * as exportCmd from './export.ts';
+import * as probe from './probe.ts';
 import * as run from './run.ts';
 
 const program = new Command('sockspike')
@@ -13,7 +14,7 @@ const program = new Command('sockspike')
   .exitOverride()
   .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'sockspike: ')) });
 
-const commands: Array<{ register: (p: Command) => void }> = [run, analyze, exportCmd];
+const commands: Array<{ register: (p: Command) => void }> = [run, analyze, exportCmd, probe];
 for (const c of commands) c.register(program);
 
 try {

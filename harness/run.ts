@@ -11,6 +11,7 @@ import { endChild, exitText, startChild, type Child } from './children.ts';
 import type { DoneMessage, FromChild, ListeningMessage } from './messages.ts';
 import { makeRunDir, writeManifest } from './run-dir.ts';
 import { Progress } from './progress.ts';
+import { Observers, type ObserverSummary } from './observers.ts';
 
 export interface RunRequest {
   config: RunConfig;
@@ -55,6 +56,9 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
   writeFileSync(join(dir, FILES.command), req.reproduce + '\n');
 
   const progress = new Progress(req.progress);
+  const observers = new Observers(dir, t0, cfg.probeIntervalNs);
+  observers.snapshot();
+  let observed: ObserverSummary | null = null;
   let stopReason: string | null = null;
   let status: RunManifest['status'] = 'complete';
   let client: Child | null = null;
@@ -121,6 +125,7 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
     cfg.port = ready.port;
     manifest.notes.push(...ready.notes);
     writeManifest(dir, manifest);
+    await observers.start(ready.port, { pid: server.proc.pid ?? -1, listener: { pid: server.proc.pid ?? -1, fd: ready.fd } });
 
     client = startChild('client', './client.ts', join(dir, FILES.clientLog), (m: FromChild) => {
       if (m.type === 'progress') progress.update(m);
@@ -129,6 +134,7 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
     });
     manifest.processes.push({ role: 'client', pid: client.proc.pid ?? -1, exit: null });
     writeManifest(dir, manifest);
+    observers.addProcess('client', client.proc.pid ?? -1);
     client.send({ type: 'start', config: cfg, t0: t0.toString(), runDir: dir, file: FILES.transactions, progress: req.progress });
     if (stopReason !== null) client.send({ type: 'stop', reason: stopReason });
     const clientExit = await client.exited;
@@ -138,6 +144,7 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
       status = 'failed';
     }
   } finally {
+    observed = await observers.stop();
     server.send({ type: 'stop', reason: stopReason ?? 'done' });
     await endChild(server, 5000);
     manifest.processes[0].exit = exitText(await server.exited);
@@ -153,6 +160,7 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
   const d = done as DoneMessage | null;
   manifest.endNs = d !== null && Number.isFinite(d.lastEndNs) ? d.lastEndNs : Number(monoNs() - t0);
   manifest.status = status;
+  if (observed !== null) manifest.probes = observed;
   manifest.stopReason = stopReason;
   if (d !== null) {
     manifest.notes.push(...d.notes);

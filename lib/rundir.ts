@@ -14,6 +14,7 @@ export const FILES = {
   command: 'command.txt',
   serverLog: 'server.log',
   clientLog: 'client.log',
+  environment: 'environment.json',
 } as const;
 
 export interface ProcessRecord {
@@ -45,6 +46,15 @@ export interface RunManifest {
   processes: ProcessRecord[];
   /** What the client reported at its end (null: it never finished). */
   workload: { firstStartNs: number; lastEndNs: number; missedStarts: number } | null;
+  /** What watched the run: probes that could not run here, with why; sample counts; overhead. */
+  probes?: {
+    skipped: { probe: string; reason: string }[];
+    notes: string[];
+    samples: number;
+    kernelEvents: number | null;
+    kernelEventsByKind: Record<string, number>;
+    overheadPct: number | null;
+  };
   /** What the run could not do here (addon missing, ...), one line each. */
   notes: string[];
 }

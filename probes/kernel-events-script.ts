@@ -181,11 +181,14 @@ const PROBES: ProbeDef[] = [
       const miss = need(fmt, 'skbaddr', 'protocol', 'reason');
       if (miss) return { skip: miss };
       if (!req.btf) return { skip: 'no kernel BTF (/sys/kernel/btf/vmlinux): cannot read the ports of a dropped packet' };
-      // NOT_SPECIFIED is TCP's ordinary discard path (e.g. the last ACK of
-      // every connection that reaches a socket in LAST_ACK): noise, left out.
+      // Ordinary teardown, not loss: NOT_SPECIFIED is TCP's discard path
+      // (e.g. the last ACK reaching a socket in LAST_ACK), QUEUE_PURGE the
+      // queues emptied when a socket closes. Both fire once per connection.
       const table = symbolicTable(fmt.printFmt, 'reason');
-      const unspecified = Object.entries(table).find(([, n]) => n === 'NOT_SPECIFIED')?.[0];
-      const notNoise = unspecified === undefined ? '' : `args->reason != ${unspecified} && `;
+      const noise = Object.entries(table)
+        .filter(([, n]) => n === 'NOT_SPECIFIED' || n === 'QUEUE_PURGE')
+        .map(([k]) => `args->reason != ${k} && `);
+      const notNoise = noise.join('');
       // The tracepoint has no ports: read them from the TCP header through
       // BTF. 0xffff marks an unset header offset. kfree_skb fires for every
       // drop in the system, so bail out early on anything not IP.

@@ -16,7 +16,7 @@
 //     sport/dport: as the kernel sees the socket or packet (for a state change
 //       or retransmit, the local port is sport; CLOSE->SYN_SENT has sport 0, the
 //       port is bound just after); states: ESTABLISHED, SYN_SENT, ...;
-//     reason: SKB_DROP_REASON_* (drop; NOT_SPECIFIED is not recorded) or
+//     reason: SKB_DROP_REASON_* (drop; NOT_SPECIFIED and QUEUE_PURGE are not recorded) or
 //       SK_RST_REASON_* (send-reset), without prefix.
 //   last line, written by stop(): {"end":true,"events":N,"byKind":{...},"lost":N}
 // A missing trailer means the probe process died before stop(); a cut last line is
@@ -56,7 +56,7 @@ export interface KernelEventsOptions {
    * connection: leaving SYN_SENT / SYN_RECV), or 'off'.
    */
   states?: StateEvents;
-  /** skb:kfree_skb with a drop reason (NOT_SPECIFIED left out). Default true. */
+  /** skb:kfree_skb with a drop reason (NOT_SPECIFIED and QUEUE_PURGE left out). Default true. */
   drops?: boolean;
   attachTimeoutMs?: number;
   stopTimeoutMs?: number;

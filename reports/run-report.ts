@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeFromCompressedBase64 } from 'hdr-histogram-js';
 import { formatNs, formatUs } from '../lib/duration.ts';
@@ -8,17 +8,21 @@ import { TXN_FLAG_REUSED } from '../lib/records.ts';
 import { readManifest, readTransactions, type TxnColumns } from '../analysis/read-run.ts';
 import { totalUs } from '../analysis/summarize.ts';
 import { code, int, pct, table } from './markdown.ts';
+import { renderProbeSection } from './probe-section.ts';
+import { META_FILE, PROBES_DIR } from '../probes/format.ts';
+import { formatEnvironment, type Environment } from '../probes/environment.ts';
+import { KERNEL_EVENTS_FILE } from '../probes/kernel-events.ts';
 
 // report.md of one run: what happened first, then the evidence, then how
 // to reproduce it. Built from the run directory alone.
 
 const SLOWEST = 10;
 
-export function writeReport(dir: string, extraSections: string[] = []): string {
+export function writeReport(dir: string): string {
   const m = readManifest(dir);
   const s = JSON.parse(readFileSync(join(dir, FILES.summary), 'utf8')) as Summary;
   const c = readTransactions(dir, m);
-  const md = renderReport(m, s, c, extraSections);
+  const md = renderReport(m, s, c, observerSections(dir, m));
   writeFileSync(join(dir, FILES.report), md);
   return md;
 }
@@ -32,8 +36,9 @@ export function renderReport(m: RunManifest, s: Summary, c: TxnColumns, extra: s
   out.push('## Slowest transactions', '', slowest(c, m), '');
   if (s.openLoop !== null) out.push('## Open-loop schedule', '', openLoop(s), '');
   if (s.server !== null) out.push('## Server', '', server(s), '');
-  out.push(...extra.flatMap((x) => [x, '']));
+  out.push(...extra.slice(0, -1).flatMap((x) => [x, '']));
   out.push('## Latency distribution (HdrHistogram)', '', hdr(s), '');
+  out.push(...extra.slice(-1).flatMap((x) => [x, '']));
   out.push('## Configuration', '', config(m.config), '');
   out.push('## Reproduce', '', code(m.reproduce, 'sh'), '');
   if (m.notes.length > 0) out.push('## Notes', '', ...m.notes.map((n) => `- ${n}`), '');
@@ -210,4 +215,33 @@ function files(m: RunManifest): string {
     `- \`${FILES.summary}\`: the figures above, for machines`,
     `- \`${FILES.command}\`, \`${FILES.clientLog}\`, \`${FILES.serverLog}\``,
   ].join('\n');
+}
+
+/** System state, kernel events, skipped probes, then (last) the environment. */
+function observerSections(dir: string, m: RunManifest): string[] {
+  const out: string[] = [];
+  if (existsSync(join(dir, PROBES_DIR, META_FILE))) out.push(renderProbeSection(dir));
+  const p = m.probes;
+  if (p !== undefined) {
+    if (p.kernelEvents !== null) {
+      const kinds = Object.entries(p.kernelEventsByKind).sort((a, b) => b[1] - a[1]);
+      out.push(
+        [
+          '## Kernel events (bpftrace)',
+          '',
+          `${int(p.kernelEvents)} events on the run's ports (tcp and sock tracepoints), in \`${KERNEL_EVENTS_FILE}\`.`,
+          ...(kinds.length > 0 ? ['', table(['event', 'count'], kinds.map(([k, n]) => [k, int(n)]))] : []),
+        ].join('\n'),
+      );
+    }
+    if (p.skipped.length > 0)
+      out.push(['## Probes skipped', '', ...p.skipped.map((k) => `- **${k.probe}**: ${k.reason}`)].join('\n'));
+  }
+  const envPath = join(dir, FILES.environment);
+  out.push(
+    existsSync(envPath)
+      ? formatEnvironment(JSON.parse(readFileSync(envPath, 'utf8')) as Environment)
+      : '## Environment\n\nNo environment snapshot was taken.',
+  );
+  return out;
 }

@@ -1,0 +1,96 @@
+import { join } from 'node:path';
+import { FILES, writeJson } from '../lib/rundir.ts';
+import { snapshotEnvironment } from '../probes/environment.ts';
+import { kernelEventsSkipped, startKernelEvents, type KernelEventsHandle } from '../probes/kernel-events.ts';
+import { startProbes, type ProbeHandle } from '../probes/run-probes.ts';
+import type { ListenerTarget } from '../probes/listen-queue.ts';
+
+// Everything that watches a run without taking part in it: the environment
+// snapshot, the /proc sampler and the kernel events. Each can be missing
+// here; what cannot run is listed with its reason and the run goes on.
+
+export interface Skipped {
+  probe: string;
+  reason: string;
+}
+
+export interface ObserverSummary {
+  skipped: Skipped[];
+  notes: string[];
+  samples: number;
+  kernelEvents: number | null;
+  kernelEventsByKind: Record<string, number>;
+  /** CPU of the probe process, in percent of one core. */
+  overheadPct: number | null;
+}
+
+export class Observers {
+  private probes: ProbeHandle | null = null;
+  private events: KernelEventsHandle | null = null;
+  private readonly skipped: Skipped[] = [];
+  private readonly notes: string[] = [];
+  private environment: Promise<void> | null = null;
+
+  constructor(
+    private readonly dir: string,
+    private readonly t0: bigint,
+    private readonly intervalNs: number,
+  ) {}
+
+  /** The environment snapshot runs in the background while the workload starts. */
+  snapshot(): void {
+    this.environment = snapshotEnvironment().then(
+      (env) => writeJson(join(this.dir, FILES.environment), env),
+      (err: Error) => void this.skipped.push({ probe: 'environment', reason: err.message }),
+    );
+  }
+
+  /** Start sampling and kernel events for a server on `port`; resolves once both watch. */
+  async start(port: number, server: { pid: number; listener: ListenerTarget }): Promise<void> {
+    const [probes, events] = await Promise.all([
+      startProbes({
+        runDir: this.dir,
+        t0: this.t0,
+        intervalNs: this.intervalNs,
+        processes: [{ role: 'server', pid: server.pid }],
+        listener: server.listener,
+      }).catch((err: Error) => {
+        this.skipped.push({ probe: 'system probes', reason: err.message });
+        return null;
+      }),
+      // handshake states only: every state change of every connection costs
+      // bpftrace ~10 us of CPU, too much for a busy run
+      startKernelEvents({ runDir: this.dir, t0: this.t0, ports: [port], states: 'handshake' }).catch((err: Error) => ({
+        skipped: err.message,
+      })),
+    ]);
+    this.probes = probes;
+    if (probes !== null) this.skipped.push(...probes.skipped);
+    if (kernelEventsSkipped(events)) this.skipped.push({ probe: 'kernel events (bpftrace)', reason: events.skipped });
+    else {
+      this.events = events;
+      this.skipped.push(...events.skippedProbes);
+      this.notes.push(...events.notes);
+    }
+  }
+
+  addProcess(role: string, pid: number): void {
+    this.probes?.addProcess(role, pid);
+  }
+
+  async stop(): Promise<ObserverSummary> {
+    const [p, e] = await Promise.all([this.probes?.stop() ?? null, this.events?.stop() ?? null]);
+    await this.environment;
+    const skipped = [...this.skipped];
+    if (p !== null) for (const s of p.skipped) if (!skipped.some((k) => k.probe === s.probe)) skipped.push(s);
+    if (e !== null) for (const s of e.skipped) if (!skipped.some((k) => k.probe === s.probe)) skipped.push(s);
+    return {
+      skipped,
+      notes: [...this.notes, ...(e?.notes ?? [])],
+      samples: p?.samples ?? 0,
+      kernelEvents: e?.events ?? null,
+      kernelEventsByKind: e?.byKind ?? {},
+      overheadPct: p === null ? null : 100 * p.overhead.cpuPerSecond,
+    };
+  }
+}

@@ -7,6 +7,12 @@ import * as exportCmd from './export.ts';
 import * as probe from './probe.ts';
 import * as run from './run.ts';
 
+// `sockspike export ... | head` closes the pipe early: that is not an error
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 const program = new Command('sockspike')
   .description('Reproduce, measure and explain TCP connection-per-transaction latency spikes')
   .version('0.1.0')

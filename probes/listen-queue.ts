@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Columns } from './columns.ts';
+// Importing the wrapper never throws: without the addon, native is null.
+import * as mod from '../harness/native.ts';
 import { ProcFile } from './procfile.ts';
 
 // Accept-queue depth and limit of the server's listening socket, cheaply:
@@ -18,11 +20,7 @@ import { ProcFile } from './procfile.ts';
 
 export type ListenerTarget = { pid: number; fd: number } | { port: number };
 
-interface Addon {
-  tcpInfo(fd: number, out: Uint32Array): boolean;
-  pidfdGetfd(pid: number, targetFd: number): number;
-  close(fd: number): void;
-}
+type Addon = Pick<NonNullable<typeof mod.native>, 'tcpInfo' | 'pidfdGetfd' | 'close'>;
 
 const TCP_LISTEN = 10;
 
@@ -107,12 +105,6 @@ export class ListenQueueProbe {
 
   /** Set up the probe, or say in one line why it cannot run. */
   static async open(target: ListenerTarget, procRoot = '/proc'): Promise<ListenQueueProbe | string> {
-    let mod: typeof import('../harness/native.ts');
-    try {
-      mod = await import('../harness/native.ts');
-    } catch (err) {
-      return `native addon wrapper did not load: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
-    }
     const addon = mod.native;
     if (!addon) return mod.nativeUnavailable ?? 'native addon unavailable';
     let pid: number;

@@ -55,23 +55,15 @@ export function checkProbeInterval(ns: number): number {
   return ns;
 }
 
-const SAMPLER = fileURLToPath(new URL('./sampler-process.ts', import.meta.url));
+const BOOT = fileURLToPath(new URL('./sampler-boot.cjs', import.meta.url));
 
-/** The tsx loader, by absolute URL, so the probe process finds it from any working directory. */
-const tsxImport = (): string => {
-  try {
-    return import.meta.resolve('tsx');
-  } catch {
-    return 'tsx';
-  }
-};
-
+// sampler-boot.cjs loads sampler-process.ts with tsx's in-thread require
+// hook (see there why not --import tsx).
 function spawnSampler(netns: string | undefined): ChildProcess {
-  const execArgv = ['--import', tsxImport()];
   const stdio: ['ignore', 'ignore', 'pipe', 'ipc'] = ['ignore', 'ignore', 'pipe', 'ipc'];
-  if (!netns) return fork(SAMPLER, [], { execArgv, stdio });
+  if (!netns) return fork(BOOT, [], { execArgv: [], stdio });
   // The IPC channel's fd and NODE_CHANNEL_FD survive ip's exec of node.
-  return spawn('ip', ['netns', 'exec', netns, process.execPath, ...execArgv, SAMPLER], { stdio });
+  return spawn('ip', ['netns', 'exec', netns, process.execPath, BOOT], { stdio });
 }
 
 /** Start the probe process; resolves once it has taken its baseline sample. */

@@ -18,12 +18,11 @@ import {
   lines,
   readManifestFile,
   readSummaryFile,
-  sleep,
   sockspike,
   startSockspike,
   tempDir,
   txnRecordSize,
-  waitForClient,
+  waitForTransactions,
 } from './helpers/cli.ts';
 import { clientConfig, runClient } from './helpers/client.ts';
 
@@ -32,8 +31,7 @@ test.serial('server killed mid-run: the run ends by itself, failed, every transa
   killLeftoversOnTeardown(t, dir);
   // a long --duration: a run that ends soon after the kill ended because of it
   const cli = startSockspike(t, ['run', '--duration', '20s', '--concurrency', '2', '--out', dir], { timeout: 90_000 });
-  const m0 = await waitForClient(dir);
-  await sleep(1500); // let transactions happen
+  const m0 = await waitForTransactions(dir, 100); // transactions happen before the kill
   const server = m0.processes.find((p) => p.role === 'server')!;
   t.true(harnessProcessAlive(server.pid), 'the server is running before it is killed');
   const tree = descendants(cli.pid!);

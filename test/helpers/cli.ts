@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunManifest } from '../../lib/rundir.ts';
 import type { Summary } from '../../lib/types.ts';
+import { timeWaitSides } from './netns.ts';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const BIN = join(ROOT, 'bin', 'sockspike.js');
@@ -85,6 +86,18 @@ export function waitForClient(dir: string, timeoutMs = 45_000): Promise<RunManif
     const m = peekManifest(dir);
     return m !== null && m.processes.some((p) => p.role === 'client' && p.pid > 0) ? m : null;
   }, timeoutMs);
+}
+
+/**
+ * Wait until the run's client has completed at least `n` transactions, seen
+ * from outside: client-side TIME_WAIT sockets to the server port (client-fin).
+ * The records themselves reach the disk only in pages of 4096.
+ */
+export async function waitForTransactions(dir: string, n: number, timeoutMs = 45_000): Promise<RunManifest> {
+  const m = await waitForClient(dir, timeoutMs);
+  const port = m.config.port;
+  await waitFor(`${n} completed transactions (TIME_WAIT to port ${port})`, () => timeWaitSides(null, port).client >= n, timeoutMs, 100);
+  return m;
 }
 
 /**

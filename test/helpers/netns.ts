@@ -43,10 +43,11 @@ export function netnsFor(t: ExecutionContext): string {
   return name;
 }
 
-/** TIME_WAIT sockets in a namespace, by side: local port = server port (server side) or peer port = server port (client side). */
-export function timeWaitSides(ns: string, serverPort: number): { server: number; client: number; other: number } {
-  const r = spawnSync('ip', ['netns', 'exec', ns, 'ss', '-Htan', 'state', 'time-wait'], { encoding: 'utf8', timeout: 10_000 });
-  if (r.status !== 0) throw new Error(`ss in ${ns} failed: ${r.stderr}`);
+/** TIME_WAIT sockets in a namespace (null: this one), by side: local port = server port (server side) or peer port = server port (client side). */
+export function timeWaitSides(ns: string | null, serverPort: number): { server: number; client: number; other: number } {
+  const ss = ['ss', '-Htan', 'state', 'time-wait'];
+  const r = ns === null ? spawnSync(ss[0], ss.slice(1), { encoding: 'utf8', timeout: 10_000 }) : spawnSync('ip', ['netns', 'exec', ns, ...ss], { encoding: 'utf8', timeout: 10_000 });
+  if (r.status !== 0) throw new Error(`ss ${ns === null ? '' : `in ${ns} `}failed: ${r.stderr}`);
   const out = { server: 0, client: 0, other: 0 };
   for (const line of r.stdout.split('\n')) {
     const f = line.trim().split(/\s+/);

@@ -1,10 +1,11 @@
 import test from 'ava';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
+import { promisify } from 'node:util';
 import { UserError } from '../lib/errors.ts';
 import { exportProbes } from '../probes/export.ts';
 import { ProcFile } from '../probes/procfile.ts';
@@ -246,4 +247,25 @@ test('report section: timeline, counters that moved, processes, marks, overhead'
     const cells = (l: string): number => l.split('|').length;
     t.true(lines.every((l) => cells(l) === cells(lines[0])), block);
   }
+});
+
+test('the probe process ends by itself, files complete, when its parent dies without stopping it', async (t) => {
+  const dir = runDir(t);
+  const script = `
+    import { startProbes } from ${JSON.stringify(path.resolve('probes/run-probes.ts'))};
+    const h = await startProbes({ runDir: ${JSON.stringify(dir)}, t0: process.hrtime.bigint(), sources: ['stat'] });
+    console.log(h.pid);
+    setTimeout(() => process.kill(process.pid, 'SIGKILL'), 300);`;
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 30_000 }).catch(
+    (err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }),
+  );
+  const pid = Number(stdout.trim());
+  t.true(pid > 0);
+  const deadline = Date.now() + 5000;
+  while (fs.existsSync(`/proc/${pid}`) && Date.now() < deadline) await sleep(50);
+  t.false(fs.existsSync(`/proc/${pid}`), 'the probe process outlived its parent');
+  const d = readProbes(dir);
+  t.true(d.meta.complete);
+  t.is(d.meta.result?.stopReason, 'parent-gone');
+  t.true(d.rows > 5);
 });

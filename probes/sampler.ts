@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runClock } from '../lib/clock.ts';
+import { UserError } from '../lib/errors.ts';
 import { writeJson } from '../lib/rundir.ts';
 import { Columns } from './columns.ts';
 import {
@@ -110,6 +111,8 @@ export class Sampler {
     const s = new Sampler(opts);
     const ctx = { clkTck: s.clkTck, perCpu: s.perCpu };
     const ids = opts.sources ?? DEFAULT_SOURCES;
+    const unknown = ids.filter((id) => !SYSTEM_SOURCES.some((d) => d.id === id));
+    if (unknown.length > 0) throw new UserError(`unknown probe source(s) ${unknown.join(', ')}: use ${SYSTEM_SOURCES.map((d) => d.id).join(', ')}`);
     const wanted = SYSTEM_SOURCES.filter((d) => ids.includes(d.id));
     for (const def of wanted) {
       const src = new TemplateSource(def, s.procRoot, ctx);

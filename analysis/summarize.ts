@@ -76,7 +76,14 @@ export function summarize(m: RunManifest, c: TxnColumns, s: ServerColumns | null
     status: m.status,
     stopReason: m.stopReason,
     durationS: round(durationS, 3),
-    transactions: { attempted: c.n, ok, failed, timedOut: counts[OUTCOME_TIMEOUT], errors },
+    transactions: {
+      attempted: c.n,
+      ok,
+      failed,
+      timedOut: counts[OUTCOME_TIMEOUT],
+      errors,
+      unrecorded: m.workload !== null ? Math.max(0, m.workload.attempted - c.n) : 0,
+    },
     throughput: {
       tps: durationS > 0 ? round(ok / durationS, 1) : 0,
       mibps: durationS > 0 ? round(bytes / durationS / 1048576, 3) : 0,

@@ -25,6 +25,9 @@ for (const c of commands) c.register(program);
 
 try {
   await program.parseAsync(process.argv);
+  // done: leave now rather than wait on a probe's stray timer (stdout and
+  // stderr are synchronous for files, pipes and terminals on Linux)
+  process.exit(process.exitCode ?? 0);
 } catch (err) {
   if (err instanceof CommanderError) {
     // help and version exit 0; parse errors were already printed by commander

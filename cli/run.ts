@@ -37,7 +37,8 @@ export function register(program: Command): void {
     .option('--out <dir>', 'run directory (default: runs/<timestamp>-<close>)')
     .option('--json', 'print summary.json on stdout instead of the short text summary')
     .option('--no-progress', 'no progress line, even on a terminal')
-    .action(async (o: RunOptions & { out?: string; json?: boolean; progress: boolean }) => {
+    .option('--no-probes', 'do not sample /proc or record kernel events (the workload alone)')
+    .action(async (o: RunOptions & { out?: string; json?: boolean; progress: boolean; probes: boolean }) => {
       const config = resolveConfig(o);
       const args = process.argv.slice(2);
       const result = await runWorkload({
@@ -46,6 +47,7 @@ export function register(program: Command): void {
         argv: process.argv.slice(1),
         reproduce: shellJoin(['sockspike', ...withoutOut(args)]),
         progress: o.progress && !o.json,
+        probes: o.probes,
       });
       writeReport(result.dir);
       const s = result.summary;
@@ -60,7 +62,8 @@ export function register(program: Command): void {
             `report: ${result.dir}/report.md\n`,
         );
       }
-      if (result.manifest.status === 'interrupted') process.exitCode = 130;
+      // the shell's convention: 128 + the signal's number
+      if (result.manifest.status === 'interrupted') process.exitCode = result.signal === 'SIGTERM' ? 143 : 130;
       else if (result.manifest.status === 'failed') {
         process.stderr.write(`sockspike: ${result.manifest.stopReason}\n`);
         process.exitCode = 1;

@@ -36,6 +36,8 @@ class Client implements WorkerHost {
   private nextIntendedNs = 0;
   private gap: () => number = () => 0;
   private openTimer: NodeJS.Timeout | null = null;
+  private openSpin: NodeJS.Immediate | null = null;
+  private readonly tickNow = (): void => this.tick();
   private sweepTimer: NodeJS.Timeout | null = null;
   private progressTimer: NodeJS.Timeout | null = null;
   private endTimer: NodeJS.Timeout | null = null;
@@ -91,6 +93,7 @@ class Client implements WorkerHost {
   /** Open loop: start every transaction that is due and has a free worker. */
   private tick(): void {
     this.openTimer = null;
+    this.openSpin = null;
     let now = this.now();
     while (this.nextIntendedNs <= now && this.idle.length > 0) {
       if (!this.mayStartAt(this.nextIntendedNs)) return this.noMoreStarts();
@@ -102,7 +105,12 @@ class Client implements WorkerHost {
     // Due but no free worker: finished() calls tick() again, and the start
     // will be late by however long the workers stayed busy.
     if (this.nextIntendedNs > now) {
-      this.openTimer = setTimeout(() => this.tick(), Math.max(0, (this.nextIntendedNs - now) / 1e6 - 0.5));
+      // Node's timers have 1 ms granularity and fire late rather than early:
+      // sleep to about 1 ms before the start, then poll the event loop
+      // (setImmediate, I/O still runs) for the rest, so starts are on time.
+      const waitMs = (this.nextIntendedNs - now) / 1e6;
+      if (waitMs >= 2) this.openTimer = setTimeout(this.tickNow, Math.floor(waitMs) - 1);
+      else this.openSpin = setImmediate(this.tickNow);
     }
   }
 
@@ -124,7 +132,7 @@ class Client implements WorkerHost {
     this.recorder.record(w);
     if (this.config.rate !== null) {
       this.idle.push(w);
-      if (this.openTimer === null && !this.stopping) this.tick();
+      if (this.openTimer === null && this.openSpin === null && !this.stopping) this.tick();
     } else if (this.mayStart()) {
       const think = this.config.thinkTimeNs;
       if (think > 0) {
@@ -162,10 +170,10 @@ class Client implements WorkerHost {
   /** No more transactions start; those in flight run to their end. */
   noMoreStarts(): void {
     if (this.stopAtNs > this.now()) this.stopAtNs = this.now();
-    if (this.config.rate !== null && this.openTimer !== null) {
-      clearTimeout(this.openTimer);
-      this.openTimer = null;
-    }
+    if (this.openTimer !== null) clearTimeout(this.openTimer);
+    if (this.openSpin !== null) clearImmediate(this.openSpin);
+    this.openTimer = null;
+    this.openSpin = null;
     if (this.config.rate !== null) {
       // intended starts that fell due before the end but never got a worker
       const end = Math.min(this.stopAtNs, this.now());
@@ -198,6 +206,7 @@ class Client implements WorkerHost {
   close(): DoneMessage {
     for (const w of this.workers) w.abort(); // close kept-alive connections
     for (const t of [this.openTimer, this.endTimer]) if (t) clearTimeout(t);
+    if (this.openSpin) clearImmediate(this.openSpin);
     for (const t of [this.sweepTimer, this.progressTimer]) if (t) clearInterval(t);
     if (this.msg.progress) this.progress();
     this.recorder.close();

@@ -74,6 +74,19 @@ export class Observers {
     }
   }
 
+  /** Probes were turned off: say so where skipped probes are listed. */
+  off(reason: string): void {
+    this.skipped.push({ probe: 'system probes and kernel events', reason });
+  }
+
+  /** The processes the observers started, for run.json. */
+  processes(): { role: string; pid: number; exit: null }[] {
+    const out: { role: string; pid: number; exit: null }[] = [];
+    if (this.probes !== null) out.push({ role: 'probes', pid: this.probes.pid, exit: null });
+    if (this.events !== null) out.push({ role: 'bpftrace', pid: this.events.pid, exit: null });
+    return out;
+  }
+
   addProcess(role: string, pid: number): void {
     this.probes?.addProcess(role, pid);
   }

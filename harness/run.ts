@@ -20,12 +20,16 @@ export interface RunRequest {
   argv: string[];
   reproduce: string;
   progress: boolean;
+  /** Sample /proc and kernel events (the environment snapshot is always taken). */
+  probes: boolean;
 }
 
 export interface RunResult {
   dir: string;
   summary: Summary;
   manifest: RunManifest;
+  /** The signal that interrupted the run, if one did. */
+  signal: NodeJS.Signals | null;
 }
 
 const LISTEN_TIMEOUT_MS = 20_000;
@@ -84,7 +88,9 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
     changed();
   };
   let signals = 0;
+  let signal: NodeJS.Signals | null = null;
   const onSignal = (sig: NodeJS.Signals): void => {
+    signal ??= sig;
     if (++signals > 1) {
       // asked twice: stop waiting on anyone
       client?.proc.kill('SIGKILL');
@@ -125,7 +131,10 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
     cfg.port = ready.port;
     manifest.notes.push(...ready.notes);
     writeManifest(dir, manifest);
-    await observers.start(ready.port, { pid: server.proc.pid ?? -1, listener: { pid: server.proc.pid ?? -1, fd: ready.fd } });
+    if (req.probes) {
+      await observers.start(ready.port, { pid: server.proc.pid ?? -1, listener: { pid: server.proc.pid ?? -1, fd: ready.fd } });
+      manifest.processes.push(...observers.processes());
+    } else observers.off('turned off with --no-probes');
 
     client = startChild('client', './client.ts', join(dir, FILES.clientLog), (m: FromChild) => {
       if (m.type === 'progress') progress.update(m);
@@ -138,7 +147,7 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
     client.send({ type: 'start', config: cfg, t0: t0.toString(), runDir: dir, file: FILES.transactions, progress: req.progress });
     if (stopReason !== null) client.send({ type: 'stop', reason: stopReason });
     const clientExit = await client.exited;
-    manifest.processes[1].exit = exitText(clientExit);
+    setExit(manifest, 'client', exitText(clientExit));
     if (done === null && stopReason === null) {
       stopReason = `the client exited unexpectedly (${exitText(clientExit)}); see ${join(dir, FILES.clientLog)}`;
       status = 'failed';
@@ -147,7 +156,8 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
     observed = await observers.stop();
     server.send({ type: 'stop', reason: stopReason ?? 'done' });
     await endChild(server, 5000);
-    manifest.processes[0].exit = exitText(await server.exited);
+    setExit(manifest, 'server', exitText(await server.exited));
+    for (const p of manifest.processes) if (p.role !== 'server' && p.role !== 'client' && p.exit === null) p.exit = 'stopped';
     if (client !== null) {
       client.send({ type: 'stop', reason: 'run ended' });
       await endChild(client, 5000);
@@ -164,9 +174,14 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
   manifest.stopReason = stopReason;
   if (d !== null) {
     manifest.notes.push(...d.notes);
-    manifest.workload = { firstStartNs: d.firstStartNs, lastEndNs: d.lastEndNs, missedStarts: d.missedStarts };
+    manifest.workload = { firstStartNs: d.firstStartNs, lastEndNs: d.lastEndNs, missedStarts: d.missedStarts, attempted: d.attempted };
   }
   writeManifest(dir, manifest);
   const summary = analyzeRun(dir);
-  return { dir, summary, manifest };
+  return { dir, summary, manifest, signal };
+}
+
+function setExit(m: RunManifest, role: string, exit: number | string): void {
+  const p = m.processes.find((x) => x.role === role);
+  if (p !== undefined) p.exit = exit;
 }

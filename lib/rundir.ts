@@ -45,7 +45,13 @@ export interface RunManifest {
   files: { transactions: string[]; server: string[] } & Record<string, unknown>;
   processes: ProcessRecord[];
   /** What the client reported at its end (null: it never finished). */
-  workload: { firstStartNs: number; lastEndNs: number; missedStarts: number } | null;
+  workload: {
+    firstStartNs: number;
+    lastEndNs: number;
+    missedStarts: number;
+    /** The client's own count, to check the records against. */
+    attempted: number;
+  } | null;
   /** What watched the run: probes that could not run here, with why; sample counts; overhead. */
   probes?: {
     skipped: { probe: string; reason: string }[];

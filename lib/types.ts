@@ -131,6 +131,8 @@ export interface Summary {
     failed: number;
     timedOut: number;
     errors: Record<string, number>;
+    /** Transactions the client counted that are missing from the records (should be 0). */
+    unrecorded: number;
   };
   throughput: { tps: number; mibps: number };
   latencyUs: { total: PhaseStats; connect: PhaseStats; exchange: PhaseStats; close: PhaseStats; exchanges: PhaseStats[] };

@@ -50,6 +50,8 @@ function verdict(m: RunManifest, s: Summary): string {
   const t = s.transactions;
   const lines: string[] = [];
   if (m.status !== 'complete') lines.push(`**Run ${m.status}: ${m.stopReason ?? 'no reason recorded'}.** What follows is what it saw.`, '');
+  if (t.unrecorded > 0)
+    lines.push(`**${int(t.unrecorded)} transactions the client counted are missing from the records**: the figures below undercount.`, '');
   const okRate = t.attempted > 0 ? t.ok / t.attempted : 0;
   lines.push(
     `**${int(t.attempted)} transactions in ${s.durationS.toFixed(1)} s** (${s.throughput.tps.toFixed(0)}/s, ${s.throughput.mibps.toFixed(2)} MiB/s); ` +

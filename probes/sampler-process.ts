@@ -44,7 +44,8 @@ function stop(reason: string): void {
   stopping = true;
   ticker?.stop();
   if (!sampler || !ticker) {
-    process.exit(0);
+    // nothing started (or it failed: fatal() set the exit code)
+    process.exit();
   }
   // One last sample, so the end of the run is covered up to now.
   if (reason === 'stop') sampler.sample(sampler.now());

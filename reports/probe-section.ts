@@ -353,7 +353,9 @@ export function renderProbeSection(runDir: string, opts: ProbeSectionOptions = {
         '',
         procs,
         '',
-        'CPU from /proc/PID/stat (the whole process); context switches and run-queue wait (time runnable but not running) from the main thread, i.e. the event loop.',
+        'CPU % is of one core, from /proc/PID/stat: the whole process, so threads can take it past 100 %, and a single ' +
+          'sample is quantised to 10 ms of CPU (the peak is coarse). Context switches and run-queue wait (time runnable ' +
+          'but not running) are of the main thread, i.e. the event loop.',
       );
     }
   }

@@ -47,8 +47,9 @@ function stop(reason: string): void {
     // nothing started (or it failed: fatal() set the exit code)
     process.exit();
   }
-  // One last sample, so the end of the run is covered up to now.
-  if (reason === 'stop') sampler.sample(sampler.now());
+  // One last sample, so the end of the run is covered up to now; not if the
+  // last one is very recent (a tiny dt makes rates and CPU shares meaningless).
+  if (reason === 'stop' && sampler.now() - sampler.lastSampleNs >= sampler.intervalNs / 2) sampler.sample(sampler.now());
   const result = sampler.finish(reason, ticker.stats());
   if (process.send && process.connected) {
     send({ type: 'stopped', result });

@@ -126,6 +126,15 @@ export class Sampler {
     return s;
   }
 
+  get intervalNs(): number {
+    return this.opts.intervalNs;
+  }
+
+  /** Time of the last sample (or of the baseline read), ns since t0. */
+  get lastSampleNs(): number {
+    return this.lastT;
+  }
+
   /** Start sampling a process (from the next sample on). */
   addProcess(role: string, pid: number): void {
     const base = role.replace(/[^\w-]/g, '_') || 'process';

@@ -116,7 +116,7 @@ test('the skip path: no /proc/pressure, a missing process, no listener: listed w
     t0: process.hrtime.bigint(),
     procRoot: path.resolve('fixtures/proc/no-pressure'),
     processes: [{ role: 'ghost', pid: 999999 }],
-    listener: { port: 2025 },
+    listener: { pid: process.pid, fd: 0 }, // stdin: not a listening socket
   });
   await sleep(200);
   const r = await probes.stop();
@@ -124,7 +124,7 @@ test('the skip path: no /proc/pressure, a missing process, no listener: listed w
   t.regex(reasons.get('pressure.cpu') ?? '', /pressure\/cpu does not exist/);
   t.regex(reasons.get('pressure.memory') ?? '', /does not exist/);
   t.regex(reasons.get('proc.ghost') ?? '', /999999\/stat does not exist/);
-  t.regex(reasons.get('listen') ?? '', /no socket listening on port 2025|native addon/);
+  t.regex(reasons.get('listen') ?? '', /fd 0 of pid \d+ is not a listening TCP socket|native addon|pidfd_getfd/);
   t.true(r.samples > 0);
   const d = readProbes(dir);
   t.deepEqual(d.meta.skipped, r.skipped);

@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import type { Server, Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../lib/errors.ts';
+import { TCP_STATES } from '../lib/tcp-states.ts';
 
 /** A readiness watch returned by watchReadable. */
 export interface ReadableWatch {
@@ -113,22 +114,7 @@ export const TCPI = {
 } as const;
 export const TCPI_LENGTH = 30;
 
-/** Values of TCPI.STATE (the kernel's TCP_* states, include/net/tcp_states.h). */
-export const TCP_STATES = [
-  'UNKNOWN',
-  'ESTABLISHED',
-  'SYN_SENT',
-  'SYN_RECV',
-  'FIN_WAIT1',
-  'FIN_WAIT2',
-  'TIME_WAIT',
-  'CLOSE',
-  'CLOSE_WAIT',
-  'LAST_ACK',
-  'LISTEN',
-  'CLOSING',
-  'NEW_SYN_RECV',
-] as const;
+export { TCP_STATES };
 
 /** A buffer for tcpInfo; allocate once and reuse. */
 export const newTcpInfoBuffer = (): Uint32Array => new Uint32Array(TCPI_LENGTH);

@@ -4,6 +4,7 @@
 // 6.10; enum numbering of drop reasons changes every release), so nothing
 // is assumed: each probe checks the fields it needs and is skipped with a
 // reason otherwise, and enum names come from the format's print fmt.
+import { TCP_STATES } from '../lib/tcp-states.ts';
 
 export const KERNEL_EVENT_KINDS = ['retransmit', 'retransmit-synack', 'send-reset', 'receive-reset', 'state', 'drop'] as const;
 export type KernelEventKind = (typeof KERNEL_EVENT_KINDS)[number];
@@ -11,23 +12,7 @@ export type KernelEventKind = (typeof KERNEL_EVENT_KINDS)[number];
 /** Code printed by bpftrace for each kind: index + 1. */
 export const kindCode = (k: KernelEventKind): number => KERNEL_EVENT_KINDS.indexOf(k) + 1;
 
-/** Linux TCP states (include/net/tcp_states.h); stable ABI. */
-export const TCP_STATES = [
-  '',
-  'ESTABLISHED',
-  'SYN_SENT',
-  'SYN_RECV',
-  'FIN_WAIT1',
-  'FIN_WAIT2',
-  'TIME_WAIT',
-  'CLOSE',
-  'CLOSE_WAIT',
-  'LAST_ACK',
-  'LISTEN',
-  'CLOSING',
-  'NEW_SYN_RECV',
-  'BOUND_INACTIVE',
-] as const;
+export { TCP_STATES };
 
 export interface TracepointField {
   type: string;

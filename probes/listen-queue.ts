@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Columns } from './columns.ts';
 // Importing the wrapper never throws: without the addon, native is null.
-import * as mod from '../harness/native.ts';
+import * as nativeApi from '../harness/native.ts';
+import type { Columns } from './columns.ts';
 import { ProcFile } from './procfile.ts';
 
 // Accept-queue depth and limit of the server's listening socket, cheaply:
@@ -20,7 +20,7 @@ import { ProcFile } from './procfile.ts';
 
 export type ListenerTarget = { pid: number; fd: number } | { port: number };
 
-type Addon = Pick<NonNullable<typeof mod.native>, 'tcpInfo' | 'pidfdGetfd' | 'close'>;
+type Addon = Pick<NonNullable<typeof nativeApi.native>, 'tcpInfo' | 'pidfdGetfd' | 'close'>;
 
 const TCP_LISTEN = 10;
 
@@ -105,8 +105,8 @@ export class ListenQueueProbe {
 
   /** Set up the probe, or say in one line why it cannot run. */
   static async open(target: ListenerTarget, procRoot = '/proc'): Promise<ListenQueueProbe | string> {
-    const addon = mod.native;
-    if (!addon) return mod.nativeUnavailable ?? 'native addon unavailable';
+    const addon = nativeApi.native;
+    if (!addon) return nativeApi.nativeUnavailable ?? 'native addon unavailable';
     let pid: number;
     let fd: number;
     let port: number | null = null;
@@ -128,11 +128,11 @@ export class ListenQueueProbe {
       return `cannot duplicate fd ${fd} of pid ${pid} (pidfd_getfd: ${code})`;
     }
     const probe = new ListenQueueProbe(addon, pid, fd, port, localFd, {
-      unacked: mod.TCPI.UNACKED,
-      sacked: mod.TCPI.SACKED,
-      length: mod.TCPI_LENGTH,
+      unacked: nativeApi.TCPI.UNACKED,
+      sacked: nativeApi.TCPI.SACKED,
+      length: nativeApi.TCPI_LENGTH,
     });
-    if (!addon.tcpInfo(localFd, probe.info) || probe.info[mod.TCPI.STATE] !== TCP_LISTEN) {
+    if (!addon.tcpInfo(localFd, probe.info) || probe.info[nativeApi.TCPI.STATE] !== TCP_LISTEN) {
       probe.close();
       return `fd ${fd} of pid ${pid} is not a listening TCP socket`;
     }

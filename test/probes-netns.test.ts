@@ -106,7 +106,16 @@ test('in a namespace of its own: closed-port connect moves OutRsts/AttemptFails,
   children.push(connector);
   const outcome = JSON.parse(await firstLine(connector)) as { refused: string; connected: number };
   t.is(outcome.refused, 'ECONNREFUSED');
-  await new Promise((r) => setTimeout(r, 200));
+  // The server goes away: the probe's duplicate of its socket must not keep the port listening.
+  const listening = (): boolean => {
+    const tcp = spawnSync('ip', ['netns', 'exec', ns, 'cat', '/proc/net/tcp'], { encoding: 'utf8' }).stdout;
+    const hexPort = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+    return tcp.split('\n').some((l) => l.split(/\s+/)[2]?.endsWith(hexPort) && l.split(/\s+/)[4] === '0A');
+  };
+  t.true(listening());
+  listener.kill('SIGKILL'); // ours, by pid
+  await new Promise((r) => setTimeout(r, 1500));
+  const stillListening = listening();
   const r = await probes.stop();
   t.is(r.stopReason, 'stop');
   const d = readProbes(dir);
@@ -128,5 +137,8 @@ test('in a namespace of its own: closed-port connect moves OutRsts/AttemptFails,
     t.is(max('listen.limit'), 1);
     t.is(max('listen.depth'), max('listen.limit') + 1); // the kernel lets one more in than the backlog
     t.is(d.meta.listener?.pid, listener.pid);
+    t.false(stillListening, 'the port stayed in LISTEN after its server died');
+    t.true(d.meta.notes.some((n) => /owner of the listening socket\) exited/.test(n)));
+    t.true(Number.isNaN((d.get('listen.depth') as Float64Array)[d.rows - 1]));
   }
 });

@@ -10,7 +10,7 @@ import { shellJoin } from '../lib/shell.ts';
 import type { RunConfig } from '../lib/types.ts';
 import { makeRunDir, writeManifest } from '../harness/run-dir.ts';
 import { META_FILE, PROBES_DIR, SAMPLES_FILE, type ProbeResult } from '../probes/format.ts';
-import { checkProbeInterval, DEFAULT_PROBE_INTERVAL_NS, startProbes } from '../probes/run-probes.ts';
+import { checkNetns, checkProbeInterval, startProbes } from '../probes/run-probes.ts';
 
 // sockspike probe: sample the system on its own, for a duration or while a
 // command runs, into a run directory that `sockspike analyze` reads later.
@@ -91,6 +91,7 @@ async function probeCommand(command: string[], o: ProbeCliOptions): Promise<numb
   if (durationNs !== null && durationNs < intervalNs) throw new UserError(`--duration ${o.duration} is shorter than one --interval`);
   const processes = (o.pid ?? []).map(parsePid);
   const port = o.port === undefined ? null : parsePort(o.port);
+  if (o.netns !== undefined) checkNetns(o.netns);
   if (existsSync(join(o.out, FILES.manifest))) throw new UserError(`${o.out} already holds a run (${FILES.manifest}): choose another --out`);
   const dir = makeRunDir(o.out, 'probe');
   const t0 = monoNs();
@@ -121,14 +122,22 @@ async function probeCommand(command: string[], o: ProbeCliOptions): Promise<numb
   writeManifest(dir, manifest);
   writeFileSync(join(dir, FILES.command), reproduce + '\n');
 
-  const probes = await startProbes({
-    runDir: dir,
-    t0,
-    intervalNs,
-    processes,
-    listener: port === null ? undefined : { port },
-    netns: o.netns,
-  });
+  let probes: Awaited<ReturnType<typeof startProbes>>;
+  try {
+    probes = await startProbes({
+      runDir: dir,
+      t0,
+      intervalNs,
+      processes,
+      listener: port === null ? undefined : { port },
+      netns: o.netns,
+    });
+  } catch (err) {
+    manifest.status = 'failed';
+    manifest.stopReason = err instanceof Error ? err.message : String(err);
+    writeManifest(dir, manifest);
+    throw err;
+  }
   const tty = o.progress && process.stderr.isTTY === true;
   const line = (text: string): void => {
     if (tty) process.stderr.write(`\r\x1b[K${text}`);

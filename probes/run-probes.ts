@@ -55,6 +55,13 @@ export function checkProbeInterval(ns: number): number {
   return ns;
 }
 
+/** Check that a named network namespace (ip netns) exists. */
+export function checkNetns(name: string): void {
+  if (!/^[\w.-]+$/.test(name) || !['/run/netns', '/var/run/netns'].some((d) => fs.existsSync(path.join(d, name)))) {
+    throw new UserError(`network namespace ${name} does not exist (see ip netns list)`);
+  }
+}
+
 const BOOT = fileURLToPath(new URL('./sampler-boot.cjs', import.meta.url));
 
 // sampler-boot.cjs loads sampler-process.ts with tsx's in-thread require
@@ -69,6 +76,7 @@ function spawnSampler(netns: string | undefined): ChildProcess {
 /** Start the probe process; resolves once it has taken its baseline sample. */
 export async function startProbes(opts: ProbeOptions): Promise<ProbeHandle> {
   const intervalNs = checkProbeInterval(opts.intervalNs ?? DEFAULT_PROBE_INTERVAL_NS);
+  if (opts.netns !== undefined) checkNetns(opts.netns);
   const config: SamplerConfig = {
     runDir: path.resolve(opts.runDir),
     t0: opts.t0.toString(),
@@ -123,6 +131,8 @@ export async function startProbes(opts: ProbeOptions): Promise<ProbeHandle> {
       reject(new UserError(`the probe process ${exited}${opts.netns ? ` (netns ${opts.netns})` : ''}${why ? `: ${why}` : ''}`));
     };
     child.on('error', (err) => {
+      // After a spawn, a failed send (EPIPE) means the process is dying: its exit says why.
+      if (child.pid !== undefined) return;
       clearTimeout(timer);
       reject(new UserError(`cannot start the probe process: ${err.message}`));
     });

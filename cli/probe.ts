@@ -212,7 +212,10 @@ async function probeCommand(command: string[], o: ProbeCliOptions): Promise<numb
     manifest.stopReason = result.stopReason.startsWith('error') ? `probes: ${result.stopReason}` : stopReason;
     manifest.notes.push(...result.skipped.map((s) => `probe ${s.probe} skipped: ${s.reason}`));
     writeManifest(dir, manifest);
-    const overhead = Number.isFinite(result.overhead.cpuPerSecond) ? `; probe CPU ${(result.overhead.cpuPerSecond * 100).toFixed(2)}% of a core` : '';
+    const o = result.overhead;
+    const overhead = Number.isFinite(o.cpuPerSecond)
+      ? `; probe CPU ${(o.cpuPerSecond * 100).toFixed(2)}% of a core${o.wallNs < 10e9 ? ' (a short run: mostly warm-up)' : ''}`
+      : '';
     process.stdout.write(
       `${result.samples} samples every ${formatNs(intervalNs)} (${stopReason})${overhead}` +
         (result.skipped.length ? `; skipped: ${result.skipped.map((s) => s.probe).join(', ')}` : '') +

@@ -22,7 +22,7 @@ export function writeReport(dir: string): string {
   const m = readManifest(dir);
   const s = JSON.parse(readFileSync(join(dir, FILES.summary), 'utf8')) as Summary;
   const c = readTransactions(dir, m);
-  const md = renderReport(m, s, c, observerSections(dir, m));
+  const md = renderReport(m, s, c, observerSections(dir, m, outlierStarts(c, s.outliers.thresholdUs)));
   writeFileSync(join(dir, FILES.report), md);
   return md;
 }
@@ -220,9 +220,9 @@ function files(m: RunManifest): string {
 }
 
 /** System state, kernel events, skipped probes, then (last) the environment. */
-function observerSections(dir: string, m: RunManifest): string[] {
+function observerSections(dir: string, m: RunManifest, highlightNs: number[]): string[] {
   const out: string[] = [];
-  if (existsSync(join(dir, PROBES_DIR, META_FILE))) out.push(renderProbeSection(dir));
+  if (existsSync(join(dir, PROBES_DIR, META_FILE))) out.push(renderProbeSection(dir, { highlightNs }));
   const p = m.probes;
   if (p !== undefined) {
     if (p.kernelEvents !== null) {
@@ -245,5 +245,12 @@ function observerSections(dir: string, m: RunManifest): string[] {
       ? formatEnvironment(JSON.parse(readFileSync(envPath, 'utf8')) as Environment)
       : '## Environment\n\nNo environment snapshot was taken.',
   );
+  return out;
+}
+
+/** Start times (ns since t0) of the outliers, for marking them on the timeline. */
+function outlierStarts(c: TxnColumns, thresholdUs: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < c.n; i++) if (totalUs(c, i) > thresholdUs) out.push(c.intendedNs[i]);
   return out;
 }

@@ -2,6 +2,7 @@
 // register(program). User errors print one line and exit 2.
 import { Command, CommanderError } from 'commander';
 import { UserError } from '../lib/errors.ts';
+import { TOOL_VERSION } from '../lib/rundir.ts';
 import * as analyze from './analyze.ts';
 import * as exportCmd from './export.ts';
 import * as probe from './probe.ts';
@@ -15,7 +16,7 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 
 const program = new Command('sockspike')
   .description('Reproduce, measure and explain TCP connection-per-transaction latency spikes')
-  .version('0.1.0')
+  .version(TOOL_VERSION)
   .showHelpAfterError(false)
   .exitOverride()
   .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'sockspike: ')) });

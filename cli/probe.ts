@@ -5,7 +5,7 @@ import { execa, type ResultPromise } from 'execa';
 import { monoNs } from '../lib/clock.ts';
 import { formatNs, parseDurationNs } from '../lib/duration.ts';
 import { UserError } from '../lib/errors.ts';
-import { FILES, SCHEMA_VERSION, type RunManifest } from '../lib/rundir.ts';
+import { FILES, newManifest, type RunManifest } from '../lib/rundir.ts';
 import { shellJoin } from '../lib/shell.ts';
 import type { RunConfig } from '../lib/types.ts';
 import { makeRunDir, writeManifest } from '../harness/run-dir.ts';
@@ -97,28 +97,19 @@ async function probeCommand(command: string[], o: ProbeCliOptions): Promise<numb
   const t0 = monoNs();
   const argv = process.argv.slice(1);
   const reproduce = shellJoin(['sockspike', ...process.argv.slice(2)]);
-  const manifest: RunManifest = {
-    schemaVersion: SCHEMA_VERSION,
-    tool: 'sockspike',
-    version: '0.1.0',
+  const manifest = newManifest({
     argv,
     reproduce,
-    startedAt: new Date().toISOString(),
-    t0Ns: t0.toString(),
-    wallMsAtT0: Date.now(),
-    endNs: null,
-    status: 'running',
-    stopReason: null,
+    t0,
     config: probeOnlyConfig(intervalNs, durationNs, port),
     files: { transactions: [], server: [], probes: [join(PROBES_DIR, META_FILE), join(PROBES_DIR, SAMPLES_FILE)] },
-    processes: processes.map((p) => ({ ...p, exit: null })),
-    workload: null,
-    notes: [
-      command.length > 0
-        ? `probe-only run (sockspike probe): the workload was \`${shellJoin(command)}\`; sockspike recorded no transactions`
-        : 'probe-only run (sockspike probe): sockspike recorded no transactions',
-    ],
-  };
+  });
+  manifest.processes = processes.map((p) => ({ ...p, exit: null }));
+  manifest.notes.push(
+    command.length > 0
+      ? `probe-only run (sockspike probe): the workload was \`${shellJoin(command)}\`; sockspike recorded no transactions`
+      : 'probe-only run (sockspike probe): sockspike recorded no transactions',
+  );
   writeManifest(dir, manifest);
   writeFileSync(join(dir, FILES.command), reproduce + '\n');
 

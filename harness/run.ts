@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { monoNs } from '../lib/clock.ts';
 import { UserError } from '../lib/errors.ts';
-import { FILES, SCHEMA_VERSION, type RunManifest } from '../lib/rundir.ts';
+import { FILES, newManifest, type RunManifest } from '../lib/rundir.ts';
 import type { RunConfig, Summary } from '../lib/types.ts';
 import { analyzeRun } from '../analysis/analyze-run.ts';
 import { endChild, exitText, startChild, type Child } from './children.ts';
@@ -38,24 +38,13 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
   const cfg = req.config;
   const dir = makeRunDir(req.out, cfg.close);
   const t0 = monoNs();
-  const manifest: RunManifest = {
-    schemaVersion: SCHEMA_VERSION,
-    tool: 'sockspike',
-    version: '0.1.0',
+  const manifest = newManifest({
     argv: req.argv,
     reproduce: req.reproduce,
-    startedAt: new Date().toISOString(),
-    t0Ns: t0.toString(),
-    wallMsAtT0: Date.now(),
-    endNs: null,
-    status: 'running',
-    stopReason: null,
+    t0,
     config: cfg,
     files: { transactions: [FILES.transactions], server: [FILES.server] },
-    processes: [],
-    workload: null,
-    notes: [],
-  };
+  });
   writeManifest(dir, manifest);
   writeFileSync(join(dir, FILES.command), req.reproduce + '\n');
 

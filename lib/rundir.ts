@@ -4,6 +4,7 @@ import type { RunConfig, RunStatus } from './types.ts';
 // The run directory: everything about one run, enough to rebuild the
 // report on another machine. Format documented in docs/run-directory.md.
 export const SCHEMA_VERSION = 1;
+export const TOOL_VERSION = '0.1.0';
 
 export const FILES = {
   manifest: 'run.json',
@@ -69,4 +70,26 @@ export interface RunManifest {
 export function writeJson(path: string, value: unknown): void {
   writeFileSync(`${path}.tmp`, JSON.stringify(value, null, 2) + '\n');
   renameSync(`${path}.tmp`, path);
+}
+
+/** A new manifest for a run starting at t0 (status running); the caller fills in the rest as it goes. */
+export function newManifest(init: Pick<RunManifest, 'argv' | 'reproduce' | 'config' | 'files'> & { t0: bigint }): RunManifest {
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    tool: 'sockspike',
+    version: TOOL_VERSION,
+    argv: init.argv,
+    reproduce: init.reproduce,
+    startedAt: new Date().toISOString(),
+    t0Ns: init.t0.toString(),
+    wallMsAtT0: Date.now(),
+    endNs: null,
+    status: 'running',
+    stopReason: null,
+    config: init.config,
+    files: init.files,
+    processes: [],
+    workload: null,
+    notes: [],
+  };
 }

@@ -46,3 +46,26 @@ export function split64(v: number | bigint): [number, number] {
   const hi = Math.floor(v / TWO32);
   return [hi, v - hi * TWO32];
 }
+
+/**
+ * The unsigned decimal at p, exactly, as DIGITS.hi * 2^32 + DIGITS.lo
+ * (a double alone loses 64-bit counters past 2^53). Returns the index
+ * after the last digit. A module-level result: parsing allocates nothing.
+ */
+export const DIGITS = { hi: 0, lo: 0 };
+export function readDigits(buf: Uint8Array, p: number, len: number): number {
+  let h = 0;
+  let l = 0;
+  while (p < len) {
+    const d = buf[p] - 48;
+    if (d < 0 || d > 9) break;
+    l = l * 10 + d;
+    const carry = l >= TWO32 ? Math.floor(l / TWO32) : 0;
+    h = h * 10 + carry;
+    l -= carry * TWO32;
+    p++;
+  }
+  DIGITS.hi = h;
+  DIGITS.lo = l;
+  return p;
+}

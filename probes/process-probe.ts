@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Columns } from './columns.ts';
+import { DIGITS, readDigits } from './delta.ts';
 import { ProcFile, procFailure } from './procfile.ts';
 
 // One process of the run (client, server, a user's command): CPU time from
@@ -8,25 +9,13 @@ import { ProcFile, procFailure } from './procfile.ts';
 // main thread: for Node, the event loop). Custom parsers here, since these
 // files hold text that changes from sample to sample (state letters).
 
-const TWO32 = 4294967296;
-
 /** Parse an unsigned decimal at p into column c (split hi/lo). Returns the end, or -1. */
 export function parseInto(buf: Uint8Array, p: number, len: number, cols: Columns, c: number): number {
   while (p < len && (buf[p] === 32 || buf[p] === 9)) p++;
   if (p >= len || buf[p] < 48 || buf[p] > 57) return -1;
-  let h = 0;
-  let l = 0;
-  while (p < len) {
-    const d = buf[p] - 48;
-    if (d < 0 || d > 9) break;
-    l = l * 10 + d;
-    const carry = l >= TWO32 ? Math.floor(l / TWO32) : 0;
-    h = h * 10 + carry;
-    l -= carry * TWO32;
-    p++;
-  }
-  cols.curHi[c] = h;
-  cols.curLo[c] = l;
+  p = readDigits(buf, p, len);
+  cols.curHi[c] = DIGITS.hi;
+  cols.curLo[c] = DIGITS.lo;
   cols.curOk[c] = 1;
   return p;
 }

@@ -6,6 +6,8 @@
 // prints a new counter, a CPU going offline) makes match() return false and
 // the caller re-tokenizes: nothing is silently read into the wrong column.
 
+import { DIGITS, readDigits, TWO32 } from './delta.ts';
+
 export const OP_LIT = 1; // compare arg literal bytes
 export const OP_WS = 2; // one or more spaces/tabs (padding varies with number width)
 export const OP_NUM = 3; // a number into column arg (-1: parse and drop)
@@ -32,7 +34,6 @@ export interface Tokenized {
   lines: Token[][];
 }
 
-const TWO32 = 4294967296;
 const LONG_LIT = 48;
 
 const isDigit = (b: number): boolean => b >= 48 && b <= 57;
@@ -172,21 +173,9 @@ export function match(
         p++;
       }
       if (p >= len || !isDigit(buf[p])) return false;
-      let h = 0;
-      let l = 0;
-      while (p < len) {
-        const d = buf[p] - 48;
-        if (d < 0 || d > 9) break;
-        l = l * 10 + d;
-        if (l >= TWO32) {
-          const carry = Math.floor(l / TWO32);
-          h = h * 10 + carry;
-          l -= carry * TWO32;
-        } else {
-          h *= 10;
-        }
-        p++;
-      }
+      p = readDigits(buf, p, len);
+      let h = DIGITS.hi;
+      let l = DIGITS.lo;
       let frac = false;
       if (p + 1 < len && buf[p] === 46 && isDigit(buf[p + 1])) {
         // a fraction (pressure averages): precision beyond a double is moot

@@ -360,10 +360,12 @@ export function renderProbeSection(runDir: string, opts: ProbeSectionOptions = {
     }
   }
   out.push('', '### Harness self-check', '', selfCheck(d));
-  if (m.skipped.length > 0 || m.notes.length > 0) {
+  // a process's exit is in the Processes table already
+  const notes = m.notes.filter((n) => !/^process .* ended during the run/.test(n));
+  if (m.skipped.length > 0 || notes.length > 0) {
     out.push('', '### Probes skipped and notes', '');
     for (const s of m.skipped) out.push(`- skipped **${s.probe}**: ${s.reason}`);
-    for (const n of m.notes) out.push(`- ${n}`);
+    for (const n of notes) out.push(`- ${n}`);
   }
   return out.join('\n') + '\n';
 }

@@ -11,6 +11,8 @@ import type { RunConfig } from '../lib/types.ts';
 import { makeRunDir, writeManifest } from '../harness/run-dir.ts';
 import { META_FILE, PROBES_DIR, SAMPLES_FILE, type ProbeResult } from '../probes/format.ts';
 import { checkNetns, checkProbeInterval, startProbes } from '../probes/run-probes.ts';
+import { analyzeRun } from '../analysis/analyze-run.ts';
+import { writeReport } from '../reports/run-report.ts';
 
 // sockspike probe: sample the system on its own, for a duration or while a
 // command runs, into a run directory that `sockspike analyze` reads later.
@@ -203,6 +205,8 @@ async function probeCommand(command: string[], o: ProbeCliOptions): Promise<numb
     manifest.stopReason = result.stopReason.startsWith('error') ? `probes: ${result.stopReason}` : stopReason;
     manifest.notes.push(...result.skipped.map((s) => `probe ${s.probe} skipped: ${s.reason}`));
     writeManifest(dir, manifest);
+    analyzeRun(dir);
+    writeReport(dir);
     const o = result.overhead;
     const overhead = Number.isFinite(o.cpuPerSecond)
       ? `; probe CPU ${(o.cpuPerSecond * 100).toFixed(2)}% of a core${o.wallNs < 10e9 ? ' (a short run: mostly warm-up)' : ''}`
@@ -210,7 +214,7 @@ async function probeCommand(command: string[], o: ProbeCliOptions): Promise<numb
     process.stdout.write(
       `${result.samples} samples every ${formatNs(intervalNs)} (${stopReason})${overhead}` +
         (result.skipped.length ? `; skipped: ${result.skipped.map((s) => s.probe).join(', ')}` : '') +
-        `\nrun directory: ${dir}\n`,
+        `\nreport: ${join(dir, FILES.report)}\n`,
     );
   }
   if (status === 'interrupted') return 130;

@@ -28,6 +28,7 @@ export function writeReport(dir: string): string {
 }
 
 export function renderReport(m: RunManifest, s: Summary, c: TxnColumns, extra: string[]): string {
+  if (m.files.transactions.length === 0) return renderProbeOnly(m, extra);
   const out: string[] = [];
   out.push(`# sockspike run report`, '');
   out.push(verdict(m, s), '');
@@ -253,4 +254,22 @@ function outlierStarts(c: TxnColumns, thresholdUs: number): number[] {
   const out: number[] = [];
   for (let i = 0; i < c.n; i++) if (totalUs(c, i) > thresholdUs) out.push(c.intendedNs[i]);
   return out;
+}
+
+/** `sockspike probe` directories: no transactions of ours, only what the probes saw. */
+function renderProbeOnly(m: RunManifest, extra: string[]): string {
+  const span = m.endNs !== null ? ` for ${formatNs(m.endNs)}` : '';
+  return [
+    '# sockspike probe report',
+    '',
+    `**Probe-only run**: the system was sampled${span}; sockspike ran no workload of its own and recorded no transactions.` +
+      (m.status !== 'complete' ? ` Run ${m.status}: ${m.stopReason ?? 'no reason recorded'}.` : ''),
+    '',
+    ...extra.flatMap((x) => [x, '']),
+    '## Reproduce',
+    '',
+    code(m.reproduce, 'sh'),
+    '',
+    ...(m.notes.length > 0 ? ['## Notes', '', ...m.notes.map((n) => `- ${n}`), ''] : []),
+  ].join('\n');
 }

@@ -66,6 +66,7 @@ const probeOnlyConfig = (intervalNs: number, durationNs: number | null, port: nu
   acceptDelayNs: 0,
   outlierUs: null,
   probeIntervalNs: intervalNs,
+  kernelStates: 'off',
   seed: 0,
 });
 

@@ -33,6 +33,11 @@ export function register(program: Command): void {
     .option('--io-timeout <d>', 'give up on an answer after this long (recorded as timeout)', DEFAULTS.ioTimeout)
     .option('--outlier <d>', 'outlier threshold, e.g. 100ms (default: derived from the distribution)')
     .option('--probe-interval <d>', 'system sampling interval (>= 10ms)', DEFAULTS.probeInterval)
+    .addOption(
+      new Option('--kernel-states <which>', 'kernel events: TCP state changes to record (each costs bpftrace CPU)')
+        .choices(['off', 'handshake', 'all'])
+        .default(DEFAULTS.kernelStates),
+    )
     .option('--seed <n>', 'seed for poisson arrivals', DEFAULTS.seed)
     .option('--out <dir>', 'run directory (default: runs/<timestamp>-<close>)')
     .option('--json', 'print summary.json on stdout instead of the short text summary')

@@ -29,6 +29,7 @@ export interface RunOptions {
   acceptDelay: string;
   outlier?: string;
   probeInterval: string;
+  kernelStates: string;
   seed: string;
 }
 
@@ -51,6 +52,7 @@ export const DEFAULTS = {
   splitWrites: '1',
   acceptDelay: '0',
   probeInterval: '20ms',
+  kernelStates: 'off',
   seed: '1',
 } as const;
 
@@ -126,7 +128,13 @@ export function resolveConfig(o: RunOptions): RunConfig {
     acceptDelayNs: duration(o.acceptDelay, '--accept-delay', 'ms', 0, 60e9),
     outlierUs: o.outlier === undefined ? null : Math.round(duration(o.outlier, '--outlier', 'ms', 1e3, 3600e9) / 1e3),
     probeIntervalNs: duration(o.probeInterval, '--probe-interval', 'ms', 10e6, 60e9),
+    kernelStates: kernelStates(o.kernelStates),
     seed: int(o.seed, '--seed', 0, 2 ** 31),
   };
   return cfg;
+}
+
+function kernelStates(text: string): RunConfig['kernelStates'] {
+  if (text === 'off' || text === 'handshake' || text === 'all') return text;
+  throw new UserError(`--kernel-states: "${text}" must be off, handshake or all`);
 }

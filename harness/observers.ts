@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { FILES, writeJson } from '../lib/rundir.ts';
 import { snapshotEnvironment } from '../probes/environment.ts';
-import { kernelEventsSkipped, startKernelEvents, type KernelEventsHandle } from '../probes/kernel-events.ts';
+import { kernelEventsSkipped, startKernelEvents, type KernelEventsHandle, type StateEvents } from '../probes/kernel-events.ts';
 import { startProbes, type ProbeHandle } from '../probes/run-probes.ts';
 import type { ListenerTarget } from '../probes/listen-queue.ts';
 
@@ -35,6 +35,7 @@ export class Observers {
     private readonly dir: string,
     private readonly t0: bigint,
     private readonly intervalNs: number,
+    private readonly kernelStates: StateEvents,
   ) {}
 
   /** The environment snapshot runs in the background while the workload starts. */
@@ -58,9 +59,9 @@ export class Observers {
         this.skipped.push({ probe: 'system probes', reason: err.message });
         return null;
       }),
-      // handshake states only: every state change of every connection costs
-      // bpftrace ~10 us of CPU, too much for a busy run
-      startKernelEvents({ runDir: this.dir, t0: this.t0, ports: [port], states: 'handshake' }).catch((err: Error) => ({
+      // state changes are off unless asked for: each one costs bpftrace
+      // ~10 us of CPU, several per connection, which a busy run feels
+      startKernelEvents({ runDir: this.dir, t0: this.t0, ports: [port], states: this.kernelStates }).catch((err: Error) => ({
         skipped: err.message,
       })),
     ]);
@@ -99,7 +100,7 @@ export class Observers {
     if (e !== null) for (const s of e.skipped) if (!skipped.some((k) => k.probe === s.probe)) skipped.push(s);
     return {
       skipped,
-      notes: [...this.notes, ...(e?.notes ?? [])],
+      notes: [...new Set([...this.notes, ...(e?.notes ?? [])])],
       samples: p?.samples ?? 0,
       kernelEvents: e?.events ?? null,
       kernelEventsByKind: e?.byKind ?? {},

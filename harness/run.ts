@@ -49,7 +49,7 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
   writeFileSync(join(dir, FILES.command), req.reproduce + '\n');
 
   const progress = new Progress(req.progress);
-  const observers = new Observers(dir, t0, cfg.probeIntervalNs);
+  const observers = new Observers(dir, t0, cfg.probeIntervalNs, cfg.kernelStates);
   observers.snapshot();
   let observed: ObserverSummary | null = null;
   let stopReason: string | null = null;

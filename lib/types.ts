@@ -36,6 +36,8 @@ export interface RunConfig {
   /** Absolute outlier threshold (null: derived from the distribution). */
   outlierUs: number | null;
   probeIntervalNs: number;
+  /** Kernel events: which inet_sock_set_state transitions to record. */
+  kernelStates: 'off' | 'handshake' | 'all';
   seed: number;
 }
 

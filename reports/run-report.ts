@@ -206,6 +206,7 @@ function config(cfg: RunConfig): string {
     ['timeouts', `connect ${dur(cfg.connectTimeoutNs)}, io ${dur(cfg.ioTimeoutNs)}`],
     ['outlier threshold', cfg.outlierUs === null ? 'derived' : formatUs(cfg.outlierUs)],
     ['probe interval', dur(cfg.probeIntervalNs)],
+    ['kernel state events', cfg.kernelStates ?? 'off'],
   ];
   return table(['setting', 'value'], rows, ['l', 'l']);
 }

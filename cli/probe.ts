@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { execa, type ResultPromise } from 'execa';
@@ -95,7 +95,6 @@ async function probeCommand(command: string[], o: ProbeCliOptions): Promise<numb
   const processes = (o.pid ?? []).map(parsePid);
   const port = o.port === undefined ? null : parsePort(o.port);
   if (o.netns !== undefined) checkNetns(o.netns);
-  if (existsSync(join(o.out, FILES.manifest))) throw new UserError(`${o.out} already holds a run (${FILES.manifest}): choose another --out`);
   const dir = makeRunDir(o.out, 'probe');
   const t0 = monoNs();
   const argv = process.argv.slice(1);

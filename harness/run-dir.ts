@@ -7,6 +7,8 @@ import { FILES, writeJson, type RunManifest } from '../lib/rundir.ts';
 export function makeRunDir(out: string | undefined, label: string): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
   const dir = resolve(out ?? join('runs', `${stamp}-${label}`));
+  // a second run on top of a first would mix their files
+  if (existsSync(join(dir, FILES.manifest))) throw new UserError(`${dir} already holds a run (${FILES.manifest}): choose another --out`);
   try {
     makeDirs(dir);
     accessSync(dir, constants.W_OK);

@@ -94,7 +94,7 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
   let serverExit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
   void server.exited.then((e) => {
     serverExit = e;
-    if (client !== null && done === null) stop(`the server exited unexpectedly (${exitText(e)})`, 'failed');
+    if (done === null) stop(`the server exited unexpectedly (${exitText(e)})`, 'failed');
     changed();
   });
 

@@ -138,7 +138,19 @@ export interface Summary {
   };
   throughput: { tps: number; mibps: number };
   latencyUs: { total: PhaseStats; connect: PhaseStats; exchange: PhaseStats; close: PhaseStats; exchanges: PhaseStats[] };
-  outliers: { thresholdUs: number; how: string; count: number; rate: number };
+  outliers: {
+    thresholdUs: number;
+    how: string;
+    count: number;
+    rate: number;
+    /** Clusters of outlier latency, named after the kernel timer they match (null: none). */
+    modes?: { label: string; count: number; share: number; minUs: number; medianUs: number; maxUs: number; timer: string | null }[];
+    /** Which phase holds the outliers' excess time. */
+    phases?: {
+      dominant: string | null;
+      rows: { phase: string; outliers: number; share: number; medianExcessUs: number; normalMedianUs: number | null; unfinished: number }[];
+    };
+  };
   openLoop: null | {
     rate: number;
     lateStarts: number;

@@ -34,6 +34,7 @@ export function renderReport(m: RunManifest, s: Summary, c: TxnColumns, extra: s
   out.push(verdict(m, s), '');
   out.push('## Outcomes', '', outcomes(s), '');
   out.push('## Latency', '', latency(s, m.config), '');
+  if (s.outliers.count > 0 && s.outliers.modes !== undefined) out.push('## Outliers: modes and phases', '', outlierShape(s), '');
   out.push('## Slowest transactions', '', slowest(c, m), '');
   if (s.openLoop !== null) out.push('## Open-loop schedule', '', openLoop(s), '');
   if (s.server !== null) out.push('## Server', '', server(s), '');
@@ -273,4 +274,43 @@ function renderProbeOnly(m: RunManifest, extra: string[]): string {
     '',
     ...(m.notes.length > 0 ? ['## Notes', '', ...m.notes.map((n) => `- ${n}`), ''] : []),
   ].join('\n');
+}
+
+/** Where the outliers cluster (named after kernel timers) and which phase holds their time. */
+function outlierShape(s: Summary): string {
+  const o = s.outliers;
+  const out: string[] = [];
+  const modes = o.modes ?? [];
+  if (modes.length > 0)
+    out.push(
+      `Outlier latencies cluster into ${modes.length} mode${modes.length > 1 ? 's' : ''}; a mode is named after the kernel timer whose delay (from this run's sysctls) matches its excess over the median:`,
+      '',
+      table(
+        ['mode', 'outliers', 'share', 'min', 'median', 'max'],
+        modes.map((m) => [m.label, int(m.count), pct(m.share, 1), formatUs(m.minUs), formatUs(m.medianUs), formatUs(m.maxUs)]),
+        ['l', 'r', 'r', 'r', 'r', 'r'],
+      ),
+    );
+  const p = o.phases;
+  if (p !== undefined && p.dominant !== null) {
+    const rows = p.rows.filter((r) => r.outliers > 0);
+    out.push(
+      '',
+      `The phase holding most of the excess time: **${p.dominant}**.`,
+      '',
+      table(
+        ['phase', 'outliers', 'share', 'median excess', 'normal median', 'never finished'],
+        rows.map((r) => [
+          r.phase,
+          int(r.outliers),
+          pct(r.share, 1),
+          formatUs(r.medianExcessUs),
+          r.normalMedianUs === null ? '-' : formatUs(r.normalMedianUs),
+          int(r.unfinished),
+        ]),
+        ['l', 'r', 'r', 'r', 'r', 'r'],
+      ),
+    );
+  }
+  return out.join('\n');
 }

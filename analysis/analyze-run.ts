@@ -7,6 +7,10 @@ import { phaseBreakdown } from './phases.ts';
 import { readManifest, readServer, readTransactions, type TxnColumns } from './read-run.ts';
 import { summarize, totalUs } from './summarize.ts';
 import { timerConstants } from './timers.ts';
+import { analyzeSystemState } from './system-state.ts';
+import { outlierWindows, rowsWithin, workloadSpan } from './windows.ts';
+import { readProbes, type ProbeData } from '../probes/read.ts';
+import { META_FILE, PROBES_DIR } from '../probes/format.ts';
 
 /**
  * Rebuild summary.json of a run directory from its files alone (any
@@ -18,7 +22,8 @@ export function analyzeRun(dir: string, opts: { outlierUs?: number } = {}): Summ
   const c = readTransactions(dir, m);
   const s = readServer(dir, m);
   const summary = summarize(m, c, s);
-  describeOutliers(summary, c, readSysctls(dir));
+  const outliers = describeOutliers(summary, c, readSysctls(dir));
+  if (outliers.length > 0 && existsSync(join(dir, PROBES_DIR, META_FILE))) summary.systemState = systemState(readProbes(dir), c, outliers);
   writeJson(join(dir, FILES.summary), summary);
   return summary;
 }
@@ -36,7 +41,7 @@ function readSysctls(dir: string): Record<string, string> {
 }
 
 /** Modes of the outliers (named after the timers of this run's kernel settings) and the phase that holds their time. */
-function describeOutliers(summary: Summary, c: TxnColumns, sysctls: Record<string, string>): void {
+function describeOutliers(summary: Summary, c: TxnColumns, sysctls: Record<string, string>): Uint32Array {
   const threshold = summary.outliers.thresholdUs;
   let n = 0;
   for (let i = 0; i < c.n; i++) if (totalUs(c, i) > threshold) n++;
@@ -72,6 +77,45 @@ function describeOutliers(summary: Summary, c: TxnColumns, sysctls: Record<strin
       normalMedianUs: Number.isFinite(r.normalMedianUs) ? Math.round(r.normalMedianUs) : null,
       unfinished: r.unfinished,
     })),
+  };
+  return outliers;
+}
+
+const STRONGEST = 10;
+
+/**
+ * Every probe metric in the samples around outliers against the rest of the
+ * load. Windows span each outlier; when outliers cover the whole load (a few
+ * 1 s stalls in flight at all times) only the samples at their start and end.
+ */
+function systemState(probes: ProbeData, c: TxnColumns, outliers: Uint32Array): NonNullable<Summary['systemState']> {
+  const span = workloadSpan(c);
+  const consider = rowsWithin(probes, span.fromNs, span.toNs);
+  const exclude = (name: string): boolean => name.startsWith('probe.');
+  let window: 'span' | 'edges' = 'span';
+  let w = outlierWindows(probes, c, outliers, { mode: window });
+  let normal = 0;
+  for (let r = 0; r < probes.rows; r++) if (consider[r] === 1 && w.rows[r] === 0) normal++;
+  if (normal < 3) {
+    window = 'edges';
+    w = outlierWindows(probes, c, outliers, { mode: window });
+  }
+  const res = analyzeSystemState(probes, w.rows, { consider, exclude });
+  return {
+    window,
+    rows: res.rows,
+    metrics: res.metrics
+      .filter((m) => m.significant)
+      .slice(0, STRONGEST)
+      .map((m) => ({
+        metric: m.metric,
+        unit: m.unit,
+        effect: Math.round(m.effect * 1000) / 1000,
+        qValue: m.qValue,
+        outlierMedian: m.outlierMedian,
+        normalMedian: m.normalMedian,
+        total: m.total,
+      })),
   };
 }
 

@@ -160,6 +160,21 @@ export interface Summary {
   };
   server: { connections: number; resets: number; errors: Record<string, number> } | null;
   hdr: { unit: 'us'; total: string };
+  /** Probe metrics compared in outlier windows against normal ones, strongest first (only with outliers and probes). */
+  systemState?: {
+    /** span: every sample an outlier overlaps; edges: only the samples at its start and end (when spans leave no normal time). */
+    window: 'span' | 'edges';
+    rows: { outlier: number; normal: number };
+    metrics: {
+      metric: string;
+      unit: string;
+      effect: number;
+      qValue: number | null;
+      outlierMedian: number;
+      normalMedian: number;
+      total: { outlier: number; normal: number } | null;
+    }[];
+  };
   probes?: { skipped: { probe: string; reason: string }[] } & Record<string, unknown>;
 }
 

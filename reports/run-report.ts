@@ -35,6 +35,7 @@ export function renderReport(m: RunManifest, s: Summary, c: TxnColumns, extra: s
   out.push('## Outcomes', '', outcomes(s), '');
   out.push('## Latency', '', latency(s, m.config), '');
   if (s.outliers.count > 0 && s.outliers.modes !== undefined) out.push('## Outliers: modes and phases', '', outlierShape(s), '');
+  if (s.systemState !== undefined) out.push('## System state around the outliers', '', systemStateSection(s.systemState), '');
   out.push('## Slowest transactions', '', slowest(c, m), '');
   if (s.openLoop !== null) out.push('## Open-loop schedule', '', openLoop(s), '');
   if (s.server !== null) out.push('## Server', '', server(s), '');
@@ -313,4 +314,31 @@ function outlierShape(s: Summary): string {
     );
   }
   return out.join('\n');
+}
+
+function systemStateSection(st: NonNullable<Summary['systemState']>): string {
+  const how =
+    st.window === 'span'
+      ? 'the probe samples each outlier overlaps, plus the one before it started'
+      : 'the samples at each outlier\'s start (and the one before) and at its end (outliers covered the whole load, leaving no normal time to compare with)';
+  const head = `Every probe metric in ${how} (${int(st.rows.outlier)} samples) against the rest of the load (${int(st.rows.normal)} samples): rank-sum test, Benjamini-Hochberg q < 0.01, strongest effect first (Cliff's delta, -1..1). Samples are a time series, so read q as a filter and the counts as the evidence.`;
+  if (st.metrics.length === 0) return `${head}\n\nNo metric differed significantly between outlier windows and normal ones.`;
+  const v = (x: number): string => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(2));
+  return [
+    head,
+    '',
+    table(
+      ['metric', 'effect', 'q', 'median near outliers', 'median otherwise', 'events near outliers', 'events otherwise'],
+      st.metrics.map((m) => [
+        `\`${m.metric}\``,
+        m.effect.toFixed(2),
+        m.qValue === null ? '-' : m.qValue.toExponential(1),
+        `${v(m.outlierMedian)} ${m.unit}`,
+        `${v(m.normalMedian)} ${m.unit}`,
+        m.total === null ? '-' : int(m.total.outlier),
+        m.total === null ? '-' : int(m.total.normal),
+      ]),
+      ['l', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ),
+  ].join('\n');
 }

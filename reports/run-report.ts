@@ -70,6 +70,8 @@ function verdict(m: RunManifest, s: Summary): string {
           ? `No transaction exceeded the outlier threshold of ${formatUs(s.outliers.thresholdUs)}: nothing unusual seen.`
           : `${int(s.outliers.count)} outliers (${pct(s.outliers.rate, 3)}) above ${formatUs(s.outliers.thresholdUs)} (${s.outliers.how}).`),
     );
+  const shape = outlierLine(s);
+  if (shape !== null) lines.push(shape);
   return lines.join('\n');
 }
 
@@ -341,4 +343,18 @@ function systemStateSection(st: NonNullable<Summary['systemState']>): string {
       ['l', 'r', 'r', 'r', 'r', 'r', 'r'],
     ),
   ].join('\n');
+}
+
+/** One sentence on where the outliers sit and which phase holds their time (facts, not a cause). */
+function outlierLine(s: Summary): string | null {
+  const o = s.outliers;
+  if (o.count === 0) return null;
+  const parts: string[] = [];
+  const top = [...(o.modes ?? [])].sort((a, b) => b.count - a.count)[0];
+  if (top !== undefined && top.timer !== null) parts.push(`${pct(top.share, 0)} sit at ${top.label.split(':')[0]}`);
+  const dominant = o.phases?.rows.find((r) => r.phase === o.phases?.dominant);
+  if (dominant !== undefined) parts.push(`${pct(dominant.share, 0)} spent their excess time in ${dominant.phase}`);
+  const ev = s.systemState?.metrics[0];
+  if (ev !== undefined && ev.total !== null) parts.push(`\`${ev.metric}\` moved most near them (${int(ev.total.outlier)} events near outliers, ${int(ev.total.normal)} otherwise)`);
+  return parts.length > 0 ? `Of the outliers: ${parts.join('; ')}.` : null;
 }

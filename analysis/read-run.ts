@@ -58,20 +58,9 @@ function load(dir: string, name: string, magic: string): { buf: Buffer; recordSi
   return { buf, recordSize: h.recordSize, exchanges: h.exchanges };
 }
 
-export function readTransactions(dir: string, manifest: RunManifest): TxnColumns {
-  const files = manifest.files.transactions;
-  const parts = files.map((f) => load(dir, f, TXN_MAGIC)).filter((p) => p !== null);
-  const exchanges = parts[0]?.exchanges ?? manifest.config.exchanges;
-  const L = txnLayout(exchanges);
-  let n = 0;
-  let trailingBytes = 0;
-  for (const p of parts) {
-    if (p.recordSize !== L.size || p.exchanges !== exchanges)
-      throw new UserError(`corrupt run directory: transaction files of ${dir} disagree on their record layout`);
-    n += Math.floor((p.buf.length - HEADER_BYTES) / L.size);
-    trailingBytes += (p.buf.length - HEADER_BYTES) % L.size;
-  }
-  const c: TxnColumns = {
+/** Zeroed columns for n transactions of E exchanges. */
+export function allocTxnColumns(n: number, exchanges: number): TxnColumns {
+  return {
     n,
     exchanges,
     intendedNs: new Float64Array(n),
@@ -90,8 +79,25 @@ export function readTransactions(dir: string, manifest: RunManifest): TxnColumns
     tcpiTotalRetrans: new Uint32Array(n),
     tcpiRttUs: new Uint32Array(n),
     tcpiRtoUs: new Uint32Array(n),
-    trailingBytes,
+    trailingBytes: 0,
   };
+}
+
+export function readTransactions(dir: string, manifest: RunManifest): TxnColumns {
+  const files = manifest.files.transactions;
+  const parts = files.map((f) => load(dir, f, TXN_MAGIC)).filter((p) => p !== null);
+  const exchanges = parts[0]?.exchanges ?? manifest.config.exchanges;
+  const L = txnLayout(exchanges);
+  let n = 0;
+  let trailingBytes = 0;
+  for (const p of parts) {
+    if (p.recordSize !== L.size || p.exchanges !== exchanges)
+      throw new UserError(`corrupt run directory: transaction files of ${dir} disagree on their record layout`);
+    n += Math.floor((p.buf.length - HEADER_BYTES) / L.size);
+    trailingBytes += (p.buf.length - HEADER_BYTES) % L.size;
+  }
+  const c = allocTxnColumns(n, exchanges);
+  c.trailingBytes = trailingBytes;
   let i = 0;
   for (const p of parts) {
     const v = new DataView(p.buf.buffer, p.buf.byteOffset, p.buf.length);

@@ -1,4 +1,5 @@
 import type { ColumnKind } from '../probes/format.ts';
+import { prng } from '../lib/prng.ts';
 
 // System state in outlier windows against normal windows, metric by metric.
 //
@@ -352,7 +353,7 @@ function permutationP(ranks: Float64Array, n1: number, n2: number, r1: number, i
   const m = Math.min(n1, n2);
   const expectedM = (m * (N + 1)) / 2;
   const pool = Float64Array.from(ranks.subarray(0, N));
-  const rand = mulberry32(seed);
+  const rand = prng(seed);
   let hits = 0;
   for (let it = 0; it < iterations; it++) {
     let s = 0;
@@ -367,17 +368,6 @@ function permutationP(ranks: Float64Array, n1: number, n2: number, r1: number, i
     if (Math.abs(s - expectedM) >= observed) hits++;
   }
   return (hits + 1) / (iterations + 1);
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Complementary error function (Numerical Recipes erfcc; relative error < 1.2e-7, accurate in the far tail). */

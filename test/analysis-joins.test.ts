@@ -3,7 +3,7 @@ import { execa } from 'execa';
 import { join } from 'node:path';
 import { joinKernelEvents } from '../analysis/join-kernel.ts';
 import { joinServer } from '../analysis/join-server.ts';
-import { readManifest, readServer, readTransactions, type ServerColumns, type TxnColumns } from '../analysis/read-run.ts';
+import { allocTxnColumns, readManifest, readServer, readTransactions, type ServerColumns, type TxnColumns } from '../analysis/read-run.ts';
 import type { KernelEvent } from '../probes/kernel-events-parse.ts';
 import { OUTCOME_INDEX, OUTCOME_OK } from '../lib/types.ts';
 import { BIN, ROOT, tempDir } from './helpers/cli.ts';
@@ -23,27 +23,7 @@ interface Txn {
 /** TxnColumns from a few transactions (one exchange, at connect + half the rest). */
 function txnColumns(txns: Txn[]): TxnColumns {
   const n = txns.length;
-  const c: TxnColumns = {
-    n,
-    exchanges: 1,
-    intendedNs: new Float64Array(n),
-    lateUs: new Float32Array(n),
-    connectUs: new Float32Array(n),
-    exchangeUs: [new Float32Array(n)],
-    endUs: new Float32Array(n),
-    localPort: new Uint16Array(n),
-    worker: new Uint16Array(n),
-    outcome: new Uint8Array(n),
-    flags: new Uint8Array(n),
-    bytesOut: new Uint32Array(n),
-    bytesIn: new Uint32Array(n),
-    tcpiState: new Uint8Array(n),
-    tcpiRetransmits: new Uint8Array(n),
-    tcpiTotalRetrans: new Uint32Array(n),
-    tcpiRttUs: new Uint32Array(n),
-    tcpiRtoUs: new Uint32Array(n),
-    trailingBytes: 0,
-  };
+  const c: TxnColumns = allocTxnColumns(n, 1);
   txns.forEach((x, i) => {
     const late = x.lateUs ?? 0;
     c.intendedNs[i] = x.startNs - late * 1000;

@@ -1,34 +1,12 @@
 import test from 'ava';
 import { dominantPhase, normalPhaseMedians, phaseBreakdown, phaseNames } from '../analysis/phases.ts';
-import type { TxnColumns } from '../analysis/read-run.ts';
+import { allocTxnColumns, type TxnColumns } from '../analysis/read-run.ts';
 import { TXN_FLAG_REUSED } from '../lib/records.ts';
 import { OUTCOME_INDEX, OUTCOME_OK } from '../lib/types.ts';
 
 // Which phase holds an outlier's excess time, on synthetic columns.
 
-function columns(n: number, exchanges: number): TxnColumns {
-  return {
-    n,
-    exchanges,
-    intendedNs: new Float64Array(n),
-    lateUs: new Float32Array(n),
-    connectUs: new Float32Array(n),
-    exchangeUs: Array.from({ length: exchanges }, () => new Float32Array(n)),
-    endUs: new Float32Array(n),
-    localPort: new Uint16Array(n),
-    worker: new Uint16Array(n),
-    outcome: new Uint8Array(n),
-    flags: new Uint8Array(n),
-    bytesOut: new Uint32Array(n),
-    bytesIn: new Uint32Array(n),
-    tcpiState: new Uint8Array(n),
-    tcpiRetransmits: new Uint8Array(n),
-    tcpiTotalRetrans: new Uint32Array(n),
-    tcpiRttUs: new Uint32Array(n),
-    tcpiRtoUs: new Uint32Array(n),
-    trailingBytes: 0,
-  };
-}
+const columns = (n: number, exchanges: number): TxnColumns => allocTxnColumns(n, exchanges);
 
 /** Transaction i: connect 100 us, each exchange 50 us, close 30 us, plus extra per phase. */
 function fill(c: TxnColumns, i: number, extra: { connect?: number; ex?: number[]; close?: number; late?: number } = {}, reused = false): void {

@@ -5,6 +5,7 @@ import { readManifest, readTransactions } from '../analysis/read-run.ts';
 import { analyzeSystemState, compareSystemState, rankSum, type SystemStateColumn, type SystemStateInput } from '../analysis/system-state.ts';
 import { markWindows, outlierIndices, outlierWindows, rowsWithin, windowRange, workloadSpan } from '../analysis/windows.ts';
 import { readProbes } from '../probes/read.ts';
+import { prng } from '../lib/prng.ts';
 
 // Outlier windows over probe rows, and the metric-by-metric comparison of
 // outlier windows against normal ones.
@@ -12,16 +13,7 @@ import { readProbes } from '../probes/read.ts';
 const INTERVAL = 20e6;
 
 /** A seeded uniform [0, 1) source, so the synthetic data is the same every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = prng;
 
 function synthetic(rows: number, cols: Record<string, { kind: SystemStateColumn['kind']; values: Float64Array }>): SystemStateInput {
   const t = new Float64Array(rows);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { parseDurationNs } from '../lib/duration.ts';
 import { analyzeRun } from '../analysis/analyze-run.ts';
-import { writeReport } from '../reports/run-report.ts';
+import { writeReports } from '../reports/write-reports.ts';
 
 export function register(program: Command): void {
   program
@@ -10,10 +10,10 @@ export function register(program: Command): void {
     .argument('<dir>', 'run directory')
     .option('--outlier <d>', 'outlier threshold, e.g. 100ms (default: the run\'s own)')
     .option('--json', 'print summary.json on stdout')
-    .action((dir: string, o: { outlier?: string; json?: boolean }) => {
+    .action(async (dir: string, o: { outlier?: string; json?: boolean }) => {
       const outlierUs = o.outlier === undefined ? undefined : Math.round(parseDurationNs(o.outlier, '--outlier', 'ms') / 1e3);
       const summary = analyzeRun(dir, { outlierUs });
-      writeReport(dir);
+      await writeReports(dir);
       if (o.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
       else process.stdout.write(`report: ${dir}/report.md\n`);
     });

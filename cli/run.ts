@@ -3,7 +3,7 @@ import { formatUs } from '../lib/duration.ts';
 import { shellJoin } from '../lib/shell.ts';
 import { DEFAULTS, resolveConfig, type RunOptions } from '../harness/config.ts';
 import { runWorkload } from '../harness/run.ts';
-import { writeReport } from '../reports/run-report.ts';
+import { writeReports } from '../reports/write-reports.ts';
 
 // sockspike run: one workload run into a run directory, with its report.
 
@@ -54,7 +54,7 @@ export function register(program: Command): void {
         progress: o.progress && !o.json,
         probes: o.probes,
       });
-      writeReport(result.dir);
+      await writeReports(result.dir);
       const s = result.summary;
       if (o.json) process.stdout.write(JSON.stringify(s, null, 2) + '\n');
       else {

@@ -9,7 +9,10 @@ import { summarize, totalUs } from './summarize.ts';
 import { timerConstants } from './timers.ts';
 import { analyzeSystemState } from './system-state.ts';
 import { outlierWindows, rowsWithin, workloadSpan } from './windows.ts';
-import { readProbes, type ProbeData } from '../probes/read.ts';
+import { readProbes, readSelfMonitors, type ProbeData } from '../probes/read.ts';
+import { findCauses } from './causes/index.ts';
+import { buildCauseInput, readKernelEventsSync } from './causes/input.ts';
+import type { Modes, Phases } from './causes/types.ts';
 import { META_FILE, PROBES_DIR } from '../probes/format.ts';
 
 /**
@@ -22,8 +25,27 @@ export function analyzeRun(dir: string, opts: { outlierUs?: number } = {}): Summ
   const c = readTransactions(dir, m);
   const s = readServer(dir, m);
   const summary = summarize(m, c, s);
-  const outliers = describeOutliers(summary, c, readSysctls(dir));
-  if (outliers.length > 0 && existsSync(join(dir, PROBES_DIR, META_FILE))) summary.systemState = systemState(readProbes(dir), c, outliers);
+  const sysctls = readSysctls(dir);
+  const outliers = describeOutliers(summary, c, sysctls);
+  const probes = outliers.length > 0 && existsSync(join(dir, PROBES_DIR, META_FILE)) ? readProbes(dir) : null;
+  if (probes !== null) summary.systemState = systemState(probes, c, outliers);
+  const clean = outliers.length === 0 && summary.transactions.failed + summary.transactions.timedOut === 0;
+  const input = clean
+    ? null
+    : buildCauseInput({
+        config: m.config,
+        summary,
+        sysctls,
+        c,
+        s,
+        outliers,
+        probes,
+        self: probes?.self ?? readSelfMonitors(dir),
+        events: readKernelEventsSync(dir),
+        describe: (idx) => describeSubset(c, idx, summary.outliers.thresholdUs, summary.latencyUs.total.p50, sysctls),
+      });
+  summary.causes = input === null ? [] : findCauses(input);
+  if (input?.harness) summary.selfCheck = input.harness;
   writeJson(join(dir, FILES.summary), summary);
   return summary;
 }
@@ -56,8 +78,13 @@ function describeOutliers(summary: Summary, c: TxnColumns, sysctls: Record<strin
       outliers[a++] = i;
     } else if (c.outcome[i] === OUTCOME_OK) normal[b++] = i;
   }
-  const modes = findModes(latencies, summary.latencyUs.total.p50, timerConstants(sysctls));
-  summary.outliers.modes = modes.map((m) => ({
+  summary.outliers.modes = modesOf(latencies, summary.latencyUs.total.p50, sysctls);
+  summary.outliers.phases = phasesOf(c, outliers, normal.subarray(0, b));
+  return outliers;
+}
+
+function modesOf(latencies: Float64Array, p50: number, sysctls: Record<string, string>): Modes {
+  return findModes(latencies, p50, timerConstants(sysctls)).map((m) => ({
     label: m.label,
     count: m.count,
     share: round3(m.share),
@@ -66,8 +93,11 @@ function describeOutliers(summary: Summary, c: TxnColumns, sysctls: Record<strin
     maxUs: Math.round(m.maxUs),
     timer: m.match?.id ?? null,
   }));
-  const p = phaseBreakdown(c, outliers, normal.subarray(0, b));
-  summary.outliers.phases = {
+}
+
+function phasesOf(c: TxnColumns, outliers: Uint32Array, normal: Uint32Array): Phases {
+  const p = phaseBreakdown(c, outliers, normal);
+  return {
     dominant: p.dominant,
     rows: p.phases.map((r) => ({
       phase: r.phase,
@@ -78,7 +108,14 @@ function describeOutliers(summary: Summary, c: TxnColumns, sysctls: Record<strin
       unfinished: r.unfinished,
     })),
   };
-  return outliers;
+}
+
+/** Modes and phases of a subset of the outliers (those the self-check left). */
+function describeSubset(c: TxnColumns, subset: Uint32Array, thresholdUs: number, p50: number, sysctls: Record<string, string>): { modes: Modes; phases: Phases } {
+  const latencies = Float64Array.from(subset, (i) => totalUs(c, i));
+  const normal: number[] = [];
+  for (let i = 0; i < c.n; i++) if (totalUs(c, i) <= thresholdUs && c.outcome[i] === OUTCOME_OK) normal.push(i);
+  return { modes: modesOf(latencies, p50, sysctls), phases: phasesOf(c, subset, Uint32Array.from(normal)) };
 }
 
 const STRONGEST = 10;

@@ -175,6 +175,13 @@ export interface Summary {
       total: { outlier: number; normal: number } | null;
     }[];
   };
+  /**
+   * Likely causes of the outliers (and failures), best first; [] when none
+   * fits (or nothing unusual happened). ids are stable: see analysis/causes/.
+   */
+  causes?: { id: string; confidence: number; summary: string; evidence: string[]; tryNext: string[] }[];
+  /** Outliers that coincide with stalls of sockspike's own processes (absent: no self-monitor files). */
+  selfCheck?: { outliers: number; stalled: number; byLoopDelay: number; byGc: number; monitors: number; worstMs: number; examples: string[] };
   probes?: { skipped: { probe: string; reason: string }[] } & Record<string, unknown>;
 }
 

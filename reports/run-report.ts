@@ -12,6 +12,7 @@ import { renderProbeSection } from './probe-section.ts';
 import { META_FILE, PROBES_DIR } from '../probes/format.ts';
 import { formatEnvironment, type Environment } from '../probes/environment.ts';
 import { KERNEL_EVENTS_FILE } from '../probes/kernel-events.ts';
+import { CATALOGUE } from '../analysis/causes/index.ts';
 
 // report.md of one run: what happened first, then the evidence, then how
 // to reproduce it. Built from the run directory alone.
@@ -35,6 +36,8 @@ export function renderReport(m: RunManifest, s: Summary, c: TxnColumns, extra: s
   out.push('## Outcomes', '', outcomes(s), '');
   out.push('## Latency', '', latency(s, m.config), '');
   if (s.outliers.count > 0 && s.outliers.modes !== undefined) out.push('## Outliers: modes and phases', '', outlierShape(s), '');
+  const likely = likelyCause(s);
+  if (likely !== null) out.push('## Likely cause', '', likely, '');
   if (s.systemState !== undefined) out.push('## System state around the outliers', '', systemStateSection(s.systemState), '');
   out.push('## Slowest transactions', '', slowest(c, m), '');
   if (s.openLoop !== null) out.push('## Open-loop schedule', '', openLoop(s), '');
@@ -55,6 +58,8 @@ function verdict(m: RunManifest, s: Summary): string {
   if (m.status !== 'complete') lines.push(`**Run ${m.status}: ${m.stopReason ?? 'no reason recorded'}.** What follows is what it saw.`, '');
   if (t.unrecorded > 0)
     lines.push(`**${int(t.unrecorded)} transactions the client counted are missing from the records**: the figures below undercount.`, '');
+  const cause = causeLine(s);
+  if (cause !== null) lines.push(cause, '');
   const okRate = t.attempted > 0 ? t.ok / t.attempted : 0;
   lines.push(
     `**${int(t.attempted)} transactions in ${s.durationS.toFixed(1)} s** (${s.throughput.tps.toFixed(0)}/s, ${s.throughput.mibps.toFixed(2)} MiB/s); ` +
@@ -357,4 +362,75 @@ function outlierLine(s: Summary): string | null {
   const ev = s.systemState?.metrics[0];
   if (ev !== undefined && ev.total !== null) parts.push(`\`${ev.metric}\` moved most near them (${int(ev.total.outlier)} events near outliers, ${int(ev.total.normal)} otherwise)`);
   return parts.length > 0 ? `Of the outliers: ${parts.join('; ')}.` : null;
+}
+
+/** A cause's title from the catalogue (its id when unknown). */
+const causeTitle = (id: string): string => CATALOGUE.find((m) => m.id === id)?.title ?? id;
+
+/** Confidence in words a ticket reader understands. */
+export function confidenceWords(c: number): string {
+  if (c >= 0.8) return 'very likely';
+  if (c >= 0.6) return 'likely';
+  if (c >= 0.4) return 'possible';
+  return 'weakly supported';
+}
+
+/** Something to explain: outliers, or failures. */
+const unusual = (s: Summary): boolean => s.outliers.count > 0 || s.transactions.failed + s.transactions.timedOut > 0;
+
+/** The verdict's first line: the most likely cause and how sure we are (null: nothing to explain, or an old summary). */
+function causeLine(s: Summary): string | null {
+  if (s.causes === undefined || !unusual(s)) return null;
+  const top = s.causes[0];
+  if (top === undefined)
+    return '**No known cause matched.** The evidence fits none of the causes sockspike knows; see "System state around the outliers" for what moved with them.';
+  const pctc = `${Math.round(top.confidence * 100)}%`;
+  const others = s.causes.length > 1 ? ` Also possible: ${s.causes.slice(1).map((c) => `${causeTitle(c.id)} (${Math.round(c.confidence * 100)}%)`).join(', ')}.` : '';
+  return `**Most likely cause: ${causeTitle(top.id)}** (\`${top.id}\`, ${confidenceWords(top.confidence)}: confidence ${pctc}). ${top.summary}${others}`;
+}
+
+/** "## Likely cause": each cause with its evidence and what to try; the harness self-check; or that nothing matched. */
+function likelyCause(s: Summary): string | null {
+  if (s.causes === undefined || !unusual(s)) return null;
+  const out: string[] = [];
+  if (s.causes.length === 0) {
+    out.push(
+      'No known cause matched: none of the causes sockspike knows (listen-queue overflow, SYN loss, data retransmission, Nagle with delayed ACK, port exhaustion, resets, CPU saturation, steal, softirq, memory reclaim, stalls of sockspike itself) reached 30% confidence.',
+    );
+    const top = (s.systemState?.metrics ?? []).slice(0, 3);
+    out.push(
+      '',
+      top.length > 0
+        ? `The strongest correlations instead (full table under "System state around the outliers"): ${top
+            .map((m) => `\`${m.metric}\` (effect ${m.effect.toFixed(2)}${m.total !== null ? `, ${int(m.total.outlier)} events near outliers, ${int(m.total.normal)} otherwise` : ''})`)
+            .join('; ')}.`
+        : 'No probe metric differed significantly around the outliers either (see "System state around the outliers", when probes ran).',
+    );
+  }
+  s.causes.forEach((c, k) => {
+    out.push(
+      `### ${k + 1}. ${causeTitle(c.id)}: ${confidenceWords(c.confidence)} (${Math.round(c.confidence * 100)}%)`,
+      '',
+      `\`${c.id}\`. ${c.summary}`,
+      '',
+      'Evidence:',
+      '',
+      ...c.evidence.map((e) => `- ${e}`),
+      '',
+      'What to try:',
+      '',
+      ...c.tryNext.map((e) => `- ${e}`),
+      '',
+    );
+  });
+  const h = s.selfCheck;
+  out.push(
+    h === undefined
+      ? 'Harness self-check: no self-monitor files, so stalls of sockspike itself could not be ruled out.'
+      : h.stalled === 0
+        ? `Harness self-check: none of the ${int(h.outliers)} outliers coincide with an event-loop stall or GC pause of sockspike's own processes (${h.monitors} monitored).`
+        : `Harness self-check: **${int(h.stalled)} of ${int(h.outliers)} outliers were sockspike's own doing** (${int(h.byLoopDelay)} event-loop stalls, ${int(h.byGc)} GC pauses, the longest ${h.worstMs} ms); they are left out of the other causes' evidence.`,
+  );
+  out.push('', 'Confidence is the weighted share of a cause\'s evidence that holds (each cause\'s weights are in analysis/causes/); causes below 30% are not listed.');
+  return out.join('\n').replace(/\n{3,}/g, '\n\n');
 }

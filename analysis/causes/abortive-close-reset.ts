@@ -1,0 +1,48 @@
+import { counterNear, outlierSpan, score, fmtN, runCommand, type Cause, type CauseInput, type CauseModule } from './types.ts';
+
+// Connections ended by a reset (SO_LINGER {1,0}, a full queue with
+// tcp_abort_on_overflow, a peer that closed with unread data): the other side
+// sees ECONNRESET.
+//
+// Scoring (see score()):
+//   0.45  ECONNRESET / EPIPE errors (1 when any)
+//   0.20  the configuration closes abortively (close client-rst / server-rst: 1)
+//   0.20  kernel events: resets on the outlier or failed connections (strength: share of outliers with one); left out without events
+//   0.15  Tcp.OutRsts / Tcp.EstabResets moved around the outliers (1: >= 2x elsewhere, 0.5: nonzero); left out without probes or outliers
+// Required: ECONNRESET or EPIPE errors (resets alone are what an rst close does by design).
+
+export const abortiveCloseReset: CauseModule = {
+  id: 'abortive-close-reset',
+  title: 'Connections reset (abortive close)',
+  needs: ['transaction errors (ECONNRESET, EPIPE)', 'configuration (close)', 'kernel reset events (optional)', 'Tcp.OutRsts / EstabResets'],
+  match(input: CauseInput): Cause | null {
+    const e = input.transactions.errors;
+    const errs = (e.ECONNRESET ?? 0) + (e.EPIPE ?? 0);
+    if (errs === 0) return null;
+    const rstClose = input.config.close === 'client-rst' || input.config.close === 'server-rst';
+    const k = input.txn.kernel;
+    const n = input.outliers.count;
+    const rst = counterNear(input, ['Tcp.OutRsts', 'Tcp.EstabResets']);
+    const { confidence, evidence } = score([
+      { weight: 0.45, strength: 1, text: `${fmtN(e.ECONNRESET ?? 0)} transactions failed with ECONNRESET and ${fmtN(e.EPIPE ?? 0)} with EPIPE` },
+      { weight: 0.2, strength: rstClose ? 1 : 0, text: `the run closes with a reset (close ${input.config.close})` },
+      { weight: 0.2, strength: k === null || n === 0 ? null : k.outliersWithReset / n, text: `kernel events: ${fmtN(k?.outliersWithReset ?? 0)} of ${fmtN(n)} outlier connections saw a reset` },
+      { weight: 0.15, strength: n === 0 ? null : rst.strength, text: rst.text },
+    ]);
+    return {
+      id: this.id,
+      confidence,
+      summary:
+        `${fmtN(errs)} transactions were cut off by a reset` +
+        (rstClose ? ` (this run closes connections with ${input.config.close}: the peer can still be writing or reading when the reset arrives)` : '') +
+        (n > 0 ? `; ${outlierSpan(input)}` : '') +
+        '.',
+      evidence,
+      tryNext: [
+        `Close gracefully and compare: ${runCommand(input, { '--close': input.config.close === 'server-rst' ? 'server-fin' : 'client-fin' })}`,
+        'Only reset a connection after the peer has read everything (shutdown(SHUT_WR), read to EOF, then close).',
+        'Check net.ipv4.tcp_abort_on_overflow: with 1, a full accept queue answers with resets.',
+      ],
+    };
+  },
+};

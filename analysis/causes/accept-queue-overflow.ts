@@ -1,0 +1,56 @@
+import { counterNear, modeShare, outlierSpan, phaseShare, pctS, runCommand, score, clamp01, fmtN, type Cause, type CauseInput, type CauseModule } from './types.ts';
+
+// The listen (accept) queue overflowed: the kernel dropped the client's
+// handshake ACK or SYN, and the connect waited for a SYN retransmission.
+//
+// Scoring (confidence = sum of weight x strength over the available items,
+// divided by their weights; see score()):
+//   0.20  the outliers' excess sits in connect (strength: connect's share of the outliers)
+//   0.25  a SYN-retransmission mode (strength: its share of the outliers / 0.5, at most 1)
+//   0.35  TcpExt.ListenOverflows / ListenDrops moved in the samples around the
+//         outliers (1: at least twice the rate elsewhere, 0.5: nonzero there)
+//   0.20  kernel events: SYN retransmits joined to the outlier transactions
+//         (strength: share of the outliers with one); left out without events
+// Required: the listen counters moved during the load (otherwise it is syn-loss).
+
+export const acceptQueueOverflow: CauseModule = {
+  id: 'accept-queue-overflow',
+  title: 'Listen (accept) queue overflow, connect waits for a SYN retransmission',
+  needs: ['outlier modes', 'outlier phases', 'TcpExt.ListenOverflows / ListenDrops probe samples', 'kernel SYN retransmits (optional)'],
+  match(input: CauseInput): Cause | null {
+    if (input.outliers.count === 0) return null;
+    const listen = counterNear(input, ['TcpExt.ListenOverflows', 'TcpExt.ListenDrops']);
+    if (listen.strength === null || listen.near + listen.otherwise === 0) return null;
+    const connect = phaseShare(input, (p) => p === 'connect');
+    const syn = modeShare(input, 'syn-retransmit');
+    const k = input.txn.kernel;
+    const kShare = k && input.outliers.count > 0 ? k.outliersWithSynRetrans / input.outliers.count : 0;
+    const { confidence, evidence } = score([
+      { weight: 0.2, strength: connect.share, text: `${pctS(connect.share)} of the outliers spent their extra time in connect` },
+      { weight: 0.25, strength: clamp01(syn.share / 0.5), text: `${pctS(syn.share)} of the outliers sit at ${syn.labels.join(', ')}` },
+      { weight: 0.35, strength: listen.strength, text: listen.text },
+      {
+        weight: 0.2,
+        strength: k === null ? null : kShare,
+        text: `kernel events: ${fmtN(k?.outliersWithSynRetrans ?? 0)} of ${fmtN(input.outliers.count)} outlier connections retransmitted their SYN`,
+      },
+    ]);
+    const backlog = input.config.backlog;
+    const somax = input.sysctls['net.core.somaxconn'];
+    return {
+      id: this.id,
+      confidence,
+      summary:
+        `The server's accept queue (backlog ${backlog}${somax ? `, somaxconn ${somax}` : ''}) overflowed: the kernel dropped handshakes ` +
+        `(${fmtN(listen.near)} listen overflows/drops around the outliers), and ${outlierSpan(input)} waited for the client to resend its SYN` +
+        (syn.count > 0 ? ` (${pctS(syn.share)} at ${syn.labels[0]})` : '') +
+        '.',
+      evidence,
+      tryNext: [
+        `Give the listener a bigger backlog (and net.core.somaxconn at least as big): ${runCommand(input, { '--backlog': Math.max(128, backlog * 64) })}`,
+        'Accept faster on the server (more accept loops, no work before accept()); watch `ss -ltn` Recv-Q against Send-Q under load.',
+        'Or make overflow visible instead of slow: sysctl net.ipv4.tcp_abort_on_overflow=1 (the client gets a reset at once, not a 1 s SYN retransmission).',
+      ],
+    };
+  },
+};

@@ -1,0 +1,46 @@
+import { levelNear, outlierSpan, pctS, pressureFraction, score, clamp01, runCommand, type Cause, type CauseInput, type CauseModule } from './types.ts';
+
+// The machine's CPUs were busy (user + system time) around the outliers:
+// runnable threads waited for a CPU, the harness's and the server's included.
+//
+// Scoring (see score()):
+//   0.45  cpu.user + cpu.system near the outliers (strength: (busy - 0.6) / 0.3, at most 1)
+//   0.20  busier near the outliers than otherwise (strength: difference / 0.2, at most 1)
+//   0.35  pressure.cpu.some (share of time some task waited for a CPU) near the
+//         outliers (strength: share / 0.3, at most 1); left out where PSI is missing
+//         (strength 0 unless it is higher near the outliers than otherwise)
+// Required: busy >= 0.75 near the outliers and not less than otherwise, or CPU
+// pressure >= 0.1 near the outliers and at least 1.25 x otherwise.
+
+export const cpuSaturation: CauseModule = {
+  id: 'cpu-saturation',
+  title: 'CPU saturation (user and system time)',
+  needs: ['cpu.user, cpu.system probe samples', 'pressure.cpu.some'],
+  match(input: CauseInput): Cause | null {
+    if (input.outliers.count === 0) return null;
+    const u = levelNear(input, 'cpu.user');
+    const s = levelNear(input, 'cpu.system');
+    if (u === null || s === null || u.nearRows === 0) return null;
+    const busy = u.near + s.near;
+    const busyOther = u.otherwise + s.otherwise;
+    const psi = pressureFraction(input, 'pressure.cpu.some');
+    const psiUp = psi !== null && psi.near >= 0.1 && psi.near >= 1.25 * psi.otherwise;
+    if (!(busy >= 0.75 && busy >= busyOther) && !psiUp) return null;
+    const { confidence, evidence } = score([
+      { weight: 0.45, strength: clamp01((busy - 0.6) / 0.3), text: `CPUs ${pctS(busy)} busy (user ${pctS(u.near)}, system ${pctS(s.near)}) in the ${u.nearRows} samples around the outliers` },
+      { weight: 0.2, strength: clamp01((busy - busyOther) / 0.2), text: `against ${pctS(busyOther)} busy in the other ${u.otherRows} samples` },
+      { weight: 0.35, strength: psi === null ? null : psi.near > psi.otherwise ? clamp01(psi.near / 0.3) : 0, text: `some task waited for a CPU ${pctS(psi?.near ?? 0)} of the time around the outliers (pressure.cpu.some), ${pctS(psi?.otherwise ?? 0)} otherwise` },
+    ]);
+    return {
+      id: this.id,
+      confidence,
+      summary: `The CPUs were saturated around the outliers (${pctS(busy)} busy in user and system time): ${outlierSpan(input)} most likely waited for a CPU.`,
+      evidence,
+      tryNext: [
+        'Find who used the CPU: `pidstat -u 1`, `top -H`, `perf top`.',
+        `Lower the load and compare: ${runCommand(input, { '--concurrency': Math.max(1, Math.floor(input.config.concurrency / 2)) })}`,
+        'Pin the server and the client to separate cores (taskset) to see whether they compete.',
+      ],
+    };
+  },
+};

@@ -1,0 +1,248 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { UserError } from '../../lib/errors.ts';
+import { OUTCOMES, OUTCOME_OK, type RunConfig, type Summary } from '../../lib/types.ts';
+import { parseEventRecord, type KernelEvent } from '../../probes/kernel-events-parse.ts';
+import type { ProbeData, SelfMonitorData } from '../../probes/read.ts';
+import { joinKernelEvents } from '../join-kernel.ts';
+import { joinServer } from '../join-server.ts';
+import type { ServerColumns, TxnColumns } from '../read-run.ts';
+import { outlierWindows, rowsWithin, workloadSpan } from '../windows.ts';
+import { selfCheck } from './self-check.ts';
+import type { CauseInput, MetricNear, Modes, Phases } from './types.ts';
+
+// Build a CauseInput from what analyze-run has read: the self-check first,
+// then every other piece of evidence over the outliers it leaves.
+
+/** The probe metrics the cause modules read. */
+export const CAUSE_METRICS = [
+  'cpu.user',
+  'cpu.system',
+  'cpu.softirq',
+  'cpu.steal',
+  'pressure.cpu.some',
+  'pressure.memory.some',
+  'Tcp.RetransSegs',
+  'Tcp.OutRsts',
+  'Tcp.EstabResets',
+  'TcpExt.TCPTimeouts',
+  'TcpExt.TCPSynRetrans',
+  'TcpExt.ListenOverflows',
+  'TcpExt.ListenDrops',
+  'TcpExt.DelayedACKs',
+  'sockstat.TCP.tw',
+  'vmstat.allocstall_dma',
+  'vmstat.allocstall_dma32',
+  'vmstat.allocstall_normal',
+  'vmstat.allocstall_movable',
+  'vmstat.allocstall_device',
+  'vmstat.pgscan_direct',
+];
+
+const KERNEL_EVENTS_FILE = 'events/kernel-events.ndjson';
+const KERNEL_EVENTS_VERSION = 1;
+
+/** events/kernel-events.ndjson read synchronously (null: no file), same parser as probes/kernel-events.ts. */
+export function readKernelEventsSync(dir: string): KernelEvent[] | null {
+  const file = join(dir, KERNEL_EVENTS_FILE);
+  if (!existsSync(file)) return null;
+  const lines = readFileSync(file, 'utf8').split('\n');
+  try {
+    const h = JSON.parse(lines[0] ?? '') as { format?: string; version?: number };
+    if (typeof h.version === 'number' && h.version > KERNEL_EVENTS_VERSION)
+      throw new UserError(`${file}: format version ${h.version} is newer than this sockspike reads (${KERNEL_EVENTS_VERSION})`);
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+  }
+  const out: KernelEvent[] = [];
+  for (const line of lines) {
+    const ev = parseEventRecord(line);
+    if (ev) out.push(ev);
+  }
+  return out;
+}
+
+export interface InputSources {
+  config: RunConfig;
+  summary: Summary;
+  sysctls: Record<string, string>;
+  c: TxnColumns;
+  s: ServerColumns | null;
+  /** Outlier transactions (indices into c). */
+  outliers: Uint32Array;
+  probes: ProbeData | null;
+  /** Self-monitor files (probes.self when probes were read). */
+  self: SelfMonitorData[];
+  events: KernelEvent[] | null;
+  /** Modes and phases of a subset of the outliers (for when the self-check takes some away). */
+  describe: (outliers: Uint32Array) => { modes: Modes; phases: Phases | null };
+}
+
+export function buildCauseInput(src: InputSources): CauseInput {
+  const { c, summary } = src;
+  const p50 = summary.latencyUs.total.p50;
+  const check = src.self.length > 0 ? selfCheck(src.self, c, src.outliers, p50) : null;
+  let kept = src.outliers;
+  if (check !== null && check.check.stalled > 0) {
+    kept = new Uint32Array(src.outliers.length - check.check.stalled);
+    for (let k = 0, j = 0; k < src.outliers.length; k++) if (check.stalled[k] === 0) kept[j++] = src.outliers[k];
+  }
+  const isOutlier = new Uint8Array(c.n);
+  for (const i of src.outliers) isOutlier[i] = 1;
+
+  let modes: Modes = summary.outliers.modes ?? [];
+  let phases: Phases | null = summary.outliers.phases ?? null;
+  if (kept.length !== src.outliers.length) ({ modes, phases } = src.describe(kept));
+
+  const errors: Record<string, number> = {};
+  let firstNs = Infinity;
+  let lastNs = -Infinity;
+  for (const i of kept) {
+    if (c.outcome[i] !== OUTCOME_OK) {
+      const name = OUTCOMES[c.outcome[i]] ?? 'EOTHER';
+      errors[name] = (errors[name] ?? 0) + 1;
+    }
+    const t = c.intendedNs[i];
+    if (t < firstNs) firstNs = t;
+    if (t > lastNs) lastNs = t;
+  }
+
+  // TCP_INFO (tcpiState 0: not read)
+  let tiO = 0;
+  let tiOR = 0;
+  let tiN = 0;
+  let tiNR = 0;
+  const keptSet = new Uint8Array(c.n);
+  for (const i of kept) keptSet[i] = 1;
+  for (let i = 0; i < c.n; i++) {
+    if (c.tcpiState[i] === 0) continue;
+    if (keptSet[i]) {
+      tiO++;
+      if (c.tcpiTotalRetrans[i] > 0) tiOR++;
+    } else if (!isOutlier[i] && c.outcome[i] === OUTCOME_OK) {
+      tiN++;
+      if (c.tcpiTotalRetrans[i] > 0) tiNR++;
+    }
+  }
+
+  let kernel: CauseInput['txn']['kernel'] = null;
+  if (src.events !== null) {
+    const j = joinKernelEvents(c, src.config.port, src.events);
+    let syn = 0;
+    let re = 0;
+    let rst = 0;
+    for (const i of kept) {
+      if (j.synRetransmits[i] > 0) syn++;
+      if (j.retransmits[i] > 0) re++;
+      if (j.resetsSent[i] + j.resetsReceived[i] > 0) rst++;
+    }
+    let normal = 0;
+    let normalSyn = 0;
+    for (let i = 0; i < c.n; i++) {
+      if (isOutlier[i]) continue;
+      normal++;
+      if (j.synRetransmits[i] > 0) normalSyn++;
+    }
+    kernel = { events: src.events.length, outliersWithSynRetrans: syn, outliersWithRetrans: re, outliersWithReset: rst, normalWithSynRetrans: normalSyn, normal };
+  }
+
+  let server: CauseInput['txn']['server'] = null;
+  if (src.s !== null && src.s.n > 0) {
+    const j = joinServer(c, src.s);
+    const waits: number[] = [];
+    for (const i of kept) if (j.serverIndex[i] >= 0 && Number.isFinite(j.acceptAfterStartUs[i])) waits.push(j.acceptAfterStartUs[i]);
+    waits.sort((a, b) => a - b);
+    server = { outliersMatched: waits.length, medianAcceptAfterStartUs: waits.length > 0 ? Math.round(waits[waits.length >> 1]) : null };
+  }
+
+  const { metrics, intervalNs } = src.probes !== null && kept.length > 0 ? metricsNear(src.probes, c, kept) : { metrics: {}, intervalNs: 0 };
+
+  return {
+    config: src.config,
+    sysctls: src.sysctls,
+    transactions: { attempted: summary.transactions.attempted, failed: summary.transactions.failed + summary.transactions.timedOut, errors: summary.transactions.errors },
+    latencyP50Us: p50,
+    outliers: {
+      thresholdUs: summary.outliers.thresholdUs,
+      total: src.outliers.length,
+      count: kept.length,
+      modes,
+      phases,
+      errors,
+      firstNs: kept.length > 0 ? firstNs : NaN,
+      lastNs: kept.length > 0 ? lastNs : NaN,
+    },
+    metrics,
+    probeIntervalNs: intervalNs,
+    txn: { tcpInfo: tiO + tiN > 0 ? { outliers: tiO, outliersRetrans: tiOR, normal: tiN, normalRetrans: tiNR } : null, kernel, server },
+    harness: check?.check ?? null,
+  };
+}
+
+/**
+ * The cause metrics in the samples around the outliers against the other
+ * samples of the load, windows as in the system-state comparison ('span',
+ * or 'edges' when spans leave fewer than 3 normal samples).
+ */
+function metricsNear(probes: ProbeData, c: TxnColumns, outliers: Uint32Array): { metrics: Record<string, MetricNear>; intervalNs: number } {
+  const span = workloadSpan(c);
+  const consider = rowsWithin(probes, span.fromNs, span.toNs);
+  let w = outlierWindows(probes, c, outliers, { mode: 'span' });
+  let normal = 0;
+  for (let r = 0; r < probes.rows; r++) if (consider[r] === 1 && w.rows[r] === 0) normal++;
+  if (normal < 3) w = outlierWindows(probes, c, outliers, { mode: 'edges' });
+  let dtSum = 0;
+  let dtN = 0;
+  for (let r = 0; r < probes.rows; r++)
+    if (consider[r] === 1 && probes.dt[r] > 0) {
+      dtSum += probes.dt[r];
+      dtN++;
+    }
+  const kinds = new Map(probes.columns.map((col) => [col.name, col]));
+  const metrics: Record<string, MetricNear> = {};
+  for (const name of CAUSE_METRICS) {
+    const col = kinds.get(name);
+    const v = probes.get(name);
+    if (col === undefined || v === null) continue;
+    const kind: string = col.kind;
+    const unit = col.unit;
+    let near = 0;
+    let other = 0;
+    let nearRows = 0;
+    let otherRows = 0;
+    let nearMax = -Infinity;
+    let max = -Infinity;
+    let nearMaxAtNs = NaN;
+    for (let r = 0; r < probes.rows; r++) {
+      if (consider[r] !== 1) continue;
+      const x = v[r];
+      if (!Number.isFinite(x)) continue;
+      if (x > max) max = x;
+      if (w.rows[r] === 1) {
+        near += x;
+        nearRows++;
+        if (x > nearMax) {
+          nearMax = x;
+          nearMaxAtNs = probes.t[r];
+        }
+      } else {
+        other += x;
+        otherRows++;
+      }
+    }
+    if (nearRows + otherRows === 0) continue;
+    const counter = kind === 'counter';
+    metrics[name] = {
+      unit,
+      kind,
+      near: counter ? near : nearRows > 0 ? near / nearRows : 0,
+      otherwise: counter ? other : otherRows > 0 ? other / otherRows : 0,
+      nearMax: nearRows > 0 ? nearMax : 0,
+      max: Number.isFinite(max) ? max : 0,
+      nearRows,
+      otherRows,
+      nearMaxAtNs,
+    };
+  }
+  return { metrics, intervalNs: dtN > 0 ? dtSum / dtN : 0 };
+}

@@ -1,0 +1,236 @@
+import type { RunConfig, Summary } from '../../lib/types.ts';
+
+// What every cause module reads (CauseInput, built by input.ts from a run
+// directory, or by hand in tests) and what it returns (Cause).
+
+export type Modes = NonNullable<Summary['outliers']['modes']>;
+export type Phases = NonNullable<Summary['outliers']['phases']>;
+
+/** One probe metric around the outliers against the rest of the load. */
+export interface MetricNear {
+  unit: string;
+  /** counter: a delta per sample; gauge / fraction: a level. */
+  kind: string;
+  /** Counters: total over the rows near outliers; others: mean over them. */
+  near: number;
+  /** Counters: total over the other rows of the load; others: mean over them. */
+  otherwise: number;
+  /** Largest single-row value near outliers. */
+  nearMax: number;
+  /** Largest single-row value over the whole load. */
+  max: number;
+  nearRows: number;
+  otherRows: number;
+  /** Time (ns since t0) of the row near outliers with the largest value (NaN: none). */
+  nearMaxAtNs: number;
+}
+
+/** Per-transaction evidence on the outliers (those not put down to the harness), from the joins. */
+export interface TxnEvidence {
+  /** TCP_INFO before close: outliers / normal transactions read, and how many had total_retrans > 0 (null: not recorded). */
+  tcpInfo: { outliers: number; outliersRetrans: number; normal: number; normalRetrans: number } | null;
+  /** Kernel events joined to transactions (null: no events file). */
+  kernel: {
+    events: number;
+    outliersWithSynRetrans: number;
+    outliersWithRetrans: number;
+    outliersWithReset: number;
+    normalWithSynRetrans: number;
+    normal: number;
+  } | null;
+  /** Server accept records joined by port and time (null: no server records). */
+  server: { outliersMatched: number; medianAcceptAfterStartUs: number | null } | null;
+}
+
+export interface HarnessCheck {
+  /** Outliers looked at (all of them). */
+  outliers: number;
+  /** Outliers that coincide with a stall of the harness's own processes. */
+  stalled: number;
+  byLoopDelay: number;
+  byGc: number;
+  /** Self-monitor files read (0: no self-check possible). */
+  monitors: number;
+  /** Largest stall found overlapping an outlier, ms. */
+  worstMs: number;
+  /** A few examples, for the evidence. */
+  examples: string[];
+}
+
+export interface CauseInput {
+  config: Pick<RunConfig, 'close' | 'nodelay' | 'splitWrites' | 'backlog' | 'exchanges' | 'concurrency' | 'acceptDelayNs'> & Partial<RunConfig>;
+  sysctls: Record<string, string>;
+  transactions: { attempted: number; failed: number; errors: Record<string, number> };
+  latencyP50Us: number;
+  outliers: {
+    thresholdUs: number;
+    /** Every outlier. */
+    total: number;
+    /** Outliers left after those put down to the harness. */
+    count: number;
+    /** Modes and phases of the outliers left (the summary's when none were excluded). */
+    modes: Modes;
+    phases: Phases | null;
+    /** Outcomes other than ok among the outliers left. */
+    errors: Record<string, number>;
+    firstNs: number;
+    lastNs: number;
+  };
+  /** Probe metrics near the outliers left (empty: no probes). */
+  metrics: Record<string, MetricNear>;
+  /** Mean interval between probe samples, ns (0: no probes). */
+  probeIntervalNs: number;
+  txn: TxnEvidence;
+  harness: HarnessCheck | null;
+}
+
+export interface Cause {
+  id: string;
+  /** 0..1 */
+  confidence: number;
+  summary: string;
+  evidence: string[];
+  tryNext: string[];
+}
+
+export interface CauseModule {
+  id: string;
+  title: string;
+  /** The evidence it uses, for people. */
+  needs: string[];
+  match(input: CauseInput): Cause | null;
+}
+
+/** One evidence item: weight (share of the score), strength 0..1 (0: does not hold), null strength: not available (left out of the denominator). */
+export interface Item {
+  weight: number;
+  strength: number | null;
+  text: string;
+}
+
+/** Confidence = sum(weight x strength) / sum(weight of the available items); the evidence is the text of the items that hold. */
+export function score(items: Item[]): { confidence: number; evidence: string[] } {
+  let num = 0;
+  let den = 0;
+  const evidence: string[] = [];
+  for (const it of items) {
+    if (it.strength === null) continue;
+    den += it.weight;
+    const s = Math.max(0, Math.min(1, it.strength));
+    num += it.weight * s;
+    if (s > 0) evidence.push(it.text);
+  }
+  return { confidence: den > 0 ? Math.round((num / den) * 100) / 100 : 0, evidence };
+}
+
+export const clamp01 = (x: number): number => (Number.isFinite(x) ? Math.max(0, Math.min(1, x)) : 0);
+
+/** Share of the outliers in modes of this timer family ("syn-retransmit", "rto", "delayed-ack"). */
+export function modeShare(input: CauseInput, family: string): { share: number; count: number; labels: string[] } {
+  let share = 0;
+  let count = 0;
+  const labels: string[] = [];
+  for (const m of input.outliers.modes) {
+    if (m.timer !== null && m.timer.startsWith(family)) {
+      share += m.share;
+      count += m.count;
+      labels.push(m.label.split(':')[0]);
+    }
+  }
+  return { share, count, labels };
+}
+
+/** Share of the outliers whose excess sits in a phase matching the test. */
+export function phaseShare(input: CauseInput, test: (phase: string) => boolean): { share: number; phase: string | null } {
+  const p = input.outliers.phases;
+  if (p === null) return { share: 0, phase: null };
+  let share = 0;
+  let best: string | null = null;
+  let bestShare = -1;
+  for (const r of p.rows) {
+    if (!test(r.phase)) continue;
+    share += r.share;
+    if (r.share > bestShare) {
+      bestShare = r.share;
+      best = r.phase;
+    }
+  }
+  return { share, phase: best };
+}
+
+export const isExchange = (phase: string): boolean => phase.startsWith('exchange');
+
+/**
+ * A counter moved near the outliers: its rate per sample row there against
+ * elsewhere. strength 1 when at least twice the rate elsewhere (or elsewhere
+ * zero), 0.5 when merely nonzero near the outliers, 0 when it did not move
+ * there; null when the metric was not sampled.
+ */
+export function counterNear(input: CauseInput, names: string[]): { strength: number | null; near: number; otherwise: number; nearRows: number; otherRows: number; text: string } {
+  const ms = names.map((n) => [n, input.metrics[n]] as const).filter(([, m]) => m !== undefined);
+  if (ms.length === 0) return { strength: null, near: 0, otherwise: 0, nearRows: 0, otherRows: 0, text: '' };
+  let near = 0;
+  let otherwise = 0;
+  let nearRows = 0;
+  let otherRows = 0;
+  for (const [, m] of ms) {
+    near += m!.near;
+    otherwise += m!.otherwise;
+    nearRows = Math.max(nearRows, m!.nearRows);
+    otherRows = Math.max(otherRows, m!.otherRows);
+  }
+  const rn = nearRows > 0 ? near / nearRows : 0;
+  const ro = otherRows > 0 ? otherwise / otherRows : 0;
+  const strength = near <= 0 ? 0 : ro === 0 || rn >= 2 * ro ? 1 : 0.5;
+  const label = ms.map(([n]) => n).join(' + ');
+  const text = `${label}: ${fmtN(near)} in the ${nearRows} probe samples around outliers, ${fmtN(otherwise)} in the other ${otherRows}`;
+  return { strength, near, otherwise, nearRows, otherRows, text };
+}
+
+/** Level of a fraction/gauge metric near outliers and otherwise (null: not sampled). */
+export function levelNear(input: CauseInput, name: string): MetricNear | null {
+  return input.metrics[name] ?? null;
+}
+
+/** CPU-pressure-like counters (us stalled per sample) as a fraction of the sample interval. */
+export function pressureFraction(input: CauseInput, name: string): { near: number; otherwise: number } | null {
+  const m = input.metrics[name];
+  const intervalNs = input.probeIntervalNs;
+  if (m === undefined || m.nearRows === 0 || !(intervalNs > 0)) return null;
+  const perRow = (total: number, rows: number): number => (rows > 0 ? (total * 1000) / rows / intervalNs : 0);
+  return { near: perRow(m.near, m.nearRows), otherwise: perRow(m.otherwise, m.otherRows) };
+}
+
+export const fmtN = (v: number): string => (Number.isInteger(v) ? v.toLocaleString('en-US') : v.toFixed(2));
+export const pctS = (v: number): string => `${(v * 100).toFixed(v < 0.1 ? 1 : 0)}%`;
+export const msS = (us: number): string => (us >= 1e6 ? `${(us / 1e6).toFixed(2)} s` : `${(us / 1000).toFixed(us < 10_000 ? 1 : 0)} ms`);
+export const secS = (ns: number): string => `${(ns / 1e9).toFixed(2)} s`;
+
+/** "N of M outliers (between a s and b s after the start)". */
+export function outlierSpan(input: CauseInput): string {
+  const o = input.outliers;
+  const when = Number.isFinite(o.firstNs) ? ` between ${secS(o.firstNs)} and ${secS(o.lastNs)} into the run` : '';
+  return `${fmtN(o.count)} outlier${o.count === 1 ? '' : 's'} above ${msS(o.thresholdUs)}${when}`;
+}
+
+/** A `sockspike run` command (in backticks): the run's own command line shape with some options changed. */
+export function runCommand(input: CauseInput, change: Record<string, string | number | boolean | null>): string {
+  const c = input.config;
+  const opts: Record<string, string | number | boolean | null> = {
+    '--concurrency': c.concurrency,
+    '--backlog': c.backlog,
+    '--close': c.close === 'linger' ? `linger:${c.lingerSeconds ?? 0}` : c.close,
+    ...(c.splitWrites > 1 ? { '--split-writes': c.splitWrites } : {}),
+    ...(c.nodelay ? { '--nodelay': 'on' } : {}),
+    ...(c.acceptDelayNs > 0 ? { '--accept-delay': `${Math.round(c.acceptDelayNs / 1e6)}ms` } : {}),
+    '--outlier': `${Math.round(input.outliers.thresholdUs / 1000)}ms`,
+    ...change,
+  };
+  const parts = ['sockspike run'];
+  if (c.durationNs) parts.push(`--duration ${Math.round(c.durationNs / 1e9)}`);
+  for (const [k, v] of Object.entries(opts)) {
+    if (v === null || v === false) continue;
+    parts.push(v === true ? k : `${k} ${v}`);
+  }
+  return `\`${parts.join(' ')}\``;
+}

@@ -1,12 +1,13 @@
 import test from 'ava';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { analyzeRun } from '../analysis/analyze-run.ts';
 import { CATALOGUE, findCauses, type CauseInput } from '../analysis/causes/index.ts';
 import { buildCauseInput } from '../analysis/causes/input.ts';
 import { selfCheck } from '../analysis/causes/self-check.ts';
-import { allocTxnColumns } from '../analysis/read-run.ts';
+import { allocTxnColumns, readManifest, readTransactions } from '../analysis/read-run.ts';
+import { totalUs } from '../analysis/summarize.ts';
 import { writeReport } from '../reports/run-report.ts';
 import type { ProbeData, SelfMonitorData } from '../probes/read.ts';
 import type { RunConfig, Summary } from '../lib/types.ts';
@@ -82,6 +83,26 @@ test('backlog-1 run: accept-queue-overflow first, with the listen-overflow evide
   t.regex(md, /## Likely cause/);
   t.regex(md, /What to try:/);
   t.regex(md, /Harness self-check: none of the 6 outliers/);
+});
+
+test('kernel events (read synchronously) join SYN retransmits to the outlier transactions as evidence', (t) => {
+  const dir = copyFixture(t);
+  const m = readManifest(dir);
+  const c = readTransactions(dir, m);
+  const lines = [JSON.stringify({ format: 'sockspike-kernel-events', version: 1, t0Ns: '0', ports: [m.config.port] })];
+  let n = 0;
+  for (let i = 0; i < c.n; i++) {
+    if (totalUs(c, i) <= 100_000) continue;
+    n++;
+    const start = c.intendedNs[i] + c.lateUs[i] * 1000;
+    lines.push(JSON.stringify({ tNs: start + 1e9, kind: 'retransmit', family: 4, sport: c.localPort[i], dport: m.config.port, state: 'SYN_SENT' }));
+  }
+  lines.push(JSON.stringify({ end: true, events: n }));
+  mkdirSync(join(dir, 'events'), { recursive: true });
+  writeFileSync(join(dir, 'events', 'kernel-events.ndjson'), lines.join('\n') + '\n');
+  const s = analyzeRun(dir, { outlierUs: 100_000 });
+  t.is(s.causes?.[0]?.id, 'accept-queue-overflow');
+  t.true(s.causes![0].evidence.some((e) => e.includes(`kernel events: ${n} of ${n} outlier connections retransmitted their SYN`)), s.causes![0].evidence.join('\n'));
 });
 
 test('a threshold above every latency: no cause, and no cause section', (t) => {

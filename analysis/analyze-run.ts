@@ -119,11 +119,13 @@ function describeSubset(c: TxnColumns, subset: Uint32Array, thresholdUs: number,
 }
 
 const STRONGEST = 10;
+const MIN_EFFECT = 0.1;
 
 /**
  * Every probe metric in the samples around outliers against the rest of the
- * load. Windows span each outlier; when outliers cover the whole load (a few
- * 1 s stalls in flight at all times) only the samples at their start and end.
+ * load. Windows span each outlier; when spans cover most of the load (1 s
+ * stalls every second or so) they leave too little to compare with, so only
+ * the samples at each outlier's start and end are taken.
  */
 function systemState(probes: ProbeData, c: TxnColumns, outliers: Uint32Array): NonNullable<Summary['systemState']> {
   const span = workloadSpan(c);
@@ -132,8 +134,12 @@ function systemState(probes: ProbeData, c: TxnColumns, outliers: Uint32Array): N
   let window: 'span' | 'edges' = 'span';
   let w = outlierWindows(probes, c, outliers, { mode: window });
   let normal = 0;
-  for (let r = 0; r < probes.rows; r++) if (consider[r] === 1 && w.rows[r] === 0) normal++;
-  if (normal < 3) {
+  let considered = 0;
+  for (let r = 0; r < probes.rows; r++) {
+    considered += consider[r];
+    if (consider[r] === 1 && w.rows[r] === 0) normal++;
+  }
+  if (normal < Math.max(3, considered / 2)) {
     window = 'edges';
     w = outlierWindows(probes, c, outliers, { mode: window });
   }
@@ -142,7 +148,8 @@ function systemState(probes: ProbeData, c: TxnColumns, outliers: Uint32Array): N
     window,
     rows: res.rows,
     metrics: res.metrics
-      .filter((m) => m.significant)
+      // a tiny effect on a huge sample can still test significant: not evidence
+      .filter((m) => m.significant && Math.abs(m.effect) >= MIN_EFFECT)
       .slice(0, STRONGEST)
       .map((m) => ({
         metric: m.metric,

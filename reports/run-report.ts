@@ -9,6 +9,7 @@ import { readManifest, readTransactions, type TxnColumns } from '../analysis/rea
 import { totalUs } from '../analysis/summarize.ts';
 import { code, int, pct, table } from './markdown.ts';
 import { renderProbeSection } from './probe-section.ts';
+import { TIMELINE_FILE } from './timeline-chart.ts';
 import { META_FILE, PROBES_DIR } from '../probes/format.ts';
 import { formatEnvironment, type Environment } from '../probes/environment.ts';
 import { KERNEL_EVENTS_FILE } from '../probes/kernel-events.ts';
@@ -23,18 +24,28 @@ export function writeReport(dir: string): string {
   const m = readManifest(dir);
   const s = JSON.parse(readFileSync(join(dir, FILES.summary), 'utf8')) as Summary;
   const c = readTransactions(dir, m);
-  const md = renderReport(m, s, c, observerSections(dir, m, outlierStarts(c, s.outliers.thresholdUs)));
+  const picture = existsSync(join(dir, TIMELINE_FILE)) ? TIMELINE_FILE : null;
+  const md = renderReport(m, s, c, observerSections(dir, m, outlierStarts(c, s.outliers.thresholdUs)), picture);
   writeFileSync(join(dir, FILES.report), md);
   return md;
 }
 
-export function renderReport(m: RunManifest, s: Summary, c: TxnColumns, extra: string[]): string {
+export function renderReport(m: RunManifest, s: Summary, c: TxnColumns, extra: string[], timeline: string | null = null): string {
   if (m.files.transactions.length === 0) return renderProbeOnly(m, extra);
   const out: string[] = [];
   out.push(`# sockspike run report`, '');
   out.push(verdict(m, s), '');
   out.push('## Outcomes', '', outcomes(s), '');
   out.push('## Latency', '', latency(s, m.config), '');
+  if (timeline !== null)
+    out.push(
+      '## Timeline',
+      '',
+      `![Transaction latency with outliers marked, CPU breakdown and the counters that moved, on one time axis](${timeline})`,
+      '',
+      `Every outlier and failure is drawn; normal transactions are thinned on long runs. The tables under "System state" below hold the same numbers.`,
+      '',
+    );
   if (s.outliers.count > 0 && s.outliers.modes !== undefined) out.push('## Outliers: modes and phases', '', outlierShape(s), '');
   const likely = likelyCause(s);
   if (likely !== null) out.push('## Likely cause', '', likely, '');

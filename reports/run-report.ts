@@ -346,15 +346,15 @@ function systemStateSection(st: NonNullable<Summary['systemState']>): string {
     head,
     '',
     table(
-      ['metric', 'effect', 'q', 'median near outliers', 'median otherwise', 'events near outliers', 'events otherwise'],
+      ['metric', 'effect', 'q', 'median near outliers', 'median otherwise', 'total near outliers', 'total otherwise'],
       st.metrics.map((m) => [
         `\`${m.metric}\``,
         m.effect.toFixed(2),
         m.qValue === null ? '-' : m.qValue.toExponential(1),
         `${v(m.outlierMedian)} ${m.unit}`,
         `${v(m.normalMedian)} ${m.unit}`,
-        m.total === null ? '-' : int(m.total.outlier),
-        m.total === null ? '-' : int(m.total.normal),
+        m.total === null ? '-' : totalText(m.total.outlier, m.unit),
+        m.total === null ? '-' : totalText(m.total.normal, m.unit),
       ]),
       ['l', 'r', 'r', 'r', 'r', 'r', 'r'],
     ),
@@ -371,7 +371,7 @@ function outlierLine(s: Summary): string | null {
   const dominant = o.phases?.rows.find((r) => r.phase === o.phases?.dominant);
   if (dominant !== undefined) parts.push(`${pct(dominant.share, 0)} spent their excess time in ${dominant.phase}`);
   const ev = s.systemState?.metrics[0];
-  if (ev !== undefined && ev.total !== null) parts.push(`\`${ev.metric}\` moved most near them (${int(ev.total.outlier)} events near outliers, ${int(ev.total.normal)} otherwise)`);
+  if (ev !== undefined && ev.total !== null) parts.push(`\`${ev.metric}\` moved most near them (${totalText(ev.total.outlier, ev.unit)} near outliers, ${totalText(ev.total.normal, ev.unit)} otherwise)`);
   return parts.length > 0 ? `Of the outliers: ${parts.join('; ')}.` : null;
 }
 
@@ -413,7 +413,7 @@ function likelyCause(s: Summary): string | null {
       '',
       top.length > 0
         ? `The strongest correlations instead (full table under "System state around the outliers"): ${top
-            .map((m) => `\`${m.metric}\` (effect ${m.effect.toFixed(2)}${m.total !== null ? `, ${int(m.total.outlier)} events near outliers, ${int(m.total.normal)} otherwise` : ''})`)
+            .map((m) => `\`${m.metric}\` (effect ${m.effect.toFixed(2)}${m.total !== null ? `, ${totalText(m.total.outlier, m.unit)} near outliers, ${totalText(m.total.normal, m.unit)} otherwise` : ''})`)
             .join('; ')}.`
         : 'No probe metric differed significantly around the outliers either (see "System state around the outliers", when probes ran).',
     );
@@ -444,4 +444,12 @@ function likelyCause(s: Summary): string | null {
   );
   out.push('', 'Confidence is the weighted share of a cause\'s evidence that holds (each cause\'s weights are in analysis/causes/); causes below 30% are not listed.');
   return out.join('\n').replace(/\n{3,}/g, '\n\n');
+}
+
+/** A counter's total in its own unit: "12 events", "1.06 s of stall" (pressure counts microseconds). */
+function totalText(total: number, rateUnit: string): string {
+  const unit = rateUnit.replace(/\/s$/, '');
+  if (unit === 'us') return `${formatUs(total)} of stall`;
+  if (unit === 'count' || unit === '') return `${int(total)} events`;
+  return `${int(total)} ${unit}`;
 }

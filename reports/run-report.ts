@@ -9,6 +9,7 @@ import { readManifest, readTransactions, type TxnColumns } from '../analysis/rea
 import { totalUs } from '../analysis/summarize.ts';
 import { code, int, pct, table } from './markdown.ts';
 import { renderProbeSection } from './probe-section.ts';
+import { redactText } from './redact.ts';
 import { TIMELINE_FILE } from './timeline-chart.ts';
 import { META_FILE, PROBES_DIR } from '../probes/format.ts';
 import { formatEnvironment, type Environment } from '../probes/environment.ts';
@@ -20,14 +21,28 @@ import { CATALOGUE } from '../analysis/causes/index.ts';
 
 const SLOWEST = 10;
 
-export function writeReport(dir: string): string {
+export interface ReportOptions {
+  /** Replace the host name and non-loopback addresses (a report for a ticket). */
+  redact?: boolean;
+}
+
+export function writeReport(dir: string, opts: ReportOptions = {}): string {
   const m = readManifest(dir);
   const s = JSON.parse(readFileSync(join(dir, FILES.summary), 'utf8')) as Summary;
   const c = readTransactions(dir, m);
   const picture = existsSync(join(dir, TIMELINE_FILE)) ? TIMELINE_FILE : null;
-  const md = renderReport(m, s, c, observerSections(dir, m, outlierStarts(c, s.outliers.thresholdUs)), picture);
+  let md = renderReport(m, s, c, observerSections(dir, m, outlierStarts(c, s.outliers.thresholdUs), opts.redact === true), picture);
+  if (opts.redact) md = redactText(md, hostNames(dir));
   writeFileSync(join(dir, FILES.report), md);
   return md;
+}
+
+/** The host's names as the run recorded them (environment.json), for --redact. */
+function hostNames(dir: string): string[] {
+  const path = join(dir, FILES.environment);
+  if (!existsSync(path)) return [];
+  const host = (JSON.parse(readFileSync(path, 'utf8')) as Environment).os.hostname;
+  return host ? [host, host.split('.')[0]] : [];
 }
 
 export function renderReport(m: RunManifest, s: Summary, c: TxnColumns, extra: string[], timeline: string | null = null): string {
@@ -242,7 +257,7 @@ function files(m: RunManifest): string {
 }
 
 /** System state, kernel events, skipped probes, then (last) the environment. */
-function observerSections(dir: string, m: RunManifest, highlightNs: number[]): string[] {
+function observerSections(dir: string, m: RunManifest, highlightNs: number[], redact: boolean): string[] {
   const out: string[] = [];
   if (existsSync(join(dir, PROBES_DIR, META_FILE))) out.push(renderProbeSection(dir, { highlightNs }));
   const p = m.probes;
@@ -264,7 +279,7 @@ function observerSections(dir: string, m: RunManifest, highlightNs: number[]): s
   const envPath = join(dir, FILES.environment);
   out.push(
     existsSync(envPath)
-      ? formatEnvironment(JSON.parse(readFileSync(envPath, 'utf8')) as Environment)
+      ? formatEnvironment(JSON.parse(readFileSync(envPath, 'utf8')) as Environment, { redact })
       : '## Environment\n\nNo environment snapshot was taken.',
   );
   return out;

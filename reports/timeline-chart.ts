@@ -41,6 +41,7 @@ export const AXIS = {
   cpu: 'CPU, % of all CPUs',
   counters: 'per s',
   tw: 'sockets',
+  pressure: 'stalled, % of time',
 } as const;
 
 const CPU_STATES: [string, string][] = [
@@ -53,6 +54,13 @@ const CPU_STATES: [string, string][] = [
 ];
 const COUNTERS = ['TcpExt.ListenOverflows', 'TcpExt.TCPSynRetrans', 'Tcp.RetransSegs', 'Tcp.OutRsts'];
 const TW = 'sockstat.TCP.tw';
+/** /proc/pressure "some" counters (stall time, us, per row). */
+const PRESSURE: [string, string][] = [
+  ['pressure.cpu.some', 'cpu some'],
+  ['pressure.io.some', 'io some'],
+  ['pressure.memory.some', 'memory some'],
+];
+const PRESSURE_COLORS = ['#d62728', '#1f77b4', '#2ca02c'];
 
 export type PointKind = 'normal' | 'normal (bucket min/median/max)' | 'outlier' | 'timeout' | 'error';
 const KINDS: PointKind[] = ['normal', 'normal (bucket min/median/max)', 'outlier', 'timeout', 'error'];
@@ -206,13 +214,15 @@ interface ProbeRows {
   cpu: { t: number; state: string; pct: number }[];
   counters: { t: number; counter: string; perS: number }[];
   tw: { t: number; sockets: number }[];
+  /** Stall time as % of each interval, per /proc/pressure resource present and non-zero. */
+  pressure: { t: number; resource: string; pct: number }[];
   counterNames: string[];
   rows: number;
 }
 
 /** Probe samples grouped into at most PROBE_BUCKETS intervals: CPU % (time-weighted), counter rates, TIME_WAIT max. */
 export function probeRows(d: ProbeData): ProbeRows {
-  const out: ProbeRows = { cpu: [], counters: [], tw: [], counterNames: [], rows: d.rows };
+  const out: ProbeRows = { cpu: [], counters: [], tw: [], pressure: [], counterNames: [], rows: d.rows };
   if (d.rows === 0) return out;
   const start = d.t[0] - d.dt[0];
   const end = d.t[d.rows - 1];
@@ -261,6 +271,24 @@ export function probeRows(d: ProbeData): ProbeRows {
     const label = name.replace(/^(TcpExt|Tcp)\./, '');
     out.counterNames.push(name);
     for (let b = 0; b < nb; b++) if (time[b] > 0) out.counters.push({ t: ts(b), counter: label, perS: round((sum[b] * 1e9) / time[b], 1) });
+  }
+  for (const [name, resource] of PRESSURE) {
+    const v = d.get(name);
+    if (!v) continue;
+    // Stall microseconds over the bucket's covered nanoseconds: delta_us * 1e3 / dt_ns * 100.
+    const sum = new Float64Array(nb);
+    const cov = new Float64Array(nb);
+    let any = false;
+    for (let r = 0; r < d.rows; r++) {
+      const x = v[r];
+      if (x !== x) continue;
+      sum[bucket[r]] += x;
+      cov[bucket[r]] += d.dt[r];
+      if (x > 0) any = true;
+    }
+    if (!any) continue;
+    out.counterNames.push(name);
+    for (let b = 0; b < nb; b++) if (cov[b] > 0) out.pressure.push({ t: ts(b), resource, pct: round(Math.min(100, (sum[b] * 1e3 * 100) / cov[b]), 2) });
   }
   const tw = d.get(TW);
   if (tw) {
@@ -316,7 +344,10 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
   const panels: object[] = [];
   const lastTitle = (i: number, count: number): string | null => (i === count - 1 ? AXIS.time : null);
   const count =
-    1 + (probes && probes.cpu.length > 0 ? 1 : 0) + (probes ? new Set(probes.counters.map((r) => r.counter)).size : 0) + (probes && probes.tw.length > 0 ? 1 : 0);
+    1 +
+    (probes && probes.cpu.length > 0 ? 1 : 0) +
+    (probes && probes.pressure.length > 0 ? 1 : 0) +
+    (probes ? new Set(probes.counters.map((r) => r.counter)).size : 0) + (probes && probes.tw.length > 0 ? 1 : 0);
   let k = 0;
   const presentKinds = KINDS.filter((kind) => lat.stats.drawn[kind] > 0);
   panels.push({
@@ -368,6 +399,34 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
           },
         },
         ...rules(),
+      ],
+    });
+    k++;
+  }
+  if (probes && probes.pressure.length > 0) {
+    const resources = PRESSURE.map(([, r]) => r).filter((r) => probes.pressure.some((p) => p.resource === r));
+    datasets.pressure = probes.pressure;
+    panels.push({
+      title: { text: 'pressure stall (/proc/pressure, "some": share of each interval with a task stalled)', anchor: 'start', fontSize: 11, offset: 2 },
+      width: WIDTH,
+      height: PANEL_HEIGHT,
+      layer: [
+        ...rules(),
+        {
+          data: { name: 'pressure' },
+          mark: { type: 'line', interpolate: 'step-after', strokeWidth: 1.2, clip: true },
+          encoding: {
+            x: x(lastTitle(k, count)),
+            y: { field: 'pct', type: 'quantitative', title: AXIS.pressure, scale: { domain: [0, 100] }, axis: { tickCount: 3 } },
+            color: {
+              field: 'resource',
+              type: 'nominal',
+              title: null,
+              scale: { domain: resources, range: resources.map((r) => PRESSURE_COLORS[PRESSURE.findIndex(([, n]) => n === r)]) },
+              legend: { orient: 'top', direction: 'horizontal' },
+            },
+          },
+        },
       ],
     });
     k++;

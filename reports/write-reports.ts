@@ -1,12 +1,17 @@
+import { join } from 'node:path';
+import { writeLatencyChart } from './latency-chart.ts';
+import { svgToPng } from './png.ts';
 import { writeReport } from './run-report.ts';
 import { writeTimelineChart } from './timeline-chart.ts';
 
 /**
  * Everything the reports stage writes for a run directory whose summary.json
- * is up to date: the timeline picture (timeline.svg), then report.md, which
- * links it.
+ * is up to date: the timeline picture (timeline.svg), the latency
+ * distribution (latency.svg), a PNG beside each (when @resvg/resvg-js loads
+ * here), then report.md, which links them.
  */
 export async function writeReports(dir: string): Promise<void> {
-  await writeTimelineChart(dir);
+  const svgs = [await writeTimelineChart(dir), await writeLatencyChart(dir)];
+  for (const svg of svgs) if (svg) svgToPng(join(dir, svg));
   writeReport(dir);
 }

@@ -1,9 +1,10 @@
 import test from 'ava';
 import { cpSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { allocTxnColumns, readManifest } from '../analysis/read-run.ts';
+import { allocTxnColumns, readManifest, readTransactions } from '../analysis/read-run.ts';
 import { HEADER_BYTES } from '../lib/records.ts';
 import { OUTCOME_TIMEOUT } from '../lib/types.ts';
+import { readProbes } from '../probes/read.ts';
 import { AXIS, buildTimelineSpec, MAX_NORMAL, NORMAL_BUCKETS, renderSvg, TIMELINE_FILE, writeTimelineChart } from '../reports/timeline-chart.ts';
 import { ROOT, tempDir } from './helpers/cli.ts';
 
@@ -32,7 +33,7 @@ test('writeTimelineChart writes a self-contained timeline.svg for the backlog1-r
   t.true(svg.startsWith('<svg'));
   t.true(svg.trimEnd().endsWith('</svg>'));
   t.true(size < 3 * MB, `${size} bytes`);
-  for (const title of [AXIS.time, AXIS.latency, AXIS.cpu, AXIS.counters, AXIS.tw, 'sockspike timeline']) t.true(svg.includes(title), title);
+  for (const title of [AXIS.time, AXIS.latency, AXIS.cpu, AXIS.pressure, AXIS.counters, AXIS.tw, 'sockspike timeline']) t.true(svg.includes(title), title);
   // The counters that moved in this run (accept queue overflow, SYN retransmits, resets).
   for (const c of ['ListenOverflows', 'TCPSynRetrans', 'OutRsts']) t.true(svg.includes(c), c);
   // Self-contained: no links other than the SVG namespaces, no external fonts or images.
@@ -115,4 +116,25 @@ test('writeTimelineChart returns null for a run with no transactions', async (t)
   t.is(await writeTimelineChart(dir), null);
   t.throws(() => statSync(join(dir, TIMELINE_FILE)));
   t.is(buildTimelineSpec({ txn: allocTxnColumns(0, 1), thresholdUs: 1000 }), null);
+});
+
+test('buildTimelineSpec adds a pressure panel for the fixture (it has /proc/pressure columns)', (t) => {
+  const dir = FIXTURE;
+  const m = readManifest(dir);
+  const txn = readTransactions(dir, m);
+  const probes = readProbes(dir);
+  t.truthy(probes.get('pressure.cpu.some'));
+  const built = buildTimelineSpec({ txn, thresholdUs: 100_000, probes })!;
+  const spec = built.spec as unknown as { datasets: Record<string, { resource: string; pct: number }[]>; vconcat: { layer: { encoding?: { y?: { title?: string } } }[] }[] };
+  const rows = spec.datasets.pressure;
+  t.truthy(rows);
+  const resources = new Set(rows.map((r) => r.resource));
+  // cpu and io stalled in this run; memory never did (all zero): not drawn.
+  t.true(resources.has('cpu some'));
+  t.false(resources.has('memory some'));
+  t.true(rows.every((r) => r.pct >= 0 && r.pct <= 100));
+  t.true(rows.some((r) => r.pct > 10));
+  t.true(spec.vconcat.some((p) => p.layer.some((l) => l.encoding?.y?.title === AXIS.pressure)));
+  t.true(built.stats.counters.includes('pressure.cpu.some'));
+  t.false(built.stats.counters.includes('pressure.memory.some'));
 });

@@ -43,7 +43,8 @@ export function register(program: Command): void {
     .option('--json', 'print summary.json on stdout instead of the short text summary')
     .option('--no-progress', 'no progress line, even on a terminal')
     .option('--no-probes', 'do not sample /proc or record kernel events (the workload alone)')
-    .action(async (o: RunOptions & { out?: string; json?: boolean; progress: boolean; probes: boolean }) => {
+    .option('--redact', 'report.md without the host name or non-loopback addresses')
+    .action(async (o: RunOptions & { out?: string; json?: boolean; progress: boolean; probes: boolean; redact?: boolean }) => {
       const config = resolveConfig(o);
       const args = process.argv.slice(2);
       const result = await runWorkload({
@@ -54,7 +55,7 @@ export function register(program: Command): void {
         progress: o.progress && !o.json,
         probes: o.probes,
       });
-      await writeReports(result.dir);
+      await writeReports(result.dir, { redact: o.redact === true });
       const s = result.summary;
       if (o.json) process.stdout.write(JSON.stringify(s, null, 2) + '\n');
       else {

@@ -11,7 +11,9 @@ const loopback = (addr: string): boolean => (isIP(addr) === 4 ? addr.startsWith(
 
 export function redactText(text: string, hostnames: string[]): string {
   let out = text;
-  for (const h of hostnames.filter((x) => x.length > 1).sort((a, b) => b.length - a.length)) out = out.split(h).join('(host)');
+  // whole words only: a host called "vm" must not turn vmstat into (host)stat
+  for (const h of hostnames.filter((x) => x.length > 1).sort((a, b) => b.length - a.length))
+    out = out.replace(new RegExp(`(?<![\\w.-])${h.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\w-])`, 'g'), '(host)');
   out = out.replace(IPV4, (a) => (isIP(a) === 4 && !loopback(a) ? '(address)' : a));
   out = out.replace(IPV6, (a) => (isIP(a) === 6 && !loopback(a) ? '(address)' : a));
   return out;

@@ -11,6 +11,7 @@ import { code, int, pct, table } from './markdown.ts';
 import { renderProbeSection } from './probe-section.ts';
 import { redactText } from './redact.ts';
 import { TIMELINE_FILE } from './timeline-chart.ts';
+import { LATENCY_FILE } from './latency-chart.ts';
 import { META_FILE, PROBES_DIR } from '../probes/format.ts';
 import { formatEnvironment, type Environment } from '../probes/environment.ts';
 import { KERNEL_EVENTS_FILE } from '../probes/kernel-events.ts';
@@ -31,7 +32,8 @@ export function writeReport(dir: string, opts: ReportOptions = {}): string {
   const s = JSON.parse(readFileSync(join(dir, FILES.summary), 'utf8')) as Summary;
   const c = readTransactions(dir, m);
   const picture = existsSync(join(dir, TIMELINE_FILE)) ? TIMELINE_FILE : null;
-  let md = renderReport(m, s, c, observerSections(dir, m, outlierStarts(c, s.outliers.thresholdUs), opts.redact === true), picture);
+  const latencyPicture = existsSync(join(dir, LATENCY_FILE)) ? LATENCY_FILE : null;
+  let md = renderReport(m, s, c, observerSections(dir, m, outlierStarts(c, s.outliers.thresholdUs), opts.redact === true), picture, latencyPicture);
   if (opts.redact) md = redactText(md, hostNames(dir));
   writeFileSync(join(dir, FILES.report), md);
   return md;
@@ -45,7 +47,14 @@ function hostNames(dir: string): string[] {
   return host ? [host, host.split('.')[0]] : [];
 }
 
-export function renderReport(m: RunManifest, s: Summary, c: TxnColumns, extra: string[], timeline: string | null = null): string {
+export function renderReport(
+  m: RunManifest,
+  s: Summary,
+  c: TxnColumns,
+  extra: string[],
+  timeline: string | null = null,
+  latencyPicture: string | null = null,
+): string {
   if (m.files.transactions.length === 0) return renderProbeOnly(m, extra);
   const out: string[] = [];
   out.push(`# sockspike run report`, '');
@@ -61,6 +70,8 @@ export function renderReport(m: RunManifest, s: Summary, c: TxnColumns, extra: s
       `Every outlier and failure is drawn; normal transactions are thinned on long runs. The tables under "System state" below hold the same numbers.`,
       '',
     );
+  if (latencyPicture !== null)
+    out.push('![Latency distribution: latency by percentile, with the outlier threshold](' + latencyPicture + ')', '');
   if (s.outliers.count > 0 && s.outliers.modes !== undefined) out.push('## Outliers: modes and phases', '', outlierShape(s), '');
   const likely = likelyCause(s);
   if (likely !== null) out.push('## Likely cause', '', likely, '');
@@ -252,6 +263,7 @@ function files(m: RunManifest): string {
     `- \`${m.files.transactions.join('`, `')}\`: every transaction (binary; \`sockspike export DIR --what transactions\`)`,
     `- \`${m.files.server.join('`, `')}\`: every server connection (\`sockspike export DIR --what server\`)`,
     `- \`${FILES.summary}\`: the figures above, for machines`,
+    `- \`${TIMELINE_FILE}\`, \`${LATENCY_FILE}\` (and PNGs of them where they could be rendered): the pictures`,
     `- \`${FILES.command}\`, \`${FILES.clientLog}\`, \`${FILES.serverLog}\``,
   ].join('\n');
 }

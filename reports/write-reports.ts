@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { writeLatencyChart } from './latency-chart.ts';
 import { svgToPng } from './png.ts';
-import { writeReport } from './run-report.ts';
+import { writeReport, type ReportOptions } from './run-report.ts';
 import { writeTimelineChart } from './timeline-chart.ts';
 
 /**
@@ -10,8 +10,8 @@ import { writeTimelineChart } from './timeline-chart.ts';
  * distribution (latency.svg), a PNG beside each (when @resvg/resvg-js loads
  * here), then report.md, which links them.
  */
-export async function writeReports(dir: string): Promise<void> {
+export async function writeReports(dir: string, opts: ReportOptions = {}): Promise<void> {
   const svgs = [await writeTimelineChart(dir), await writeLatencyChart(dir)];
   for (const svg of svgs) if (svg) svgToPng(join(dir, svg));
-  writeReport(dir);
+  writeReport(dir, opts);
 }

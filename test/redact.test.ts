@@ -6,3 +6,7 @@ test('host names and non-loopback addresses are replaced; loopback, versions and
   const r = redactText(text, ['db-7.prod.example', 'db-7']);
   t.is(r, 'host (host) | (address):5432 | (address) | (address) | 127.0.0.1:8080 | ::1 | kernel 6.18.44 | 1.20s');
 });
+
+test('a short host name is replaced as a whole word only', (t) => {
+  t.is(redactText('vm | vmstat.pgfault | host vm. | dvm', ['vm']), '(host) | vmstat.pgfault | host (host). | dvm');
+});

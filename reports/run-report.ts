@@ -5,7 +5,8 @@ import { formatNs, formatUs } from '../lib/duration.ts';
 import { FILES, type RunManifest } from '../lib/rundir.ts';
 import { OUTCOMES, type PhaseStats, type RunConfig, type Summary } from '../lib/types.ts';
 import { TXN_FLAG_REUSED } from '../lib/records.ts';
-import { readManifest, readTransactions, type TxnColumns } from '../analysis/read-run.ts';
+import { readManifest, readServer, readTransactions, type TxnColumns } from '../analysis/read-run.ts';
+import { joinServer } from '../analysis/join-server.ts';
 import { totalUs } from '../analysis/summarize.ts';
 import { code, int, pct, table } from './markdown.ts';
 import { renderProbeSection } from './probe-section.ts';
@@ -33,7 +34,9 @@ export function writeReport(dir: string, opts: ReportOptions = {}): string {
   const c = readTransactions(dir, m);
   const picture = existsSync(join(dir, TIMELINE_FILE)) ? TIMELINE_FILE : null;
   const latencyPicture = existsSync(join(dir, LATENCY_FILE)) ? LATENCY_FILE : null;
-  let md = renderReport(m, s, c, observerSections(dir, m, outlierStarts(c, s.outliers.thresholdUs), opts.redact === true), picture, latencyPicture);
+  const server = readServer(dir, m);
+  const accepted = server === null ? null : joinServer(c, server).acceptAfterStartUs;
+  let md = renderReport(m, s, c, observerSections(dir, m, outlierStarts(c, s.outliers.thresholdUs), opts.redact === true), picture, latencyPicture, accepted);
   if (opts.redact) md = redactText(md, hostNames(dir));
   writeFileSync(join(dir, FILES.report), md);
   return md;
@@ -54,6 +57,7 @@ export function renderReport(
   extra: string[],
   timeline: string | null = null,
   latencyPicture: string | null = null,
+  accepted: Float32Array | null = null,
 ): string {
   if (m.files.transactions.length === 0) return renderProbeOnly(m, extra);
   const out: string[] = [];
@@ -76,7 +80,7 @@ export function renderReport(
   const likely = likelyCause(s);
   if (likely !== null) out.push('## Likely cause', '', likely, '');
   if (s.systemState !== undefined) out.push('## System state around the outliers', '', systemStateSection(s.systemState), '');
-  out.push('## Slowest transactions', '', slowest(c, m), '');
+  out.push('## Slowest transactions', '', slowest(c, m, accepted), '');
   if (s.openLoop !== null) out.push('## Open-loop schedule', '', openLoop(s), '');
   if (s.server !== null) out.push('## Server', '', server(s), '');
   out.push(...extra.slice(0, -1).flatMap((x) => [x, '']));
@@ -163,7 +167,7 @@ function latency(s: Summary, cfg: RunConfig): string {
   ].join('\n');
 }
 
-function slowest(c: TxnColumns, m: RunManifest): string {
+function slowest(c: TxnColumns, m: RunManifest, accepted: Float32Array | null): string {
   if (c.n === 0) return 'No transaction was recorded.';
   // a partial selection: keep the SLOWEST largest indices without sorting everything
   const top: number[] = [];
@@ -193,12 +197,13 @@ function slowest(c: TxnColumns, m: RunManifest): string {
       `\`${OUTCOMES[c.outcome[i]] ?? 'EOTHER'}\``,
       c.localPort[i] || '-',
       c.tcpiTotalRetrans[i] || c.tcpiState[i] ? String(c.tcpiTotalRetrans[i]) : '-',
+      accepted === null ? '-' : phase(accepted[i]),
     ];
   });
   return [
-    table(['start (since t0)', 'total', 'connect', 'exchanges', 'close', 'outcome', 'local port', 'retrans'], rows),
+    table(['start (since t0)', 'total', 'connect', 'exchanges', 'close', 'outcome', 'local port', 'retrans', 'server accept'], rows),
     '',
-    '`-`: phase not reached (or TCP_INFO not read). Retrans: TCP_INFO total retransmissions on the client socket before close.',
+    '`-`: phase not reached (or TCP_INFO not read, or no server record). Retrans: TCP_INFO total retransmissions on the client socket before close. Server accept: when the server accepted this connection (joined by client port and time), after the transaction started; far above connect, the connection waited in the accept queue.',
   ].join('\n');
 }
 

@@ -2,12 +2,13 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { prng } from '../lib/prng.ts';
-import { SRV, SRV_FLAG_RESET, SRV_MAGIC, TXN_FLAG_TCPINFO, TXN_MAGIC, txnLayout } from '../lib/records.ts';
+import { SRV, SRV_MAGIC, TXN_MAGIC, txnLayout } from '../lib/records.ts';
 import { FILES, newManifest, writeJson } from '../lib/rundir.ts';
 import { OUTCOME_OK, type RunConfig } from '../lib/types.ts';
 import { RecordFile } from '../harness/record-file.ts';
 import { META_FILE, META_SCHEMA, META_VERSION, PROBES_DIR, SAMPLES_FILE, SAMPLES_MAGIC, SAMPLES_VERSION, type ProbeColumn, type ProbeMeta } from '../probes/format.ts';
 import { SampleWriter } from '../probes/sample-writer.ts';
+import { writeSyntheticSrv, writeSyntheticTxn, type SyntheticTxn } from '../fixtures/synthetic-records.ts';
 
 // A synthetic run directory, for measuring the analysis (issue 4 "Speed")
 // and for tests: the files a real `sockspike run` writes, in their real
@@ -50,7 +51,7 @@ const PORT_SPAN = 60999 - 32768 + 1;
 const EXCHANGES = 2;
 const REQUEST_BYTES = 3000;
 const RESPONSE_BYTES = 3000;
-const TCP_ESTABLISHED = 1;
+const PAYLOAD = { exchanges: EXCHANGES, requestBytes: REQUEST_BYTES, responseBytes: RESPONSE_BYTES };
 
 /** Write a synthetic run into `dir` (created if need be). */
 export function makeSyntheticRun(dir: string, opts: SyntheticOptions = {}): SyntheticResult {
@@ -140,8 +141,8 @@ export function makeSyntheticRun(dir: string, opts: SyntheticOptions = {}): Synt
       intendedNs,
       lateUs,
       connectUs,
-      ex1: isFailure ? NaN : ex1,
-      ex2: isFailure ? NaN : ex2,
+      ex: [isFailure ? NaN : ex1, isFailure ? NaN : ex2],
+      accepted: true,
       endUs: isFailure ? connectUs + rest * 0.3 : endUs,
       port: PORT_LO + (i % PORT_SPAN),
       worker: i % 256,
@@ -153,21 +154,21 @@ export function makeSyntheticRun(dir: string, opts: SyntheticOptions = {}): Synt
     r.endNs = intendedNs + (lateUs + r.endUs) * 1e3;
     while (pending.length > 0 && pending[0].endNs <= r.endNs) {
       const p = pending.shift()!;
-      writeTxn(txn, L, p);
-      writeSrv(srv, p);
+      writeSyntheticTxn(txn, L, p, PAYLOAD);
+      writeSyntheticSrv(srv, p, PAYLOAD);
     }
     if (isOutlier) {
       pending.push(r);
       pending.sort((a, b) => a.endNs - b.endNs);
     } else {
-      writeTxn(txn, L, r);
-      writeSrv(srv, r);
+      writeSyntheticTxn(txn, L, r, PAYLOAD);
+      writeSyntheticSrv(srv, r, PAYLOAD);
     }
     if (r.endNs > lastEndNs) lastEndNs = r.endNs;
   }
   for (const p of pending) {
-    writeTxn(txn, L, p);
-    writeSrv(srv, p);
+    writeSyntheticTxn(txn, L, p, PAYLOAD);
+    writeSyntheticSrv(srv, p, PAYLOAD);
     if (p.endNs > lastEndNs) lastEndNs = p.endNs;
   }
   txn.close();
@@ -209,58 +210,7 @@ export function makeSyntheticRun(dir: string, opts: SyntheticOptions = {}): Synt
   };
 }
 
-interface Rec {
-  intendedNs: number;
-  lateUs: number;
-  connectUs: number;
-  ex1: number;
-  ex2: number;
-  endUs: number;
-  port: number;
-  worker: number;
-  outcome: number;
-  retrans: number;
-  endNs: number;
-}
-
-function writeTxn(f: RecordFile, L: ReturnType<typeof txnLayout>, r: Rec): void {
-  const v = f.view;
-  const at = f.next();
-  const ok = r.outcome === OUTCOME_OK;
-  v.setFloat64(at + L.intendedNs, r.intendedNs, true);
-  v.setFloat32(at + L.lateUs, r.lateUs, true);
-  v.setFloat32(at + L.connectUs, r.connectUs, true);
-  v.setFloat32(at + L.exchangeUs, r.ex1, true);
-  v.setFloat32(at + L.exchangeUs + 4, r.ex2, true);
-  v.setFloat32(at + L.endUs, r.endUs, true);
-  v.setUint16(at + L.localPort, r.port, true);
-  v.setUint16(at + L.worker, r.worker, true);
-  v.setUint8(at + L.outcome, r.outcome);
-  v.setUint8(at + L.flags, TXN_FLAG_TCPINFO);
-  v.setUint8(at + L.tcpiState, TCP_ESTABLISHED);
-  v.setUint8(at + L.tcpiRetransmits, 0);
-  v.setUint32(at + L.bytesOut, ok ? EXCHANGES * REQUEST_BYTES : REQUEST_BYTES, true);
-  v.setUint32(at + L.bytesIn, ok ? EXCHANGES * RESPONSE_BYTES : 0, true);
-  v.setUint32(at + L.tcpiTotalRetrans, r.retrans, true);
-  v.setUint32(at + L.tcpiRttUs, 30 + (r.port % 40), true);
-  v.setUint32(at + L.tcpiRtoUs, 201_000, true);
-  f.commit();
-}
-
-function writeSrv(f: RecordFile, r: Rec): void {
-  const v = f.view;
-  const at = f.next();
-  const ok = r.outcome === OUTCOME_OK;
-  const acceptNs = r.intendedNs + (r.lateUs + r.connectUs) * 1e3 + 5_000;
-  v.setFloat64(at + SRV.acceptNs, acceptNs, true);
-  v.setFloat32(at + SRV.closeUs, r.endUs - r.connectUs, true);
-  v.setUint16(at + SRV.clientPort, r.port, true);
-  v.setUint8(at + SRV.outcome, r.outcome);
-  v.setUint8(at + SRV.flags, ok ? 0 : SRV_FLAG_RESET);
-  v.setUint32(at + SRV.bytesIn, ok ? EXCHANGES * REQUEST_BYTES : REQUEST_BYTES, true);
-  v.setUint32(at + SRV.bytesOut, ok ? EXCHANGES * RESPONSE_BYTES : 0, true);
-  f.commit();
-}
+type Rec = SyntheticTxn & { endNs: number };
 
 /** How a column's value is made up per row. */
 const enum Gen {

@@ -6,9 +6,9 @@ import { SRV, SRV_MAGIC, TXN_MAGIC, txnLayout } from '../lib/records.ts';
 import { FILES, newManifest, writeJson } from '../lib/rundir.ts';
 import { OUTCOME_OK, type RunConfig } from '../lib/types.ts';
 import { RecordFile } from '../harness/record-file.ts';
-import { META_FILE, META_SCHEMA, META_VERSION, PROBES_DIR, SAMPLES_FILE, SAMPLES_MAGIC, SAMPLES_VERSION, type ProbeColumn, type ProbeMeta } from '../probes/format.ts';
+import { META_FILE, PROBES_DIR, SAMPLES_FILE, type ProbeColumn, type ProbeMeta } from '../probes/format.ts';
 import { SampleWriter } from '../probes/sample-writer.ts';
-import { writeSyntheticSrv, writeSyntheticTxn, type SyntheticTxn } from '../fixtures/synthetic-records.ts';
+import { syntheticProbeMeta, writeSyntheticSrv, writeSyntheticTxn, type SyntheticTxn } from '../fixtures/synthetic-records.ts';
 
 // A synthetic run directory, for measuring the analysis (issue 4 "Speed")
 // and for tests: the files a real `sockspike run` writes, in their real
@@ -339,50 +339,17 @@ function writeProbes(
   }
   w.close();
 
-  const processes = [
-    { role: 'server', pid: 1001, key: 'server', addedNs: 0.4e9, exitedNs: null },
-    { role: 'client', pid: 1003, key: 'client', addedNs: 0.45e9, exitedNs: null },
-  ];
-  const meta: ProbeMeta = {
-    schema: META_SCHEMA,
-    version: META_VERSION,
-    samples: { file: SAMPLES_FILE, magic: SAMPLES_MAGIC, version: SAMPLES_VERSION },
+  const meta = syntheticProbeMeta({
     t0Ns,
     intervalNs,
-    clkTck: 100,
-    cpus: 2,
-    procRoot: '/proc',
-    netns: null,
     baselineNs,
     columns,
-    constants: { 'Ip.Forwarding': 2, 'Ip.DefaultTTL': 64, 'Tcp.RtoAlgorithm': 1, 'Tcp.RtoMin': 200, 'Tcp.RtoMax': 120000, 'Tcp.MaxConn': -1 },
-    skipped: [],
-    processes,
-    listener: { pid: 1001, fd: 20, port: 40000, how: 'given as pid/fd' },
-    notes: ['synthetic samples (bench/synthetic-run.ts)'],
-    complete: true,
     rows,
-    result: {
-      samples: rows,
-      intervalNs,
-      columns: C,
-      bytes: w.bytes,
-      jitter: { meanNs: 150_000, p50Ns: 100_000, p99Ns: 200_000, maxNs: 250_000, missedSlots: 0 },
-      overhead: {
-        cpuPerSecond: 0.04,
-        userPerSecond: 0.03,
-        systemPerSecond: 0.01,
-        wallNs: rows * intervalNs,
-        meanSampleNs: 500_000,
-        maxSampleNs: 2_000_000,
-        startupCpuNs: 200_000_000,
-      },
-      skipped: [],
-      processes,
-      files: [`${PROBES_DIR}/${META_FILE}`, `${PROBES_DIR}/${SAMPLES_FILE}`],
-      stopReason: 'stop',
-    },
-  };
+    bytes: w.bytes,
+    port: 40000,
+    note: 'synthetic samples (bench/synthetic-run.ts)',
+    constants: { 'Ip.Forwarding': 2, 'Ip.DefaultTTL': 64, 'Tcp.RtoAlgorithm': 1, 'Tcp.RtoMin': 200, 'Tcp.RtoMax': 120000, 'Tcp.MaxConn': -1 },
+  });
   writeJson(join(dir, PROBES_DIR, META_FILE), meta);
   return { columns: C, bytes: w.bytes };
 }

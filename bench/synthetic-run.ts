@@ -6,6 +6,7 @@ import { SRV, SRV_MAGIC, TXN_MAGIC, txnLayout } from '../lib/records.ts';
 import { FILES, newManifest, writeJson } from '../lib/rundir.ts';
 import { OUTCOME_OK, type RunConfig } from '../lib/types.ts';
 import { RecordFile } from '../harness/record-file.ts';
+import { defaultConfig } from '../harness/config.ts';
 import { META_FILE, PROBES_DIR, SAMPLES_FILE, type ProbeColumn, type ProbeMeta } from '../probes/format.ts';
 import { SampleWriter } from '../probes/sample-writer.ts';
 import { syntheticProbeMeta, writeSyntheticSrv, writeSyntheticTxn, type SyntheticTxn } from '../fixtures/synthetic-records.ts';
@@ -70,30 +71,16 @@ export function makeSyntheticRun(dir: string, opts: SyntheticOptions = {}): Synt
   const rate = 1e9 / stepNs;
 
   const config: RunConfig = {
-    host: '127.0.0.1',
+    ...defaultConfig(),
     port: 40000,
     transactions: N,
     durationNs: null,
-    concurrency: 1,
     requestBytes: REQUEST_BYTES,
     responseBytes: RESPONSE_BYTES,
     exchanges: EXCHANGES,
-    thinkTimeNs: 0,
-    connectTimeoutNs: 10e9,
-    ioTimeoutNs: 10e9,
     rate: Math.round(rate * 1000) / 1000,
-    arrivals: 'uniform',
-    maxInflight: 256,
-    close: 'client-fin',
-    lingerSeconds: 0,
-    perConnection: 100,
-    backlog: 128,
-    nodelay: false,
-    splitWrites: 1,
-    acceptDelayNs: 0,
     outlierUs: 100_000,
     probeIntervalNs: intervalNs,
-    kernelStates: 'off',
     seed,
   };
   const reproduce = `sockspike run --transactions ${N} --rate ${config.rate} --outlier 100ms`;

@@ -138,3 +138,6 @@ function kernelStates(text: string): RunConfig['kernelStates'] {
   if (text === 'off' || text === 'handshake' || text === 'all') return text;
   throw new UserError(`--kernel-states: "${text}" must be off, handshake or all`);
 }
+
+/** The configuration `sockspike run` resolves with no flags at all. */
+export const defaultConfig = (): RunConfig => resolveConfig({ ...DEFAULTS });

@@ -136,16 +136,9 @@ export interface ServerColumns {
   bytesOut: Uint32Array;
 }
 
-/** null when the run had no built-in server (or it recorded nothing). */
-export function readServer(dir: string, manifest: RunManifest): ServerColumns | null {
-  const parts = manifest.files.server.map((f) => load(dir, f, SRV_MAGIC)).filter((p) => p !== null);
-  if (parts.length === 0) return null;
-  let n = 0;
-  for (const p of parts) {
-    if (p.recordSize !== SRV.size) throw new UserError(`corrupt run directory: server records of ${dir} have an unknown layout`);
-    n += Math.floor((p.buf.length - HEADER_BYTES) / SRV.size);
-  }
-  const s: ServerColumns = {
+/** Zeroed columns for n server connections. */
+export function allocServerColumns(n: number): ServerColumns {
+  return {
     n,
     acceptNs: new Float64Array(n),
     closeUs: new Float32Array(n),
@@ -155,6 +148,18 @@ export function readServer(dir: string, manifest: RunManifest): ServerColumns | 
     bytesIn: new Uint32Array(n),
     bytesOut: new Uint32Array(n),
   };
+}
+
+/** null when the run had no built-in server (or it recorded nothing). */
+export function readServer(dir: string, manifest: RunManifest): ServerColumns | null {
+  const parts = manifest.files.server.map((f) => load(dir, f, SRV_MAGIC)).filter((p) => p !== null);
+  if (parts.length === 0) return null;
+  let n = 0;
+  for (const p of parts) {
+    if (p.recordSize !== SRV.size) throw new UserError(`corrupt run directory: server records of ${dir} have an unknown layout`);
+    n += Math.floor((p.buf.length - HEADER_BYTES) / SRV.size);
+  }
+  const s = allocServerColumns(n);
   let i = 0;
   for (const p of parts) {
     const v = new DataView(p.buf.buffer, p.buf.byteOffset, p.buf.length);

@@ -124,8 +124,11 @@ class Client implements WorkerHost {
     this.inflight--;
     if (w.outcome === OUTCOME_OK) {
       this.ok++;
-      const us = (w.endNs - w.intendedNs) / 1e3;
-      this.window.recordValue(us < 1 ? 1 : us);
+      // the window only feeds the terminal's progress line
+      if (this.msg.progress) {
+        const us = (w.endNs - w.intendedNs) / 1e3;
+        this.window.recordValue(us < 1 ? 1 : us);
+      }
     } else if (w.outcome === OUTCOME_TIMEOUT) this.timedOut++;
     else this.failed++;
     if (!(w.endNs <= this.lastEndNs)) this.lastEndNs = w.endNs;

@@ -4,7 +4,7 @@ import { decodeFromCompressedBase64 } from 'hdr-histogram-js';
 import type * as vegaLite from 'vega-lite';
 import { FILES } from '../lib/rundir.ts';
 import type { Summary } from '../lib/types.ts';
-import { renderSvg } from './timeline-chart.ts';
+import { CHART_CONFIG, renderSvg } from './timeline-chart.ts';
 
 // The report's latency distribution picture (latency.svg beside report.md):
 // the classic HdrHistogram percentile plot of summary.json's hdr.total, with
@@ -109,13 +109,7 @@ export function buildLatencySpec(summary: Summary): vegaLite.TopLevelSpec | null
       width: WIDTH,
       height: HEIGHT,
       layer: layers,
-      config: {
-        aria: false,
-        font: 'sans-serif',
-        background: 'white',
-        view: { stroke: '#dddddd' },
-        axis: { labelFontSize: 10, titleFontSize: 11 },
-      },
+      config: CHART_CONFIG,
     } as unknown as vegaLite.TopLevelSpec;
   } finally {
     h.destroy();

@@ -23,6 +23,15 @@ import { readProbes, type ProbeData } from '../probes/read.ts';
 export const TIMELINE_FILE = 'timeline.svg';
 
 const WIDTH = 900;
+
+/** The look every sockspike picture shares: self-contained SVG, no aria text, plain fonts. */
+export const CHART_CONFIG = {
+  aria: false,
+  font: 'sans-serif',
+  background: 'white',
+  view: { stroke: '#dddddd' },
+  axis: { labelFontSize: 10, titleFontSize: 11 },
+};
 const LAT_HEIGHT = 260;
 const PANEL_HEIGHT = 130;
 const COUNTER_HEIGHT = 60;
@@ -487,14 +496,7 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
     vconcat: panels,
     spacing: 14,
     resolve: { scale: { x: 'shared', color: 'independent', shape: 'independent' }, legend: { color: 'independent' } },
-    config: {
-      aria: false,
-      font: 'sans-serif',
-      background: 'white',
-      view: { stroke: '#dddddd' },
-      axis: { labelFontSize: 10, titleFontSize: 11 },
-      legend: { labelFontSize: 10, symbolSize: 50 },
-    },
+    config: { ...CHART_CONFIG, legend: { labelFontSize: 10, symbolSize: 50 } },
   } as unknown as vegaLite.TopLevelSpec;
   return {
     spec,

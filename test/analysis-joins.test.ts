@@ -3,7 +3,7 @@ import { execa } from 'execa';
 import { join } from 'node:path';
 import { joinKernelEvents } from '../analysis/join-kernel.ts';
 import { joinServer } from '../analysis/join-server.ts';
-import { allocTxnColumns, readManifest, readServer, readTransactions, type ServerColumns, type TxnColumns } from '../analysis/read-run.ts';
+import { allocServerColumns, allocTxnColumns, readManifest, readServer, readTransactions, type ServerColumns, type TxnColumns } from '../analysis/read-run.ts';
 import type { KernelEvent } from '../probes/kernel-events-parse.ts';
 import { OUTCOME_INDEX, OUTCOME_OK } from '../lib/types.ts';
 import { BIN, ROOT, tempDir } from './helpers/cli.ts';
@@ -39,16 +39,7 @@ function txnColumns(txns: Txn[]): TxnColumns {
 
 function serverColumns(recs: { acceptNs: number; port: number }[]): ServerColumns {
   const n = recs.length;
-  const s: ServerColumns = {
-    n,
-    acceptNs: new Float64Array(n),
-    closeUs: new Float32Array(n),
-    clientPort: new Uint16Array(n),
-    outcome: new Uint8Array(n),
-    flags: new Uint8Array(n),
-    bytesIn: new Uint32Array(n),
-    bytesOut: new Uint32Array(n),
-  };
+  const s: ServerColumns = allocServerColumns(n);
   recs.forEach((r, i) => {
     s.acceptNs[i] = r.acceptNs;
     s.clientPort[i] = r.port;

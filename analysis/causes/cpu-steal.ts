@@ -1,4 +1,4 @@
-import { levelNear, outlierSpan, pctS, score, clamp01, type Cause, type CauseInput, type CauseModule } from './types.ts';
+import { outlierSpan, pctS, risingShare, type Cause, type CauseInput, type CauseModule } from './types.ts';
 
 // The hypervisor ran other guests on our virtual CPUs (steal time).
 //
@@ -13,17 +13,13 @@ export const cpuSteal: CauseModule = {
   needs: ['cpu.steal probe samples'],
   match(input: CauseInput): Cause | null {
     if (input.outliers.count === 0) return null;
-    const st = levelNear(input, 'cpu.steal');
-    if (st === null || st.nearRows === 0 || st.near < 0.03 || st.near < 1.5 * st.otherwise) return null;
-    const ratio = st.otherwise > 0 ? st.near / st.otherwise : Infinity;
-    const { confidence, evidence } = score([
-      { weight: 0.6, strength: clamp01(st.near / 0.15), text: `steal time ${pctS(st.near)} of the CPUs in the ${st.nearRows} samples around the outliers (up to ${pctS(st.nearMax)})` },
-      { weight: 0.4, strength: ratio === Infinity ? 1 : clamp01(ratio - 1), text: `against ${pctS(st.otherwise)} in the other ${st.otherRows} samples` },
-    ]);
+    const r = risingShare(input, 'cpu.steal', 0.03, 0.15, 'steal time');
+    if (r === null) return null;
+    const { confidence, evidence } = r;
     return {
       id: this.id,
       confidence,
-      summary: `The hypervisor took the CPUs away (steal ${pctS(st.near)} around the outliers): ${outlierSpan(input)} waited while other guests ran.`,
+      summary: `The hypervisor took the CPUs away (steal ${pctS(r.level.near)} around the outliers): ${outlierSpan(input)} waited while other guests ran.`,
       evidence,
       tryNext: ['Run on dedicated or bigger instances (no CPU credits / overcommit), or ask the provider about noisy neighbours.', 'Compare with a run on bare metal or another instance type.'],
     };

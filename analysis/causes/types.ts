@@ -192,6 +192,28 @@ export function levelNear(input: CauseInput, name: string): MetricNear | null {
   return input.metrics[name] ?? null;
 }
 
+/**
+ * A CPU share (cpu.steal, cpu.softirq) that stands out around the outliers:
+ * at least `min` there and 1.5 x the rest of the load, or null. Scored
+ * 0.6 for the level (full at `full`) and 0.4 for the rise over otherwise.
+ */
+export function risingShare(
+  input: CauseInput,
+  name: string,
+  min: number,
+  full: number,
+  what: string,
+): { level: MetricNear; confidence: number; evidence: string[] } | null {
+  const st = levelNear(input, name);
+  if (st === null || st.nearRows === 0 || st.near < min || st.near < 1.5 * st.otherwise) return null;
+  const ratio = st.otherwise > 0 ? st.near / st.otherwise : Infinity;
+  const { confidence, evidence } = score([
+    { weight: 0.6, strength: clamp01(st.near / full), text: `${what} ${pctS(st.near)} of the CPUs in the ${st.nearRows} samples around the outliers (up to ${pctS(st.nearMax)})` },
+    { weight: 0.4, strength: ratio === Infinity ? 1 : clamp01(ratio - 1), text: `against ${pctS(st.otherwise)} in the other ${st.otherRows} samples` },
+  ]);
+  return { level: st, confidence, evidence };
+}
+
 /** CPU-pressure-like counters (us stalled per sample) as a fraction of the sample interval. */
 export function pressureFraction(input: CauseInput, name: string): { near: number; otherwise: number } | null {
   const m = input.metrics[name];

@@ -42,7 +42,7 @@ export function analyzeRun(dir: string, opts: { outlierUs?: number } = {}): Summ
         probes,
         self: probes?.self ?? readSelfMonitors(dir),
         events: readKernelEventsSync(dir),
-        describe: (idx) => describeSubset(c, idx, summary.outliers.thresholdUs, summary.latencyUs.total.p50, sysctls),
+        describe: (idx) => describeSubset(c, idx, summary.outliers.thresholdUs, summary.outliers.referenceUs ?? summary.latencyUs.total.p50, sysctls),
       });
   summary.causes = input === null ? [] : findCauses(input);
   if (input?.harness) summary.selfCheck = input.harness;
@@ -78,9 +78,23 @@ function describeOutliers(summary: Summary, c: TxnColumns, sysctls: Record<strin
       outliers[a++] = i;
     } else if (c.outcome[i] === OUTCOME_OK) normal[b++] = i;
   }
-  summary.outliers.modes = modesOf(latencies, summary.latencyUs.total.p50, sysctls);
+  const ref = referenceUs(c, normal.subarray(0, b), n);
+  summary.outliers.referenceUs = ref;
+  summary.outliers.modes = modesOf(latencies, ref, sysctls);
   summary.outliers.phases = phasesOf(c, outliers, normal.subarray(0, b));
   return outliers;
+}
+
+/**
+ * The latency an outlier's excess is measured from: the median of the normal
+ * (ok, under threshold) transactions. When (almost) every transaction is an
+ * outlier (a Nagle stall on each one, say) there is no normal latency to
+ * speak of, and the excess is the whole latency (reference 0).
+ */
+function referenceUs(c: TxnColumns, normal: Uint32Array, outliers: number): number {
+  if (normal.length < Math.max(20, 0.01 * (normal.length + outliers))) return 0;
+  const v = Float64Array.from(normal, (i) => totalUs(c, i)).sort();
+  return Math.round(v[v.length >> 1]);
 }
 
 function modesOf(latencies: Float64Array, p50: number, sysctls: Record<string, string>): Modes {

@@ -6,7 +6,9 @@ import { TOOL_VERSION } from '../lib/rundir.ts';
 import * as analyze from './analyze.ts';
 import * as exportCmd from './export.ts';
 import * as probe from './probe.ts';
+import * as restore from './restore.ts';
 import * as run from './run.ts';
+import * as scenarios from './scenarios.ts';
 
 // `sockspike export ... | head` closes the pipe early: that is not an error
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -21,7 +23,7 @@ const program = new Command('sockspike')
   .exitOverride()
   .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'sockspike: ')) });
 
-const commands: Array<{ register: (p: Command) => void }> = [run, analyze, exportCmd, probe];
+const commands: Array<{ register: (p: Command) => void }> = [run, scenarios, analyze, exportCmd, probe, restore];
 for (const c of commands) c.register(program);
 
 try {

@@ -51,6 +51,7 @@ const probeOnlyConfig = (intervalNs: number, durationNs: number | null, port: nu
   requestBytes: 0,
   responseBytes: 0,
   exchanges: 0,
+  serverExchanges: 0,
   thinkTimeNs: 0,
   connectTimeoutNs: 0,
   ioTimeoutNs: 0,
@@ -68,6 +69,11 @@ const probeOnlyConfig = (intervalNs: number, durationNs: number | null, port: nu
   probeIntervalNs: intervalNs,
   kernelStates: 'off',
   seed: 0,
+  netns: false,
+  sysctls: [],
+  hostSysctl: false,
+  faults: [],
+  scenario: null,
 });
 
 export function register(program: Command): void {

@@ -3,6 +3,8 @@ import { formatUs } from '../lib/duration.ts';
 import { shellJoin } from '../lib/shell.ts';
 import { DEFAULTS, resolveConfig, type RunOptions } from '../harness/config.ts';
 import { runWorkload } from '../harness/run.ts';
+import { scenarioNamed, SCENARIOS } from '../harness/scenarios.ts';
+import { UserError } from '../lib/errors.ts';
 import { writeReports } from '../reports/write-reports.ts';
 
 // sockspike run: one workload run into a run directory, with its report.
@@ -17,6 +19,7 @@ export function register(program: Command): void {
     .option('--request-bytes <q>', 'bytes the client writes per exchange', DEFAULTS.requestBytes)
     .option('--response-bytes <r>', 'bytes the server answers per exchange', DEFAULTS.responseBytes)
     .option('--exchanges <e>', 'request/response exchanges per transaction', DEFAULTS.exchanges)
+    .option('--server-exchanges <n>', 'the built-in server closes after N exchanges, even if the client sends more (default: --exchanges)')
     .option('--think-time <d>', 'closed loop: pause between a transaction and the next', DEFAULTS.thinkTime)
     .option('--rate <r>', 'open loop: start R transactions per second regardless of completions (default: none, a closed loop)')
     .addOption(new Option('--arrivals <kind>', 'open loop: spacing of starts').choices(['uniform', 'poisson']).default(DEFAULTS.arrivals))
@@ -39,12 +42,18 @@ export function register(program: Command): void {
         .default(DEFAULTS.kernelStates),
     )
     .option('--seed <n>', 'seed for poisson arrivals', DEFAULTS.seed)
+    .option('--netns', 'run server, client and network probes in a network namespace of the run\'s own (root)')
+    .option('--sysctl <key=value>', 'set a sysctl for the run, repeatable; per-namespace keys go into the run\'s namespace (implies --netns)', collect, [])
+    .option('--host-sysctl', 'allow --sysctl keys that are not per namespace to change the host (journalled, restored afterwards)')
+    .option('--fault <spec>', 'inject a fault, repeatable: syn-drop:P%, data-drop:P%, cpu-hog:N, accept-delay:D, each optionally @FROM-TO (e.g. syn-drop:5%@2s-6s)', collect, [])
+    .option('--scenario <name>', 'start from a named preset (see `sockspike scenarios`); other flags override it')
     .option('--out <dir>', 'run directory (default: runs/<timestamp>-<close>)')
     .option('--json', 'print summary.json on stdout instead of the short text summary')
     .option('--no-progress', 'no progress line, even on a terminal')
     .option('--no-probes', 'do not sample /proc or record kernel events (the workload alone)')
     .option('--redact', 'report.md without the host name or non-loopback addresses')
-    .action(async (o: RunOptions & { out?: string; json?: boolean; progress: boolean; probes: boolean; redact?: boolean }) => {
+    .action(async (o: RunOptions & { out?: string; json?: boolean; progress: boolean; probes: boolean; redact?: boolean }, cmd: Command) => {
+      if (o.scenario !== undefined) applyScenario(o, cmd);
       const config = resolveConfig(o);
       const args = process.argv.slice(2);
       const result = await runWorkload({
@@ -75,6 +84,21 @@ export function register(program: Command): void {
         process.exitCode = 1;
       }
     });
+}
+
+const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+/** A scenario's flags fill in every option the command line left at its default. */
+function applyScenario(o: RunOptions, cmd: Command): void {
+  const sc = scenarioNamed(o.scenario as string);
+  if (sc === undefined) throw new UserError(`--scenario: unknown scenario "${o.scenario}" (one of ${SCENARIOS.map((s) => s.name).join(', ')}; see sockspike scenarios)`);
+  const opts = o as unknown as Record<string, unknown>;
+  for (const [key, value] of Object.entries(sc.flags)) {
+    const given = cmd.getOptionValueSource(key) === 'cli';
+    // sysctls add up (the command line's win per key); faults given replace the scenario's
+    if (key === 'sysctl' && Array.isArray(value)) opts[key] = [...value, ...(o.sysctl ?? [])];
+    else if (!given) opts[key] = value;
+  }
 }
 
 /** The reproducing command leaves out where this run's files went. */

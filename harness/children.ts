@@ -15,10 +15,12 @@ export interface Child {
   send(m: ToChild): void;
 }
 
-export function startChild(role: string, entry: string, logPath: string, onMessage: (m: FromChild) => void): Child {
+/** With `netns`, the child runs inside that network namespace (ip netns exec keeps the IPC fd and the PID). */
+export function startChild(role: string, entry: string, logPath: string, onMessage: (m: FromChild) => void, netns: string | null = null): Child {
   const log = openSync(logPath, 'a');
+  const node = [`--import=${TSX}`];
   const proc = fork(fileURLToPath(new URL(entry, import.meta.url)), [], {
-    execArgv: [`--import=${TSX}`],
+    ...(netns === null ? { execArgv: node } : { execPath: 'ip', execArgv: ['netns', 'exec', netns, process.execPath, ...node] }),
     stdio: ['ignore', log, log, 'ipc'],
     serialization: 'json',
   });

@@ -2,6 +2,9 @@ import { isIP } from 'node:net';
 import { parseDurationNs } from '../lib/duration.ts';
 import { UserError } from '../lib/errors.ts';
 import { CLOSE_MODES, type CloseMode, type RunConfig } from '../lib/types.ts';
+import { needsNetns, parseFault } from './fault-spec.ts';
+import { requireRoot } from './netns.ts';
+import { mayBePerNetns, parseSysctl } from './sysctl-spec.ts';
 
 // From the command line's strings to a validated RunConfig. Every bound is
 // here, so a bad value fails before anything starts.
@@ -13,6 +16,7 @@ export interface RunOptions {
   requestBytes: string;
   responseBytes: string;
   exchanges: string;
+  serverExchanges?: string;
   thinkTime: string;
   host: string;
   port?: string;
@@ -31,6 +35,11 @@ export interface RunOptions {
   probeInterval: string;
   kernelStates: string;
   seed: string;
+  netns?: boolean;
+  sysctl?: string[];
+  hostSysctl?: boolean;
+  fault?: string[];
+  scenario?: string;
 }
 
 export const DEFAULTS = {
@@ -113,6 +122,7 @@ export function resolveConfig(o: RunOptions): RunConfig {
     requestBytes,
     responseBytes: int(o.responseBytes, '--response-bytes', 1, 64 << 20),
     exchanges: int(o.exchanges, '--exchanges', 1, 1000),
+    serverExchanges: o.serverExchanges === undefined ? int(o.exchanges, '--exchanges', 1, 1000) : int(o.serverExchanges, '--server-exchanges', 1, 1000),
     thinkTimeNs: duration(o.thinkTime, '--think-time', 'ms', 0, 3600e9),
     connectTimeoutNs: duration(o.connectTimeout, '--connect-timeout', 'ms', 1e6, MAX_TIMEOUT_NS),
     ioTimeoutNs: duration(o.ioTimeout, '--io-timeout', 'ms', 1e6, MAX_TIMEOUT_NS),
@@ -130,8 +140,31 @@ export function resolveConfig(o: RunOptions): RunConfig {
     probeIntervalNs: duration(o.probeInterval, '--probe-interval', 'ms', 10e6, 60e9),
     kernelStates: kernelStates(o.kernelStates),
     seed: int(o.seed, '--seed', 0, 2 ** 31),
+    netns: o.netns === true,
+    sysctls: lastPerKey((o.sysctl ?? []).map(parseSysctl)),
+    hostSysctl: o.hostSysctl === true,
+    faults: (o.fault ?? []).map(parseFault),
+    scenario: o.scenario ?? null,
   };
+  // per-namespace sysctls and packet faults live in the run's own namespace
+  if (cfg.sysctls.some((s) => mayBePerNetns(s.key)) || cfg.faults.some(needsNetns)) cfg.netns = true;
+  if (cfg.netns) requireRoot(o.netns === true ? '--netns' : cfg.sysctls.length > 0 ? '--sysctl' : '--fault');
+  else if (cfg.sysctls.length > 0) requireRoot('--sysctl');
+  if (cfg.faults.some((f) => f.kind === 'accept-delay') && cfg.acceptDelayNs > 0)
+    throw new UserError('--fault accept-delay and --accept-delay together: use one (the fault is --accept-delay in a window)');
+  if (cfg.faults.some((f) => f.kind === 'cpu-hog') && cfg.faults.filter((f) => f.kind === 'cpu-hog').length > 1)
+    throw new UserError('--fault cpu-hog: give it once, with the number of processes');
   return cfg;
+}
+
+/** A key given twice keeps its last value (scenario first, then the command line). */
+function lastPerKey(list: { key: string; value: string }[]): { key: string; value: string }[] {
+  const m = new Map<string, string>();
+  for (const s of list) {
+    m.delete(s.key);
+    m.set(s.key, s.value);
+  }
+  return [...m].map(([key, value]) => ({ key, value }));
 }
 
 function kernelStates(text: string): RunConfig['kernelStates'] {

@@ -19,7 +19,13 @@ export interface StopMessage {
   reason: string;
 }
 
-export type ToChild = StartMessage | StopMessage;
+/** A fault window: the built-in server's accept delay from now on. */
+export interface AcceptDelayMessage {
+  type: 'accept-delay';
+  ns: number;
+}
+
+export type ToChild = StartMessage | StopMessage | AcceptDelayMessage;
 
 export interface ListeningMessage {
   type: 'listening';

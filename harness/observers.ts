@@ -36,11 +36,13 @@ export class Observers {
     private readonly t0: bigint,
     private readonly intervalNs: number,
     private readonly kernelStates: StateEvents,
+    /** The run's network namespace: its TCP counters and sysctls are the ones to read. */
+    private readonly netns: string | null = null,
   ) {}
 
   /** The environment snapshot runs in the background while the workload starts. */
   snapshot(): void {
-    this.environment = snapshotEnvironment().then(
+    this.environment = snapshotEnvironment(this.netns === null ? {} : { netns: this.netns }).then(
       (env) => writeJson(join(this.dir, FILES.environment), env),
       (err: Error) => void this.skipped.push({ probe: 'environment', reason: err.message }),
     );
@@ -55,13 +57,14 @@ export class Observers {
         intervalNs: this.intervalNs,
         processes: [{ role: 'server', pid: server.pid }],
         listener: server.listener,
+        ...(this.netns === null ? {} : { netns: this.netns }),
       }).catch((err: Error) => {
         this.skipped.push({ probe: 'system probes', reason: err.message });
         return null;
       }),
       // state changes are off unless asked for: each one costs bpftrace
       // ~10 us of CPU, several per connection, which a busy run feels
-      startKernelEvents({ runDir: this.dir, t0: this.t0, ports: [port], states: this.kernelStates }).catch((err: Error) => ({
+      startKernelEvents({ runDir: this.dir, t0: this.t0, ports: [port], states: this.kernelStates, ...(this.netns === null ? {} : { netns: this.netns }) }).catch((err: Error) => ({
         skipped: err.message,
       })),
     ]);

@@ -12,6 +12,8 @@ import type { DoneMessage, FromChild, ListeningMessage } from './messages.ts';
 import { makeRunDir, writeManifest } from './run-dir.ts';
 import { Progress } from './progress.ts';
 import { Observers, type ObserverSummary } from './observers.ts';
+import { KernelSetup } from './kernel-setup.ts';
+import { FaultRunner } from './faults.ts';
 
 export interface RunRequest {
   config: RunConfig;
@@ -35,8 +37,34 @@ export interface RunResult {
 const LISTEN_TIMEOUT_MS = 20_000;
 
 export async function runWorkload(req: RunRequest): Promise<RunResult> {
+  const dir = makeRunDir(req.out, req.config.close);
+  const kernel = new KernelSetup(req.config, dir);
+  // a Ctrl-C while the namespace is being made still undoes it
+  let early: NodeJS.Signals | null = null;
+  const onEarly = (sig: NodeJS.Signals): void => void (early ??= sig);
+  process.on('SIGINT', onEarly);
+  process.on('SIGTERM', onEarly);
+  try {
+    await kernel.prepare();
+  } finally {
+    process.off('SIGINT', onEarly);
+    process.off('SIGTERM', onEarly);
+  }
+  if (early !== null) {
+    await kernel.teardown();
+    throw new UserError(`interrupted by ${early} before the workload started`, early === 'SIGTERM' ? 143 : 130);
+  }
+  try {
+    return await runIn(req, dir, kernel);
+  } finally {
+    const problems = await kernel.teardown();
+    for (const p of problems) process.stderr.write(`sockspike: ${p}\n`);
+  }
+}
+
+async function runIn(req: RunRequest, dir: string, kernel: KernelSetup): Promise<RunResult> {
   const cfg = req.config;
-  const dir = makeRunDir(req.out, cfg.close);
+  const netns = kernel.netns;
   const t0 = monoNs();
   const manifest = newManifest({
     argv: req.argv,
@@ -45,11 +73,12 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
     config: cfg,
     files: { transactions: [FILES.transactions], server: [FILES.server] },
   });
+  manifest.kernel = { netns, sysctls: kernel.sysctls, faults: cfg.faults.map((f) => ({ ...f, startNs: null, stopNs: null, detail: [] })) };
   writeManifest(dir, manifest);
   writeFileSync(join(dir, FILES.command), req.reproduce + '\n');
 
   const progress = new Progress(req.progress);
-  const observers = new Observers(dir, t0, cfg.probeIntervalNs, cfg.kernelStates);
+  const observers = new Observers(dir, t0, cfg.probeIntervalNs, cfg.kernelStates, netns);
   observers.snapshot();
   let observed: ObserverSummary | null = null;
   let stopReason: string | null = null;
@@ -58,6 +87,7 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
   let done: DoneMessage | null = null;
   let listening: ListeningMessage | null = null;
   let serverFailure: string | null = null;
+  let faults: FaultRunner | null = null;
   let wake: () => void = () => {};
   const changed = (): void => wake();
 
@@ -65,7 +95,7 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
     if (m.type === 'listening') listening = m;
     else if (m.type === 'failed') serverFailure = m.message;
     changed();
-  });
+  }, netns);
   manifest.processes.push({ role: 'server', pid: server.proc.pid ?? -1, exit: null });
   writeManifest(dir, manifest);
 
@@ -129,11 +159,25 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
       if (m.type === 'progress') progress.update(m);
       else if (m.type === 'done') done = m;
       changed();
-    });
+    }, netns);
     manifest.processes.push({ role: 'client', pid: client.proc.pid ?? -1, exit: null });
     writeManifest(dir, manifest);
     observers.addProcess('client', client.proc.pid ?? -1);
+    if (cfg.faults.length > 0) {
+      faults = new FaultRunner(cfg.faults, {
+        t0,
+        netns,
+        port: ready.port,
+        baseAcceptDelayNs: cfg.acceptDelayNs,
+        setAcceptDelay: (ns) => server.send({ type: 'accept-delay', ns }),
+        started: (role, pid) => {
+          manifest.processes.push({ role, pid, exit: null });
+          observers.addProcess(role, pid);
+        },
+      });
+    }
     client.send({ type: 'start', config: cfg, t0: t0.toString(), runDir: dir, file: FILES.transactions, progress: req.progress });
+    faults?.begin();
     if (stopReason !== null) client.send({ type: 'stop', reason: stopReason });
     const clientExit = await client.exited;
     setExit(manifest, 'client', exitText(clientExit));
@@ -142,6 +186,7 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
       status = 'failed';
     }
   } finally {
+    if (faults !== null) manifest.kernel.faults = await faults.end();
     observed = await observers.stop();
     server.send({ type: 'stop', reason: stopReason ?? 'done' });
     await endChild(server, 5000);

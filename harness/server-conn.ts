@@ -49,6 +49,7 @@ export class ServerConn {
   private onData(chunk: Buffer): void {
     const q = this.host.config.requestBytes;
     this.bytesIn += chunk.length;
+    if (this.exchanges >= this.host.config.serverExchanges) return; // --server-exchanges: no more answers
     let off = 0;
     while (off < chunk.length) {
       const take = Math.min(q - this.got, chunk.length - off);
@@ -77,6 +78,11 @@ export class ServerConn {
     if (cfg.close === 'server-fin' && this.exchanges === cfg.exchanges) {
       this.outcome = OUTCOME_OK;
       s.end(); // FIN first from this side: TIME_WAIT lands on the server
+    } else if (this.exchanges === cfg.serverExchanges && cfg.serverExchanges < cfg.exchanges) {
+      // --server-exchanges: done before the client is; its next request meets a closed (or reset) socket
+      this.outcome = OUTCOME_OK;
+      if (cfg.close === 'server-rst') this.close(true);
+      else s.end();
     }
   }
 

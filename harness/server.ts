@@ -27,12 +27,15 @@ class BuiltinServer implements ConnHost {
   private listenFd = -1;
   private stopping = false;
   private readonly notes: string[] = [];
+  /** Changed by an accept-delay fault's window. */
+  acceptDelayNs: number;
 
   constructor(m: StartMessage) {
     this.config = m.config;
     this.now = runClock(BigInt(m.t0));
     this.recorder = new RecordFile(join(m.runDir, m.file), SRV_MAGIC, SRV.size, m.config.exchanges);
     this.pattern = patternBuffer(Math.max(m.config.responseBytes, m.config.requestBytes));
+    this.acceptDelayNs = m.config.acceptDelayNs;
   }
 
   closed(c: ServerConn): void {
@@ -47,7 +50,8 @@ class BuiltinServer implements ConnHost {
 
   async listen(): Promise<{ port: number; fd: number }> {
     const cfg = this.config;
-    if (cfg.acceptDelayNs > 0) return this.listenSlow();
+    // an accept-delay fault needs our own accept loop from the start
+    if (cfg.acceptDelayNs > 0 || cfg.faults.some((f) => f.kind === 'accept-delay')) return this.listenSlow();
     const server = (this.server = createServer({ noDelay: cfg.nodelay }, (s) => this.serve(s)));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -87,7 +91,7 @@ class BuiltinServer implements ConnHost {
   private async acceptLoop(fd: number): Promise<void> {
     const n = native!;
     while (!this.stopping) {
-      await sleep(this.config.acceptDelayNs / 1e6);
+      if (this.acceptDelayNs > 0) await sleep(this.acceptDelayNs / 1e6);
       let c = n.accept(fd);
       while (c === EAGAIN && !this.stopping) {
         await new Promise<void>((resolve) => {
@@ -151,5 +155,6 @@ process.on('message', (m: ToChild) => {
         void stop().then(() => process.disconnect());
       },
     );
-  } else if (m.type === 'stop') void stop().then(() => process.disconnect());
+  } else if (m.type === 'accept-delay' && server !== null) server.acceptDelayNs = m.ns;
+  else if (m.type === 'stop') void stop().then(() => process.disconnect());
 });

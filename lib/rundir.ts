@@ -1,5 +1,5 @@
 import { renameSync, writeFileSync } from 'node:fs';
-import type { RunConfig, RunStatus } from './types.ts';
+import type { FaultRecord, RunConfig, RunStatus, SysctlRecord } from './types.ts';
 
 // The run directory: everything about one run, enough to rebuild the
 // report on another machine. Format documented in docs/run-directory.md.
@@ -64,6 +64,13 @@ export interface RunManifest {
   };
   /** What the run could not do here (addon missing, ...), one line each. */
   notes: string[];
+  /** The kernel side of an experiment: namespace, changed sysctls, injected faults. */
+  kernel?: {
+    /** The run's own network namespace (null: the host's). */
+    netns: string | null;
+    sysctls: SysctlRecord[];
+    faults: FaultRecord[];
+  };
 }
 
 /** Write a JSON file atomically, so a reader never sees half of it. */

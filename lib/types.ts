@@ -16,6 +16,8 @@ export interface RunConfig {
   requestBytes: number;
   responseBytes: number;
   exchanges: number;
+  /** The built-in server closes after this many exchanges (a server that answers fewer than the client sends). */
+  serverExchanges: number;
   thinkTimeNs: number;
   connectTimeoutNs: number;
   ioTimeoutNs: number;
@@ -39,6 +41,49 @@ export interface RunConfig {
   /** Kernel events: which inet_sock_set_state transitions to record. */
   kernelStates: 'off' | 'handshake' | 'all';
   seed: number;
+  /** Run server, client and network probes in a network namespace of the run's own. */
+  netns: boolean;
+  /** --sysctl KEY=VALUE, in the order given (where each went: run.json `kernel`). */
+  sysctls: { key: string; value: string }[];
+  /** Host-wide sysctls may be changed (journalled and restored). */
+  hostSysctl: boolean;
+  /** Injected faults, each in an optional window of the workload's time. */
+  faults: FaultSpec[];
+  /** The named preset this run started from (null: none). */
+  scenario: string | null;
+}
+
+export const FAULT_KINDS = ['syn-drop', 'data-drop', 'cpu-hog', 'accept-delay'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** One --fault: what, how much, and when (ns after the workload's start). */
+export interface FaultSpec {
+  /** As typed, e.g. "syn-drop:5%@2s-6s". */
+  text: string;
+  kind: FaultKind;
+  /** syn-drop, data-drop: percent of segments; cpu-hog: processes; accept-delay: ns. */
+  amount: number;
+  fromNs: number;
+  /** null: until the workload ends. */
+  toNs: number | null;
+}
+
+/** What a fault actually did, for run.json: when it was on, in ns since t0. */
+export interface FaultRecord extends FaultSpec {
+  startNs: number | null;
+  stopNs: number | null;
+  /** Segments dropped (nft counters), processes started, ... one line each. */
+  detail: string[];
+}
+
+/** A sysctl the run changed, where, and what it was. */
+export interface SysctlRecord {
+  key: string;
+  value: string;
+  scope: 'netns' | 'host';
+  before: string;
+  /** As read back after writing (the kernel may normalise it). */
+  after: string;
 }
 
 /**
@@ -143,6 +188,8 @@ export interface Summary {
     how: string;
     count: number;
     rate: number;
+    /** The latency outliers' excess is measured from: median of the normal transactions (0: nearly all are outliers). */
+    referenceUs?: number;
     /** Clusters of outlier latency, named after the kernel timer they match (null: none). */
     modes?: { label: string; count: number; share: number; minUs: number; medianUs: number; maxUs: number; timer: string | null }[];
     /** Which phase holds the outliers' excess time. */
@@ -181,7 +228,7 @@ export interface Summary {
    */
   causes?: { id: string; confidence: number; summary: string; evidence: string[]; tryNext: string[] }[];
   /** Outliers that coincide with stalls of sockspike's own processes (absent: no self-monitor files). */
-  selfCheck?: { outliers: number; stalled: number; byLoopDelay: number; byGc: number; monitors: number; worstMs: number; examples: string[] };
+  selfCheck?: { outliers: number; stalled: number; byLoopDelay: number; byGc: number; starved?: number; monitors: number; worstMs: number; examples: string[] };
   probes?: { skipped: { probe: string; reason: string }[] } & Record<string, unknown>;
 }
 

@@ -78,7 +78,7 @@ test('windows from transactions: actual start = intended + late, end = start + e
   t.is(within.lastIndexOf(1), 44);
 });
 
-test('windows: 1e6 outliers over 3e4 rows in well under a second', (t) => {
+test('windows: 1e6 outliers over 3e4 rows are all covered (speed: npm run bench)', (t) => {
   const rows = 30_000;
   const probes = { rows, t: Float64Array.from({ length: rows }, (_, i) => (i + 1) * INTERVAL), dt: new Float64Array(rows).fill(INTERVAL) };
   const n = 1_000_000;
@@ -93,7 +93,6 @@ test('windows: 1e6 outliers over 3e4 rows in well under a second', (t) => {
   const w = markWindows(probes, start, end);
   const ms = performance.now() - t0;
   t.log(`markWindows: 1e6 windows over 3e4 rows in ${ms.toFixed(0)} ms`);
-  t.true(ms < 1000);
   t.is(w.uncovered, 0);
 });
 
@@ -219,7 +218,6 @@ test('performance: 400 columns x 3e4 rows', (t) => {
   const ms = performance.now() - t0;
   t.log(`compareSystemState: 400 columns x 3e4 rows in ${ms.toFixed(0)} ms`);
   t.is(m.length, 400);
-  t.true(ms < 5000);
 });
 
 test('a real run with listen-queue overflow: the overflow counters rank at the top', (t) => {

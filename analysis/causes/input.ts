@@ -8,6 +8,7 @@ import { joinKernelEvents } from '../join-kernel.ts';
 import { joinServer } from '../join-server.ts';
 import type { ServerColumns, TxnColumns } from '../read-run.ts';
 import { outlierWindows, rowsWithin, workloadSpan } from '../windows.ts';
+import { cpuContention } from './contention.ts';
 import { selfCheck } from './self-check.ts';
 import type { CauseInput, MetricNear, Modes, Phases } from './types.ts';
 
@@ -80,8 +81,9 @@ export interface InputSources {
 
 export function buildCauseInput(src: InputSources): CauseInput {
   const { c, summary } = src;
-  const p50 = summary.latencyUs.total.p50;
-  const check = src.self.length > 0 ? selfCheck(src.self, c, src.outliers, p50) : null;
+  const p50 = summary.outliers.referenceUs ?? summary.latencyUs.total.p50;
+  const starved = src.probes === null ? undefined : cpuContention(src.probes);
+  const check = src.self.length > 0 ? selfCheck(src.self, c, src.outliers, p50, starved) : null;
   let kept = src.outliers;
   if (check !== null && check.check.stalled > 0) {
     kept = new Uint32Array(src.outliers.length - check.check.stalled);

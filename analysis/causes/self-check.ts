@@ -1,5 +1,6 @@
 import type { SelfMonitorData } from '../../probes/read.ts';
 import type { TxnColumns } from '../read-run.ts';
+import type { Contention } from './contention.ts';
 import type { HarnessCheck } from './types.ts';
 
 // Self-check: which outliers coincide with a stall of the harness itself
@@ -11,6 +12,9 @@ import type { HarnessCheck } from './types.ts';
 //     least STALL_SHARE x E (the loop could not run the callbacks that time
 //     the transaction), or
 //   - a GC pause overlapping it lasts at least STALL_SHARE x E.
+// An event-loop stall while other processes held the CPUs (contention.ts)
+// is not the harness's doing: it is counted as `starved` and left to the
+// system's causes. GC pauses are always the harness's own.
 // There is one client process, so the transaction's client is the one whose
 // role starts with "client" (every one, when there are several).
 //
@@ -35,11 +39,13 @@ export function selfCheck(
   c: Pick<TxnColumns, 'intendedNs' | 'lateUs' | 'endUs' | 'connectUs'>,
   outliers: ArrayLike<number>,
   medianUs: number,
+  contended?: Contention,
 ): { stalled: Uint8Array; check: HarnessCheck } {
   const mons = monitors.filter((m) => m.role.startsWith('client') || m.role.startsWith('server'));
   const stalled = new Uint8Array(outliers.length);
   let byLoop = 0;
   let byGc = 0;
+  let starved = 0;
   let worstNs = 0;
   const examples: string[] = [];
   // GC pauses sorted by end, per monitor
@@ -60,12 +66,17 @@ export function selfCheck(
     const excessNs = Math.max(0, (late + endUs - medianUs) * 1000);
     const need = STALL_SHARE * excessNs;
     let found: { ns: number; what: string } | null = null;
+    let wasStarved = false;
     for (let q = 0; q < mons.length && found === null; q++) {
       const m = mons[q];
       // event-loop delay intervals (t - dt, t] overlapping [s, e]
       for (let r = firstEnding(m.eld.t, s); r < m.eld.t.length && m.eld.t[r] - m.eld.dt[r] <= e; r++) {
         const mx = m.eld.max[r];
         if (Number.isFinite(mx) && mx >= need && mx > 0) {
+          if (contended !== undefined && contended(m.eld.t[r] - m.eld.dt[r], m.eld.t[r])) {
+            wasStarved = true;
+            continue;
+          }
           found = { ns: mx, what: `${m.role} event loop stalled ${(mx / 1e6).toFixed(1)} ms around ${(m.eld.t[r] / 1e9).toFixed(2)} s` };
           byLoop++;
           break;
@@ -82,6 +93,7 @@ export function selfCheck(
         }
       }
     }
+    if (found === null && wasStarved) starved++;
     if (found !== null) {
       stalled[k] = 1;
       if (found.ns > worstNs) worstNs = found.ns;
@@ -90,6 +102,6 @@ export function selfCheck(
   }
   return {
     stalled,
-    check: { outliers: outliers.length, stalled: byLoop + byGc, byLoopDelay: byLoop, byGc, monitors: mons.length, worstMs: Math.round(worstNs / 1e4) / 100, examples },
+    check: { outliers: outliers.length, stalled: byLoop + byGc, byLoopDelay: byLoop, byGc, starved, monitors: mons.length, worstMs: Math.round(worstNs / 1e4) / 100, examples },
   };
 }

@@ -49,6 +49,8 @@ export interface HarnessCheck {
   stalled: number;
   byLoopDelay: number;
   byGc: number;
+  /** Outliers whose event-loop stall came while other processes held the CPUs (not counted in stalled). */
+  starved?: number;
   /** Self-monitor files read (0: no self-check possible). */
   monitors: number;
   /** Largest stall found overlapping an outlier, ms. */

@@ -1,0 +1,92 @@
+// Named presets for `sockspike run --scenario NAME`: the reported case, one
+// reproduction per catalogue cause that one machine can show, and a clean
+// baseline. Values are run flags (commander's camelCase keys); flags given on
+// the command line win. Each runs in a namespace of its own, so the host's
+// TIME_WAIT and sysctls neither help nor spoil it.
+
+export interface Scenario {
+  name: string;
+  /** The catalogue cause it reproduces (null: none, the clean baseline). */
+  cause: string | null;
+  description: string;
+  flags: Record<string, string | boolean | string[]>;
+}
+
+export const SCENARIOS: Scenario[] = [
+  {
+    name: 'reported-case',
+    cause: 'accept-queue-overflow',
+    description:
+      'The reported case: one client, 3000-byte request echoed in two exchanges, server listener with SO_LINGER {1,0} and backlog 1, connection per transaction. ' +
+      'On a current kernel one closed-loop client rarely fills even that queue; add --concurrency 4 to see the overflow',
+    flags: {
+      netns: true,
+      concurrency: '1',
+      requestBytes: '3000',
+      responseBytes: '3000',
+      exchanges: '2',
+      close: 'server-rst',
+      backlog: '1',
+      outlier: '100ms',
+      duration: '30s',
+    },
+  },
+  {
+    name: 'accept-queue-overflow',
+    cause: 'accept-queue-overflow',
+    description: 'Backlog 1 and a slow accept loop under 4 clients: SYNs dropped on a full accept queue, connect() waits for the SYN retransmission (1 s)',
+    flags: { netns: true, concurrency: '4', backlog: '1', acceptDelay: '1ms', close: 'server-rst', outlier: '100ms', duration: '6s' },
+  },
+  {
+    name: 'syn-loss',
+    cause: 'syn-loss',
+    description: '5 % of SYNs toward the server dropped (nftables): connect() waits for the SYN retransmission, with the accept queue far from full',
+    flags: { netns: true, concurrency: '2', fault: ['syn-drop:5%'], outlier: '100ms', duration: '6s' },
+  },
+  {
+    name: 'data-retransmit',
+    cause: 'data-retransmit',
+    description: '2 % of data segments toward the server dropped (nftables): exchanges wait for the retransmission timeout (>= 200 ms)',
+    flags: { netns: true, concurrency: '2', fault: ['data-drop:2%'], outlier: '100ms', duration: '6s' },
+  },
+  {
+    name: 'nagle-delayed-ack',
+    cause: 'nagle-delayed-ack',
+    description: 'Each request written in two writes with Nagle on: the second write waits for the ACK the server delays (40 ms)',
+    flags: { netns: true, concurrency: '1', splitWrites: '2', nodelay: 'off', close: 'client-fin', outlier: '20ms', duration: '5s' },
+  },
+  {
+    name: 'port-exhaustion',
+    cause: 'port-exhaustion',
+    description: 'Client-first close with tcp_tw_reuse=0 and 200 local ports: TIME_WAIT holds every port, connect() fails with EADDRNOTAVAIL',
+    flags: {
+      netns: true,
+      concurrency: '4',
+      close: 'client-fin',
+      sysctl: ['net.ipv4.tcp_tw_reuse=0', 'net.ipv4.ip_local_port_range=40000 40199'],
+      outlier: '100ms',
+      duration: '4s',
+    },
+  },
+  {
+    name: 'abortive-close',
+    cause: 'abortive-close-reset',
+    description:
+      'A server that answers one exchange and closes with SO_LINGER {1,0} while the client still has a second request to send: the reset meets it (ECONNRESET)',
+    flags: { netns: true, concurrency: '2', close: 'server-rst', exchanges: '2', serverExchanges: '1', outlier: '100ms', duration: '4s' },
+  },
+  {
+    name: 'cpu-saturation',
+    cause: 'cpu-saturation',
+    description: 'Busy processes, two per CPU, competing with client and server from the 2nd second on',
+    flags: { netns: true, concurrency: '4', fault: ['cpu-hog:4@2s'], outlier: '20ms', duration: '6s' },
+  },
+  {
+    name: 'clean',
+    cause: null,
+    description: 'A clean baseline: one client, default workload, nothing injected; a 100 ms outlier threshold',
+    flags: { netns: true, concurrency: '1', outlier: '100ms', duration: '5s' },
+  },
+];
+
+export const scenarioNamed = (name: string): Scenario | undefined => SCENARIOS.find((s) => s.name === name);

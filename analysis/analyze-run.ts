@@ -11,6 +11,7 @@ import { analyzeSystemState } from './system-state.ts';
 import { outlierWindows, rowsWithin, workloadSpan } from './windows.ts';
 import { readProbes, readSelfMonitors, type ProbeData } from '../probes/read.ts';
 import { findCauses } from './causes/index.ts';
+import { checkFaults } from './fault-match.ts';
 import { buildCauseInput, readKernelEventsSync } from './causes/input.ts';
 import type { Modes, Phases } from './causes/types.ts';
 import { META_FILE, PROBES_DIR } from '../probes/format.ts';
@@ -46,6 +47,8 @@ export function analyzeRun(dir: string, opts: { outlierUs?: number } = {}): Summ
       });
   summary.causes = input === null ? [] : findCauses(input);
   if (input?.harness) summary.selfCheck = input.harness;
+  const faults = m.kernel?.faults ?? [];
+  if (faults.length > 0) summary.faults = checkFaults(faults, summary, c, outliers);
   writeJson(join(dir, FILES.summary), summary);
   return summary;
 }

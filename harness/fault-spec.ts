@@ -37,11 +37,3 @@ function amountOf(kind: FaultKind, v: string, text: string): number {
 
 /** Faults that act on packets live in the run's namespace (nftables). */
 export const needsNetns = (f: FaultSpec): boolean => f.kind === 'syn-drop' || f.kind === 'data-drop';
-
-/** The catalogue cause each fault should produce: how a user learns to trust the diagnosis. */
-export const EXPECTED_CAUSE: Record<FaultKind, string> = {
-  'syn-drop': 'syn-loss',
-  'data-drop': 'data-retransmit',
-  'cpu-hog': 'cpu-saturation',
-  'accept-delay': 'accept-queue-overflow',
-};

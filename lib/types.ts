@@ -56,6 +56,14 @@ export interface RunConfig {
 export const FAULT_KINDS = ['syn-drop', 'data-drop', 'cpu-hog', 'accept-delay'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
+/** The catalogue cause each fault should show as: how a user learns to trust the diagnosis. */
+export const EXPECTED_CAUSE: Record<FaultKind, string> = {
+  'syn-drop': 'syn-loss',
+  'data-drop': 'data-retransmit',
+  'cpu-hog': 'cpu-saturation',
+  'accept-delay': 'accept-queue-overflow',
+};
+
 /** One --fault: what, how much, and when (ns after the workload's start). */
 export interface FaultSpec {
   /** As typed, e.g. "syn-drop:5%@2s-6s". */
@@ -227,6 +235,20 @@ export interface Summary {
    * fits (or nothing unusual happened). ids are stable: see analysis/causes/.
    */
   causes?: { id: string; confidence: number; summary: string; evidence: string[]; tryNext: string[] }[];
+  /** Each injected fault against the diagnosis (absent: no faults). */
+  faults?: {
+    text: string;
+    kind: FaultKind;
+    expectedCause: string;
+    /** When it was on, s since t0 (null: never switched on). */
+    onS: [number, number] | null;
+    outliersWhileOn: number;
+    outliers: number;
+    /** Where the expected cause ranks in causes (1: first; null: absent). */
+    rank: number | null;
+    matched: boolean;
+    verdict: string;
+  }[];
   /** Outliers that coincide with stalls of sockspike's own processes (absent: no self-monitor files). */
   selfCheck?: { outliers: number; stalled: number; byLoopDelay: number; byGc: number; starved?: number; monitors: number; worstMs: number; examples: string[] };
   probes?: { skipped: { probe: string; reason: string }[] } & Record<string, unknown>;

@@ -10,6 +10,7 @@ import { joinServer } from '../analysis/join-server.ts';
 import { totalUs } from '../analysis/summarize.ts';
 import { code, int, pct, table } from './markdown.ts';
 import { renderProbeSection } from './probe-section.ts';
+import { kernelSection } from './kernel-section.ts';
 import { redactText } from './redact.ts';
 import { TIMELINE_FILE } from './timeline-chart.ts';
 import { LATENCY_FILE } from './latency-chart.ts';
@@ -79,6 +80,8 @@ export function renderReport(
   if (s.outliers.count > 0 && s.outliers.modes !== undefined) out.push('## Outliers: modes and phases', '', outlierShape(s), '');
   const likely = likelyCause(s);
   if (likely !== null) out.push('## Likely cause', '', likely, '');
+  const kernel = kernelSection(m, s);
+  if (kernel !== null) out.push('## Namespace, sysctls and injected faults', '', kernel, '');
   if (s.systemState !== undefined) out.push('## System state around the outliers', '', systemStateSection(s.systemState), '');
   out.push('## Slowest transactions', '', slowest(c, m, accepted), '');
   if (s.openLoop !== null) out.push('## Open-loop schedule', '', openLoop(s), '');
@@ -101,6 +104,7 @@ function verdict(m: RunManifest, s: Summary): string {
     lines.push(`**${int(t.unrecorded)} transactions the client counted are missing from the records**: the figures below undercount.`, '');
   const cause = causeLine(s);
   if (cause !== null) lines.push(cause, '');
+  for (const f of s.faults ?? []) lines.push(`**Injected fault:** ${f.verdict}`, '');
   const okRate = t.attempted > 0 ? t.ok / t.attempted : 0;
   lines.push(
     `**${int(t.attempted)} transactions in ${s.durationS.toFixed(1)} s** (${s.throughput.tps.toFixed(0)}/s, ${s.throughput.mibps.toFixed(2)} MiB/s); ` +

@@ -89,6 +89,8 @@ export interface TimelineInput {
   /** Total latency above which a transaction is an outlier (summary.json outliers.thresholdUs); Infinity: none. */
   thresholdUs: number;
   probes?: ProbeData | null;
+  /** Injected faults' actual windows, s since t0 (drawn as bands). */
+  faults?: { label: string; from: number; to: number }[];
 }
 
 export interface TimelineSpec {
@@ -336,6 +338,7 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
     const d = input.probes!;
     hi = Math.max(hi, d.t[d.rows - 1] / 1e9);
   }
+  for (const f of input.faults ?? []) hi = Math.max(hi, f.from);
   lo = Math.min(0, Math.floor(lo * 10) / 10);
   hi = Math.ceil(hi * 10) / 10;
   if (!(hi > lo)) hi = lo + 1;
@@ -350,6 +353,20 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
     lat.outlierStarts.length === 0
       ? []
       : [{ data: { name: 'outlierStarts' }, mark: { type: 'rule', color: '#e4572e', opacity: 0.18, strokeWidth: 1 }, encoding: { x: { field: 't', type: 'quantitative' } } }];
+  // injected faults: a shaded band over the time each was on, labelled in the latency panel
+  const faultBands = (labelled: boolean): object[] =>
+    (input.faults ?? []).length === 0
+      ? []
+      : [
+          {
+            data: { name: 'faults' },
+            mark: { type: 'rect', color: '#f2b134', opacity: 0.16 },
+            encoding: { x: { field: 'from', type: 'quantitative' }, x2: { field: 'to' } },
+          },
+          ...(labelled
+            ? [{ data: { name: 'faults' }, mark: { type: 'text', align: 'left', baseline: 'top', dx: 3, dy: 3, fontSize: 10, color: '#9a6a00' }, encoding: { x: { field: 'from', type: 'quantitative' }, y: { value: 0 }, text: { field: 'label' } } }]
+            : []),
+        ];
   const panels: object[] = [];
   const lastTitle = (i: number, count: number): string | null => (i === count - 1 ? AXIS.time : null);
   const count =
@@ -364,6 +381,7 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
     width: WIDTH,
     height: LAT_HEIGHT,
     layer: [
+      ...faultBands(true),
       ...rules(),
       {
         data: { name: 'points' },
@@ -388,6 +406,7 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
   const datasets: Record<string, object[]> = {
     points: lat.points.map((p) => ({ t: p.t, ms: p.ms, kind: p.kind, rank: KINDS.indexOf(p.kind) })),
     outlierStarts: lat.outlierStarts.map((t) => ({ t })),
+    faults: (input.faults ?? []).map((f) => ({ ...f, to: Math.min(f.to, hi) })),
   };
   if (probes && probes.cpu.length > 0) {
     const states = CPU_STATES.map(([, s]) => s).filter((s) => probes.cpu.some((r) => r.state === s));
@@ -397,6 +416,7 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
       width: WIDTH,
       height: PANEL_HEIGHT,
       layer: [
+        ...faultBands(false),
         {
           data: { name: 'cpu' },
           mark: { type: 'area', interpolate: 'step-after', opacity: 0.85, clip: true },
@@ -543,7 +563,10 @@ export async function writeTimelineChart(runDir: string): Promise<string | null>
   const txn = readTransactions(runDir, manifest);
   if (txn.n === 0) return null;
   const probes = existsSync(join(runDir, PROBES_DIR, META_FILE)) ? readProbes(runDir) : null;
-  const built = buildTimelineSpec({ txn, thresholdUs: thresholdOf(runDir), probes });
+  const faults = (manifest.kernel?.faults ?? [])
+    .filter((f) => f.startNs !== null)
+    .map((f) => ({ label: `fault ${f.text}`, from: (f.startNs as number) / 1e9, to: (f.stopNs ?? manifest.endNs ?? f.startNs as number) / 1e9 }));
+  const built = buildTimelineSpec({ txn, thresholdUs: thresholdOf(runDir), probes, faults });
   if (!built) return null;
   const svg = await renderSvg(built.spec);
   writeFileSync(join(runDir, TIMELINE_FILE), svg);

@@ -253,5 +253,7 @@ process.on('message', (m: ToChild) => {
       process.send?.(done, () => process.disconnect());
     });
     c.start();
+    // the workload's time starts now: fault windows are measured from here
+    process.send?.({ type: 'started' });
   } else if (m.type === 'stop') client?.stop();
 });

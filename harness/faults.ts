@@ -3,6 +3,9 @@ import { monoNs } from '../lib/clock.ts';
 import { formatNs } from '../lib/duration.ts';
 import type { FaultRecord, FaultSpec } from '../lib/types.ts';
 import { inNetns } from './netns.ts';
+import { systemBinary } from '../lib/system-binary.ts';
+
+const NFT = systemBinary('nft');
 
 // Injected faults, each switched on and off at its window's edges (times
 // after the workload's start) and recorded with when that really happened:
@@ -106,7 +109,7 @@ export class FaultRunner {
     if (f.kind === 'syn-drop' || f.kind === 'data-drop') {
       const ns = this.ctx.netns;
       if (ns === null) throw new Error(`${f.kind} needs the run's network namespace`);
-      const r = await inNetns(ns, 'nft', ['-f', '-'], nftTable(tableName(a.index), f, this.ctx.port));
+      const r = await inNetns(ns, NFT, ['-f', '-'], nftTable(tableName(a.index), f, this.ctx.port));
       if (!r.ok) throw new Error(`nft: ${r.err}`);
     } else if (f.kind === 'cpu-hog') {
       for (let i = 0; i < f.amount; i++) {
@@ -124,10 +127,11 @@ export class FaultRunner {
     if (f.kind === 'syn-drop' || f.kind === 'data-drop') {
       const ns = this.ctx.netns as string;
       const table = tableName(a.index);
-      const list = await inNetns(ns, 'nft', ['list', 'table', 'inet', table]);
+      const list = await inNetns(ns, NFT, ['list', 'table', 'inet', table]);
       const m = /counter packets (\d+) bytes (\d+) drop/.exec(list.out);
       if (m !== null) a.rec.detail.push(`${m[1]} ${f.kind === 'syn-drop' ? 'SYNs' : 'data segments'} dropped (nft counter)`);
-      const del = await inNetns(ns, 'nft', ['delete', 'table', 'inet', table]);
+      else a.rec.detail.push(`drop counter not read (nft list: ${list.ok ? list.out.trim().split('\n').slice(0, 3).join(' ') : list.err})`);
+      const del = await inNetns(ns, NFT, ['delete', 'table', 'inet', table]);
       if (!del.ok) throw new Error(`nft: ${del.err}`);
     } else if (f.kind === 'cpu-hog') {
       await Promise.all(a.hogs.map((p) => stopProcess(p)));

@@ -66,4 +66,9 @@ export interface FailedMessage {
   code?: string;
 }
 
-export type FromChild = ListeningMessage | ProgressMessage | DoneMessage | FailedMessage;
+/** The client began its first transactions. */
+export interface StartedMessage {
+  type: 'started';
+}
+
+export type FromChild = ListeningMessage | ProgressMessage | DoneMessage | FailedMessage | StartedMessage;

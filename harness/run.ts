@@ -158,6 +158,7 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup): Promise
     client = startChild('client', './client.ts', join(dir, FILES.clientLog), (m: FromChild) => {
       if (m.type === 'progress') progress.update(m);
       else if (m.type === 'done') done = m;
+      else if (m.type === 'started') faults?.begin();
       changed();
     }, netns);
     manifest.processes.push({ role: 'client', pid: client.proc.pid ?? -1, exit: null });
@@ -177,7 +178,6 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup): Promise
       });
     }
     client.send({ type: 'start', config: cfg, t0: t0.toString(), runDir: dir, file: FILES.transactions, progress: req.progress });
-    faults?.begin();
     if (stopReason !== null) client.send({ type: 'stop', reason: stopReason });
     const clientExit = await client.exited;
     setExit(manifest, 'client', exitText(clientExit));

@@ -1,0 +1,42 @@
+// The host state a kernel experiment must leave as it found it: the run's
+// namespaces (sspk-*), the host's nftables ruleset and the sysctls the tests
+// touch.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { systemBinary } from '../../lib/system-binary.ts';
+
+export const WATCHED_SYSCTLS = [
+  'net/ipv4/tcp_tw_reuse',
+  'net/ipv4/ip_local_port_range',
+  'net/core/somaxconn',
+  'net/core/netdev_max_backlog',
+  'net/ipv4/tcp_abort_on_overflow',
+];
+
+export interface HostState {
+  namespaces: string[];
+  nft: string;
+  sysctls: Record<string, string>;
+}
+
+export function hostState(): HostState {
+  const ns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  const nft = spawnSync(systemBinary('nft'), ['list', 'ruleset'], { encoding: 'utf8' });
+  return {
+    namespaces: (ns.stdout ?? '')
+      .split('\n')
+      .map((l) => l.split(' ')[0])
+      .filter((n) => n.startsWith('sspk-'))
+      .sort(),
+    nft: nft.error !== undefined ? 'nft missing' : nft.stdout,
+    sysctls: Object.fromEntries(WATCHED_SYSCTLS.map((k) => [k, readFileSync(`/proc/sys/${k}`, 'utf8').trim()])),
+  };
+}
+
+/** Why the kernel-experiment tests cannot run here, or null. */
+export function kernelTestsUnavailable(): string | null {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'not root: network namespaces, sysctls and nftables need root';
+  if (spawnSync('ip', ['-V']).error !== undefined) return 'the ip command (iproute2) is missing';
+  if (spawnSync(systemBinary('nft'), ['--version']).error !== undefined) return 'the nft command (nftables) is missing: apt-get install nftables';
+  return null;
+}

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readSummaryFile, sockspike, tempDir } from './helpers/cli.ts';
+import { readSummaryFile, sockspike, tempDir } from '../helpers/cli.ts';
 
 // End to end: the built-in server with a listen backlog of 1 and a slow
 // accept loop, four clients. The accept queue overflows, the kernel drops

@@ -46,7 +46,7 @@ export function register(program: Command): void {
     .option('--sysctl <key=value>', 'set a sysctl for the run, repeatable; per-namespace keys go into the run\'s namespace (implies --netns)', collect, [])
     .option('--host-sysctl', 'allow --sysctl keys that are not per namespace to change the host (journalled, restored afterwards)')
     .option('--fault <spec>', 'inject a fault, repeatable: syn-drop:P%, data-drop:P%, cpu-hog:N, accept-delay:D, each optionally @FROM-TO (e.g. syn-drop:5%@2s-6s)', collect, [])
-    .option('--scenario <name>', 'start from a named preset (see `sockspike scenarios`); other flags override it')
+    .option('--scenario <name>', 'start from a named preset (see `sockspike scenarios`); other flags override it (default: none)')
     .option('--out <dir>', 'run directory (default: runs/<timestamp>-<close>)')
     .option('--json', 'print summary.json on stdout instead of the short text summary')
     .option('--no-progress', 'no progress line, even on a terminal')

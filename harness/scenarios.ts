@@ -78,8 +78,8 @@ export const SCENARIOS: Scenario[] = [
   {
     name: 'cpu-saturation',
     cause: 'cpu-saturation',
-    description: 'Busy processes, two per CPU, competing with client and server from the 2nd second on',
-    flags: { netns: true, concurrency: '4', fault: ['cpu-hog:4@2s'], outlier: '20ms', duration: '6s' },
+    description: 'Four busy processes competing for the CPUs with one client and the server from the 2nd to the 4th second',
+    flags: { netns: true, concurrency: '1', fault: ['cpu-hog:4@2s-4s'], outlier: '20ms', duration: '6s' },
   },
   {
     name: 'clean',

@@ -10,7 +10,10 @@ import { counterNear, isExchange, modeShare, outlierSpan, phaseShare, pctS, scor
 //   0.30  the configuration sets the trap: requests in several writes with
 //         TCP_NODELAY off (1), one write (0)
 //   0.15  TcpExt.DelayedACKs moved around the outliers (1: >= 2x elsewhere, 0.5: nonzero); left out without probes
-// Required: a delayed-ACK mode.
+// Required: a delayed-ACK mode, and either the configuration sets the trap or
+// TcpExt.DelayedACKs rose around the outliers (>= 2x elsewhere): one write
+// per request gives Nagle nothing to hold, and a ~40 ms wait alone is as
+// likely a scheduler delay on a busy machine.
 
 export const nagleDelayedAck: CauseModule = {
   id: 'nagle-delayed-ack',
@@ -24,6 +27,7 @@ export const nagleDelayedAck: CauseModule = {
     const c = input.config;
     const trap = c.splitWrites > 1 && !c.nodelay;
     const dack = counterNear(input, ['TcpExt.DelayedACKs']);
+    if (!trap && !(dack.strength !== null && dack.strength >= 1)) return null;
     const { confidence, evidence } = score([
       { weight: 0.35, strength: clamp01(mode.share / 0.5), text: `${pctS(mode.share)} of the outliers (${fmtN(mode.count)}) sit at ${mode.labels.join(', ')}` },
       { weight: 0.2, strength: phase.share, text: `${pctS(phase.share)} of the outliers spent their extra time in an exchange (mostly ${phase.phase})` },

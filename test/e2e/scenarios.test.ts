@@ -32,7 +32,7 @@ const DURATION: Record<string, string> = {
   'nagle-delayed-ack': '3s',
   'port-exhaustion': '3s',
   'abortive-close': '2s',
-  'cpu-saturation': '5s',
+  'cpu-saturation': '6s',
   clean: '3s',
 };
 

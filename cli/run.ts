@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { formatUs } from '../lib/duration.ts';
 import { shellJoin } from '../lib/shell.ts';
 import { DEFAULTS, resolveConfig, type RunOptions } from '../harness/config.ts';
+import { BYO_DEFAULTS } from '../harness/byo-config.ts';
 import { runWorkload } from '../harness/run.ts';
 import { writeReports } from '../reports/write-reports.ts';
 
@@ -10,7 +11,7 @@ import { writeReports } from '../reports/write-reports.ts';
 export function register(program: Command): void {
   program
     .command('run')
-    .description('run the connection-per-transaction workload (built-in server and client) and write a report')
+    .description('run the connection-per-transaction workload (built-in server and client, or your server) and write a report')
     .option('--transactions <n>', 'stop after N transactions (with --duration: whichever comes first; default: no count limit)')
     .option('--duration <d>', `stop after this long; a bare number is seconds (default ${DEFAULTS.duration} when neither limit is given)`)
     .option('--concurrency <c>', 'closed loop: concurrent clients', DEFAULTS.concurrency)
@@ -31,6 +32,14 @@ export function register(program: Command): void {
     .option('--port <p>', 'server port (default: a free one)')
     .option('--connect-timeout <d>', 'give up on a connect after this long (recorded as timeout)', DEFAULTS.connectTimeout)
     .option('--io-timeout <d>', 'give up on an answer after this long (recorded as timeout)', DEFAULTS.ioTimeout)
+    // bring your own server (issue 6)
+    .option('--server-cmd <command>', 'start this server instead of the built-in one ({port} is replaced by the port; SOCKSPIKE_PORT is set)')
+    .option('--server-wait <d>', `--server-cmd: how long to wait for the port to accept connections (default ${BYO_DEFAULTS.serverWait})`)
+    .option('--target <host:port>', 'drive a server that is already running (loopback only unless --allow-remote)')
+    .option('--allow-remote', '--target: allow an address that is not loopback')
+    .option('--request <string>', 'send this as each request (escapes: \\r \\n \\t \\0 \\\\ \\xHH)')
+    .option('--request-file <file>', 'send this file\'s bytes as each request')
+    .option('--response-until <rule>', 'with a request template: close | bytes:N | delimiter:STR')
     .option('--outlier <d>', 'outlier threshold, e.g. 100ms (default: derived from the distribution)')
     .option('--probe-interval <d>', 'system sampling interval (>= 10ms)', DEFAULTS.probeInterval)
     .addOption(

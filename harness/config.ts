@@ -2,11 +2,13 @@ import { isIP } from 'node:net';
 import { parseDurationNs } from '../lib/duration.ts';
 import { UserError } from '../lib/errors.ts';
 import { CLOSE_MODES, type CloseMode, type RunConfig } from '../lib/types.ts';
+import { resolveExternal, type ByoOptions } from './byo-config.ts';
+import { resolveTemplate } from './request-template.ts';
 
 // From the command line's strings to a validated RunConfig. Every bound is
 // here, so a bad value fails before anything starts.
 
-export interface RunOptions {
+export interface RunOptions extends ByoOptions {
   transactions?: string;
   duration?: string;
   concurrency: string;
@@ -82,10 +84,20 @@ export function parseClose(text: string): { close: CloseMode; lingerSeconds: num
   return { close: text as CloseMode, lingerSeconds: 0 };
 }
 
-/** Loopback only: a load generator must not flood another host by a typo. */
-export function checkLoopback(host: string): void {
+/**
+ * Loopback only: a load generator must not flood another host by a typo.
+ * The one place that decides which addresses load may go to: `ownAddresses`
+ * are those of the run's own network namespaces (allowed), `allowRemote`
+ * is --allow-remote (with --target).
+ */
+export function checkLoopback(host: string, opts: { flag?: string; allowRemote?: boolean; ownAddresses?: readonly string[] } = {}): void {
   const loop = host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
-  if (!loop) throw new UserError(`--host ${host}: only loopback addresses (127.0.0.0/8, ::1) are allowed`);
+  if (loop || opts.allowRemote === true || (opts.ownAddresses ?? []).includes(host)) return;
+  const flag = opts.flag ?? '--host';
+  throw new UserError(
+    `${flag} ${host}: only loopback addresses (127.0.0.0/8, ::1, localhost) are allowed` +
+      (flag === '--target' ? '; add --allow-remote if you really mean to load another host' : ''),
+  );
 }
 
 export function resolveConfig(o: RunOptions): RunConfig {
@@ -100,13 +112,15 @@ export function resolveConfig(o: RunOptions): RunConfig {
   if (o.arrivals !== 'uniform' && o.arrivals !== 'poisson')
     throw new UserError(`--arrivals: "${o.arrivals}" must be uniform or poisson`);
   if (o.nodelay !== 'on' && o.nodelay !== 'off') throw new UserError(`--nodelay: "${o.nodelay}" must be on or off`);
-  checkLoopback(o.host);
+  const byo = resolveExternal(o); // --server-cmd / --target: harness/byo-config.ts
+  if (byo.target !== null) checkLoopback(byo.target.host, { flag: '--target', allowRemote: o.allowRemote === true });
+  else checkLoopback(o.host);
   const requestBytes = int(o.requestBytes, '--request-bytes', 1, 64 << 20);
   const splitWrites = int(o.splitWrites, '--split-writes', 1, 1024);
   if (splitWrites > requestBytes) throw new UserError(`--split-writes ${splitWrites} exceeds --request-bytes ${requestBytes}`);
   const cfg: RunConfig = {
-    host: o.host === 'localhost' ? '127.0.0.1' : o.host,
-    port: o.port === undefined ? 0 : int(o.port, '--port', 1, 65535),
+    host: byo.target?.host ?? (o.host === 'localhost' ? '127.0.0.1' : o.host),
+    port: byo.target?.port ?? (o.port === undefined ? 0 : int(o.port, '--port', 1, 65535)),
     transactions,
     durationNs,
     concurrency: int(o.concurrency, '--concurrency', 1, 10000),
@@ -131,6 +145,14 @@ export function resolveConfig(o: RunOptions): RunConfig {
     kernelStates: kernelStates(o.kernelStates),
     seed: int(o.seed, '--seed', 0, 2 ** 31),
   };
+  if (byo.external !== null) cfg.external = byo.external;
+  const template = resolveTemplate(o, cfg.exchanges); // --request / --response-until: harness/request-template.ts
+  if (template !== null) {
+    cfg.template = template;
+    cfg.requestBytes = Buffer.from(template.requestBase64, 'base64').length;
+    cfg.responseBytes = template.until.kind === 'bytes' ? template.until.bytes : 0;
+    if (splitWrites > cfg.requestBytes) throw new UserError(`--split-writes ${splitWrites} exceeds the request's ${cfg.requestBytes} bytes`);
+  }
   return cfg;
 }
 

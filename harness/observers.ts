@@ -53,7 +53,7 @@ export class Observers {
         runDir: this.dir,
         t0: this.t0,
         intervalNs: this.intervalNs,
-        processes: [{ role: 'server', pid: server.pid }],
+        processes: server.pid > 0 ? [{ role: 'server', pid: server.pid }] : [], // -1: a target with no local process
         listener: server.listener,
       }).catch((err: Error) => {
         this.skipped.push({ probe: 'system probes', reason: err.message });

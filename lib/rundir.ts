@@ -15,6 +15,8 @@ export const FILES = {
   command: 'command.txt',
   serverLog: 'server.log',
   clientLog: 'client.log',
+  /** stdout and stderr of a --server-cmd server */
+  serverCommandLog: 'server-command.log',
   environment: 'environment.json',
 } as const;
 

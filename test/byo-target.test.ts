@@ -1,0 +1,122 @@
+// --target and its loopback guard, and protocol templates (--request,
+// --response-until) against a small line server of the test's own on loopback.
+import test from 'ava';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { DEFAULTS, resolveConfig } from '../harness/config.ts';
+import { parseResponseUntil, unescapeRequest } from '../harness/request-template.ts';
+import { COMPLETE, EXTRA, MORE, ResponseRule } from '../harness/response-rule.ts';
+import { UserError } from '../lib/errors.ts';
+import { assertAccounting, lines, readManifestFile, readSummaryFile, sockspike, tempDir } from './helpers/cli.ts';
+
+test('--target outside loopback is refused with one line; --allow-remote passes validation', async (t) => {
+  const err = t.throws(() => resolveConfig({ ...DEFAULTS, target: '10.1.2.3:80' }), { instanceOf: UserError });
+  t.regex(err!.message, /^--target 10\.1\.2\.3: only loopback addresses .* add --allow-remote/);
+  const r = await sockspike(['run', '--target', '10.1.2.3:80', '--duration', '1s', '--out', join(tempDir(t), 'run')]);
+  t.is(r.exitCode, 2);
+  const out = lines(r.stderr);
+  t.is(out.length, 1);
+  t.regex(out[0], /^sockspike: --target 10\.1\.2\.3: only loopback addresses/);
+  // no traffic leaves the host in this test: only the validation is checked
+  const cfg = resolveConfig({ ...DEFAULTS, target: '10.1.2.3:80', allowRemote: true });
+  t.is(cfg.host, '10.1.2.3');
+  t.is(cfg.port, 80);
+  t.deepEqual(cfg.external, { kind: 'target', allowRemote: true });
+  for (const ok of ['127.0.0.1:80', '127.9.9.9:80', 'localhost:80', '[::1]:80'])
+    t.notThrows(() => resolveConfig({ ...DEFAULTS, target: ok }), ok);
+  for (const bad of ['192.168.1.1:80', '[2001:db8::1]:80', 'example.com:80'])
+    t.throws(() => resolveConfig({ ...DEFAULTS, target: bad }), { instanceOf: UserError }, bad);
+  t.throws(() => resolveConfig({ ...DEFAULTS, target: '127.0.0.1' }), { message: /use HOST:PORT/ });
+  t.throws(() => resolveConfig({ ...DEFAULTS, target: '127.0.0.1:80', serverCmd: 'x' }), { message: /not both/ });
+  t.throws(() => resolveConfig({ ...DEFAULTS, allowRemote: true }), { message: /only applies to --target/ });
+});
+
+test('request escapes and response rules', (t) => {
+  t.deepEqual(unescapeRequest('GET / HTTP/1.0\\r\\n\\r\\n'), Buffer.from('GET / HTTP/1.0\r\n\r\n'));
+  t.deepEqual(unescapeRequest('a\\tb\\\\c\\x00\\xfF'), Buffer.from([0x61, 9, 0x62, 0x5c, 0x63, 0, 0xff]));
+  t.throws(() => unescapeRequest('\\q'), { message: /unknown escape/ });
+  t.throws(() => unescapeRequest('\\x4'), { message: /two hex digits/ });
+  const d = new ResponseRule(parseResponseUntil('delimiter:\\r\\n\\r\\n'));
+  t.is(d.feed(Buffer.from('HTTP/1.0 200 OK\r\nA: b\r')), MORE);
+  t.is(d.feed(Buffer.from('\n\r')), MORE);
+  t.is(d.feed(Buffer.from('\n')), COMPLETE, 'a delimiter split over three chunks is found');
+  d.reset();
+  t.is(d.feed(Buffer.from('x\r\n\r\nmore')), EXTRA, 'bytes after the delimiter');
+  const b = new ResponseRule(parseResponseUntil('bytes:5'));
+  t.is(b.feed(Buffer.from('abc')), MORE);
+  t.is(b.feed(Buffer.from('de')), COMPLETE);
+  b.reset();
+  t.is(b.feed(Buffer.from('abcdef')), EXTRA);
+  t.throws(() => parseResponseUntil('lines:3'), { message: /close, bytes:N or delimiter:STR/ });
+  t.throws(() => resolveConfig({ ...DEFAULTS, request: 'x', responseUntil: 'close' }), {
+    message: /--response-until close ends the connection with the first answer: use --exchanges 1/,
+  });
+  t.throws(() => resolveConfig({ ...DEFAULTS, request: 'x' }), { message: /needs --response-until/ });
+});
+
+/** A line server: answers each "PING n\r\n" with "PONG n\r\n" (or, with `stall`, half a line and then nothing). */
+async function lineServer(t: import('ava').ExecutionContext, stall = false): Promise<number> {
+  const socks = new Set<Socket>();
+  const srv: Server = createServer((s) => {
+    socks.add(s);
+    s.on('close', () => socks.delete(s));
+    s.on('error', () => {});
+    let buf = '';
+    s.on('data', (d) => {
+      buf += d.toString('latin1');
+      for (let i = buf.indexOf('\r\n'); i >= 0; i = buf.indexOf('\r\n')) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        s.write(stall ? 'PO' : line.replace('PING', 'PONG') + '\r\n');
+      }
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    for (const s of socks) s.destroy();
+    srv.close();
+  });
+  return (srv.address() as { port: number }).port;
+}
+
+test('--target with a template: three exchanges per connection, each complete at its delimiter', async (t) => {
+  const port = await lineServer(t);
+  const dir = join(tempDir(t), 'run');
+  const r = await sockspike(
+    ['run', '--target', `127.0.0.1:${port}`, '--request', 'PING 1\\r\\n', '--response-until', 'delimiter:\\r\\n', '--exchanges', '3', '--transactions', '300', '--out', dir, '--no-progress', '--no-probes'],
+  );
+  t.is(r.exitCode, 0, String(r.stderr));
+  const s = readSummaryFile(dir);
+  assertAccounting(t, s);
+  t.is(s.transactions.attempted, 300);
+  t.is(s.transactions.ok, 300, JSON.stringify(s.transactions.errors));
+  t.is(s.latencyUs.exchanges.length, 3);
+  const m = readManifestFile(dir);
+  t.deepEqual(m.config.external, { kind: 'target', allowRemote: false });
+  t.is(m.processes.filter((p) => p.role === 'server').length, 0, 'nothing started for a target');
+  t.true(m.notes.some((n) => /not checked byte for byte, only for completeness: complete at the delimiter/.test(n)), m.notes.join(' | '));
+  const report = readFileSync(join(dir, 'report.md'), 'utf8');
+  t.regex(report, /already running server, --target/);
+  t.regex(report, /not checked byte for byte/);
+});
+
+test('a templated answer not complete within --io-timeout is a counted timeout', async (t) => {
+  const port = await lineServer(t, true);
+  const dir = join(tempDir(t), 'run');
+  const r = await sockspike(
+    ['run', '--target', `127.0.0.1:${port}`, '--request', 'PING 1\\r\\n', '--response-until', 'delimiter:\\r\\n', '--exchanges', '1', '--transactions', '4', '--io-timeout', '300ms', '--out', dir, '--no-progress', '--no-probes'],
+  );
+  t.is(r.exitCode, 0, String(r.stderr));
+  const s = readSummaryFile(dir);
+  assertAccounting(t, s);
+  t.is(s.transactions.attempted, 4);
+  t.is(s.transactions.timedOut, 4);
+});
+
+test('--target where nothing listens: one line, exit 2', async (t) => {
+  // port 1 (tcpmux): nothing listens there on a test machine
+  const r0 = await sockspike(['run', '--target', '127.0.0.1:1', '--duration', '1s', '--out', join(tempDir(t), 'run')]);
+  t.is(r0.exitCode, 2);
+  t.deepEqual(lines(r0.stderr), ['sockspike: --target 127.0.0.1:1 does not accept connections (refused or no answer within 5 s): is the server running?']);
+});

@@ -12,7 +12,7 @@ import type { DoneMessage, FromChild, ListeningMessage } from './messages.ts';
 import { makeRunDir, writeManifest } from './run-dir.ts';
 import { Progress } from './progress.ts';
 import { Observers, type ObserverSummary } from './observers.ts';
-import { checkPortFree, freePort, startServerCommand } from './server-command.ts';
+import { checkPortFree, childPids, freePort, startServerCommand } from './server-command.ts';
 import { checkTarget } from './target.ts';
 import { describeCheck } from './request-template.ts';
 
@@ -154,6 +154,8 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
       const pid = server !== null ? (server.proc.pid ?? -1) : (target?.pid ?? -1);
       // an external server's listening fd is unknown: the listen-queue probe finds its socket by port
       await observers.start(ready.port, { pid, listener: ready.fd >= 0 ? { pid, fd: ready.fd } : { port: ready.port } });
+      // a --server-cmd server's own children (nginx's workers) are probed too, as server-<pid>
+      for (const child of ext?.kind === 'command' ? childPids(pid) : []) observers.addProcess('server', child);
       manifest.processes.push(...observers.processes());
     } else observers.off('turned off with --no-probes');
 

@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { execa, type Options } from 'execa';
 import { formatNs } from '../lib/duration.ts';
@@ -138,4 +139,24 @@ export function startServerCommand(cfg: RunConfig, logPath: string, onMessage: (
       setTimeout(() => signalGroup(proc.pid, 'SIGKILL'), STOP_GRACE_MS).unref();
     },
   };
+}
+
+/** The server's child processes right now (nginx's workers, say), to be probed beside it. */
+export function childPids(pid: number | undefined): number[] {
+  if (pid === undefined || pid <= 0) return [];
+  const out: number[] = [];
+  let tasks: string[] = [];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tasks) {
+    try {
+      for (const k of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/)) if (k !== '') out.push(Number(k));
+    } catch {
+      // the task ended
+    }
+  }
+  return out;
 }

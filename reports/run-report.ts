@@ -296,7 +296,8 @@ function files(m: RunManifest): string {
       : '- no server records: server events: not recorded (external server)',
     `- \`${FILES.summary}\`: the figures above, for machines`,
     `- \`${TIMELINE_FILE}\`, \`${LATENCY_FILE}\` (and PNGs of them where they could be rendered): the pictures`,
-    `- \`${FILES.command}\`, \`${FILES.clientLog}\`, \`${m.config.external?.kind === 'command' ? FILES.serverCommandLog : FILES.serverLog}\``,
+    `- \`${FILES.command}\`, \`${FILES.clientLog}\`` +
+      (m.config.external?.kind === 'target' ? '' : `, \`${m.config.external?.kind === 'command' ? FILES.serverCommandLog : FILES.serverLog}\``),
   ].join('\n');
 }
 

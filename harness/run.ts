@@ -117,7 +117,7 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
       stop(
         ext === null
           ? `the server exited unexpectedly (${exitText(e)})`
-          : `the server command ${e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`} during the run; its output is in ${join(dir, FILES.serverCommandLog)}`,
+          : `the server command ${e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`} ${listening === null ? `before accepting connections on ${cfg.host}:${cfg.port}` : 'during the run'}; its output is in ${join(dir, FILES.serverCommandLog)}`,
         'failed',
       );
     changed();
@@ -125,7 +125,8 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
 
   try {
     server?.send({ type: 'start', config: cfg, t0: t0.toString(), runDir: dir, file: FILES.server, progress: false });
-    const deadline = Date.now() + LISTEN_TIMEOUT_MS;
+    // a --server-cmd server has its own bound (--server-wait), after which it reports 'failed'
+    const deadline = Date.now() + Math.max(LISTEN_TIMEOUT_MS, ext?.kind === 'command' ? ext.waitNs / 1e6 + 5000 : 0);
     while (listening === null && serverFailure === null && serverExit === null && stopReason === null && Date.now() < deadline) {
       await new Promise<void>((r) => {
         wake = r;
@@ -135,6 +136,7 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
     const ready = listening as ListeningMessage | null;
     if (ready === null) {
       const why =
+        (ext !== null ? stopReason : null) ??
         serverFailure ??
         (serverExit !== null ? `the server exited before listening (${exitText(serverExit)}); see ${join(dir, FILES.serverLog)}` : stopReason ?? 'the server did not listen within 20 s');
       if (ext === null) {

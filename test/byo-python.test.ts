@@ -118,3 +118,15 @@ test('--server-cmd with a --port in use is refused with one line', async (t) => 
   t.is(r.exitCode, 2);
   t.deepEqual(lines(r.stderr), [`sockspike: --port ${port}: already in use on 127.0.0.1: pick another port or leave --port out`]);
 });
+
+test('a server command that exits before listening: one line naming its exit code and log, status failed', async (t) => {
+  const dir = join(tempDir(t), 'run');
+  const r = await sockspike(['run', '--server-cmd', "sh -c 'echo bad configuration >&2; exit 7'", '--duration', '2s', '--out', dir, '--no-progress', '--no-probes']);
+  t.is(r.exitCode, 1);
+  t.deepEqual(lines(r.stderr), [
+    `sockspike: the server command exited with code 7 before accepting connections on 127.0.0.1:${readManifestFile(dir).config.port}; its output is in ${dir}/server-command.log`,
+  ]);
+  t.is(readManifestFile(dir).status, 'failed');
+  t.is(readFileSync(join(dir, 'server-command.log'), 'utf8'), 'bad configuration\n');
+  t.true(existsSync(join(dir, 'report.md')));
+});

@@ -29,7 +29,7 @@ test('python fixture: a normal run is all ok, the server is probed, stopped and 
   t.deepEqual(groupMembers(pid), [], 'nothing left of its process group');
   const s = readSummaryFile(dir);
   assertAccounting(t, s);
-  t.true(s.transactions.attempted > 100, `${s.transactions.attempted} transactions`);
+  t.true(s.transactions.attempted > 20, `${s.transactions.attempted} transactions`);
   t.is(s.transactions.ok, s.transactions.attempted, JSON.stringify(s.transactions.errors));
   t.is(s.server, null, 'no server.bin for an external server');
   const m = readManifestFile(dir);
@@ -48,7 +48,7 @@ test('python fixture: a normal run is all ok, the server is probed, stopped and 
 test('python fixture: --crash-after mid-run counts failures, fails the run with one line, keeps a report, leaves no process', async (t) => {
   if (!python) return t.pass(), t.log('skipped: python3 is not installed');
   const dir = join(tempDir(t), 'run');
-  const r = await sockspike(['run', '--server-cmd', cmd(' --crash-after 300'), '--duration', '4s', '--out', dir, '--no-progress', '--no-probes']);
+  const r = await sockspike(['run', '--server-cmd', cmd(' --crash-after 50'), '--duration', '20s', '--out', dir, '--no-progress', '--no-probes']);
   const pid = serverPid(t, dir);
   t.is(r.exitCode, 1, `exit 1; stderr: ${String(r.stderr)}`);
   const err = lines(r.stderr);
@@ -61,9 +61,10 @@ test('python fixture: --crash-after mid-run counts failures, fails the run with 
   t.is(m.processes.find((p) => p.role === 'server')?.exit, 3);
   const s = readSummaryFile(dir);
   assertAccounting(t, s);
-  t.true(s.transactions.ok >= 299 && s.transactions.ok <= 301, `${s.transactions.ok} ok (the server served 300 connections, one of them the readiness check)`);
+  // the server served 50 connections: ours, less the readiness check's (one, or two on a slow start)
+  t.true(s.transactions.ok >= 46 && s.transactions.ok <= 49, `${s.transactions.ok} ok of the 50 connections the server served`);
   t.true(s.transactions.failed >= 1, `failures counted: ${JSON.stringify(s.transactions.errors)}`);
-  t.true(s.durationS < 3.5, `the run ended at the crash, not after --duration (${s.durationS} s)`);
+  t.true(s.durationS < 15, `the run ended at the crash, not after --duration (${s.durationS} s)`);
   const report = readFileSync(join(dir, 'report.md'), 'utf8');
   t.regex(report, /Run failed: the server command exited with code 3/);
 });

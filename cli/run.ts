@@ -33,7 +33,7 @@ export function register(program: Command): void {
     .option('--connect-timeout <d>', 'give up on a connect after this long (recorded as timeout)', DEFAULTS.connectTimeout)
     .option('--io-timeout <d>', 'give up on an answer after this long (recorded as timeout)', DEFAULTS.ioTimeout)
     // bring your own server (issue 6)
-    .option('--server-cmd <command>', 'start this server instead of the built-in one ({port} is replaced by the port; SOCKSPIKE_PORT is set)')
+    .option('--server-cmd <command>', 'start this server instead of the built-in one ({port}, {host} are replaced; SOCKSPIKE_PORT, SOCKSPIKE_HOST are set)')
     .option('--server-wait <d>', `--server-cmd: how long to wait for the port to accept connections (default ${BYO_DEFAULTS.serverWait})`)
     .option('--target <host:port>', 'drive a server that is already running (loopback only unless --allow-remote)')
     .option('--allow-remote', '--target: allow an address that is not loopback')

@@ -62,9 +62,12 @@ export function accepts(host: string, port: number, timeoutMs = 1000): Promise<b
   });
 }
 
-/** The command with {port} filled in; `exec` in front where it is one simple command, so the server itself has the PID we probe. */
-export function commandLine(command: string, port: number): string {
-  const filled = command.replaceAll('{port}', String(port));
+/** The command with {port} and {host} filled in. */
+export const fillCommand = (command: string, host: string, port: number): string => command.replaceAll('{port}', String(port)).replaceAll('{host}', host);
+
+/** The command to give /bin/sh: `exec` in front where it is one simple command, so the server itself has the PID we probe. */
+export function commandLine(command: string, host: string, port: number): string {
+  const filled = fillCommand(command, host, port);
   return /[;&|\n]/.test(filled) ? filled : `exec ${filled}`;
 }
 
@@ -89,11 +92,11 @@ export function startServerCommand(cfg: RunConfig, logPath: string, onMessage: (
     stdin: 'ignore',
     stdout: { file: logPath, append: true },
     stderr: { file: logPath, append: true },
-    env: { SOCKSPIKE_PORT: String(cfg.port) },
+    env: { SOCKSPIKE_PORT: String(cfg.port), SOCKSPIKE_HOST: cfg.host },
     reject: false,
     buffer: false,
   } as const satisfies Options;
-  const sub = execa(commandLine(ext.command, cfg.port), [], options);
+  const sub = execa(commandLine(ext.command, cfg.host, cfg.port), [], options);
   // execa's subprocess is a node ChildProcess at run time (its type hides some of the methods)
   const proc = sub as unknown as ChildProcess;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
@@ -114,7 +117,7 @@ export function startServerCommand(cfg: RunConfig, logPath: string, onMessage: (
             type: 'listening',
             port: cfg.port,
             fd: -1,
-            notes: [`server: \`${ext.command.replaceAll('{port}', String(cfg.port))}\` (pid ${proc.pid}), accepting on ${cfg.host}:${cfg.port} after ${formatNs((Date.now() - t0) * 1e6)}`],
+            notes: [`server: \`${fillCommand(ext.command, cfg.host, cfg.port)}\` (pid ${proc.pid}), accepting on ${cfg.host}:${cfg.port} after ${formatNs((Date.now() - t0) * 1e6)}`],
           });
         return;
       }

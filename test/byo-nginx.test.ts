@@ -59,7 +59,7 @@ test('nginx: HTTP/1.0 GETs, one connection each, all ok with sensible latencies'
   checkStopped(t, dir);
   const s = readSummaryFile(dir);
   assertAccounting(t, s);
-  t.true(s.transactions.attempted > 100, `${s.transactions.attempted} requests`);
+  t.true(s.transactions.attempted > 50, `${s.transactions.attempted} requests`);
   t.is(s.transactions.ok, s.transactions.attempted, JSON.stringify(s.transactions.errors));
   const L = s.latencyUs.total;
   t.log(`p50 ${L.p50} us, p99 ${L.p99} us, max ${L.max} us, ${s.throughput.tps}/s`);

@@ -22,7 +22,8 @@ function serverPid(t: import('ava').ExecutionContext, dir: string): number {
 test('python fixture: a normal run is all ok, the server is probed, stopped and its output kept', async (t) => {
   if (!python) return t.pass(), t.log('skipped: python3 is not installed');
   const dir = join(tempDir(t), 'run');
-  const r = await sockspike(['run', '--server-cmd', cmd(), '--duration', '2s', '--out', dir, '--no-progress', '--json']);
+  // no {port} here: the fixture takes its port from SOCKSPIKE_PORT (the other tests use {port})
+  const r = await sockspike(['run', '--server-cmd', `python3 ${SERVER}`, '--duration', '2s', '--out', dir, '--no-progress', '--json']);
   t.is(r.exitCode, 0, String(r.stderr));
   const pid = serverPid(t, dir);
   t.false(alive(pid), `server ${pid} stopped`);

@@ -8,7 +8,11 @@ import { DEFAULTS, resolveConfig } from '../harness/config.ts';
 import { parseResponseUntil, unescapeRequest } from '../harness/request-template.ts';
 import { COMPLETE, EXTRA, MORE, ResponseRule } from '../harness/response-rule.ts';
 import { UserError } from '../lib/errors.ts';
-import { assertAccounting, lines, readManifestFile, readSummaryFile, sockspike, tempDir } from './helpers/cli.ts';
+import { randomBytes } from 'node:crypto';
+import { execa, execaSync } from 'execa';
+import { assertAccounting, lines, readManifestFile, readSummaryFile, ROOT, sockspike, tempDir } from './helpers/cli.ts';
+import { netnsFor, netnsUnavailable } from './helpers/netns.ts';
+import { hasCommand } from './byo-helpers.ts';
 
 test('--target outside loopback is refused with one line; --allow-remote passes validation', async (t) => {
   const err = t.throws(() => resolveConfig({ ...DEFAULTS, target: '10.1.2.3:80' }), { instanceOf: UserError });
@@ -119,4 +123,51 @@ test('--target where nothing listens: one line, exit 2', async (t) => {
   const r0 = await sockspike(['run', '--target', '127.0.0.1:1', '--duration', '1s', '--out', join(tempDir(t), 'run')]);
   t.is(r0.exitCode, 2);
   t.deepEqual(lines(r0.stderr), ['sockspike: --target 127.0.0.1:1 does not accept connections (refused or no answer within 5 s): is the server running?']);
+});
+
+test('--target --allow-remote drives a non-loopback address inside a namespace of the test own', async (t) => {
+  const why = netnsUnavailable() ?? (hasCommand('python3') ? null : 'python3 is not installed');
+  if (why !== null) return t.log(`skipped: ${why}`), t.pass();
+  const ns = netnsFor(t);
+  const tag = randomBytes(3).toString('hex');
+  const [hostIf, nsIf] = [`sv${tag}`, `sp${tag}`];
+  const net = `10.213.${randomBytes(1)[0]}`;
+  const ip = (...args: string[]): void => {
+    execaSync('ip', args, { timeout: 10_000 });
+  };
+  ip('link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf);
+  t.teardown(() => {
+    try {
+      execaSync('ip', ['link', 'del', hostIf], { timeout: 10_000, reject: false });
+    } catch {
+      // gone with the namespace
+    }
+  });
+  ip('link', 'set', nsIf, 'netns', ns);
+  ip('addr', 'add', `${net}.1/30`, 'dev', hostIf);
+  ip('link', 'set', hostIf, 'up');
+  ip('-n', ns, 'addr', 'add', `${net}.2/30`, 'dev', nsIf);
+  ip('-n', ns, 'link', 'set', nsIf, 'up');
+  // the reported-case server inside the namespace, on its veth address (ip netns exec execs it: same pid)
+  const server = execa('ip', ['netns', 'exec', ns, 'python3', join(ROOT, 'fixtures', 'servers', 'reported-case-server.py'), '--host', `${net}.2`, '--port', '18080', '--backlog', '64'], {
+    reject: false,
+    stdio: 'ignore',
+  });
+  t.teardown(() => {
+    if (server.pid !== undefined && server.exitCode === null) process.kill(server.pid, 'SIGKILL');
+  });
+  const target = `${net}.2:18080`;
+  const refused = await sockspike(['run', '--target', target, '--transactions', '10', '--out', join(tempDir(t), 'refused')]);
+  t.is(refused.exitCode, 2, 'without --allow-remote: refused');
+  t.regex(lines(refused.stderr)[0], /only loopback addresses/);
+  const dir = join(tempDir(t), 'run');
+  let r = await sockspike(['run', '--target', target, '--allow-remote', '--transactions', '50', '--out', dir, '--no-progress', '--no-probes']);
+  for (let i = 0; i < 20 && r.exitCode === 2 && /does not accept connections/.test(String(r.stderr)); i++) {
+    await new Promise((res) => setTimeout(res, 250)); // python still starting
+    r = await sockspike(['run', '--target', target, '--allow-remote', '--transactions', '50', '--out', dir, '--no-progress', '--no-probes']);
+  }
+  t.is(r.exitCode, 0, String(r.stderr));
+  const s = readSummaryFile(dir);
+  t.is(s.transactions.ok, 50, JSON.stringify(s.transactions.errors));
+  t.deepEqual(readManifestFile(dir).config.external, { kind: 'target', allowRemote: true });
 });

@@ -28,11 +28,19 @@ export function parseTarget(text: string): { host: string; port: number } {
 }
 
 /** The external server the flags ask for (null: the built-in one), and the target address if given. */
-export function resolveExternal(o: ByoOptions & { port?: string }): { external: ExternalServer | null; target: { host: string; port: number } | null } {
+export function resolveExternal(o: ByoOptions & { port?: string; backlog?: string; acceptDelay?: string }, defaults: { backlog: string; acceptDelay: string }): { external: ExternalServer | null; target: { host: string; port: number } | null } {
   if (o.serverCmd !== undefined && o.target !== undefined)
     throw new UserError('give --server-cmd (start a server) or --target (use a running one), not both');
   if (o.allowRemote && o.target === undefined) throw new UserError('--allow-remote only applies to --target HOST:PORT');
   if (o.serverWait !== undefined && o.serverCmd === undefined) throw new UserError('--server-wait only applies to --server-cmd');
+  if (o.serverCmd !== undefined || o.target !== undefined) {
+    // settings of the built-in server mean nothing for someone else's
+    const own = o.serverCmd !== undefined ? '--server-cmd' : '--target';
+    if (o.backlog !== undefined && o.backlog !== defaults.backlog)
+      throw new UserError(`--backlog sets the built-in server's listen backlog: with ${own}, set your server's own (e.g. nginx: listen ... backlog=N)`);
+    if (o.acceptDelay !== undefined && o.acceptDelay !== defaults.acceptDelay)
+      throw new UserError(`--accept-delay slows the built-in server's accept loop: it does not apply with ${own}`);
+  }
   if (o.target !== undefined) {
     if (o.port !== undefined) throw new UserError('--target HOST:PORT already names the port: leave out --port');
     return { external: { kind: 'target', allowRemote: o.allowRemote === true }, target: parseTarget(o.target) };

@@ -112,7 +112,7 @@ export function resolveConfig(o: RunOptions): RunConfig {
   if (o.arrivals !== 'uniform' && o.arrivals !== 'poisson')
     throw new UserError(`--arrivals: "${o.arrivals}" must be uniform or poisson`);
   if (o.nodelay !== 'on' && o.nodelay !== 'off') throw new UserError(`--nodelay: "${o.nodelay}" must be on or off`);
-  const byo = resolveExternal(o); // --server-cmd / --target: harness/byo-config.ts
+  const byo = resolveExternal(o, DEFAULTS); // --server-cmd / --target: harness/byo-config.ts
   if (byo.target !== null) checkLoopback(byo.target.host, { flag: '--target', allowRemote: o.allowRemote === true });
   else checkLoopback(o.host);
   const requestBytes = int(o.requestBytes, '--request-bytes', 1, 64 << 20);

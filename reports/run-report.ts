@@ -275,7 +275,7 @@ function config(cfg: RunConfig): string {
     ['limit', [cfg.transactions !== null ? `${cfg.transactions} transactions` : '', cfg.durationNs !== null ? dur(cfg.durationNs) : ''].filter(Boolean).join(' or ')],
     ['transaction', transactionText(cfg)],
     ['close', cfg.close === 'linger' ? `linger:${cfg.lingerSeconds}` : cfg.close === 'keepalive' ? `keepalive, ${cfg.perConnection} per connection` : cfg.close],
-    ['backlog', String(cfg.backlog)],
+    ['backlog', cfg.external ? "the server's own" : String(cfg.backlog)],
     ['TCP_NODELAY', cfg.nodelay ? 'on' : 'off'],
     ['think time', dur(cfg.thinkTimeNs)],
     ['accept delay', dur(cfg.acceptDelayNs)],

@@ -5,7 +5,7 @@ import test from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertAccounting, lines, readManifestFile, readSummaryFile, ROOT, sleep, sockspike, startSockspike, tempDir, waitForClient } from './helpers/cli.ts';
-import { alive, groupMembers, hasCommand, killGroup } from './byo-helpers.ts';
+import { alive, groupMembers, hasCommand, killGroup } from './helpers/byo.ts';
 
 const SERVER = join(ROOT, 'fixtures', 'servers', 'reported-case-server.py');
 const python = hasCommand('python3');

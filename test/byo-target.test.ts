@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { execa, execaSync } from 'execa';
 import { assertAccounting, lines, readManifestFile, readSummaryFile, ROOT, sockspike, tempDir } from './helpers/cli.ts';
 import { netnsFor, netnsUnavailable } from './helpers/netns.ts';
-import { hasCommand } from './byo-helpers.ts';
+import { hasCommand } from './helpers/byo.ts';
 
 test('--target outside loopback is refused with one line; --allow-remote passes validation', async (t) => {
   const err = t.throws(() => resolveConfig({ ...DEFAULTS, target: '10.1.2.3:80' }), { instanceOf: UserError });
@@ -170,4 +170,10 @@ test('--target --allow-remote drives a non-loopback address inside a namespace o
   const s = readSummaryFile(dir);
   t.is(s.transactions.ok, 50, JSON.stringify(s.transactions.errors));
   t.deepEqual(readManifestFile(dir).config.external, { kind: 'target', allowRemote: true });
+});
+
+test('settings of the built-in server are refused with an external one', (t) => {
+  t.throws(() => resolveConfig({ ...DEFAULTS, serverCmd: 'x {port}', backlog: '1' }), { message: /--backlog sets the built-in server's listen backlog: with --server-cmd/ });
+  t.throws(() => resolveConfig({ ...DEFAULTS, target: '127.0.0.1:80', acceptDelay: '5ms' }), { message: /--accept-delay .* with --target/ });
+  t.notThrows(() => resolveConfig({ ...DEFAULTS, serverCmd: 'x {port}' }));
 });

@@ -87,8 +87,9 @@ export function renderReport(
   out.push(...extra.slice(0, -1).flatMap((x) => [x, '']));
   out.push('## Latency distribution (HdrHistogram)', '', hdr(s), '');
   out.push(...extra.slice(-1).flatMap((x) => [x, '']));
-  out.push('## Configuration', '', config(m.config), '');
-  out.push('## Reproduce', '', code(m.reproduce, 'sh'), '');
+  const imported = importedLog(m);
+  out.push('## Configuration', '', imported === null ? config(m.config) : imported.table, '');
+  out.push('## Reproduce', '', code(imported === null ? m.reproduce : `${m.reproduce}\n${imported.command}`, 'sh'), '');
   if (m.notes.length > 0) out.push('## Notes', '', ...m.notes.map((n) => `- ${n}`), '');
   out.push('## Files', '', files(m), '');
   return out.join('\n');
@@ -250,6 +251,19 @@ function transactionText(cfg: RunConfig): string {
   if (!t) return `connect, ${cfg.exchanges} x (request ${cfg.requestBytes} B${writes}, response ${cfg.responseBytes} B, checked byte for byte), close`;
   const until = t.until.kind === 'close' ? 'the server closes' : t.until.kind === 'bytes' ? `${t.until.bytes} B` : `delimiter "${t.until.text}"`;
   return `connect, ${cfg.exchanges} x (request ${cfg.requestBytes} B from ${t.source}${writes}, response complete at ${until}; not checked byte for byte), close`;
+}
+
+/** A latency log imported into a probe run (analyze --latency-log): what stands in for the configuration. */
+function importedLog(m: RunManifest): { table: string; command: string } | null {
+  const imp = m.files.imported as { from: string; format: string; clock: string; rows: number; outsideProbe: number } | undefined;
+  if (imp === undefined) return null;
+  const rows: [string, string][] = [
+    ['transactions', `imported from \`${imp.from}\` (${imp.format}, ${imp.rows} rows${imp.outsideProbe > 0 ? `, ${imp.outsideProbe} outside the probe's time` : ''}): the client was not sockspike's`],
+    ['clock', imp.clock],
+    ['outlier threshold', m.config.outlierUs === null ? 'derived' : formatUs(m.config.outlierUs)],
+    ['probe interval', formatNs(m.config.probeIntervalNs)],
+  ];
+  return { table: table(['setting', 'value'], rows, ['l', 'l']), command: `sockspike analyze DIR --latency-log ${imp.from} --log-format ${imp.format}` };
 }
 
 function hdr(s: Summary): string {

@@ -3,7 +3,7 @@
 import test from 'ava';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { DEFAULTS, resolveConfig } from '../harness/config.ts';
 import { parseResponseUntil, unescapeRequest } from '../harness/request-template.ts';
 import { COMPLETE, EXTRA, MORE, ResponseRule } from '../harness/response-rule.ts';
@@ -176,4 +176,31 @@ test('settings of the built-in server are refused with an external one', (t) => 
   t.throws(() => resolveConfig({ ...DEFAULTS, serverCmd: 'x {port}', backlog: '1' }), { message: /--backlog sets the built-in server's listen backlog: with --server-cmd/ });
   t.throws(() => resolveConfig({ ...DEFAULTS, target: '127.0.0.1:80', acceptDelay: '5ms' }), { message: /--accept-delay .* with --target/ });
   t.notThrows(() => resolveConfig({ ...DEFAULTS, serverCmd: 'x {port}' }));
+});
+
+test('--request-file with --response-until bytes:N', async (t) => {
+  const port = await lineServer(t);
+  const base = tempDir(t);
+  const req = join(base, 'ping.bin');
+  writeFileSync(req, 'PING 42\r\n');
+  const dir = join(base, 'run');
+  const r = await sockspike(
+    ['run', '--target', `localhost:${port}`, '--request-file', req, '--response-until', 'bytes:9', '--exchanges', '2', '--transactions', '100', '--out', dir, '--no-progress', '--no-probes'],
+  );
+  t.is(r.exitCode, 0, String(r.stderr));
+  const s = readSummaryFile(dir);
+  assertAccounting(t, s);
+  t.is(s.transactions.ok, 100, JSON.stringify(s.transactions.errors));
+  const cfg = readManifestFile(dir).config;
+  t.is(cfg.host, '127.0.0.1');
+  t.is(cfg.requestBytes, 9);
+  t.is(cfg.responseBytes, 9);
+  t.is(cfg.template?.source, `--request-file ${req}`);
+  // one byte short of the answer: every exchange times out
+  const dir2 = join(base, 'short');
+  const r2 = await sockspike(
+    ['run', '--target', `127.0.0.1:${port}`, '--request-file', req, '--response-until', 'bytes:10', '--exchanges', '1', '--transactions', '3', '--io-timeout', '200ms', '--out', dir2, '--no-progress', '--no-probes'],
+  );
+  t.is(r2.exitCode, 0, String(r2.stderr));
+  t.is(readSummaryFile(dir2).transactions.timedOut, 3);
 });

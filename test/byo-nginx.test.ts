@@ -89,5 +89,7 @@ test('nginx with backlog=1 under concurrency: the report names accept-queue-over
   t.log(`${s.transactions.attempted} requests, ${s.outliers.count} outliers > 100 ms; causes: ${causes.map((c) => `${c.id} ${c.confidence}`).join(', ')}`);
   t.true(s.outliers.count > 0, 'backlog 1 made connects wait');
   t.is(causes[0]?.id, 'accept-queue-overflow', causes[0]?.summary);
+  // nginx's backlog, read from its listening socket (found by port) by the listen-queue probe
+  t.regex(causes[0]?.summary ?? '', /backlog 1, as the listen-queue probe read it/);
   t.regex(readFileSync(join(dir, 'report.md'), 'utf8'), /Most likely cause: Listen \(accept\) queue overflow/);
 });

@@ -41,7 +41,7 @@ export const acceptQueueOverflow: CauseModule = {
       id: this.id,
       confidence,
       summary:
-        `The server's accept queue (${input.config.external ? "the server's own backlog" : `backlog ${backlog}`}${somax ? `, somaxconn ${somax}` : ''}) overflowed: the kernel dropped handshakes ` +
+        `The server's accept queue (${input.config.external ? externalBacklog(input) : `backlog ${backlog}`}${somax ? `, somaxconn ${somax}` : ''}) overflowed: the kernel dropped handshakes ` +
         `(${fmtN(listen.near)} listen overflows/drops around the outliers), and ${outlierSpan(input)} waited for the client to resend its SYN` +
         (syn.count > 0 ? ` (${pctS(syn.share)} at ${syn.labels[0]})` : '') +
         '.',
@@ -56,3 +56,9 @@ export const acceptQueueOverflow: CauseModule = {
     };
   },
 };
+
+/** An external server's backlog: as the listen-queue probe saw it (the kernel's limit), when it ran. */
+function externalBacklog(input: CauseInput): string {
+  const limit = input.metrics['listen.limit'];
+  return limit !== undefined && limit.max > 0 ? `backlog ${fmtN(limit.max)}, as the listen-queue probe read it` : "the server's own backlog";
+}

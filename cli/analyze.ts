@@ -14,7 +14,7 @@ export function register(program: Command): void {
     .option('--json', 'print summary.json on stdout')
     .option('--redact', 'report.md without the host name or non-loopback addresses')
     .option('--latency-log <file>', `import your own client's latency log into a \`sockspike probe\` directory first (columns: ${ACCEPTED_COLUMNS.join(', ')})`)
-    .option('--log-format <format>', 'format of --latency-log: csv')
+    .option('--log-format <format>', 'format of --latency-log: csv (default: csv; see docs/run-directory.md)')
     .action(async (dir: string, o: { outlier?: string; json?: boolean; redact?: boolean; latencyLog?: string; logFormat?: string }) => {
       if (o.logFormat !== undefined && o.latencyLog === undefined) throw new UserError('--log-format only applies to --latency-log FILE');
       if (o.latencyLog !== undefined) {

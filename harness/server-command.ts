@@ -99,10 +99,14 @@ export function startServerCommand(cfg: RunConfig, logPath: string, onMessage: (
   const sub = execa(commandLine(ext.command, cfg.host, cfg.port), [], options);
   // execa's subprocess is a node ChildProcess at run time (its type hides some of the methods)
   const proc = sub as unknown as ChildProcess;
+  // last resort: if sockspike itself exits without stopping the server (a crash), its group goes with it
+  const onExit = (): void => signalGroup(proc.pid, 'SIGKILL');
+  process.on('exit', onExit);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     void sub.then((r) => {
       // the leader is gone: anything it left in its group is ours to end
       signalGroup(proc.pid, 'SIGKILL');
+      process.off('exit', onExit);
       resolve({ code: r.exitCode ?? null, signal: (r.signal as NodeJS.Signals | undefined) ?? null });
     });
   });

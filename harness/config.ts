@@ -148,6 +148,7 @@ export function resolveConfig(o: RunOptions): RunConfig {
   if (byo.external !== null) cfg.external = byo.external;
   const template = resolveTemplate(o, cfg.exchanges); // --request / --response-until: harness/request-template.ts
   if (template !== null) {
+    if (byo.external === null) throw new UserError(`${template.source.split(' ')[0]} drives your own server: add --server-cmd "CMD" or --target HOST:PORT (the built-in server speaks only its echo protocol)`);
     cfg.template = template;
     cfg.requestBytes = Buffer.from(template.requestBase64, 'base64').length;
     cfg.responseBytes = template.until.kind === 'bytes' ? template.until.bytes : 0;

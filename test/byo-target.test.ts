@@ -53,10 +53,11 @@ test('request escapes and response rules', (t) => {
   b.reset();
   t.is(b.feed(Buffer.from('abcdef')), EXTRA);
   t.throws(() => parseResponseUntil('lines:3'), { message: /close, bytes:N or delimiter:STR/ });
-  t.throws(() => resolveConfig({ ...DEFAULTS, request: 'x', responseUntil: 'close' }), {
+  t.throws(() => resolveConfig({ ...DEFAULTS, target: '127.0.0.1:80', request: 'x', responseUntil: 'close' }), {
     message: /--response-until close ends the connection with the first answer: use --exchanges 1/,
   });
-  t.throws(() => resolveConfig({ ...DEFAULTS, request: 'x' }), { message: /needs --response-until/ });
+  t.throws(() => resolveConfig({ ...DEFAULTS, target: '127.0.0.1:80', request: 'x' }), { message: /needs --response-until/ });
+  t.throws(() => resolveConfig({ ...DEFAULTS, request: 'x', responseUntil: 'bytes:1' }), { message: /^--request drives your own server: add --server-cmd/ });
 });
 
 /** A line server: answers each "PING n\r\n" with "PONG n\r\n" (or, with `stall`, half a line and then nothing). */

@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { formatUs } from '../lib/duration.ts';
 import { shellJoin } from '../lib/shell.ts';
 import { DEFAULTS, resolveConfig, type RunOptions } from '../harness/config.ts';
+import { BYO_DEFAULTS } from '../harness/byo-config.ts';
 import { runWorkload } from '../harness/run.ts';
 import { scenarioNamed, SCENARIOS } from '../harness/scenarios.ts';
 import { UserError } from '../lib/errors.ts';
@@ -12,7 +13,7 @@ import { writeReports } from '../reports/write-reports.ts';
 export function register(program: Command): void {
   program
     .command('run')
-    .description('run the connection-per-transaction workload (built-in server and client) and write a report')
+    .description('run the connection-per-transaction workload (built-in server and client, or your server) and write a report')
     .option('--transactions <n>', 'stop after N transactions (with --duration: whichever comes first; default: no count limit)')
     .option('--duration <d>', `stop after this long; a bare number is seconds (default ${DEFAULTS.duration} when neither limit is given)`)
     .option('--concurrency <c>', 'closed loop: concurrent clients', DEFAULTS.concurrency)
@@ -34,6 +35,14 @@ export function register(program: Command): void {
     .option('--port <p>', 'server port (default: a free one)')
     .option('--connect-timeout <d>', 'give up on a connect after this long (recorded as timeout)', DEFAULTS.connectTimeout)
     .option('--io-timeout <d>', 'give up on an answer after this long (recorded as timeout)', DEFAULTS.ioTimeout)
+    // bring your own server (issue 6)
+    .option('--server-cmd <command>', 'start this server instead of the built-in one ({port}, {host} are replaced; SOCKSPIKE_PORT, SOCKSPIKE_HOST are set; default: the built-in server)')
+    .option('--server-wait <d>', `--server-cmd: how long to wait for the port to accept connections (default ${BYO_DEFAULTS.serverWait})`)
+    .option('--target <host:port>', 'drive a server that is already running (loopback only unless --allow-remote; default: none)')
+    .option('--allow-remote', '--target: allow an address that is not loopback')
+    .option('--request <string>', 'send this as each request (escapes: \\r \\n \\t \\0 \\\\ \\xHH; default: the built-in echo pattern)')
+    .option('--request-file <file>', 'send this file\'s bytes as each request (default: none)')
+    .option('--response-until <rule>', 'with a request template: close | bytes:N | delimiter:STR (default: none, required with a request)')
     .option('--outlier <d>', 'outlier threshold, e.g. 100ms (default: derived from the distribution)')
     .option('--probe-interval <d>', 'system sampling interval (>= 10ms)', DEFAULTS.probeInterval)
     .addOption(

@@ -4,6 +4,7 @@ import { OUTCOME_OK, OUTCOME_STOPPED, OUTCOME_TIMEOUT, outcomeIndex, OUTCOME_IND
 import { fdOf, native, TCPI_LENGTH } from './native.ts';
 import { HEADER, patternBuffer, stamp } from './payload.ts';
 import type { TxnState } from './txn-recorder.ts';
+import { COMPLETE, EXTRA, MORE, ResponseRule } from './response-rule.ts';
 
 // One worker runs one transaction at a time: connect, E exchanges, close.
 // Its handlers are bound once and its buffers allocated once; a transaction
@@ -58,6 +59,8 @@ export class Worker implements TxnState {
   private readonly expected: Buffer;
   private readonly connectOpts: TcpNetConnectOpts;
   private readonly cfg: RunConfig;
+  /** A protocol template's completeness rule (null: the built-in echo, checked byte for byte). */
+  private readonly rule: ResponseRule | null;
 
   constructor(
     readonly worker: number,
@@ -65,7 +68,8 @@ export class Worker implements TxnState {
   ) {
     const cfg = (this.cfg = host.config);
     this.exchangeNs = new Float64Array(cfg.exchanges);
-    this.request = patternBuffer(cfg.requestBytes);
+    this.rule = cfg.template ? new ResponseRule(cfg.template.until) : null;
+    this.request = cfg.template ? Buffer.from(cfg.template.requestBase64, 'base64') : patternBuffer(cfg.requestBytes);
     this.expected = patternBuffer(cfg.responseBytes);
     const k = cfg.splitWrites;
     const part = Math.ceil(cfg.requestBytes / k);
@@ -128,8 +132,10 @@ export class Worker implements TxnState {
     const s = this.sock;
     if (s === null) return;
     const cfg = this.cfg;
-    stamp(this.request, this.seq, this.exchange, HEADER);
-    stamp(this.expected, this.seq, this.exchange, Math.min(cfg.requestBytes, cfg.responseBytes));
+    if (this.rule === null) {
+      stamp(this.request, this.seq, this.exchange, HEADER);
+      stamp(this.expected, this.seq, this.exchange, Math.min(cfg.requestBytes, cfg.responseBytes));
+    } else this.rule.reset();
     this.phase = Phase.Exchanging;
     this.deadlineNs = this.host.now() + cfg.ioTimeoutNs;
     const parts = this.requestParts;
@@ -141,11 +147,28 @@ export class Worker implements TxnState {
     const len = chunk.length;
     this.bytesIn += len;
     if (this.phase !== Phase.Exchanging) return this.fail(BAD); // bytes nobody asked for
+    if (this.rule !== null) return this.templateData(chunk);
     const want = this.cfg.responseBytes - this.got;
     if (len > want) return this.fail(BAD);
     if (chunk.compare(this.expected, this.got, this.got + len) !== 0) return this.fail(BAD);
     this.got += len;
     if (this.got < this.cfg.responseBytes) return;
+    this.exchangeNs[this.exchange] = this.host.now();
+    this.got = 0;
+    if (++this.exchange < this.cfg.exchanges) return this.send();
+    this.exchangesDone();
+  }
+
+  /** A templated answer: complete per --response-until, its bytes unchecked. */
+  private templateData(chunk: Buffer): void {
+    const r = this.rule!.feed(chunk);
+    if (r === MORE) return;
+    if (r === EXTRA) return this.fail(BAD);
+    if (r === COMPLETE) this.answered();
+  }
+
+  /** The current exchange's answer is complete. */
+  private answered(): void {
     this.exchangeNs[this.exchange] = this.host.now();
     this.got = 0;
     if (++this.exchange < this.cfg.exchanges) return this.send();
@@ -194,6 +217,12 @@ export class Worker implements TxnState {
 
   private onEnd(): void {
     if (this.phase === Phase.AwaitEof) return this.close();
+    // --response-until close: the server's FIN completes the (only) answer
+    if (this.phase === Phase.Exchanging && this.rule !== null && this.rule.atClose && this.rule.received > 0) {
+      this.exchangeNs[this.exchange] = this.host.now();
+      this.exchange++;
+      return this.close();
+    }
     if (this.phase === Phase.Exchanging || this.phase === Phase.Connecting) this.fail(SHORT);
   }
 

@@ -5,11 +5,13 @@ import { CLOSE_MODES, type CloseMode, type RunConfig } from '../lib/types.ts';
 import { needsNetns, parseFault } from './fault-spec.ts';
 import { requireRoot } from './netns.ts';
 import { mayBePerNetns, parseSysctl } from './sysctl-spec.ts';
+import { resolveExternal, type ByoOptions } from './byo-config.ts';
+import { resolveTemplate } from './request-template.ts';
 
 // From the command line's strings to a validated RunConfig. Every bound is
 // here, so a bad value fails before anything starts.
 
-export interface RunOptions {
+export interface RunOptions extends ByoOptions {
   transactions?: string;
   duration?: string;
   concurrency: string;
@@ -91,10 +93,20 @@ export function parseClose(text: string): { close: CloseMode; lingerSeconds: num
   return { close: text as CloseMode, lingerSeconds: 0 };
 }
 
-/** Loopback only: a load generator must not flood another host by a typo. */
-export function checkLoopback(host: string): void {
+/**
+ * Loopback only: a load generator must not flood another host by a typo.
+ * The one place that decides which addresses load may go to: `ownAddresses`
+ * are those of the run's own network namespaces (allowed), `allowRemote`
+ * is --allow-remote (with --target).
+ */
+export function checkLoopback(host: string, opts: { flag?: string; allowRemote?: boolean; ownAddresses?: readonly string[] } = {}): void {
   const loop = host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
-  if (!loop) throw new UserError(`--host ${host}: only loopback addresses (127.0.0.0/8, ::1) are allowed`);
+  if (loop || opts.allowRemote === true || (opts.ownAddresses ?? []).includes(host)) return;
+  const flag = opts.flag ?? '--host';
+  throw new UserError(
+    `${flag} ${host}: only loopback addresses (127.0.0.0/8, ::1, localhost) are allowed` +
+      (flag === '--target' ? '; add --allow-remote if you really mean to load another host' : ''),
+  );
 }
 
 export function resolveConfig(o: RunOptions): RunConfig {
@@ -109,13 +121,15 @@ export function resolveConfig(o: RunOptions): RunConfig {
   if (o.arrivals !== 'uniform' && o.arrivals !== 'poisson')
     throw new UserError(`--arrivals: "${o.arrivals}" must be uniform or poisson`);
   if (o.nodelay !== 'on' && o.nodelay !== 'off') throw new UserError(`--nodelay: "${o.nodelay}" must be on or off`);
-  checkLoopback(o.host);
+  const byo = resolveExternal(o, DEFAULTS); // --server-cmd / --target: harness/byo-config.ts
+  if (byo.target !== null) checkLoopback(byo.target.host, { flag: '--target', allowRemote: o.allowRemote === true });
+  else checkLoopback(o.host);
   const requestBytes = int(o.requestBytes, '--request-bytes', 1, 64 << 20);
   const splitWrites = int(o.splitWrites, '--split-writes', 1, 1024);
   if (splitWrites > requestBytes) throw new UserError(`--split-writes ${splitWrites} exceeds --request-bytes ${requestBytes}`);
   const cfg: RunConfig = {
-    host: o.host === 'localhost' ? '127.0.0.1' : o.host,
-    port: o.port === undefined ? 0 : int(o.port, '--port', 1, 65535),
+    host: byo.target?.host ?? (o.host === 'localhost' ? '127.0.0.1' : o.host),
+    port: byo.target?.port ?? (o.port === undefined ? 0 : int(o.port, '--port', 1, 65535)),
     transactions,
     durationNs,
     concurrency: int(o.concurrency, '--concurrency', 1, 10000),
@@ -148,12 +162,25 @@ export function resolveConfig(o: RunOptions): RunConfig {
   };
   // per-namespace sysctls and packet faults live in the run's own namespace
   if (cfg.sysctls.some((s) => mayBePerNetns(s.key)) || cfg.faults.some(needsNetns)) cfg.netns = true;
+  if (cfg.netns && cfg.external?.kind === 'target')
+    throw new UserError('--target drives a server that is already running, and the run\'s new namespace has none: use --server-cmd to start it inside, or leave out --netns, --sysctl and packet faults');
+  if (cfg.external != null && cfg.faults.some((f) => f.kind === 'accept-delay'))
+    throw new UserError('--fault accept-delay slows the built-in server\'s accept loop: it cannot slow your own server');
   if (cfg.netns) requireRoot(o.netns === true ? '--netns' : cfg.sysctls.length > 0 ? '--sysctl' : '--fault');
   else if (cfg.sysctls.length > 0) requireRoot('--sysctl');
   if (cfg.faults.some((f) => f.kind === 'accept-delay') && cfg.acceptDelayNs > 0)
     throw new UserError('--fault accept-delay and --accept-delay together: use one (the fault is --accept-delay in a window)');
   if (cfg.faults.some((f) => f.kind === 'cpu-hog') && cfg.faults.filter((f) => f.kind === 'cpu-hog').length > 1)
     throw new UserError('--fault cpu-hog: give it once, with the number of processes');
+  if (byo.external !== null) cfg.external = byo.external;
+  const template = resolveTemplate(o, cfg.exchanges); // --request / --response-until: harness/request-template.ts
+  if (template !== null) {
+    if (byo.external === null) throw new UserError(`${template.source.split(' ')[0]} drives your own server: add --server-cmd "CMD" or --target HOST:PORT (the built-in server speaks only its echo protocol)`);
+    cfg.template = template;
+    cfg.requestBytes = Buffer.from(template.requestBase64, 'base64').length;
+    cfg.responseBytes = template.until.kind === 'bytes' ? template.until.bytes : 0;
+    if (splitWrites > cfg.requestBytes) throw new UserError(`--split-writes ${splitWrites} exceeds the request's ${cfg.requestBytes} bytes`);
+  }
   return cfg;
 }
 

@@ -55,7 +55,7 @@ export class Observers {
         runDir: this.dir,
         t0: this.t0,
         intervalNs: this.intervalNs,
-        processes: [{ role: 'server', pid: server.pid }],
+        processes: server.pid > 0 ? [{ role: 'server', pid: server.pid }] : [], // -1: a target with no local process
         listener: server.listener,
         ...(this.netns === null ? {} : { netns: this.netns }),
       }).catch((err: Error) => {

@@ -14,6 +14,9 @@ import { Progress } from './progress.ts';
 import { Observers, type ObserverSummary } from './observers.ts';
 import { KernelSetup } from './kernel-setup.ts';
 import { FaultRunner } from './faults.ts';
+import { checkPortFree, childPids, freePort, startServerCommand } from './server-command.ts';
+import { checkTarget } from './target.ts';
+import { describeCheck } from './request-template.ts';
 
 export interface RunRequest {
   config: RunConfig;
@@ -65,15 +68,24 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
 async function runIn(req: RunRequest, dir: string, kernel: KernelSetup): Promise<RunResult> {
   const cfg = req.config;
   const netns = kernel.netns;
+  // bring your own server (issue 6): a command of the user's, or a running target
+  const ext = cfg.external ?? null;
+  if (ext?.kind === 'command') {
+    if (cfg.port === 0) cfg.port = await freePort(cfg.host);
+    else await checkPortFree(cfg.host, cfg.port);
+  }
+  const target = ext?.kind === 'target' ? await checkTarget(cfg.host, cfg.port, Math.min(cfg.connectTimeoutNs / 1e6, 5000)) : null;
   const t0 = monoNs();
   const manifest = newManifest({
     argv: req.argv,
     reproduce: req.reproduce,
     t0,
     config: cfg,
-    files: { transactions: [FILES.transactions], server: [FILES.server] },
+    // an external server records no server.bin
+    files: { transactions: [FILES.transactions], server: ext === null ? [FILES.server] : [] },
   });
   manifest.kernel = { netns, sysctls: kernel.sysctls, faults: cfg.faults.map((f) => ({ ...f, startNs: null, stopNs: null, detail: [] })) };
+  if (cfg.template) manifest.notes.push(describeCheck(cfg.template));
   writeManifest(dir, manifest);
   writeFileSync(join(dir, FILES.command), req.reproduce + '\n');
 
@@ -91,12 +103,19 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup): Promise
   let wake: () => void = () => {};
   const changed = (): void => wake();
 
-  const server = startChild('server', './server.ts', join(dir, FILES.serverLog), (m: FromChild) => {
+  const onServer = (m: FromChild): void => {
     if (m.type === 'listening') listening = m;
     else if (m.type === 'failed') serverFailure = m.message;
     changed();
-  }, netns);
-  manifest.processes.push({ role: 'server', pid: server.proc.pid ?? -1, exit: null });
+  };
+  const server: Child | null =
+    ext === null
+      ? startChild('server', './server.ts', join(dir, FILES.serverLog), onServer, netns)
+      : ext.kind === 'command'
+        ? startServerCommand(cfg, join(dir, FILES.serverCommandLog), onServer, netns)
+        : null;
+  if (target !== null) listening = target;
+  if (server !== null) manifest.processes.push({ role: 'server', pid: server.proc.pid ?? -1, exit: null });
   writeManifest(dir, manifest);
 
   const stop = (reason: string, how: RunManifest['status']): void => {
@@ -113,7 +132,7 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup): Promise
     if (++signals > 1) {
       // asked twice: stop waiting on anyone
       client?.proc.kill('SIGKILL');
-      server.proc.kill('SIGKILL');
+      server?.proc.kill('SIGKILL');
       return;
     }
     progress.line(`${sig}: stopping (in-flight transactions get 2 s), then writing the report`);
@@ -122,15 +141,22 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup): Promise
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   let serverExit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
-  void server.exited.then((e) => {
+  void server?.exited.then((e) => {
     serverExit = e;
-    if (done === null) stop(`the server exited unexpectedly (${exitText(e)})`, 'failed');
+    if (done === null)
+      stop(
+        ext === null
+          ? `the server exited unexpectedly (${exitText(e)})`
+          : `the server command ${e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`} ${listening === null ? `before accepting connections on ${cfg.host}:${cfg.port}` : 'during the run'}; its output is in ${join(dir, FILES.serverCommandLog)}`,
+        'failed',
+      );
     changed();
   });
 
   try {
-    server.send({ type: 'start', config: cfg, t0: t0.toString(), runDir: dir, file: FILES.server, progress: false });
-    const deadline = Date.now() + LISTEN_TIMEOUT_MS;
+    server?.send({ type: 'start', config: cfg, t0: t0.toString(), runDir: dir, file: FILES.server, progress: false });
+    // a --server-cmd server has its own bound (--server-wait), after which it reports 'failed'
+    const deadline = Date.now() + Math.max(LISTEN_TIMEOUT_MS, ext?.kind === 'command' ? ext.waitNs / 1e6 + 5000 : 0);
     while (listening === null && serverFailure === null && serverExit === null && stopReason === null && Date.now() < deadline) {
       await new Promise<void>((r) => {
         wake = r;
@@ -140,18 +166,28 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup): Promise
     const ready = listening as ListeningMessage | null;
     if (ready === null) {
       const why =
+        (ext !== null ? stopReason : null) ??
         serverFailure ??
         (serverExit !== null ? `the server exited before listening (${exitText(serverExit)}); see ${join(dir, FILES.serverLog)}` : stopReason ?? 'the server did not listen within 20 s');
-      manifest.status = 'failed';
-      manifest.stopReason = why;
-      writeManifest(dir, manifest);
-      throw new UserError(why);
+      if (ext === null) {
+        manifest.status = 'failed';
+        manifest.stopReason = why;
+        writeManifest(dir, manifest);
+        throw new UserError(why);
+      }
+      // an external server that never listened: a failed run, still with a report
+      stop(why, 'failed');
+      throw new NotListening();
     }
     cfg.port = ready.port;
     manifest.notes.push(...ready.notes);
     writeManifest(dir, manifest);
     if (req.probes) {
-      await observers.start(ready.port, { pid: server.proc.pid ?? -1, listener: { pid: server.proc.pid ?? -1, fd: ready.fd } });
+      const pid = server !== null ? (server.proc.pid ?? -1) : (target?.pid ?? -1);
+      // an external server's listening fd is unknown: the listen-queue probe finds its socket by port
+      await observers.start(ready.port, { pid, listener: ready.fd >= 0 ? { pid, fd: ready.fd } : { port: ready.port } });
+      // a --server-cmd server's own children (nginx's workers) are probed too, as server-<pid>
+      for (const child of ext?.kind === 'command' ? childPids(pid) : []) observers.addProcess('server', child);
       manifest.processes.push(...observers.processes());
     } else observers.off('turned off with --no-probes');
 
@@ -170,7 +206,7 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup): Promise
         netns,
         port: ready.port,
         baseAcceptDelayNs: cfg.acceptDelayNs,
-        setAcceptDelay: (ns) => server.send({ type: 'accept-delay', ns }),
+        setAcceptDelay: (ns) => server?.send({ type: 'accept-delay', ns }),
         started: (role, pid) => {
           manifest.processes.push({ role, pid, exit: null });
           observers.addProcess(role, pid);
@@ -185,12 +221,16 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup): Promise
       stopReason = `the client exited unexpectedly (${exitText(clientExit)}); see ${join(dir, FILES.clientLog)}`;
       status = 'failed';
     }
+  } catch (err) {
+    if (!(err instanceof NotListening)) throw err;
   } finally {
     if (faults !== null) manifest.kernel.faults = await faults.end();
     observed = await observers.stop();
-    server.send({ type: 'stop', reason: stopReason ?? 'done' });
-    await endChild(server, 5000);
-    setExit(manifest, 'server', exitText(await server.exited));
+    if (server !== null) {
+      server.send({ type: 'stop', reason: stopReason ?? 'done' });
+      await endChild(server, 5000);
+      setExit(manifest, 'server', exitText(await server.exited));
+    }
     for (const p of manifest.processes) if (p.role !== 'server' && p.role !== 'client' && p.exit === null) p.exit = 'stopped';
     if (client !== null) {
       client.send({ type: 'stop', reason: 'run ended' });
@@ -214,6 +254,9 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup): Promise
   const summary = analyzeRun(dir);
   return { dir, summary, manifest, signal };
 }
+
+/** An external server never listened: the run ends as failed, with its report. */
+class NotListening extends Error {}
 
 function setExit(m: RunManifest, role: string, exit: number | string): void {
   const p = m.processes.find((x) => x.role === role);

@@ -1,8 +1,12 @@
+import { fileURLToPath } from 'node:url';
+
 // Named presets for `sockspike run --scenario NAME`: the reported case, one
 // reproduction per catalogue cause that one machine can show, and a clean
 // baseline. Values are run flags (commander's camelCase keys); flags given on
 // the command line win. Each runs in a namespace of its own, so the host's
 // TIME_WAIT and sysctls neither help nor spoil it.
+
+const PYTHON_SERVER = fileURLToPath(new URL('../fixtures/servers/reported-case-server.py', import.meta.url));
 
 export interface Scenario {
   name: string;
@@ -27,6 +31,22 @@ export const SCENARIOS: Scenario[] = [
       exchanges: '2',
       close: 'server-rst',
       backlog: '1',
+      outlier: '100ms',
+      duration: '30s',
+    },
+  },
+  {
+    name: 'reported-case-python',
+    cause: 'accept-queue-overflow',
+    description:
+      'The reported case with a server like the one in the report: a single-threaded Python accept loop (fixtures/servers/reported-case-server.py), backlog 1 and SO_LINGER {1,0} on its listener; add --concurrency 4 to see the overflow',
+    flags: {
+      netns: true,
+      serverCmd: `python3 ${PYTHON_SERVER} --port {port}`,
+      concurrency: '1',
+      requestBytes: '3000',
+      responseBytes: '3000',
+      exchanges: '2',
       outlier: '100ms',
       duration: '30s',
     },

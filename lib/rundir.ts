@@ -1,5 +1,6 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import type { FaultRecord, RunConfig, RunStatus, SysctlRecord } from './types.ts';
+import { measureEpochOffset, type EpochOffset } from './epoch-offset.ts';
 
 // The run directory: everything about one run, enough to rebuild the
 // report on another machine. Format documented in docs/run-directory.md.
@@ -15,6 +16,8 @@ export const FILES = {
   command: 'command.txt',
   serverLog: 'server.log',
   clientLog: 'client.log',
+  /** stdout and stderr of a --server-cmd server */
+  serverCommandLog: 'server-command.log',
   environment: 'environment.json',
 } as const;
 
@@ -38,6 +41,8 @@ export interface RunManifest {
   t0Ns: string;
   /** Date.now() at t0, to map run time to wall-clock time. */
   wallMsAtT0: number;
+  /** Unix epoch ns minus CLOCK_MONOTONIC ns, measured at the start (maps epoch-stamped logs onto t0; absent in older runs). */
+  clockOffset?: EpochOffset;
   /** ns since t0 when the workload stopped. */
   endNs: number | null;
   status: RunStatus;
@@ -90,6 +95,7 @@ export function newManifest(init: Pick<RunManifest, 'argv' | 'reproduce' | 'conf
     startedAt: new Date().toISOString(),
     t0Ns: init.t0.toString(),
     wallMsAtT0: Date.now(),
+    clockOffset: measureEpochOffset(),
     endNs: null,
     status: 'running',
     stopReason: null,

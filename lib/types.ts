@@ -51,6 +51,10 @@ export interface RunConfig {
   faults: FaultSpec[];
   /** The named preset this run started from (null: none). */
   scenario: string | null;
+  /** Bring your own server (--server-cmd, --target); absent or null: the built-in server. */
+  external?: ExternalServer | null;
+  /** Protocol template (--request, --response-until); absent or null: the built-in echo pattern, checked byte for byte. */
+  template?: ProtocolTemplate | null;
 }
 
 export const FAULT_KINDS = ['syn-drop', 'data-drop', 'cpu-hog', 'accept-delay'] as const;
@@ -92,6 +96,28 @@ export interface SysctlRecord {
   before: string;
   /** As read back after writing (the kernel may normalise it). */
   after: string;
+}
+
+/** A server that is not the built-in one: started from the user's command, or already running. */
+export type ExternalServer =
+  | {
+      kind: 'command';
+      /** The command as given, with {port} still in it. */
+      command: string;
+      /** How long to wait for the port to accept connections. */
+      waitNs: number;
+    }
+  | { kind: 'target'; allowRemote: boolean };
+
+/** When a response is complete: at the peer's FIN, after N bytes, or at a delimiter. */
+export type ResponseUntil = { kind: 'close' } | { kind: 'bytes'; bytes: number } | { kind: 'delimiter'; delimiterBase64: string; text: string };
+
+/** Each exchange sends this request; a response is complete per `until` (its bytes are not checked). */
+export interface ProtocolTemplate {
+  requestBase64: string;
+  /** Where the request came from: --request "..." or --request-file PATH. */
+  source: string;
+  until: ResponseUntil;
 }
 
 /**

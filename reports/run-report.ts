@@ -86,11 +86,13 @@ export function renderReport(
   out.push('## Slowest transactions', '', slowest(c, m, accepted), '');
   if (s.openLoop !== null) out.push('## Open-loop schedule', '', openLoop(s), '');
   if (s.server !== null) out.push('## Server', '', server(s), '');
+  else if (m.config.external) out.push('## Server', '', externalServer(m.config), '');
   out.push(...extra.slice(0, -1).flatMap((x) => [x, '']));
   out.push('## Latency distribution (HdrHistogram)', '', hdr(s), '');
   out.push(...extra.slice(-1).flatMap((x) => [x, '']));
-  out.push('## Configuration', '', config(m.config), '');
-  out.push('## Reproduce', '', code(m.reproduce, 'sh'), '');
+  const imported = importedLog(m);
+  out.push('## Configuration', '', imported === null ? config(m.config) : imported.table, '');
+  out.push('## Reproduce', '', code(imported === null ? m.reproduce : `${m.reproduce}\n${imported.command}`, 'sh'), '');
   if (m.notes.length > 0) out.push('## Notes', '', ...m.notes.map((n) => `- ${n}`), '');
   out.push('## Files', '', files(m), '');
   return out.join('\n');
@@ -231,6 +233,43 @@ function server(s: Summary): string {
   );
 }
 
+/** Bring your own server: what the run knows of it (no server.bin). */
+function externalServer(cfg: RunConfig): string {
+  const ext = cfg.external!;
+  const what = ext.kind === 'command' ? `started with \`${ext.command}\`` : `already running at ${cfg.host}:${cfg.port} (--target)`;
+  return `An external server, ${what}. Server events: not recorded (external server); its accepts are not joined to the transactions.`;
+}
+
+/** The target row of the configuration table. */
+function targetText(cfg: RunConfig): string {
+  const ext = cfg.external;
+  if (!ext) return `${cfg.host}:${cfg.port} (built-in server)`;
+  if (ext.kind === 'target') return `${cfg.host}:${cfg.port} (already running server, --target${ext.allowRemote ? ', --allow-remote' : ''})`;
+  return `${cfg.host}:${cfg.port} (\`${ext.command}\`, waited up to ${formatNs(ext.waitNs)})`;
+}
+
+/** The transaction row: the built-in echo, or the protocol template and its completeness rule. */
+function transactionText(cfg: RunConfig): string {
+  const t = cfg.template;
+  const writes = cfg.splitWrites > 1 ? ` in ${cfg.splitWrites} writes` : '';
+  if (!t) return `connect, ${cfg.exchanges} x (request ${cfg.requestBytes} B${writes}, response ${cfg.responseBytes} B, checked byte for byte), close`;
+  const until = t.until.kind === 'close' ? 'the server closes' : t.until.kind === 'bytes' ? `${t.until.bytes} B` : `delimiter "${t.until.text}"`;
+  return `connect, ${cfg.exchanges} x (request ${cfg.requestBytes} B from ${t.source}${writes}, response complete at ${until}; not checked byte for byte), close`;
+}
+
+/** A latency log imported into a probe run (analyze --latency-log): what stands in for the configuration. */
+function importedLog(m: RunManifest): { table: string; command: string } | null {
+  const imp = m.files.imported as { from: string; format: string; clock: string; rows: number; outsideProbe: number } | undefined;
+  if (imp === undefined) return null;
+  const rows: [string, string][] = [
+    ['transactions', `imported from \`${imp.from}\` (${imp.format}, ${imp.rows} rows${imp.outsideProbe > 0 ? `, ${imp.outsideProbe} outside the probe's time` : ''}): the client was not sockspike's`],
+    ['clock', imp.clock],
+    ['outlier threshold', m.config.outlierUs === null ? 'derived' : formatUs(m.config.outlierUs)],
+    ['probe interval', formatNs(m.config.probeIntervalNs)],
+  ];
+  return { table: table(['setting', 'value'], rows, ['l', 'l']), command: `sockspike analyze DIR --latency-log ${imp.from} --log-format ${imp.format}` };
+}
+
 function hdr(s: Summary): string {
   if (s.latencyUs.total.count === 0) return 'No successful transaction.';
   const h = decodeFromCompressedBase64(s.hdr.total, 32, false);
@@ -249,12 +288,12 @@ function hdr(s: Summary): string {
 function config(cfg: RunConfig): string {
   const dur = (ns: number | null): string => (ns === null ? '-' : ns === 0 ? '0' : formatNs(ns));
   const rows: [string, string][] = [
-    ['target', `${cfg.host}:${cfg.port} (built-in server)`],
+    ['target', targetText(cfg)],
     ['load', cfg.rate === null ? `closed loop, concurrency ${cfg.concurrency}` : `open loop, ${cfg.rate}/s ${cfg.arrivals}, at most ${cfg.maxInflight} in flight`],
     ['limit', [cfg.transactions !== null ? `${cfg.transactions} transactions` : '', cfg.durationNs !== null ? dur(cfg.durationNs) : ''].filter(Boolean).join(' or ')],
-    ['transaction', `connect, ${cfg.exchanges} x (request ${cfg.requestBytes} B${cfg.splitWrites > 1 ? ` in ${cfg.splitWrites} writes` : ''}, response ${cfg.responseBytes} B), close`],
+    ['transaction', transactionText(cfg)],
     ['close', cfg.close === 'linger' ? `linger:${cfg.lingerSeconds}` : cfg.close === 'keepalive' ? `keepalive, ${cfg.perConnection} per connection` : cfg.close],
-    ['backlog', String(cfg.backlog)],
+    ['backlog', cfg.external ? "the server's own" : String(cfg.backlog)],
     ['TCP_NODELAY', cfg.nodelay ? 'on' : 'off'],
     ['think time', dur(cfg.thinkTimeNs)],
     ['accept delay', dur(cfg.acceptDelayNs)],
@@ -270,10 +309,13 @@ function files(m: RunManifest): string {
   return [
     `- \`${FILES.manifest}\`: resolved configuration, command line, clock origin (t0 = ${m.t0Ns} ns CLOCK_MONOTONIC), processes`,
     `- \`${m.files.transactions.join('`, `')}\`: every transaction (binary; \`sockspike export DIR --what transactions\`)`,
-    `- \`${m.files.server.join('`, `')}\`: every server connection (\`sockspike export DIR --what server\`)`,
+    m.files.server.length > 0
+      ? `- \`${m.files.server.join('`, `')}\`: every server connection (\`sockspike export DIR --what server\`)`
+      : '- no server records: server events: not recorded (external server)',
     `- \`${FILES.summary}\`: the figures above, for machines`,
     `- \`${TIMELINE_FILE}\`, \`${LATENCY_FILE}\` (and PNGs of them where they could be rendered): the pictures`,
-    `- \`${FILES.command}\`, \`${FILES.clientLog}\`, \`${FILES.serverLog}\``,
+    `- \`${FILES.command}\`, \`${FILES.clientLog}\`` +
+      (m.config.external?.kind === 'target' ? '' : `, \`${m.config.external?.kind === 'command' ? FILES.serverCommandLog : FILES.serverLog}\``),
   ].join('\n');
 }
 

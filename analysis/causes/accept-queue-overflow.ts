@@ -41,16 +41,24 @@ export const acceptQueueOverflow: CauseModule = {
       id: this.id,
       confidence,
       summary:
-        `The server's accept queue (backlog ${backlog}${somax ? `, somaxconn ${somax}` : ''}) overflowed: the kernel dropped handshakes ` +
+        `The server's accept queue (${input.config.external ? externalBacklog(input) : `backlog ${backlog}`}${somax ? `, somaxconn ${somax}` : ''}) overflowed: the kernel dropped handshakes ` +
         `(${fmtN(listen.near)} listen overflows/drops around the outliers), and ${outlierSpan(input)} waited for the client to resend its SYN` +
         (syn.count > 0 ? ` (${pctS(syn.share)} at ${syn.labels[0]})` : '') +
         '.',
       evidence,
       tryNext: [
-        `Give the listener a bigger backlog (and net.core.somaxconn at least as big): ${runCommand(input, { '--backlog': Math.max(128, backlog * 64) })}`,
+        input.config.external
+          ? `Give your server's listener a bigger backlog (its listen(2) backlog, e.g. nginx \`listen ... backlog=N\`; and net.core.somaxconn at least as big), then run again: ${runCommand(input, {})}`
+          : `Give the listener a bigger backlog (and net.core.somaxconn at least as big): ${runCommand(input, { '--backlog': Math.max(128, backlog * 64) })}`,
         'Accept faster on the server (more accept loops, no work before accept()); watch `ss -ltn` Recv-Q against Send-Q under load.',
         'Or make overflow visible instead of slow: sysctl net.ipv4.tcp_abort_on_overflow=1 (the client gets a reset at once, not a 1 s SYN retransmission).',
       ],
     };
   },
 };
+
+/** An external server's backlog: as the listen-queue probe saw it (the kernel's limit), when it ran. */
+function externalBacklog(input: CauseInput): string {
+  const limit = input.metrics['listen.limit'];
+  return limit !== undefined && limit.max > 0 ? `backlog ${fmtN(limit.max)}, as the listen-queue probe read it` : "the server's own backlog";
+}

@@ -38,6 +38,7 @@ export const CAUSE_METRICS = [
   'vmstat.allocstall_movable',
   'vmstat.allocstall_device',
   'vmstat.pgscan_direct',
+  'listen.limit', // the kernel's backlog of the listener: an external server's own
 ];
 
 const KERNEL_EVENTS_FILE = 'events/kernel-events.ndjson';

@@ -1,4 +1,5 @@
 import type { RunConfig, Summary } from '../../lib/types.ts';
+import { byoArgs } from '../../lib/byo-args.ts';
 
 // What every cause module reads (CauseInput, built by input.ts from a run
 // directory, or by hand in tests) and what it returns (Cause).
@@ -242,7 +243,7 @@ export function runCommand(input: CauseInput, change: Record<string, string | nu
   const c = input.config;
   const opts: Record<string, string | number | boolean | null> = {
     '--concurrency': c.concurrency,
-    '--backlog': c.backlog,
+    ...(c.external ? {} : { '--backlog': c.backlog }), // an external server has its own backlog
     '--close': c.close === 'linger' ? `linger:${c.lingerSeconds ?? 0}` : c.close,
     ...(c.splitWrites > 1 ? { '--split-writes': c.splitWrites } : {}),
     ...(c.nodelay ? { '--nodelay': 'on' } : {}),
@@ -250,7 +251,7 @@ export function runCommand(input: CauseInput, change: Record<string, string | nu
     '--outlier': `${Math.round(input.outliers.thresholdUs / 1000)}ms`,
     ...change,
   };
-  const parts = ['sockspike run'];
+  const parts = ['sockspike run', ...byoArgs(c)];
   if (c.durationNs) parts.push(`--duration ${Math.round(c.durationNs / 1e9)}`);
   for (const [k, v] of Object.entries(opts)) {
     if (v === null || v === false) continue;

@@ -26,6 +26,7 @@ test.after.always('the host is left as found', (t) => {
 // shorter than the presets where a few seconds already show the cause
 const DURATION: Record<string, string> = {
   'reported-case': '4s',
+  'reported-case-python': '4s',
   'accept-queue-overflow': '4s',
   'syn-loss': '4s',
   'data-retransmit': '4s',
@@ -39,7 +40,7 @@ const DURATION: Record<string, string> = {
 for (const sc of SCENARIOS) {
   if (why !== null) break;
   // the reported case's single client rarely overflows backlog 1 on a current kernel: with 4 clients it does
-  const extra = sc.name === 'reported-case' ? ['--concurrency', '4'] : [];
+  const extra = sc.name.startsWith('reported-case') ? ['--concurrency', '4'] : [];
   test.serial(`scenario ${sc.name}: ${sc.cause === null ? 'no cause' : `names ${sc.cause} first`}`, async (t) => {
     const out = join(tempDir(t), 'run');
     const r = await sockspike(['run', '--scenario', sc.name, '--duration', DURATION[sc.name] ?? '4s', ...extra, '--out', out], { timeout: 120_000 });

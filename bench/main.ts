@@ -3,7 +3,9 @@
 // command that reproduces it.
 //
 //   npm run bench [-- --json] [--quick] [--only client,pair,latency,recording,probes,analysis]
-//                 [--concurrency 16] [--close client-rst] [--reps N] [--duration S]
+//                 [--concurrency 16] [--close client-rst] [--reps N] [--duration S] [--client-processes K]
+//
+// --client-processes K: sockspike's client load split over K client processes (client part).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -37,10 +39,11 @@ interface Options {
   close: Close[] | null;
   reps: number | null;
   durationS: number | null;
+  clientProcesses: number;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { json: false, quick: false, parts: new Set(PARTS), concurrency: null, close: null, reps: null, durationS: null };
+  const o: Options = { json: false, quick: false, parts: new Set(PARTS), concurrency: null, close: null, reps: null, durationS: null, clientProcesses: 1 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = (): string => {
@@ -61,6 +64,7 @@ function parseArgs(argv: string[]): Options {
       o.close = names as Close[];
     } else if (a === '--reps') o.reps = positive(val(), a);
     else if (a === '--duration') o.durationS = positive(val(), a);
+    else if (a === '--client-processes') o.clientProcesses = positive(val(), a);
     else throw new UserError(`unknown option ${a} (see the header of bench/main.ts)`);
   }
   return o;
@@ -103,7 +107,7 @@ export interface Comparison {
 }
 
 export interface BenchResult {
-  machine: { cpus: number; cpuModel: string; kernel: string; node: string; virtualization: string; loadAtStart: number };
+  machine: { cpus: number; cpuModel: string; kernel: string; node: string; virtualization: string; loadAtStart: number; loadAtEnd: number };
   isolation: string;
   quick: boolean;
   client: Comparison[];
@@ -115,15 +119,19 @@ export interface BenchResult {
   elapsedS: number;
 }
 
+/** "kvm VM (Firecracker), in a docker container", from systemd-detect-virt, the hypervisor flag and the kernel command line. */
 function virtualization(): string {
-  const r = spawnSync('systemd-detect-virt', [], { encoding: 'utf8' });
-  if (r.status === 0 && r.stdout.trim() !== '') return r.stdout.trim();
-  try {
-    const p = readFileSync('/sys/class/dmi/id/product_name', 'utf8').trim();
-    if (p !== '') return p;
-  } catch {}
-  const cpuinfo = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
-  return /\bhypervisor\b/.test(cpuinfo) ? 'a VM (hypervisor flag in /proc/cpuinfo)' : 'none detected';
+  const detect = (flag: string): string | null => {
+    const r = spawnSync('systemd-detect-virt', [flag], { encoding: 'utf8' });
+    const v = (r.stdout ?? '').trim();
+    return r.error === undefined && v !== '' && v !== 'none' ? v : null;
+  };
+  const read = (f: string): string => (existsSync(f) ? readFileSync(f, 'utf8') : '');
+  let vm = detect('--vm') ?? (/\bhypervisor\b/.test(read('/proc/cpuinfo')) ? 'a hypervisor' : null);
+  if (vm !== null && /firecracker/i.test(read('/proc/cmdline'))) vm += ' (Firecracker)';
+  const container = detect('--container');
+  const parts = [vm === null ? 'no VM detected' : `${vm} VM`, container === null ? null : `in a ${container} container`];
+  return parts.filter((x) => x !== null).join(', ');
 }
 
 function machine(): BenchResult['machine'] {
@@ -135,6 +143,7 @@ function machine(): BenchResult['machine'] {
     node: process.version,
     virtualization: virtualization(),
     loadAtStart: Math.round(os.loadavg()[0] * 100) / 100,
+    loadAtEnd: NaN,
   };
 }
 
@@ -146,10 +155,10 @@ function progress(line: string): void {
 }
 
 /** Alternating A/B runs (native first on even repetitions, sockspike first on odd), each in its own namespace. */
-async function compare(what: 'client' | 'pair', close: Close, concurrency: number, durationS: number, reps: number, isolate: boolean): Promise<Comparison> {
+async function compare(what: 'client' | 'pair', close: Close, concurrency: number, durationS: number, reps: number, isolate: boolean, clientProcesses = 1): Promise<Comparison> {
   const base = { close, concurrency, durationS };
   const nativeSpec: RunSpec = { ...base, client: 'native', server: 'native' };
-  const ourSpec: RunSpec = { ...base, client: 'sockspike', server: what === 'client' ? 'native' : 'sockspike' };
+  const ourSpec: RunSpec = { ...base, client: 'sockspike', server: what === 'client' ? 'native' : 'sockspike', ...(clientProcesses > 1 ? { clientProcesses } : {}) };
   const runs: Comparison['runs'] = [];
   for (let i = 0; i < reps; i++) {
     progress(`${what} ${close} c${concurrency}: repetition ${i + 1}/${reps}`);
@@ -189,7 +198,7 @@ async function compare(what: 'client' | 'pair', close: Close, concurrency: numbe
     failed: runs.reduce((a, r) => a + r.native.failed + r.sockspike.failed, 0),
     target,
     met: target === null ? null : tpsRatio >= target,
-    command: `npm run bench -- --only ${what} --close ${close} --concurrency ${concurrency} --reps ${reps} --duration ${durationS}`,
+    command: `npm run bench -- --only ${what} --close ${close} --concurrency ${concurrency} --reps ${reps} --duration ${durationS}${clientProcesses > 1 ? ` --client-processes ${clientProcesses}` : ''}`,
     runs,
   };
 }
@@ -253,7 +262,7 @@ export async function runBench(o: Options): Promise<BenchResult> {
     const cs = o.concurrency ?? (q ? [16] : [4, 16]);
     for (const c of cs)
       for (const close of o.close ?? (['client-fin', 'client-rst'] as Close[]))
-        result.client.push(await compare('client', close, c, durationS, o.reps ?? (q ? 1 : c === 16 ? 5 : 3), isolate));
+        result.client.push(await compare('client', close, c, durationS, o.reps ?? (q ? 1 : c === 16 ? 5 : 3), isolate, o.clientProcesses));
   }
   if (o.parts.has('latency')) {
     // concurrency 1: the client's own added latency, and its throughput ratio there
@@ -283,6 +292,7 @@ export async function runBench(o: Options): Promise<BenchResult> {
     result.analysis = q ? analysisSpeed(50_000, 30) : analysisSpeed(1_000_000, 600);
   }
   progress('');
+  result.machine.loadAtEnd = Math.round(os.loadavg()[0] * 100) / 100;
   result.elapsedS = Math.round((performance.now() - t0) / 100) / 10;
   return result;
 }
@@ -306,7 +316,7 @@ function comparisonText(c: Comparison): string[] {
 export function benchText(r: BenchResult): string {
   const m = r.machine;
   const out: string[] = [
-    `sockspike benchmarks${r.quick ? ' (quick)' : ''}: ${m.cpus} CPUs (${m.cpuModel}), Linux ${m.kernel}, Node ${m.node}, virtualization: ${m.virtualization}, load ${m.loadAtStart} at start`,
+    `sockspike benchmarks${r.quick ? ' (quick)' : ''}: ${m.cpus} CPUs (${m.cpuModel}), Linux ${m.kernel}, Node ${m.node}, virtualization: ${m.virtualization}, load ${m.loadAtStart} at start, ${m.loadAtEnd} at the end (1-min average: other work on the machine skews every figure)`,
     `isolation: ${r.isolation}`,
   ];
   if (r.client.length > 0) {
@@ -330,7 +340,7 @@ export function benchText(r: BenchResult): string {
     const x = r.recording;
     out.push(
       '',
-      `4. recording: ${f1(x.nsPerRecord)} ns and ${x.heapBytesPerRecord.toFixed(3)} heap bytes per transaction over ${k(x.records)} records, ${x.gcsDuringLoop} GCs${verdict(x.met, `<= ${TARGETS.recordingNs} ns, 0 bytes`)}`,
+      `4. recording: ${f1(x.nsPerRecord)} ns (best of 3 loops; median ${f1(x.nsPerRecordMedian)}) and ${x.heapBytesPerRecord.toFixed(3)} heap bytes per transaction over ${k(x.records)} records, ${x.gcsDuringLoop} GCs${verdict(x.met, `<= ${TARGETS.recordingNs} ns, 0 bytes`)}`,
       `    $ ${x.command}`,
     );
   }

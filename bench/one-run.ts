@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { monoNs } from '../lib/clock.ts';
 import { HEADER_BYTES, txnLayout } from '../lib/records.ts';
-import { OUTCOME_OK } from '../lib/types.ts';
+import { OUTCOME_OK, OUTCOMES } from '../lib/types.ts';
 import { DEFAULTS, resolveConfig } from '../harness/config.ts';
 import { endChild, startChild, type Child } from '../harness/children.ts';
 import type { DoneMessage, FromChild, ListeningMessage } from '../harness/messages.ts';
@@ -30,6 +30,8 @@ export interface RunSpec {
   requestBytes?: number;
   responseBytes?: number;
   exchanges?: number;
+  /** sockspike client: its load split over this many client processes (default 1). */
+  clientProcesses?: number;
 }
 
 export interface RunFigures {
@@ -139,10 +141,39 @@ async function nativeClient(spec: RunSpec, ref: string, port: number): Promise<O
 }
 
 async function builtinClient(spec: RunSpec, dir: string, t0: bigint, port: number): Promise<Omit<RunFigures, 'serverCpuS'>> {
+  // K client processes share the concurrency, each recording its own file
+  const k = Math.max(1, Math.min(spec.clientProcesses ?? 1, spec.concurrency));
+  const parts = await Promise.all(
+    Array.from({ length: k }, (_, i) => {
+      const c = Math.floor(spec.concurrency / k) + (i < spec.concurrency % k ? 1 : 0);
+      return oneClient({ ...spec, concurrency: c }, dir, t0, port, i);
+    }),
+  );
+  const lat = latencies(parts.map((p) => join(dir, p.file)), spec.exchanges ?? 2);
+  const first = Math.min(...parts.map((p) => p.done.firstStartNs));
+  const last = Math.max(...parts.map((p) => p.done.lastEndNs));
+  const elapsedS = (last - first) / 1e9;
+  const sum = (f: (p: (typeof parts)[number]) => number): number => parts.reduce((a, p) => a + f(p), 0);
+  const ok = sum((p) => p.done.ok);
+  return {
+    attempted: sum((p) => p.done.attempted),
+    ok,
+    failed: sum((p) => p.done.failed + p.done.timedOut),
+    elapsedS,
+    tps: ok / elapsedS,
+    clientCpuS: sum((p) => p.cpuS),
+    p50Us: lat.p50,
+    p99Us: lat.p99,
+    errors: lat.errors,
+  };
+}
+
+async function oneClient(spec: RunSpec, dir: string, t0: bigint, port: number, i: number): Promise<{ done: DoneMessage; cpuS: number; file: string }> {
   let done: DoneMessage | null = null;
   let cpuEnd = NaN;
   let client: Child | null = null;
-  const c = (client = startChild('client', './client.ts', join(dir, 'client.log'), (m: FromChild) => {
+  const file = i === 0 ? 'transactions.bin' : `transactions-${i}.bin`;
+  const c = (client = startChild('client', './client.ts', join(dir, `client-${i}.log`), (m: FromChild) => {
     if (m.type === 'done') {
       done = m;
       cpuEnd = cpuSeconds(client!.proc.pid!);
@@ -150,39 +181,29 @@ async function builtinClient(spec: RunSpec, dir: string, t0: bigint, port: numbe
   }));
   const pid = c.proc.pid!;
   const cpu0 = cpuSeconds(pid); // start-up (node + tsx) is left out, as it is for the native client
-  c.send({ type: 'start', config: configFor(spec, port), t0: t0.toString(), runDir: dir, file: 'transactions.bin', progress: false });
+  c.send({ type: 'start', config: configFor(spec, port), t0: t0.toString(), runDir: dir, file, progress: false });
   const exit = await once(c.exited, spec.durationS * 1000 + 30_000, 'sockspike client');
   const d = done as DoneMessage | null;
-  if (d === null) throw new Error(`sockspike client exited without finishing (${exit.code ?? exit.signal}); see ${join(dir, 'client.log')}`);
-  const lat = latencies(join(dir, 'transactions.bin'), spec.exchanges ?? 2);
-  const elapsedS = (d.lastEndNs - d.firstStartNs) / 1e9;
-  return {
-    attempted: d.attempted,
-    ok: d.ok,
-    failed: d.failed + d.timedOut,
-    elapsedS,
-    tps: d.ok / elapsedS,
-    clientCpuS: cpuEnd - cpu0,
-    p50Us: lat.p50,
-    p99Us: lat.p99,
-    errors: lat.errors,
-  };
+  if (d === null) throw new Error(`sockspike client exited without finishing (${exit.code ?? exit.signal}); see ${join(dir, `client-${i}.log`)}`);
+  return { done: d, cpuS: cpuEnd - cpu0, file };
 }
 
 /** Latency percentiles of the ok transactions and failures by outcome, from transactions.bin. */
-function latencies(file: string, exchanges: number): { p50: number; p99: number; errors: Record<string, number> } {
-  const buf = readFileSync(file);
+function latencies(files: string[], exchanges: number): { p50: number; p99: number; errors: Record<string, number> } {
   const L = txnLayout(exchanges);
-  const n = Math.floor((buf.length - HEADER_BYTES) / L.size);
-  const v = new DataView(buf.buffer, buf.byteOffset, buf.length);
-  const lat = new Float64Array(n);
+  const bufs = files.map((f) => readFileSync(f));
+  const lat = new Float64Array(bufs.reduce((a, b) => a + Math.floor((b.length - HEADER_BYTES) / L.size), 0));
   const errors: Record<string, number> = {};
   let k = 0;
-  for (let i = 0; i < n; i++) {
-    const at = HEADER_BYTES + i * L.size;
-    const o = v.getUint8(at + L.outcome);
-    if (o === OUTCOME_OK) lat[k++] = v.getFloat32(at + L.lateUs, true) + v.getFloat32(at + L.endUs, true);
-    else errors[`outcome-${o}`] = (errors[`outcome-${o}`] ?? 0) + 1;
+  for (const buf of bufs) {
+    const n = Math.floor((buf.length - HEADER_BYTES) / L.size);
+    const v = new DataView(buf.buffer, buf.byteOffset, buf.length);
+    for (let i = 0; i < n; i++) {
+      const at = HEADER_BYTES + i * L.size;
+      const o = v.getUint8(at + L.outcome);
+      if (o === OUTCOME_OK) lat[k++] = v.getFloat32(at + L.lateUs, true) + v.getFloat32(at + L.endUs, true);
+      else errors[OUTCOMES[o] ?? `outcome-${o}`] = (errors[OUTCOMES[o] ?? `outcome-${o}`] ?? 0) + 1;
+    }
   }
   const s = lat.subarray(0, k).sort();
   const pct = (p: number): number => (k === 0 ? 0 : s[Math.min(k - 1, Math.floor((p / 100) * k))]);

@@ -57,6 +57,18 @@ export function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / HZ;
 }
 
+/** CPU seconds of a process once it has stopped using CPU (two equal readings 100 ms apart). */
+async function settledCpu(pid: number): Promise<number> {
+  const until = Date.now() + 15_000;
+  let last = cpuSeconds(pid);
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 100));
+    const now = cpuSeconds(pid);
+    if (now === last || Date.now() > until) return now;
+    last = now;
+  }
+}
+
 interface Server {
   pid: number;
   port: number;
@@ -180,7 +192,9 @@ async function oneClient(spec: RunSpec, dir: string, t0: bigint, port: number, i
     }
   }));
   const pid = c.proc.pid!;
-  const cpu0 = cpuSeconds(pid); // start-up (node + tsx) is left out, as it is for the native client
+  // start-up (node + tsx loading the client) is left out, as it is for the
+  // native client: the load starts once the loaded client sits idle
+  const cpu0 = await settledCpu(pid);
   c.send({ type: 'start', config: configFor(spec, port), t0: t0.toString(), runDir: dir, file, progress: false });
   const exit = await once(c.exited, spec.durationS * 1000 + 30_000, 'sockspike client');
   const d = done as DoneMessage | null;

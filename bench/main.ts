@@ -15,12 +15,15 @@ import { UserError } from '../lib/errors.ts';
 import { buildNativeRef } from './native-ref.ts';
 import { isolationUnavailable, oneRunCommand, runIsolated } from './isolated.ts';
 import type { RunFigures, RunSpec } from './one-run.ts';
+import { probeReferences } from './probe-references.ts';
 import { measureRecording, type RecordingFigures } from './recording.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PARTS = ['client', 'pair', 'latency', 'recording', 'probes', 'analysis'] as const;
 type Part = (typeof PARTS)[number];
 type Close = RunSpec['close'];
+
+const REF_PROBE_COMMAND = 'bench/native/build/ref probe -i 20 -d 10 -P $$ -P $$   # the C reference reader (built by any npm run bench)';
 
 export const TARGETS = {
   clientTpsRatio: 0.6, // at concurrency 16, client-fin and client-rst
@@ -114,7 +117,19 @@ export interface BenchResult {
   pair: Comparison[];
   latency: Comparison | null;
   recording: (RecordingFigures & { met: boolean; command: string }) | null;
-  probes: { intervalMs: number; cpuPct: number; cpuPctOwn: number; meanSampleUs: number; met: boolean | null; command: string }[] | null;
+  probes:
+    | {
+        intervalMs: number;
+        cpuPct: number;
+        cpuPctOwn: number;
+        meanSampleUs: number;
+        /** References in the same run: C reading the same files; a Node process that only wakes every interval. */
+        nativeCpuPct: number;
+        idleNodeCpuPct: number;
+        met: boolean | null;
+        command: string;
+      }[]
+    | null;
   analysis: { transactions: number; samples: number; s: number; peakRssMiB: number; met: boolean; command: string } | null;
   elapsedS: number;
 }
@@ -203,7 +218,7 @@ async function compare(what: 'client' | 'pair', close: Close, concurrency: numbe
   };
 }
 
-function probeOverhead(seconds: number): BenchResult['probes'] {
+async function probeOverhead(seconds: number): Promise<BenchResult['probes']> {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'probes/measure-overhead.ts', String(seconds), '--json'], {
     cwd: ROOT,
     encoding: 'utf8',
@@ -211,11 +226,14 @@ function probeOverhead(seconds: number): BenchResult['probes'] {
   });
   if (r.status !== 0) throw new Error(`probes/measure-overhead.ts failed (${r.status ?? r.signal})`);
   const rows = JSON.parse(r.stdout.trim().split('\n').pop()!) as { intervalMs: number; cpuPctOwn: number; cpuPctSteady: number; meanSampleUs: number }[];
+  const refs = await probeReferences(buildNativeRef(), seconds);
   return rows.map((x) => ({
     intervalMs: x.intervalMs,
     cpuPct: x.cpuPctSteady,
     cpuPctOwn: x.cpuPctOwn,
     meanSampleUs: x.meanSampleUs,
+    nativeCpuPct: refs.find((r) => r.intervalMs === x.intervalMs)?.nativeCpuPct ?? NaN,
+    idleNodeCpuPct: refs.find((r) => r.intervalMs === x.intervalMs)?.idleNodeCpuPct ?? NaN,
     met: x.intervalMs === 20 ? x.cpuPctSteady <= TARGETS.probeCpuPctAt20ms : null,
     command: `node --import tsx probes/measure-overhead.ts ${seconds}`,
   }));
@@ -257,7 +275,7 @@ export async function runBench(o: Options): Promise<BenchResult> {
     analysis: null,
     elapsedS: 0,
   };
-  if (o.parts.has('client') || o.parts.has('pair') || o.parts.has('latency')) buildNativeRef();
+  if (o.parts.has('client') || o.parts.has('pair') || o.parts.has('latency') || o.parts.has('probes')) buildNativeRef();
   if (o.parts.has('client')) {
     const cs = o.concurrency ?? (q ? [16] : [4, 16]);
     for (const c of cs)
@@ -285,7 +303,7 @@ export async function runBench(o: Options): Promise<BenchResult> {
   }
   if (o.parts.has('probes')) {
     progress('probes');
-    result.probes = probeOverhead(q ? 1 : 10);
+    result.probes = await probeOverhead(q ? 1 : 10);
   }
   if (o.parts.has('analysis')) {
     progress('analysis');
@@ -345,10 +363,13 @@ export function benchText(r: BenchResult): string {
     );
   }
   if (r.probes !== null) {
-    out.push('', '5. probe process CPU (steady state, /proc/PID/stat; own account in brackets)');
+    out.push('', '5. probe process CPU (steady state, /proc/PID/stat; own account in brackets); references: C reading the same files, a Node process that only wakes');
     for (const p of r.probes)
-      out.push(`  ${p.intervalMs} ms: ${f2(p.cpuPct)} % of a core (${f2(p.cpuPctOwn)} %), ${Math.round(p.meanSampleUs)} us per sample${verdict(p.met, `<= ${TARGETS.probeCpuPctAt20ms} %`)}`);
-    out.push(`    $ ${r.probes[0].command}`);
+      out.push(
+        `  ${p.intervalMs} ms: ${f2(p.cpuPct)} % of a core (${f2(p.cpuPctOwn)} %), ${Math.round(p.meanSampleUs)} us per sample${verdict(p.met, `<= ${TARGETS.probeCpuPctAt20ms} %`)}; ` +
+          `C reader ${f2(p.nativeCpuPct)} %, idle node ${f2(p.idleNodeCpuPct)} %`,
+      );
+    out.push(`    $ ${r.probes[0].command}`, `    $ ${REF_PROBE_COMMAND}`);
   }
   if (r.analysis !== null) {
     const a = r.analysis;

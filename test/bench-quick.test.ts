@@ -35,7 +35,11 @@ test('npm run bench -- --quick --json: well-formed figures for every part', asyn
   pos(b.recording!.nsPerRecord, 'recording ns');
   t.true(b.recording!.heapBytesPerRecord >= 0);
   t.deepEqual(b.probes!.map((p) => p.intervalMs), [20, 10]);
-  for (const p of b.probes!) pos(p.cpuPct, `probe CPU at ${p.intervalMs} ms`);
+  for (const p of b.probes!) {
+    pos(p.cpuPct, `probe CPU at ${p.intervalMs} ms`);
+    pos(p.nativeCpuPct, `C reader CPU at ${p.intervalMs} ms`);
+    t.true(Number.isFinite(p.idleNodeCpuPct));
+  }
   pos(b.analysis!.s, 'analysis s');
   pos(b.analysis!.peakRssMiB, 'analysis RSS');
   t.is(b.analysis!.transactions, 50_000);

@@ -14,6 +14,11 @@
 //   ref client -p port [-H host] [-q Q] [-r R] [-e E] [-m close] [-c conc] [-d seconds] [-n max]
 //       prints one JSON line: attempted, ok, failed, elapsedS, tps, cpuS
 //       (utime+stime from /proc/self/stat over the load), p50Us, p99Us, errors
+//   ref probe [-i interval_ms] [-d seconds] [-P pid]...
+//       the probe reference: reads the /proc files sockspike's sampler reads
+//       (system-wide, and stat/status/schedstat of each pid) every interval,
+//       each opened once and re-read with pread, on an absolute schedule;
+//       prints one JSON line: samples, seconds, cpuS, cpuPct (of one core, getrusage)
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,6 +32,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -415,14 +422,61 @@ static int run_client(void) {
   return 0;
 }
 
+// ---------------------------------------------------------------- probe
+
+static const char *probeFiles[] = {"/proc/stat", "/proc/pressure/cpu", "/proc/pressure/io", "/proc/pressure/memory",
+                                   "/proc/net/snmp", "/proc/net/netstat", "/proc/net/sockstat", "/proc/net/sockstat6",
+                                   "/proc/softirqs", "/proc/vmstat"};
+static int pids[16], npids;
+static int intervalMs = 20;
+
+// CPU seconds of this process, µs resolution (the same account as
+// /proc/self/stat, which counts in 10 ms ticks: too coarse for ~1 %)
+static double rusage_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static int run_probe(void) {
+  int fds[64], n = 0;
+  char path[64];
+  for (size_t i = 0; i < sizeof probeFiles / sizeof *probeFiles; i++)
+    if ((fds[n] = open(probeFiles[i], O_RDONLY | O_CLOEXEC)) >= 0) n++;
+  for (int p = 0; p < npids; p++)
+    for (int k = 0; k < 3; k++) {
+      snprintf(path, sizeof path, "/proc/%d/%s", pids[p], k == 0 ? "stat" : k == 1 ? "status" : "schedstat");
+      if ((fds[n] = open(path, O_RDONLY | O_CLOEXEC)) >= 0) n++;
+    }
+  double cpu0 = rusage_s();
+  struct timespec next;
+  clock_gettime(CLOCK_MONOTONIC, &next);
+  double t0 = now_s();
+  long samples = 0;
+  unsigned long sum = 0; // keeps the reads from being optimised away
+  while (now_s() - t0 < duration) {
+    for (int i = 0; i < n; i++) {
+      ssize_t r = pread(fds[i], rbuf, sizeof rbuf, 0);
+      if (r > 0) sum += rbuf[r / 2];
+    }
+    samples++;
+    next.tv_nsec += intervalMs * 1000000L;
+    while (next.tv_nsec >= 1000000000L) next.tv_nsec -= 1000000000L, next.tv_sec++;
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+  }
+  double el = now_s() - t0, cpu = rusage_s() - cpu0;
+  printf("{\"files\":%d,\"samples\":%ld,\"seconds\":%.3f,\"cpuS\":%.3f,\"cpuPct\":%.3f,\"check\":%lu}\n", n, samples, el, cpu, 100 * cpu / el, sum & 1);
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  if (argc < 2 || (strcmp(argv[1], "server") && strcmp(argv[1], "client"))) {
-    fprintf(stderr, "usage: ref server|client [-H host] [-p port] [-q Q] [-r R] [-e E] [-m close] [-b backlog] [-c conc] [-d s] [-n max]\n");
+  if (argc < 2 || (strcmp(argv[1], "server") && strcmp(argv[1], "client") && strcmp(argv[1], "probe"))) {
+    fprintf(stderr, "usage: ref server|client|probe [-i ms] [-P pid] [-H host] [-p port] [-q Q] [-r R] [-e E] [-m close] [-b backlog] [-c conc] [-d s] [-n max]\n");
     return 2;
   }
   int opt;
   optind = 2;
-  while ((opt = getopt(argc, argv, "H:p:q:r:e:m:b:c:d:n:")) != -1) {
+  while ((opt = getopt(argc, argv, "H:p:q:r:e:m:b:c:d:n:i:P:")) != -1) {
     switch (opt) {
       case 'H': host = optarg; break;
       case 'p': port = atoi(optarg); break;
@@ -434,6 +488,10 @@ int main(int argc, char **argv) {
       case 'c': conc = atoi(optarg); break;
       case 'd': duration = atof(optarg); break;
       case 'n': maxTxn = atol(optarg); break;
+      case 'i': intervalMs = atoi(optarg); break;
+      case 'P':
+        if (npids < 16) pids[npids++] = atoi(optarg);
+        break;
       default: return 2;
     }
   }
@@ -444,5 +502,6 @@ int main(int argc, char **argv) {
   int pn = Q > R ? Q : R;
   pattern = malloc(pn);
   for (int i = 0; i < pn; i++) pattern[i] = (i * 7 + 13) & 0xff;
+  if (argv[1][0] == 'p') return run_probe();
   return argv[1][0] == 's' ? run_server() : run_client();
 }

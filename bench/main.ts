@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { median } from 'simple-statistics';
 import { UserError } from '../lib/errors.ts';
 import { buildNativeRef } from './native-ref.ts';
-import { isolationUnavailable, oneRunCommand, runIsolated } from './isolated.ts';
+import { isolationUnavailable, runIsolated, stopLiveRuns } from './isolated.ts';
 import type { RunFigures, RunSpec } from './one-run.ts';
 import { probeReferences } from './probe-references.ts';
 import { measureRecording, type RecordingFigures } from './recording.ts';
@@ -385,6 +385,9 @@ export function benchText(r: BenchResult): string {
 
 export async function main(argv: string[]): Promise<void> {
   const o = parseArgs(argv);
+  // Ctrl-C: the runs' own processes get the signal too (same process group); the namespaces are ours to delete
+  for (const sig of ['SIGINT', 'SIGTERM'] as const)
+    process.once(sig, () => void stopLiveRuns().then(() => process.exit(sig === 'SIGINT' ? 130 : 143)));
   const r = await runBench(o);
   if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
   else process.stdout.write(benchText(r) + '\n');

@@ -146,7 +146,10 @@ async function nativeClient(spec: RunSpec, ref: string, port: number): Promise<O
   });
   let out = '';
   p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const kill = async (): Promise<void> => void p.kill('SIGKILL');
+  stops.add(kill);
   const code = await new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
+  stops.delete(kill);
   if (code !== 0) throw new Error(`native client exited ${code}`);
   const j = JSON.parse(out) as { attempted: number; ok: number; failed: number; elapsedS: number; tps: number; cpuS: number; p50Us: number; p99Us: number; errors: Record<string, number> };
   return { attempted: j.attempted, ok: j.ok, failed: j.failed, elapsedS: j.elapsedS, tps: j.tps, clientCpuS: j.cpuS, p50Us: j.p50Us, p99Us: j.p99Us, errors: j.errors };
@@ -224,6 +227,9 @@ function latencies(files: string[], exchanges: number): { p50: number; p99: numb
   return { p50: pct(50), p99: pct(99), errors };
 }
 
+/** What a signal must stop: the server and client processes of the run in progress. */
+const stops = new Set<() => Promise<void>>();
+
 export async function oneRun(spec: RunSpec): Promise<RunFigures> {
   const ref = buildNativeRef();
   const dir = mkdtempSync(join(tmpdir(), 'sockspike-bench-run-'));
@@ -231,11 +237,13 @@ export async function oneRun(spec: RunSpec): Promise<RunFigures> {
   let server: Server | null = null;
   try {
     server = spec.server === 'native' ? await nativeServer(spec, ref) : await builtinServer(spec, dir, t0);
+    stops.add(server.stop);
     const s0 = cpuSeconds(server.pid);
     const c = spec.client === 'native' ? await nativeClient(spec, ref, server.port) : await builtinClient(spec, dir, t0, server.port);
     const serverCpuS = cpuSeconds(server.pid) - s0;
     return { ...c, serverCpuS };
   } finally {
+    if (server !== null) stops.delete(server.stop);
     await server?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -243,6 +251,9 @@ export async function oneRun(spec: RunSpec): Promise<RunFigures> {
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
   const spec = JSON.parse(process.argv[2]) as RunSpec;
+  // stopped: end the server (a sockspike client leaves when this process does: its IPC channel closes)
+  for (const sig of ['SIGINT', 'SIGTERM'] as const)
+    process.once(sig, () => void Promise.all([...stops].map((s) => s())).then(() => process.exit(sig === 'SIGINT' ? 130 : 143)));
   oneRun(spec).then(
     (r) => {
       process.stdout.write(JSON.stringify(r) + '\n');

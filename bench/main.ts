@@ -284,7 +284,7 @@ export async function runBench(o: Options): Promise<BenchResult> {
   }
   if (o.parts.has('latency')) {
     // concurrency 1: the client's own added latency, and its throughput ratio there
-    const l = await compare('client', o.close?.[0] ?? 'client-fin', 1, q ? 1 : 2, o.reps ?? (q ? 1 : 3), isolate);
+    const l = await compare('client', o.close?.[0] ?? 'client-fin', 1, o.durationS ?? (q ? 1 : 2), o.reps ?? (q ? 1 : 3), isolate);
     l.command = l.command.replace('--only client', '--only latency');
     result.latency = l;
   }

@@ -18,6 +18,18 @@ import type { RunFigures, RunSpec } from './one-run.ts';
 import { probeReferences } from './probe-references.ts';
 import { measureRecording, type RecordingFigures } from './recording.ts';
 
+const USAGE = `npm run bench [-- options]: sockspike's own cost as ratios against references measured in the same run
+
+  --json                   one JSON object on stdout instead of text
+  --quick                  a ~30 s smoke run (1 repetition of 1 s, small analysis)
+  --only PARTS             comma-separated: client, pair, latency, recording, probes, analysis
+  --concurrency C[,C...]   client part (default 4,16; quick: 16); pair uses the first (default 16)
+  --close V[,V...]         client-fin, client-rst, server-fin, server-rst (default client-fin,client-rst)
+  --reps N                 A/B repetitions (default 5 at concurrency 16, 3 otherwise; quick: 1)
+  --duration S             seconds per run (default 3, latency 2; quick: 1)
+  --client-processes K     client part: sockspike's load split over K client processes
+`;
+
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PARTS = ['client', 'pair', 'latency', 'recording', 'probes', 'analysis'] as const;
 type Part = (typeof PARTS)[number];
@@ -54,7 +66,10 @@ function parseArgs(argv: string[]): Options {
       if (v === undefined) throw new UserError(`${a} needs a value`);
       return v;
     };
-    if (a === '--json') o.json = true;
+    if (a === '--help' || a === '-h') {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    } else if (a === '--json') o.json = true;
     else if (a === '--quick') o.quick = true;
     else if (a === '--only') {
       const names = val().split(',');
@@ -68,7 +83,7 @@ function parseArgs(argv: string[]): Options {
     } else if (a === '--reps') o.reps = positive(val(), a);
     else if (a === '--duration') o.durationS = positive(val(), a);
     else if (a === '--client-processes') o.clientProcesses = positive(val(), a);
-    else throw new UserError(`unknown option ${a} (see the header of bench/main.ts)`);
+    else throw new UserError(`unknown option ${a} (npm run bench -- --help)`);
   }
   return o;
 }

@@ -29,10 +29,14 @@ export class RecordFile {
     this.view = new DataView(this.page.buffer, this.page.byteOffset, this.page.length);
   }
 
-  /** Byte offset in `view` of the next record, zeroed; call commit() once filled. */
-  next(): number {
+  /**
+   * Byte offset in `view` of the next record, zeroed unless `zero` is false
+   * (for a writer that sets every byte: zeroing is ~30 ns of a ~110 ns
+   * record); call commit() once filled.
+   */
+  next(zero = true): number {
     const at = this.used * this.recordSize;
-    this.page.fill(0, at, at + this.recordSize);
+    if (zero) this.page.fill(0, at, at + this.recordSize);
     return at;
   }
 

@@ -19,7 +19,7 @@ export interface TxnState {
   tcpInfo: Uint32Array;
 }
 
-/** Writes TxnState into transactions.bin: a handful of stores, no allocation. */
+/** Writes TxnState into transactions.bin: a handful of stores, no allocation. Every byte of the record is written (no zeroing pass). */
 export class TxnRecorder {
   private readonly file: RecordFile;
   private readonly L: TxnLayout;
@@ -36,7 +36,7 @@ export class TxnRecorder {
   record(t: TxnState): void {
     const L = this.L;
     const v = this.file.view;
-    const at = this.file.next();
+    const at = this.file.next(false);
     const start = t.startNs;
     v.setFloat64(at, t.intendedNs, true);
     v.setFloat32(at + L.lateUs, (start - t.intendedNs) / 1e3, true);
@@ -56,6 +56,11 @@ export class TxnRecorder {
       v.setUint32(at + L.tcpiTotalRetrans, ti[TCPI.TOTAL_RETRANS], true);
       v.setUint32(at + L.tcpiRttUs, ti[TCPI.RTT_US], true);
       v.setUint32(at + L.tcpiRtoUs, ti[TCPI.RTO_US], true);
+    } else {
+      v.setUint16(at + L.tcpiState, 0, true); // tcpiState, tcpiRetransmits
+      v.setUint32(at + L.tcpiTotalRetrans, 0, true);
+      v.setUint32(at + L.tcpiRttUs, 0, true);
+      v.setUint32(at + L.tcpiRtoUs, 0, true);
     }
     this.file.commit();
   }

@@ -4,7 +4,9 @@
 // JIT warm-up) and an outside view of the steady state (utime+stime of the
 // probe process from /proc/PID/stat, read after a warm-up and at the end).
 //
-//   node --import tsx probes/measure-overhead.ts [seconds per interval, default 20] [--processes N]
+//   node --import tsx probes/measure-overhead.ts [seconds per interval, default 20] [--processes N] [--json]
+//
+// --json prints one JSON line (an array, one entry per interval) instead.
 //
 // --processes N also samples N processes (this one, repeated), as a run
 // samples its client and server.
@@ -18,6 +20,8 @@ const seconds = Number(args.find((a) => /^\d+(\.\d+)?$/.test(a)) ?? 20);
 const pIdx = args.indexOf('--processes');
 const nproc = pIdx >= 0 ? Number(args[pIdx + 1]) : 2;
 const WARMUP_MS = 2000;
+const json = args.includes('--json');
+const results: { intervalMs: number; samples: number; columns: number; cpuPctOwn: number; cpuPctSteady: number; meanSampleUs: number; lateP50Us: number; lateP99Us: number }[] = [];
 
 const cpuTicks = (pid: number): number => {
   const text = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
@@ -28,7 +32,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sockspike-overhead-'));
 const hz = 100;
-console.log(`probe overhead: ${seconds} s per interval, ${nproc} process(es) sampled, ${os.cpus().length} CPUs, load ${os.loadavg()[0].toFixed(2)}`);
+if (!json) console.log(`probe overhead: ${seconds} s per interval, ${nproc} process(es) sampled, ${os.cpus().length} CPUs, load ${os.loadavg()[0].toFixed(2)}`);
 try {
   for (const ms of [20, 10]) {
     const runDir = path.join(dir, `${ms}ms`);
@@ -46,7 +50,17 @@ try {
     const w1 = performance.now();
     const r = await probes.stop();
     const steady = (c1 - c0) / hz / ((w1 - w0) / 1000);
-    console.log(
+    results.push({
+      intervalMs: ms,
+      samples: r.samples,
+      columns: r.columns,
+      cpuPctOwn: r.overhead.cpuPerSecond * 100,
+      cpuPctSteady: steady * 100,
+      meanSampleUs: r.overhead.meanSampleNs / 1e3,
+      lateP50Us: r.jitter.p50Ns / 1e3,
+      lateP99Us: r.jitter.p99Ns / 1e3,
+    });
+    if (!json) console.log(
       `interval ${ms} ms: ${r.samples} samples, ${r.columns} columns; ` +
         `probe CPU ${(r.overhead.cpuPerSecond * 100).toFixed(2)}% of a core (own account, incl. warm-up), ` +
         `${(steady * 100).toFixed(2)}% steady state (/proc/PID/stat after ${WARMUP_MS / 1000} s); ` +
@@ -55,6 +69,7 @@ try {
         `${r.jitter.missedSlots} missed; ${(r.bytes / r.samples).toFixed(0)} bytes/sample`,
     );
   }
+  if (json) console.log(JSON.stringify(results));
 } finally {
   fs.rmSync(dir, { recursive: true, force: true });
 }

@@ -1,0 +1,46 @@
+import test from 'ava';
+import { execa } from 'execa';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import type { BenchResult } from '../bench/main.ts';
+import { ROOT } from './helpers/cli.ts';
+
+// `npm run bench -- --quick --json`: every part runs and its figures are
+// well formed (not their values: performance figures come from the full
+// benchmark, never from a timed test).
+
+test('npm run bench -- --quick --json: well-formed figures for every part', async (t) => {
+  t.timeout(180_000); // ~30 s on an idle 2-core VM; much more on a loaded one
+  if (spawnSync('gcc', ['--version']).error !== undefined) return void t.pass('skipped: no gcc to build the native reference');
+  const r = await execa('node', [join(ROOT, 'bin', 'bench.js'), '--quick', '--json'], { cwd: ROOT, reject: false, timeout: 170_000 });
+  t.is(r.exitCode, 0, r.stderr);
+  const b = JSON.parse(r.stdout.trim().split('\n').pop()!) as BenchResult;
+  const pos = (v: number, what: string): void => {
+    t.true(Number.isFinite(v) && v > 0, `${what}: ${v}`);
+  };
+  t.is(b.machine.cpus > 0, true);
+  t.is(b.client.length, 2);
+  for (const c of [...b.client, ...b.pair, b.latency!]) {
+    pos(c.tpsRatio, `${c.what} ${c.close} tps ratio`);
+    pos(c.tpsPerCpuRatio, `${c.what} ${c.close} tps/CPU ratio`);
+    pos(c.native.tps, 'native tps');
+    pos(c.sockspike.tps, 'sockspike tps');
+    t.is(c.failed, 0);
+    t.true(c.command.startsWith('npm run bench -- --only'));
+    t.is(c.runs.length, c.reps);
+  }
+  t.deepEqual(b.client.map((c) => [c.close, c.concurrency, c.target]), [['client-fin', 16, 0.6], ['client-rst', 16, 0.6]]);
+  t.true(b.pair.length >= 1);
+  t.true(Number.isFinite(b.latency!.addedP50Us) && Number.isFinite(b.latency!.addedP99Us));
+  pos(b.recording!.nsPerRecord, 'recording ns');
+  t.true(b.recording!.heapBytesPerRecord >= 0);
+  t.deepEqual(b.probes!.map((p) => p.intervalMs), [20, 10]);
+  for (const p of b.probes!) {
+    pos(p.cpuPct, `probe CPU at ${p.intervalMs} ms`);
+    t.true(Number.isFinite(p.nativeCpuPct) && p.nativeCpuPct >= 0, `C reader CPU at ${p.intervalMs} ms`);
+    t.true(Number.isFinite(p.idleNodeCpuPct));
+  }
+  pos(b.analysis!.s, 'analysis s');
+  pos(b.analysis!.peakRssMiB, 'analysis RSS');
+  t.is(b.analysis!.transactions, 50_000);
+});

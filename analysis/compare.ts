@@ -140,7 +140,7 @@ export function compareRuns(runs: ComparisonRun[], opts: CompareOptions = {}): C
   const groups = groupVariants(runs);
   if (groups.length < 2 || groups[0].name === '')
     throw new UserError(
-      `all ${runs.length} run${runs.length === 1 ? '' : 's'} have the same configuration: one variant, nothing to compare (give runs that differ in a setting)`,
+      `${runs.length === 1 ? 'only one run' : `all ${runs.length} runs have the same configuration`}: one variant, nothing to compare (give runs that differ in a setting)`,
     );
   const baseline = opts.baseline ?? groups[0].name;
   const bIndex = groups.findIndex((g) => g.name === baseline);

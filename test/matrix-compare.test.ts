@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeSyntheticRun } from '../bench/synthetic-run.ts';
@@ -56,7 +56,7 @@ test('settings from run.json: flag names, only what differs', (t) => {
   t.deepEqual(differingSettings([a, b] as unknown as Record<string, unknown>[]), [{ backlog: '1' }, { backlog: '128' }], 'the port is not a setting');
 });
 
-function runs(t: Parameters<Parameters<typeof test>[1]>[0], name: string, n: number, outlierEvery: number, seed0: number): { dir: string; settings: Record<string, string> }[] {
+function runs(t: ExecutionContext, name: string, n: number, outlierEvery: number, seed0: number): { dir: string; settings: Record<string, string> }[] {
   const base = tempDir(t);
   return Array.from({ length: n }, (_, i) => {
     const dir = join(base, `${name}-${i}`);

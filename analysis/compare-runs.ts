@@ -44,6 +44,8 @@ export interface RunDigest {
   keys: Uint32Array;
   counts: Float64Array;
   topCause: string | null;
+  /** The run's largest outlier mode and the phase holding the outliers' time (summary.json), if any. */
+  stall: { medianUs: number; count: number; timer: string | null; phase: string | null } | null;
   cpu: CpuShares | null;
 }
 
@@ -103,8 +105,16 @@ export function digestRun(dir: string, manifest: RunManifest, thresholdUs: numbe
     keys,
     counts,
     topCause: summary?.causes?.[0]?.id ?? null,
+    stall: stallOf(summary),
     cpu: cpuShares(dir, manifest),
   };
+}
+
+function stallOf(s: Summary | null): RunDigest['stall'] {
+  const modes = s?.outliers?.modes ?? [];
+  if (modes.length === 0) return null;
+  const top = modes.reduce((a, b) => (b.count > a.count ? b : a));
+  return { medianUs: top.medianUs, count: top.count, timer: top.timer, phase: s?.outliers?.phases?.dominant ?? null };
 }
 
 /** Median total latency of the successful transactions of some runs, pooled (us, from 0.5 % bins). */

@@ -57,6 +57,8 @@ export interface VariantResult {
   latencyUs: { p50: number; p99: number; p999: number; max: number };
   outlierRate: number;
   topCause: string | null;
+  /** Its outliers in words, from the runs' largest outlier mode: "1.02s connect stalls" (null: no modes). */
+  stalls: string | null;
   /** Top cause of each run (summary.json causes[0]; null: none, or not analysed). */
   runCauses: (string | null)[];
   cpu: CpuShares | null;
@@ -255,9 +257,18 @@ function variantResult(g: Group, d: RunDigest[]): VariantResult {
     latencyUs: { p50: q.p50, p99: q.p99, p999: q.p999, max: Math.round(maxUs) },
     outlierRate: attempted > 0 ? outliers / attempted : 0,
     topCause: mostCommon(causes),
+    stalls: stallsOf(d),
     runCauses: causes,
     cpu: cpus.length === 0 ? null : meanCpu(cpus),
   };
+}
+
+/** The largest outlier mode over the runs, in words: "1.02s connect stalls". */
+function stallsOf(d: RunDigest[]): string | null {
+  let best: NonNullable<RunDigest['stall']> | null = null;
+  for (const r of d) if (r.stall && (best === null || r.stall.count > best.count)) best = r.stall;
+  if (best === null) return null;
+  return `${formatUs(best.medianUs)} ${best.phase !== null ? `${best.phase} ` : ''}stalls`;
 }
 
 function meanCpu(c: CpuShares[]): CpuShares {
@@ -373,9 +384,10 @@ function verdict(b: VariantResult, v: VariantResult, diffs: Difference[]): Verdi
   const tail = sig.filter((d) => d.metric === 'outlierRate' || d.metric === 'p999' || d.metric === 'p99');
   let lead: string;
   const o = by.outlierRate;
-  if (o.significant && o.delta < 0 && v.outliers === 0)
-    lead = `removes the outliers${b.topCause ? ` (${b.topCause} in ${b.name})` : ''}`;
-  else if (o.significant && o.delta < 0) lead = `cuts the outliers${b.topCause ? ` (${b.topCause} in ${b.name})` : ''}`;
+  const what = b.stalls !== null ? `the ${b.stalls}` : 'the outliers';
+  const why = b.topCause ? ` (${b.topCause} in ${b.name})` : '';
+  if (o.significant && o.delta < 0 && v.outliers === 0) lead = `removes ${what}${why}`;
+  else if (o.significant && o.delta < 0) lead = `cuts ${what}${why}`;
   else if (o.significant && o.delta > 0) lead = `adds outliers${v.topCause ? ` (${v.topCause})` : ''}`;
   else if (tail.length > 0) lead = tail[0].delta < 0 ? 'shortens the tail' : 'lengthens the tail';
   else lead = 'changes the bulk, not the tail';

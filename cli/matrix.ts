@@ -108,7 +108,7 @@ async function matrixCommand(
   };
   const { signal } = await runMatrix({ dir, manifest, progress: o.progress !== false });
   // the run that a Ctrl-C stopped was interrupted, not failed
-  const failed = manifest.schedule.filter((s) => s.exit !== null && s.exit !== 0 && !(signal !== null && (s.exit === 130 || s.exit === 143)));
+  const failed = manifest.schedule.filter((s) => s.exit !== null && s.exit !== 0 && s.interrupted !== true);
   for (const s of failed) process.stderr.write(`sockspike: run ${s.dir} (${s.variant}) failed: ${s.error ?? `exit ${String(s.exit)}`}\n`);
   const runs = matrixRuns(dir, manifest);
   const withRuns = new Set(runs.map((r) => r.variant));

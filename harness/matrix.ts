@@ -51,6 +51,8 @@ export interface ScheduledRun {
   startedAt: string | null;
   /** The run's last error line when it did not complete. */
   error?: string;
+  /** The matrix was stopped (Ctrl-C, SIGTERM) while this run was going. */
+  interrupted?: boolean;
 }
 
 export interface MatrixManifest {
@@ -199,6 +201,8 @@ export async function runMatrix(o: RunMatrixOptions): Promise<{ manifest: Matrix
       child = null;
       s.seconds = (Date.now() - t0) / 1000;
       s.exit = r.exitCode ?? r.signal ?? 'unknown';
+      // stopped by the matrix's own Ctrl-C / SIGTERM: interrupted, whatever the child's exit says
+      if (signal !== null) s.interrupted = true;
       if (s.exit !== 0) {
         const lines = String(r.stderr ?? '').trim().split('\n').filter(Boolean);
         s.error = (lines[lines.length - 1] ?? `exit ${String(s.exit)}`).slice(0, 500);

@@ -16,10 +16,11 @@ import { lines, readManifestFile, sockspike, tempDir } from './helpers/cli.ts';
 const readJson = <T>(path: string): T => JSON.parse(readFileSync(path, 'utf8')) as T;
 
 test('backlog 1 vs 128 under a slow accept loop: the comparison finds the 1 s connect stalls gone, significantly', async (t) => {
+  t.timeout(300_000);
   const dir = join(tempDir(t), 'mx');
   const r = await sockspike(
-    ['matrix', '--vary', 'backlog=1,128', '--repeat', '3', '--duration', '2s', '--accept-delay', '1ms', '--concurrency', '8', '--outlier', '500ms', '--connect-timeout', '1500ms', '--out', dir],
-    { timeout: 150_000 },
+    ['matrix', '--vary', 'backlog=1,128', '--repeat', '3', '--duration', '2s', '--accept-delay', '1ms', '--concurrency', '8', '--outlier', '500ms', '--connect-timeout', '1500ms', '--no-probes', '--out', dir],
+    { timeout: 300_000 },
   );
   t.is(r.exitCode, 0, String(r.stderr));
   const m = readJson<MatrixManifest>(join(dir, 'matrix.json'));
@@ -32,6 +33,7 @@ test('backlog 1 vs 128 under a slow accept loop: the comparison finds the 1 s co
     const run = readManifestFile(join(dir, s.dir));
     t.is(run.config.backlog, s.variant === 'backlog=1' ? 1 : 128, 'the vary value reached the run');
     t.is(run.config.acceptDelayNs, 1e6, 'the run flags reached the run');
+    t.false(existsSync(join(dir, s.dir, 'probes', 'meta.json')), '--no-probes too');
   }
   const c = readJson<Comparison>(join(dir, 'comparison.json'));
   t.is(c.baseline, 'backlog=1');
@@ -58,7 +60,8 @@ test('backlog 1 vs 128 under a slow accept loop: the comparison finds the 1 s co
 test('two identical variants: no detectable difference; compare re-reads the matrix directory to the same answer', async (t) => {
   const base = tempDir(t);
   const dir = join(base, 'mx');
-  const r = await sockspike(['matrix', '--vary', 'seed=1,2', '--repeat', '2', '--order', 'interleaved', '--duration', '1s', '--out', dir], { timeout: 120_000 });
+  t.timeout(240_000);
+  const r = await sockspike(['matrix', '--vary', 'seed=1,2', '--repeat', '2', '--order', 'interleaved', '--duration', '1s', '--no-probes', '--out', dir], { timeout: 200_000 });
   t.is(r.exitCode, 0, String(r.stderr));
   t.is(String(r.stderr), '', 'no progress off a terminal');
   const m = readJson<MatrixManifest>(join(dir, 'matrix.json'));

@@ -104,3 +104,21 @@ test('one threshold for all: without --outlier, the baseline\'s derived threshol
   t.is(tps.ci, null, 'throughput has no spread with one run');
   t.false(tps.significant);
 });
+
+test('a numeric setting gets its scaling knee named in the comparison (and none when every level is in line)', (t) => {
+  const base = tempDir(t);
+  const level = (c: number, outlierEvery: number): { dir: string; settings: Record<string, string> } => {
+    const dir = join(base, `c${c}`);
+    makeSyntheticRun(dir, { transactions: 4000, durationS: 5, outlierEvery, failureEvery: 0, seed: c });
+    return { dir, settings: { concurrency: String(c) } };
+  };
+  const c = compareRuns([level(100, 0), level(200, 0), level(300, 0), level(400, 40)], { resamples: 200 });
+  t.is(c.knees.length, 1);
+  t.is(c.knees[0].key, 'concurrency');
+  t.is(c.knees[0].knee?.level, 400, c.knees[0].text);
+  t.true(c.knees[0].knee!.jumps.some((j) => j.metric === 'p99'), c.knees[0].text);
+  t.regex(c.knees[0].text, /the knee is at concurrency=400, after 300: p99/);
+  const flat = compareRuns([level(100, 0), level(200, 0), level(300, 0)].map((r, i) => ({ ...r, dir: r.dir, settings: { concurrency: String((i + 1) * 10) } })), { resamples: 100 });
+  t.is(flat.knees[0].knee, null);
+  t.regex(flat.knees[0].text, /no knee/);
+});

@@ -71,6 +71,11 @@ async function matrixCommand(
   const seed = int(o.seed, '--seed', 0, 2 ** 31);
   const runFlags = runFlagsOf(args);
   for (const v of vary) {
+    if (v.key.startsWith('sysctl.')) {
+      const k = v.key.slice(7);
+      const fixed = runFlags.some((a, i) => (a === '--sysctl' && runFlags[i + 1]?.startsWith(`${k}=`)) || a.startsWith(`--sysctl=${k}=`));
+      if (fixed) throw new UserError(`--sysctl ${k} is given both as a run flag and in --vary ${v.key}: give it once`);
+    }
     const flag = v.key.startsWith('sysctl.') ? null : `--${v.key}`;
     if (flag !== null && runFlags.some((a) => a === flag || a.startsWith(`${flag}=`) || a === `--no-${v.key}`))
       throw new UserError(`${flag} is given both as a run flag and in --vary ${v.key}: give it once`);

@@ -113,43 +113,30 @@ export function studentTCritical(level: number, df: number): number {
   return (lo + hi) / 2;
 }
 
-const Z975 = 1.959963984540054;
-
 /**
- * How much wider than the plain bootstrap the interval is made for few
- * repetitions: t(0.975, df) / z(0.975), df = runs of both variants - 2 (at
- * least 1), times sqrt(n / (n - 1)) with n the smaller number of runs (the
- * bootstrap's plug-in variance of a mean of n runs is (n - 1) / n of the
- * unbiased one). With many runs the factor tends to 1.
+ * The 95 % interval and two-sided p-value of an observed difference from
+ * its bootstrap replicates: the replicates' standard deviation is the
+ * standard error, scaled by sqrt(n / (n - 1)) (n the smaller number of runs:
+ * the bootstrap's plug-in variance of a mean of n runs is (n - 1) / n of the
+ * unbiased one), and Student's t with runsA + runsB - 2 degrees of freedom
+ * (at least 1) is the reference, so few repetitions give wide intervals
+ * instead of false alarms. p = 1 when every replicate and the observed
+ * difference are zero (no difference at all).
  */
-export function smallSampleFactor(runsA: number, runsB: number): number {
-  const df = Math.max(1, runsA + runsB - 2);
-  const n = Math.min(runsA, runsB);
-  return (studentTCritical(0.95, df) / Z975) * (n >= 2 ? Math.sqrt(n / (n - 1)) : 1);
-}
-
-/**
- * The 95 % interval and the two-sided p-value of an observed difference
- * from its bootstrap replicates, the replicates' spread around the observed
- * value scaled by `k` (smallSampleFactor). p is the share of scaled
- * replicates on the far side of zero, doubled ((count + 1) / (B + 1), so
- * never 0); 1 when every replicate is exactly zero (no difference at all).
- */
-export function bootstrapInterval(observed: number, reps: Float64Array, k: number): { ci: [number, number]; pValue: number } {
+export function bootstrapT(observed: number, reps: Float64Array, runsA: number, runsB: number): { ci: [number, number]; pValue: number; se: number; df: number } {
   const B = reps.length;
-  const sorted = Float64Array.from(reps).sort();
-  const at = (q: number): number => sorted[Math.min(B - 1, Math.max(0, Math.round(q * (B - 1))))];
-  const lo = observed - k * (observed - at(0.025));
-  const hi = observed + k * (at(0.975) - observed);
-  let below = 0;
-  let above = 0;
-  for (let i = 0; i < B; i++) {
-    const d = observed + k * (reps[i] - observed);
-    if (d <= 0) below++;
-    if (d >= 0) above++;
-  }
-  const pValue = Math.min(1, (2 * (Math.min(below, above) + 1)) / (B + 1));
-  return { ci: [Math.min(lo, observed), Math.max(hi, observed)], pValue };
+  let mean = 0;
+  for (let i = 0; i < B; i++) mean += reps[i];
+  mean /= B;
+  let v = 0;
+  for (let i = 0; i < B; i++) v += (reps[i] - mean) ** 2;
+  const n = Math.min(runsA, runsB);
+  const se = Math.sqrt(v / Math.max(1, B - 1)) * (n >= 2 ? Math.sqrt(n / (n - 1)) : 1);
+  const df = Math.max(1, runsA + runsB - 2);
+  const t = studentTCritical(0.95, df);
+  const floor = 1 / (B + 1);
+  const pValue = se > 0 ? Math.max(floor, 1 - studentTAbsCdf(observed / se, df)) : observed === 0 ? 1 : floor;
+  return { ci: [observed - t * se, observed + t * se], pValue, se, df };
 }
 
 /** Holm's step-down adjustment of a family of p-values (same order out as in). */

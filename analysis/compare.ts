@@ -2,7 +2,7 @@ import { formatUs } from '../lib/duration.ts';
 import { UserError } from '../lib/errors.ts';
 import { prng } from '../lib/prng.ts';
 import type { RunManifest } from '../lib/rundir.ts';
-import { addMultinomial, binValue, bootstrapInterval, holm, NBINS, smallSampleFactor } from './compare-stats.ts';
+import { addMultinomial, binValue, bootstrapT, holm, NBINS } from './compare-stats.ts';
 import {
   differingSettings,
   digestRun,
@@ -115,7 +115,7 @@ export interface CompareOptions {
   notes?: string[];
 }
 
-interface Group {
+export interface Group {
   name: string;
   settings: Record<string, string>;
   runs: { dir: string; manifest: RunManifest }[];
@@ -176,28 +176,7 @@ export function compareRuns(runs: ComparisonRun[], opts: CompareOptions = {}): C
   const minRuns = Math.min(...digests.map((d) => d.length));
   for (let i = 0; i < groups.length; i++) {
     if (i === bIndex) continue;
-    const k = smallSampleFactor(digests[i].length, digests[bIndex].length);
-    const rows = METRICS.map((m) => {
-      const observed = pointValue(variants[i], m.id) - pointValue(variants[bIndex], m.id);
-      const d = new Float64Array(B);
-      for (let j = 0; j < B; j++) d[j] = reps[i][m.id][j] - reps[bIndex][m.id][j];
-      // throughput is one number per run: with a single run there is no spread to resample
-      if (m.id === 'tps' && Math.min(digests[i].length, digests[bIndex].length) < 2) return { m, observed, ci: null, pRaw: 1 };
-      const { ci, pValue } = bootstrapInterval(observed, d, k);
-      return { m, observed, ci: ci as [number, number] | null, pRaw: pValue };
-    });
-    const adjusted = holm(rows.map((r) => r.pRaw));
-    const mine = rows.map((r, j) => ({
-      variant: groups[i].name,
-      metric: r.m.id,
-      baselineValue: pointValue(variants[bIndex], r.m.id),
-      value: pointValue(variants[i], r.m.id),
-      delta: r.observed,
-      ci: r.ci,
-      pValue: adjusted[j],
-      pRaw: r.pRaw,
-      significant: r.ci !== null && adjusted[j] < ALPHA && (r.ci[0] > 0 || r.ci[1] < 0),
-    }));
+    const mine = differencesOf(groups[i].name, variants[bIndex], variants[i], reps[bIndex], reps[i], digests[bIndex].length, digests[i].length);
     differences.push(...mine);
     verdicts.push(verdict(variants[bIndex], variants[i], mine));
   }
@@ -212,8 +191,9 @@ export function compareRuns(runs: ComparisonRun[], opts: CompareOptions = {}): C
       alpha: ALPHA,
       text:
         `hierarchical bootstrap, ${B} resamples (seed ${seed}): runs resampled with replacement, then each run's transactions (a multinomial draw over its 0.5 % latency bins); ` +
-        `interval = the resampled differences' 2.5-97.5 % range, widened by t(0.975, runs - 2) / 1.96 x sqrt(n / (n - 1)) for few repetitions; ` +
-        `p-value = twice the share of widened resamples on the far side of zero, Holm-adjusted over the ${METRICS.length} metrics of a variant; significant when p < ${ALPHA}`,
+        `standard error = the resampled differences' standard deviation x sqrt(n / (n - 1)) (n: the smaller number of runs); ` +
+        `interval = difference +- t(0.975, runs of both - 2) x standard error; p-value from Student's t with the same degrees of freedom, Holm-adjusted over the ${METRICS.length} metrics of a variant; ` +
+        `significant when the adjusted p < ${ALPHA}`,
       fewRepetitions:
         minRuns < 2
           ? 'a variant has a single run: the intervals cover the noise between transactions but not the drift between runs, and are widened accordingly; repeat (--repeat 3 or more) to trust a difference'
@@ -230,7 +210,44 @@ export function compareRuns(runs: ComparisonRun[], opts: CompareOptions = {}): C
   };
 }
 
-function variantResult(g: Group, d: RunDigest[]): VariantResult {
+/**
+ * The differences of one variant from the baseline, each metric with its
+ * interval and Holm-adjusted p-value, from the two variants' replicates.
+ */
+export function differencesOf(
+  name: string,
+  base: VariantResult,
+  v: VariantResult,
+  baseReps: Replicates,
+  reps: Replicates,
+  baseRuns: number,
+  runs: number,
+): Difference[] {
+  const B = reps.p50.length;
+  const rows = METRICS.map((m) => {
+    const observed = pointValue(v, m.id) - pointValue(base, m.id);
+    // throughput is one number per run: with a single run there is no spread to resample
+    if (m.id === 'tps' && Math.min(runs, baseRuns) < 2) return { m, observed, ci: null, pRaw: 1 };
+    const d = new Float64Array(B);
+    for (let j = 0; j < B; j++) d[j] = reps[m.id][j] - baseReps[m.id][j];
+    const { ci, pValue } = bootstrapT(observed, d, runs, baseRuns);
+    return { m, observed, ci: ci as [number, number] | null, pRaw: pValue };
+  });
+  const adjusted = holm(rows.map((r) => r.pRaw));
+  return rows.map((r, j) => ({
+    variant: name,
+    metric: r.m.id,
+    baselineValue: pointValue(base, r.m.id),
+    value: pointValue(v, r.m.id),
+    delta: r.observed,
+    ci: r.ci,
+    pValue: adjusted[j],
+    pRaw: r.pRaw,
+    significant: r.ci !== null && adjusted[j] < ALPHA && (r.ci[0] > 0 || r.ci[1] < 0),
+  }));
+}
+
+export function variantResult(g: Pick<Group, 'name' | 'settings'>, d: RunDigest[]): VariantResult {
   const pooled = new Float64Array(NCATEGORIES);
   let attempted = 0;
   let ok = 0;
@@ -316,10 +333,10 @@ function quantiles(h: Float64Array, keys: Uint32Array, ok: number): { p50: numbe
   return out;
 }
 
-type Replicates = Record<MetricId, Float64Array>;
+export type Replicates = Record<MetricId, Float64Array>;
 
 /** B hierarchical bootstrap replicates of each metric of one variant. */
-function resampleVariant(d: RunDigest[], B: number, rand: () => number): Replicates {
+export function resampleVariant(d: RunDigest[], B: number, rand: () => number): Replicates {
   const out: Replicates = { p50: new Float64Array(B), p99: new Float64Array(B), p999: new Float64Array(B), tps: new Float64Array(B), outlierRate: new Float64Array(B) };
   if (d.length === 0) return out;
   const keys = allKeys(d);

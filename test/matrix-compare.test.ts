@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeSyntheticRun } from '../bench/synthetic-run.ts';
 import { compareRuns } from '../analysis/compare.ts';
-import { addMultinomial, binomial, bootstrapInterval, holm, smallSampleFactor, studentTCritical } from '../analysis/compare-stats.ts';
+import { addMultinomial, binomial, bootstrapT, holm, studentTAbsCdf, studentTCritical } from '../analysis/compare-stats.ts';
 import { differingSettings, flattenConfig } from '../analysis/compare-runs.ts';
 import { prng } from '../lib/prng.ts';
 import { defaultConfig } from '../harness/config.ts';
@@ -35,14 +35,21 @@ test('binomial draws have the right mean and spread, exact in the rare tail and 
   t.is(out[1] + out[4] + out[9], 1000);
 });
 
-test('Student t critical values, the few-repetitions factor and Holm', (t) => {
+test('Student t, the bootstrap-t interval and Holm', (t) => {
   for (const [df, v] of [[1, 12.706], [2, 4.303], [4, 2.776], [30, 2.042]] as const) t.true(Math.abs(studentTCritical(0.95, df) - v) < 0.002, `df ${df}`);
-  t.true(Math.abs(smallSampleFactor(2, 2) - (4.303 / 1.96) * Math.SQRT2) < 0.01);
-  t.true(smallSampleFactor(20, 20) < 1.1, "many runs: close to the plain bootstrap");
+  t.true(Math.abs(1 - studentTAbsCdf(2.571, 5) - 0.05) < 1e-3);
   t.deepEqual(holm([0.01, 0.04, 0.03]).map((p) => Number(p.toFixed(4))), [0.03, 0.06, 0.06]);
-  const zero = bootstrapInterval(0, new Float64Array(100), 2);
+  const zero = bootstrapT(0, new Float64Array(100), 2, 2);
   t.is(zero.pValue, 1, 'no difference anywhere: p = 1');
   t.deepEqual(zero.ci, [0, 0]);
+  // replicates with sd 1 around 3, 2 runs each: se = sqrt(2), df = 2
+  const rand = prng(3);
+  const reps = Float64Array.from({ length: 20000 }, () => 3 + Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand()));
+  const r = bootstrapT(3, reps, 2, 2);
+  t.is(r.df, 2);
+  t.true(Math.abs(r.se - Math.SQRT2) < 0.03, String(r.se));
+  t.true(Math.abs(r.ci[0] - (3 - 4.303 * Math.SQRT2)) < 0.1 && r.pValue > 0.05, 'with two runs each, 3 standard deviations is not enough');
+  t.true(bootstrapT(3, reps, 10, 10).pValue < 0.02, 'with ten, it is');
 });
 
 test('settings from run.json: flag names, only what differs', (t) => {

@@ -113,30 +113,45 @@ export function studentTCritical(level: number, df: number): number {
   return (lo + hi) / 2;
 }
 
-/**
- * The 95 % interval and two-sided p-value of an observed difference from
- * its bootstrap replicates: the replicates' standard deviation is the
- * standard error, scaled by sqrt(n / (n - 1)) (n the smaller number of runs:
- * the bootstrap's plug-in variance of a mean of n runs is (n - 1) / n of the
- * unbiased one), and Student's t with runsA + runsB - 2 degrees of freedom
- * (at least 1) is the reference, so few repetitions give wide intervals
- * instead of false alarms. p = 1 when every replicate and the observed
- * difference are zero (no difference at all).
- */
-export function bootstrapT(observed: number, reps: Float64Array, runsA: number, runsB: number): { ci: [number, number]; pValue: number; se: number; df: number } {
+/** Sample variance of bootstrap replicates. */
+export function varianceOf(reps: Float64Array): number {
   const B = reps.length;
+  if (B < 2) return 0;
   let mean = 0;
   for (let i = 0; i < B; i++) mean += reps[i];
   mean /= B;
   let v = 0;
   for (let i = 0; i < B; i++) v += (reps[i] - mean) ** 2;
-  const n = Math.min(runsA, runsB);
-  const se = Math.sqrt(v / Math.max(1, B - 1)) * (n >= 2 ? Math.sqrt(n / (n - 1)) : 1);
-  const df = Math.max(1, runsA + runsB - 2);
-  const t = studentTCritical(0.95, df);
-  const floor = 1 / (B + 1);
-  const pValue = se > 0 ? Math.max(floor, 1 - studentTAbsCdf(observed / se, df)) : observed === 0 ? 1 : floor;
-  return { ci: [observed - t * se, observed + t * se], pValue, se, df };
+  return v / (B - 1);
+}
+
+/**
+ * The variance of a variant's statistic over repetitions and transactions,
+ * from two bootstraps of its n runs: `hier` resampling runs and then
+ * transactions within them, `within` resampling only transactions (each
+ * run once). The hierarchical bootstrap counts the transactions' noise
+ * twice (once inside each run's deviation, once by resampling within it)
+ * and sees only (n - 1) / n of the runs' spread; for a mean, E[hier] =
+ * (n - 1) / n x true + within, so true = (hier - within) x n / (n - 1),
+ * never less than the transactions' own noise. With one run: within only.
+ */
+export function twoStageVariance(hier: number, within: number, n: number): number {
+  if (n < 2) return within;
+  return Math.max(within, ((hier - within) * n) / (n - 1));
+}
+
+/**
+ * 95 % interval and two-sided p-value of an observed difference with
+ * standard error `se`, on Student's t with df degrees of freedom (at least
+ * 1), so few repetitions give wide intervals rather than false alarms.
+ * p = 1 when the difference and its error are both zero; `pFloor` when the
+ * error is zero and the difference is not.
+ */
+export function tInterval(observed: number, se: number, df: number, pFloor: number): { ci: [number, number]; pValue: number } {
+  const d = Math.max(1, df);
+  const t = studentTCritical(0.95, d);
+  const pValue = se > 0 ? Math.max(pFloor, 1 - studentTAbsCdf(observed / se, d)) : observed === 0 ? 1 : pFloor;
+  return { ci: [observed - t * se, observed + t * se], pValue };
 }
 
 /** Holm's step-down adjustment of a family of p-values (same order out as in). */

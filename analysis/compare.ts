@@ -2,7 +2,7 @@ import { formatUs } from '../lib/duration.ts';
 import { UserError } from '../lib/errors.ts';
 import { prng } from '../lib/prng.ts';
 import type { RunManifest } from '../lib/rundir.ts';
-import { addMultinomial, binValue, bootstrapT, holm, NBINS } from './compare-stats.ts';
+import { addMultinomial, binValue, holm, NBINS, tInterval, twoStageVariance, varianceOf } from './compare-stats.ts';
 import {
   differingSettings,
   digestRun,
@@ -170,7 +170,7 @@ export function compareRuns(runs: ComparisonRun[], opts: CompareOptions = {}): C
 
   const B = opts.resamples ?? DEFAULT_RESAMPLES;
   const seed = opts.seed ?? 1;
-  const reps = digests.map((d, i) => resampleVariant(d, B, prng(seed * 7919 + i * 104729 + 1)));
+  const reps = digests.map((d, i) => variantReplicates(d, B, seed * 7919 + i * 104729 + 1));
   const differences: Difference[] = [];
   const verdicts: Verdict[] = [];
   const minRuns = Math.min(...digests.map((d) => d.length));
@@ -191,8 +191,8 @@ export function compareRuns(runs: ComparisonRun[], opts: CompareOptions = {}): C
       alpha: ALPHA,
       text:
         `hierarchical bootstrap, ${B} resamples (seed ${seed}): runs resampled with replacement, then each run's transactions (a multinomial draw over its 0.5 % latency bins); ` +
-        `standard error = the resampled differences' standard deviation x sqrt(n / (n - 1)) (n: the smaller number of runs); ` +
-        `interval = difference +- t(0.975, runs of both - 2) x standard error; p-value from Student's t with the same degrees of freedom, Holm-adjusted over the ${METRICS.length} metrics of a variant; ` +
+        `each variant's variance = (hierarchical - transactions-only bootstrap variance) x n / (n - 1), at least the transactions-only one (n its runs; the hierarchical bootstrap alone counts the transactions' noise twice); ` +
+        `interval = difference +- t(0.975, runs of both - 2) x the standard error; p-value from Student's t with the same degrees of freedom, Holm-adjusted over the ${METRICS.length} metrics of a variant; ` +
         `significant when the adjusted p < ${ALPHA}`,
       fewRepetitions:
         minRuns < 2
@@ -218,19 +218,19 @@ export function differencesOf(
   name: string,
   base: VariantResult,
   v: VariantResult,
-  baseReps: Replicates,
-  reps: Replicates,
+  baseReps: VariantReplicates,
+  reps: VariantReplicates,
   baseRuns: number,
   runs: number,
 ): Difference[] {
-  const B = reps.p50.length;
+  const B = reps.hier.p50.length;
   const rows = METRICS.map((m) => {
     const observed = pointValue(v, m.id) - pointValue(base, m.id);
     // throughput is one number per run: with a single run there is no spread to resample
     if (m.id === 'tps' && Math.min(runs, baseRuns) < 2) return { m, observed, ci: null, pRaw: 1 };
-    const d = new Float64Array(B);
-    for (let j = 0; j < B; j++) d[j] = reps[m.id][j] - baseReps[m.id][j];
-    const { ci, pValue } = bootstrapT(observed, d, runs, baseRuns);
+    const variance = (r: VariantReplicates, n: number): number => twoStageVariance(varianceOf(r.hier[m.id]), varianceOf(r.within[m.id]), n);
+    const se = Math.sqrt(variance(reps, runs) + variance(baseReps, baseRuns));
+    const { ci, pValue } = tInterval(observed, se, runs + baseRuns - 2, 1 / (B + 1));
     return { m, observed, ci: ci as [number, number] | null, pRaw: pValue };
   });
   const adjusted = holm(rows.map((r) => r.pRaw));
@@ -334,9 +334,18 @@ function quantiles(h: Float64Array, keys: Uint32Array, ok: number): { p50: numbe
 }
 
 export type Replicates = Record<MetricId, Float64Array>;
+/** A variant's replicates of both bootstraps: over runs and transactions, and over transactions only. */
+export interface VariantReplicates {
+  hier: Replicates;
+  within: Replicates;
+}
 
-/** B hierarchical bootstrap replicates of each metric of one variant. */
-export function resampleVariant(d: RunDigest[], B: number, rand: () => number): Replicates {
+export function variantReplicates(d: RunDigest[], B: number, seed: number): VariantReplicates {
+  return { hier: resampleVariant(d, B, prng(seed), true), within: resampleVariant(d, B, prng(seed + 15485863), false) };
+}
+
+/** B bootstrap replicates of each metric of one variant: runs resampled (runsToo) or each run once, then its transactions. */
+export function resampleVariant(d: RunDigest[], B: number, rand: () => number, runsToo = true): Replicates {
   const out: Replicates = { p50: new Float64Array(B), p99: new Float64Array(B), p999: new Float64Array(B), tps: new Float64Array(B), outlierRate: new Float64Array(B) };
   if (d.length === 0) return out;
   const keys = allKeys(d);
@@ -345,7 +354,7 @@ export function resampleVariant(d: RunDigest[], B: number, rand: () => number): 
     let attempted = 0;
     let tps = 0;
     for (let r = 0; r < d.length; r++) {
-      const run = d[Math.floor(rand() * d.length)];
+      const run = runsToo ? d[Math.floor(rand() * d.length)] : d[r];
       addMultinomial(run.keys, run.counts, run.attempted, h, rand);
       attempted += run.attempted;
       tps += run.tps;

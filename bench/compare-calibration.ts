@@ -1,4 +1,4 @@
-import { differencesOf, resampleVariant, variantResult } from '../analysis/compare.ts';
+import { differencesOf, variantReplicates, variantResult } from '../analysis/compare.ts';
 import { NBINS } from '../analysis/compare-stats.ts';
 import { NCATEGORIES, okCategory, type RunDigest } from '../analysis/compare-runs.ts';
 import { prng } from '../lib/prng.ts';
@@ -64,7 +64,7 @@ function trial(seed: number, runs: number, baseShare: number, variantShare: numb
   const b = Array.from({ length: runs }, () => makeRun(rand, n, variantShare));
   const va = variantResult({ name: 'a', settings: {} }, a);
   const vb = variantResult({ name: 'b', settings: {} }, b);
-  const d = differencesOf('b', va, vb, resampleVariant(a, B, prng(seed + 1)), resampleVariant(b, B, prng(seed + 2)), runs, runs);
+  const d = differencesOf('b', va, vb, variantReplicates(a, B, seed + 1), variantReplicates(b, B, seed + 2), runs, runs);
   return { any: d.some((x) => x.significant), tail: d.some((x) => x.significant && (x.metric === 'p999' || x.metric === 'outlierRate')) };
 }
 

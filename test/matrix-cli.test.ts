@@ -19,7 +19,7 @@ test('backlog 1 vs 128 under a slow accept loop: the comparison finds the 1 s co
   t.timeout(300_000);
   const dir = join(tempDir(t), 'mx');
   const r = await sockspike(
-    ['matrix', '--vary', 'backlog=1,128', '--repeat', '3', '--duration', '2s', '--accept-delay', '1ms', '--concurrency', '8', '--outlier', '500ms', '--connect-timeout', '1500ms', '--no-probes', '--out', dir],
+    ['matrix', '--vary', 'backlog=1,128', '--repeat', '3', '--duration', '3s', '--accept-delay', '1ms', '--concurrency', '8', '--outlier', '500ms', '--connect-timeout', '1500ms', '--no-probes', '--out', dir],
     { timeout: 300_000 },
   );
   t.is(r.exitCode, 0, String(r.stderr));

@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeSyntheticRun } from '../bench/synthetic-run.ts';
 import { compareRuns } from '../analysis/compare.ts';
-import { addMultinomial, binomial, bootstrapT, holm, studentTAbsCdf, studentTCritical } from '../analysis/compare-stats.ts';
+import { addMultinomial, binomial, holm, studentTAbsCdf, studentTCritical, tInterval, twoStageVariance } from '../analysis/compare-stats.ts';
 import { differingSettings, flattenConfig } from '../analysis/compare-runs.ts';
 import { prng } from '../lib/prng.ts';
 import { defaultConfig } from '../harness/config.ts';
@@ -35,21 +35,21 @@ test('binomial draws have the right mean and spread, exact in the rare tail and 
   t.is(out[1] + out[4] + out[9], 1000);
 });
 
-test('Student t, the bootstrap-t interval and Holm', (t) => {
+test('Student t, the t interval, the two-stage variance and Holm', (t) => {
   for (const [df, v] of [[1, 12.706], [2, 4.303], [4, 2.776], [30, 2.042]] as const) t.true(Math.abs(studentTCritical(0.95, df) - v) < 0.002, `df ${df}`);
   t.true(Math.abs(1 - studentTAbsCdf(2.571, 5) - 0.05) < 1e-3);
   t.deepEqual(holm([0.01, 0.04, 0.03]).map((p) => Number(p.toFixed(4))), [0.03, 0.06, 0.06]);
-  const zero = bootstrapT(0, new Float64Array(100), 2, 2);
+  const zero = tInterval(0, 0, 2, 0.001);
   t.is(zero.pValue, 1, 'no difference anywhere: p = 1');
   t.deepEqual(zero.ci, [0, 0]);
-  // replicates with sd 1 around 3, 2 runs each: se = sqrt(2), df = 2
-  const rand = prng(3);
-  const reps = Float64Array.from({ length: 20000 }, () => 3 + Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand()));
-  const r = bootstrapT(3, reps, 2, 2);
-  t.is(r.df, 2);
-  t.true(Math.abs(r.se - Math.SQRT2) < 0.03, String(r.se));
-  t.true(Math.abs(r.ci[0] - (3 - 4.303 * Math.SQRT2)) < 0.1 && r.pValue > 0.05, 'with two runs each, 3 standard deviations is not enough');
-  t.true(bootstrapT(3, reps, 10, 10).pValue < 0.02, 'with ten, it is');
+  const r = tInterval(3, Math.SQRT2, 2, 0.001);
+  t.true(Math.abs(r.ci[0] - (3 - 4.303 * Math.SQRT2)) < 0.01 && r.pValue > 0.05, 'with two runs each, 2.1 standard errors is not enough');
+  t.true(tInterval(3, Math.SQRT2, 18, 0.001).pValue < 0.05, 'with ten each, it is');
+  t.is(tInterval(1, 0, 4, 0.001).pValue, 0.001);
+  // hierarchical variance = (n - 1) / n x true + within: the two-stage estimate recovers the true one
+  t.is(twoStageVariance((2 / 3) * 9 + 4, 4, 3), 9);
+  t.is(twoStageVariance(4.1, 4, 3), 4, 'never below the transactions\' own noise');
+  t.is(twoStageVariance(10, 4, 1), 4, 'one run: the transactions only');
 });
 
 test('settings from run.json: flag names, only what differs', (t) => {

@@ -196,7 +196,7 @@ export function compareRuns(runs: ComparisonRun[], opts: CompareOptions = {}): C
         `significant when the adjusted p < ${ALPHA}`,
       fewRepetitions:
         minRuns < 2
-          ? 'a variant has a single run: the intervals cover the noise between transactions but not the drift between runs (Student's t with 1 degree of freedom keeps them wide); repeat (--repeat 3 or more) to trust a difference'
+          ? 'a variant has a single run: the intervals cover the noise between transactions but not the drift between runs (a Student t with 1 degree of freedom keeps them wide); repeat (--repeat 3 or more) to trust a difference'
           : minRuns < 3
             ? `only ${minRuns} runs per variant: run-to-run variation is poorly estimated, so intervals are wide and only large differences can be significant; --repeat 5 gives firmer answers`
             : null,

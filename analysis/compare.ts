@@ -401,6 +401,12 @@ function verdict(b: VariantResult, v: VariantResult, diffs: Difference[]): Verdi
   const arrow = (m: MetricId): string => `${METRICS.find((x) => x.id === m)!.label} ${formatMetric(m, by[m].baselineValue)} -> ${formatMetric(m, by[m].value)}`;
   if (sig.length === 0) {
     const minP = Math.min(...diffs.map((d) => d.pValue));
+    if (Math.min(b.runs.length, v.runs.length) < 2)
+      return {
+        variant: v.name,
+        significant: false,
+        text: `${change}: no difference can be shown with a single run per variant (${arrow('outlierRate')}, ${arrow('p999')}, ${arrow('p50')}; smallest p = ${minP.toPrecision(2)}); repeat the runs (--repeat 3 or more) to test it`,
+      };
     return {
       variant: v.name,
       significant: false,

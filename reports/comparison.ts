@@ -42,7 +42,9 @@ export function renderComparison(c: Comparison, matrix: MatrixContext | null = n
   out.push(
     anySig
       ? `**Against the baseline \`${c.baseline}\`:**`
-      : `**No detectable difference between any variant and the baseline \`${c.baseline}\`.**`,
+      : c.method.fewRepetitions !== null && c.variants.some((v) => v.runs.length < 2)
+        ? `**No difference from the baseline \`${c.baseline}\` can be shown with a single run per variant.**`
+        : `**No detectable difference between any variant and the baseline \`${c.baseline}\`.**`,
     '',
   );
   for (const v of c.verdicts) out.push(`- ${v.significant ? '**' : ''}${v.text}${v.significant ? '**' : ''}`);

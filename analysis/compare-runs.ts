@@ -225,4 +225,3 @@ export function differingSettings(configs: Record<string, unknown>[]): Record<st
   return flat.map((f) => Object.fromEntries(differ.map((k) => [k, f[k] ?? 'none'])));
 }
 
-export { readManifest };

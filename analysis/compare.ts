@@ -2,7 +2,7 @@ import { formatUs } from '../lib/duration.ts';
 import { UserError } from '../lib/errors.ts';
 import { prng } from '../lib/prng.ts';
 import type { RunManifest } from '../lib/rundir.ts';
-import { addMultinomial, binValue, holm, NBINS, tInterval, twoStageVariance, varianceOf } from './compare-stats.ts';
+import { addMultinomial, binValue, holm, tInterval, twoStageVariance, varianceOf } from './compare-stats.ts';
 import {
   differingSettings,
   digestRun,
@@ -10,11 +10,11 @@ import {
   isOutlierCategory,
   NCATEGORIES,
   pooledMedianUs,
-  readManifest,
   variantName,
   type CpuShares,
   type RunDigest,
 } from './compare-runs.ts';
+import { readManifest } from './read-run.ts';
 import { findKnee, KNEE_RULE, type KneeJump } from './knee.ts';
 import { derivedThreshold } from './summarize.ts';
 

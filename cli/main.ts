@@ -4,7 +4,9 @@ import { Command, CommanderError } from 'commander';
 import { UserError } from '../lib/errors.ts';
 import { TOOL_VERSION } from '../lib/rundir.ts';
 import * as analyze from './analyze.ts';
+import * as compare from './compare.ts';
 import * as exportCmd from './export.ts';
+import * as matrix from './matrix.ts';
 import * as probe from './probe.ts';
 import * as restore from './restore.ts';
 import * as run from './run.ts';
@@ -23,7 +25,7 @@ const program = new Command('sockspike')
   .exitOverride()
   .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'sockspike: ')) });
 
-const commands: Array<{ register: (p: Command) => void }> = [run, scenarios, analyze, exportCmd, probe, restore];
+const commands: Array<{ register: (p: Command) => void }> = [run, scenarios, matrix, compare, analyze, exportCmd, probe, restore];
 for (const c of commands) c.register(program);
 
 try {

@@ -1,10 +1,10 @@
 import test from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Comparison } from '../analysis/compare.ts';
-import type { MatrixManifest } from '../harness/matrix.ts';
-import { makeSyntheticRun } from '../bench/synthetic-run.ts';
-import { lines, readManifestFile, sockspike, tempDir } from './helpers/cli.ts';
+import type { Comparison } from '../../analysis/compare.ts';
+import type { MatrixManifest } from '../../harness/matrix.ts';
+import { makeSyntheticRun } from '../../bench/synthetic-run.ts';
+import { lines, readManifestFile, sockspike, tempDir } from '../helpers/cli.ts';
 
 // sockspike matrix and compare end to end: real runs on loopback as child
 // processes, then the comparison of their run directories. Backlog 1 with a

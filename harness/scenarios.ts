@@ -8,6 +8,17 @@ import { fileURLToPath } from 'node:url';
 
 const PYTHON_SERVER = fileURLToPath(new URL('../fixtures/servers/reported-case-server.py', import.meta.url));
 
+/** The reported case's workload: one client in a closed loop, 3000 bytes echoed in two exchanges, 100 ms threshold. */
+const REPORTED_WORKLOAD = {
+  netns: true,
+  concurrency: '1',
+  requestBytes: '3000',
+  responseBytes: '3000',
+  exchanges: '2',
+  outlier: '100ms',
+  duration: '30s',
+};
+
 export interface Scenario {
   name: string;
   /** The catalogue cause it reproduces (null: none, the clean baseline). */
@@ -23,33 +34,14 @@ export const SCENARIOS: Scenario[] = [
     description:
       'The reported case: one client, 3000-byte request echoed in two exchanges, server listener with SO_LINGER {1,0} and backlog 1, connection per transaction. ' +
       'On a current kernel one closed-loop client rarely fills even that queue; add --concurrency 4 to see the overflow',
-    flags: {
-      netns: true,
-      concurrency: '1',
-      requestBytes: '3000',
-      responseBytes: '3000',
-      exchanges: '2',
-      close: 'server-rst',
-      backlog: '1',
-      outlier: '100ms',
-      duration: '30s',
-    },
+    flags: { ...REPORTED_WORKLOAD, close: 'server-rst', backlog: '1' },
   },
   {
     name: 'reported-case-python',
     cause: 'accept-queue-overflow',
     description:
       'The reported case with a server like the one in the report: a single-threaded Python accept loop (fixtures/servers/reported-case-server.py), backlog 1 and SO_LINGER {1,0} on its listener; add --concurrency 4 to see the overflow',
-    flags: {
-      netns: true,
-      serverCmd: `python3 ${PYTHON_SERVER} --port {port}`,
-      concurrency: '1',
-      requestBytes: '3000',
-      responseBytes: '3000',
-      exchanges: '2',
-      outlier: '100ms',
-      duration: '30s',
-    },
+    flags: { ...REPORTED_WORKLOAD, serverCmd: `python3 ${PYTHON_SERVER} --port {port}` },
   },
   {
     name: 'accept-queue-overflow',

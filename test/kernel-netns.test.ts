@@ -7,24 +7,10 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readManifestFile, readSummaryFile, sockspike, startSockspike, tempDir, cmd, BIN, ROOT } from './helpers/cli.ts';
-import { hostState, kernelTestsUnavailable, type HostState } from './helpers/host-state.ts';
+import { guardHost } from './helpers/host-state.ts';
 
-const why = kernelTestsUnavailable();
+const why = guardHost(test, 'kernel experiments');
 const kt = why === null ? test : test.skip;
-if (why !== null)
-  test('kernel experiments skipped', (t) => {
-    t.log(`skipped: ${why}`);
-    t.pass();
-  });
-
-let before: HostState | null = null;
-test.before(() => {
-  if (why === null) before = hostState();
-});
-test.after.always('the host is left as found: namespaces, nft ruleset, sysctls', (t) => {
-  if (before === null) return;
-  t.deepEqual(hostState(), before);
-});
 
 const nsExists = (name: string): boolean => existsSync(`/run/netns/${name}`);
 

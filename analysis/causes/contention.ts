@@ -1,4 +1,5 @@
 import type { ProbeData } from '../../probes/read.ts';
+import { lowerBound } from '../windows.ts';
 
 // Was a harness process starved of CPU by someone else? An event-loop stall
 // of the client or server is the harness's own doing when it is busy with its
@@ -34,15 +35,8 @@ export function cpuContention(p: ProbeData): Contention | undefined {
   const t = p.t;
   const dt = p.dt;
   return (fromNs, toNs) => {
-    // first row ending after fromNs
-    let lo = 0;
-    let hi = t.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (t[mid] < fromNs) lo = mid + 1;
-      else hi = mid;
-    }
-    for (let r = lo; r < t.length && t[r] - dt[r] <= toNs; r++) if (contended[r] === 1) return true;
+    // from the first row ending at or after fromNs
+    for (let r = lowerBound(t, fromNs); r < t.length && t[r] - dt[r] <= toNs; r++) if (contended[r] === 1) return true;
     return false;
   };
 }

@@ -1,5 +1,6 @@
 import type { SelfMonitorData } from '../../probes/read.ts';
 import type { TxnColumns } from '../read-run.ts';
+import { lowerBound } from '../windows.ts';
 import type { Contention } from './contention.ts';
 import type { HarnessCheck } from './types.ts';
 
@@ -22,17 +23,6 @@ import type { HarnessCheck } from './types.ts';
 // intervals inside its span.
 
 export const STALL_SHARE = 0.5;
-
-function firstEnding(t: Float64Array, x: number): number {
-  let lo = 0;
-  let hi = t.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (t[mid] < x) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
 
 export function selfCheck(
   monitors: SelfMonitorData[],
@@ -70,7 +60,7 @@ export function selfCheck(
     for (let q = 0; q < mons.length && found === null; q++) {
       const m = mons[q];
       // event-loop delay intervals (t - dt, t] overlapping [s, e]
-      for (let r = firstEnding(m.eld.t, s); r < m.eld.t.length && m.eld.t[r] - m.eld.dt[r] <= e; r++) {
+      for (let r = lowerBound(m.eld.t, s); r < m.eld.t.length && m.eld.t[r] - m.eld.dt[r] <= e; r++) {
         const mx = m.eld.max[r];
         if (Number.isFinite(mx) && mx >= need && mx > 0) {
           if (contended !== undefined && contended(m.eld.t[r] - m.eld.dt[r], m.eld.t[r])) {
@@ -84,7 +74,7 @@ export function selfCheck(
       }
       if (found !== null) break;
       const g = gcs[q];
-      for (let r = firstEnding(g.end, s); r < g.end.length; r++) {
+      for (let r = lowerBound(g.end, s); r < g.end.length; r++) {
         if (g.start[r] > e) continue;
         if (g.dur[r] >= need && g.dur[r] > 0) {
           found = { ns: g.dur[r], what: `${m.role} GC pause of ${(g.dur[r] / 1e6).toFixed(1)} ms at ${(g.start[r] / 1e9).toFixed(2)} s` };

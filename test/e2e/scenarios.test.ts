@@ -5,23 +5,10 @@ import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readManifestFile, readSummaryFile, sockspike, tempDir } from '../helpers/cli.ts';
-import { hostState, kernelTestsUnavailable, type HostState } from '../helpers/host-state.ts';
+import { guardHost } from '../helpers/host-state.ts';
 import { SCENARIOS } from '../../harness/scenarios.ts';
 
-const why = kernelTestsUnavailable();
-if (why !== null)
-  test('scenarios skipped', (t) => {
-    t.log(`skipped: ${why}`);
-    t.pass();
-  });
-
-let before: HostState | null = null;
-test.before(() => {
-  if (why === null) before = hostState();
-});
-test.after.always('the host is left as found', (t) => {
-  if (before !== null) t.deepEqual(hostState(), before);
-});
+const why = guardHost(test, 'scenarios');
 
 // shorter than the presets where a few seconds already show the cause
 const DURATION: Record<string, string> = {

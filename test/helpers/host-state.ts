@@ -1,6 +1,7 @@
 // The host state a kernel experiment must leave as it found it: the run's
 // namespaces (sspk-*), the host's nftables ruleset and the sysctls the tests
 // touch.
+import type { TestFn } from 'ava';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { systemBinary } from '../../lib/system-binary.ts';
@@ -38,5 +39,29 @@ export function kernelTestsUnavailable(): string | null {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'not root: network namespaces, sysctls and nftables need root';
   if (spawnSync('ip', ['-V']).error !== undefined) return 'the ip command (iproute2) is missing';
   if (spawnSync(systemBinary('nft'), ['--version']).error !== undefined) return 'the nft command (nftables) is missing: apt-get install nftables';
+  return null;
+}
+
+/**
+ * For a file of kernel-experiment tests: why they cannot run here (null: they
+ * can; a test then says why they were skipped), and a check after all of
+ * them that the host is as they found it.
+ */
+export function guardHost(test: TestFn, what: string): string | null {
+  const why = kernelTestsUnavailable();
+  if (why !== null) {
+    test(`${what} skipped`, (t) => {
+      t.log(`skipped: ${why}`);
+      t.pass();
+    });
+    return why;
+  }
+  let before: HostState | null = null;
+  test.before(() => {
+    before = hostState();
+  });
+  test.after.always('the host is left as found: namespaces, nft ruleset, sysctls', (t) => {
+    if (before !== null) t.deepEqual(hostState(), before);
+  });
   return null;
 }

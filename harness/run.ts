@@ -40,7 +40,15 @@ export interface RunResult {
 const LISTEN_TIMEOUT_MS = 20_000;
 
 export async function runWorkload(req: RunRequest): Promise<RunResult> {
-  const dir = makeRunDir(req.out, req.config.close);
+  const cfg = req.config;
+  // bring your own server: its port is free, or the running target answers, before anything is made
+  const ext = cfg.external ?? null;
+  if (ext?.kind === 'command') {
+    if (cfg.port === 0) cfg.port = await freePort(cfg.host);
+    else await checkPortFree(cfg.host, cfg.port);
+  }
+  const target = ext?.kind === 'target' ? await checkTarget(cfg.host, cfg.port, Math.min(cfg.connectTimeoutNs / 1e6, 5000)) : null;
+  const dir = makeRunDir(req.out, cfg.close);
   const kernel = new KernelSetup(req.config, dir);
   // a Ctrl-C while the namespace is being made still undoes it
   let early: NodeJS.Signals | null = null;
@@ -58,23 +66,17 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
     throw new UserError(`interrupted by ${early} before the workload started`, early === 'SIGTERM' ? 143 : 130);
   }
   try {
-    return await runIn(req, dir, kernel);
+    return await runIn(req, dir, kernel, target);
   } finally {
     const problems = await kernel.teardown();
     for (const p of problems) process.stderr.write(`sockspike: ${p}\n`);
   }
 }
 
-async function runIn(req: RunRequest, dir: string, kernel: KernelSetup): Promise<RunResult> {
+async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: Awaited<ReturnType<typeof checkTarget>> | null): Promise<RunResult> {
   const cfg = req.config;
   const netns = kernel.netns;
-  // bring your own server (issue 6): a command of the user's, or a running target
   const ext = cfg.external ?? null;
-  if (ext?.kind === 'command') {
-    if (cfg.port === 0) cfg.port = await freePort(cfg.host);
-    else await checkPortFree(cfg.host, cfg.port);
-  }
-  const target = ext?.kind === 'target' ? await checkTarget(cfg.host, cfg.port, Math.min(cfg.connectTimeoutNs / 1e6, 5000)) : null;
   const t0 = monoNs();
   const manifest = newManifest({
     argv: req.argv,

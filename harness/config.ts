@@ -162,6 +162,8 @@ export function resolveConfig(o: RunOptions): RunConfig {
   };
   // per-namespace sysctls and packet faults live in the run's own namespace
   if (cfg.sysctls.some((s) => mayBePerNetns(s.key)) || cfg.faults.some(needsNetns)) cfg.netns = true;
+  if (cfg.serverExchanges > cfg.exchanges) throw new UserError(`--server-exchanges ${cfg.serverExchanges} exceeds --exchanges ${cfg.exchanges}`);
+  if (cfg.serverExchanges < cfg.exchanges && cfg.close === 'keepalive') throw new UserError('--server-exchanges cuts a connection short: it does not go with --close keepalive');
   if (cfg.netns && cfg.external?.kind === 'target')
     throw new UserError('--target drives a server that is already running, and the run\'s new namespace has none: use --server-cmd to start it inside, or leave out --netns, --sysctl and packet faults');
   if (cfg.external != null && cfg.faults.some((f) => f.kind === 'accept-delay'))

@@ -47,9 +47,10 @@ export class ServerConn {
   }
 
   private onData(chunk: Buffer): void {
-    const q = this.host.config.requestBytes;
+    const cfg = this.host.config;
+    const q = cfg.requestBytes;
     this.bytesIn += chunk.length;
-    if (this.exchanges >= this.host.config.serverExchanges) return; // --server-exchanges: no more answers
+    if (cfg.serverExchanges < cfg.exchanges && this.exchanges >= cfg.serverExchanges) return; // --server-exchanges: no more answers
     let off = 0;
     while (off < chunk.length) {
       const take = Math.min(q - this.got, chunk.length - off);

@@ -2,6 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { FromChild, ToChild } from './messages.ts';
+import { systemBinary } from '../lib/system-binary.ts';
 
 // Start the harness's own child processes (client, server) with the tsx
 // loader, their output captured in a log file of the run directory.
@@ -20,7 +21,7 @@ export function startChild(role: string, entry: string, logPath: string, onMessa
   const log = openSync(logPath, 'a');
   const node = [`--import=${TSX}`];
   const proc = fork(fileURLToPath(new URL(entry, import.meta.url)), [], {
-    ...(netns === null ? { execArgv: node } : { execPath: 'ip', execArgv: ['netns', 'exec', netns, process.execPath, ...node] }),
+    ...(netns === null ? { execArgv: node } : { execPath: systemBinary('ip'), execArgv: ['netns', 'exec', netns, process.execPath, ...node] }),
     stdio: ['ignore', log, log, 'ipc'],
     serialization: 'json',
   });

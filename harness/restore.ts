@@ -14,8 +14,7 @@ export async function restoreLeftovers(): Promise<{ done: string[]; failed: stri
     let ok = true;
     for (const e of [...file.entries].reverse()) {
       if (e.kind === 'netns') {
-        await deleteNetns(e.name);
-        done.push(`deleted network namespace ${e.name} (run ${file.runDir}, pid ${file.pid})`);
+        if (await deleteNetns(e.name)) done.push(`deleted network namespace ${e.name} (run ${file.runDir}, pid ${file.pid})`);
       } else {
         try {
           writeFileSync(sysctlPath(e.key), e.before + '\n');

@@ -5,7 +5,8 @@
 //   npm run bench [-- --json] [--quick] [--only client,pair,latency,recording,probes,analysis]
 //                 [--concurrency 16] [--close client-rst] [--reps N] [--duration S] [--client-processes K]
 //
-// --client-processes K: sockspike's client load split over K client processes (client part).
+// --client-processes K: sockspike's client load split over K client processes (client part;
+// default 2 at concurrency 16 on a machine with 2+ CPUs, as `sockspike run --client-processes 2`).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -28,6 +29,7 @@ const USAGE = `npm run bench [-- options]: sockspike's own cost as ratios agains
   --reps N                 A/B repetitions (default 5 at concurrency 16, 3 otherwise; quick: 1)
   --duration S             seconds per run (default 3, latency 2; quick: 1)
   --client-processes K     client part: sockspike's load split over K client processes
+                           (default: 2 at concurrency 16 with 2+ CPUs, else 1)
 `;
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -54,11 +56,12 @@ interface Options {
   close: Close[] | null;
   reps: number | null;
   durationS: number | null;
-  clientProcesses: number;
+  /** null: 2 at concurrency 16 on 2+ CPUs (as `sockspike run --client-processes 2`), else 1. */
+  clientProcesses: number | null;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { json: false, quick: false, parts: new Set(PARTS), concurrency: null, close: null, reps: null, durationS: null, clientProcesses: 1 };
+  const o: Options = { json: false, quick: false, parts: new Set(PARTS), concurrency: null, close: null, reps: null, durationS: null, clientProcesses: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = (): string => {
@@ -295,7 +298,7 @@ export async function runBench(o: Options): Promise<BenchResult> {
     const cs = o.concurrency ?? (q ? [16] : [4, 16]);
     for (const c of cs)
       for (const close of o.close ?? (['client-fin', 'client-rst'] as Close[]))
-        result.client.push(await compare('client', close, c, durationS, o.reps ?? (q ? 1 : c === 16 ? 5 : 3), isolate, o.clientProcesses));
+        result.client.push(await compare('client', close, c, durationS, o.reps ?? (q ? 1 : c === 16 ? 5 : 3), isolate, o.clientProcesses ?? (c >= 16 ? Math.min(2, os.availableParallelism()) : 1)));
   }
   if (o.parts.has('latency')) {
     // concurrency 1: the client's own added latency, and its throughput ratio there

@@ -156,14 +156,9 @@ async function nativeClient(spec: RunSpec, ref: string, port: number): Promise<O
 }
 
 async function builtinClient(spec: RunSpec, dir: string, t0: bigint, port: number): Promise<Omit<RunFigures, 'serverCpuS'>> {
-  // K client processes share the concurrency, each recording its own file
+  // K client processes share the load as `sockspike run --client-processes K` splits it (harness/client-share.ts)
   const k = Math.max(1, Math.min(spec.clientProcesses ?? 1, spec.concurrency));
-  const parts = await Promise.all(
-    Array.from({ length: k }, (_, i) => {
-      const c = Math.floor(spec.concurrency / k) + (i < spec.concurrency % k ? 1 : 0);
-      return oneClient({ ...spec, concurrency: c }, dir, t0, port, i);
-    }),
-  );
+  const parts = await Promise.all(Array.from({ length: k }, (_, i) => oneClient(spec, dir, t0, port, i, k)));
   const lat = latencies(parts.map((p) => join(dir, p.file)), spec.exchanges ?? 2);
   const first = Math.min(...parts.map((p) => p.done.firstStartNs));
   const last = Math.max(...parts.map((p) => p.done.lastEndNs));
@@ -183,7 +178,7 @@ async function builtinClient(spec: RunSpec, dir: string, t0: bigint, port: numbe
   };
 }
 
-async function oneClient(spec: RunSpec, dir: string, t0: bigint, port: number, i: number): Promise<{ done: DoneMessage; cpuS: number; file: string }> {
+async function oneClient(spec: RunSpec, dir: string, t0: bigint, port: number, i: number, k: number): Promise<{ done: DoneMessage; cpuS: number; file: string }> {
   let done: DoneMessage | null = null;
   let cpuEnd = NaN;
   let client: Child | null = null;
@@ -198,7 +193,7 @@ async function oneClient(spec: RunSpec, dir: string, t0: bigint, port: number, i
   // start-up (node + tsx loading the client) is left out, as it is for the
   // native client: the load starts once the loaded client sits idle
   const cpu0 = await settledCpu(pid);
-  c.send({ type: 'start', config: configFor(spec, port), t0: t0.toString(), runDir: dir, file, progress: false });
+  c.send({ type: 'start', config: { ...configFor(spec, port), clientProcesses: k }, t0: t0.toString(), runDir: dir, file, progress: false, part: { index: i, of: k } });
   const exit = await once(c.exited, spec.durationS * 1000 + 30_000, 'sockspike client');
   const d = done as DoneMessage | null;
   if (d === null) throw new Error(`sockspike client exited without finishing (${exit.code ?? exit.signal}); see ${join(dir, `client-${i}.log`)}`);

@@ -69,6 +69,7 @@ const probeOnlyConfig = (intervalNs: number, durationNs: number | null, port: nu
   probeIntervalNs: intervalNs,
   kernelStates: 'off',
   seed: 0,
+  clientProcesses: 0,
   netns: false,
   sysctls: [],
   hostSysctl: false,

@@ -51,6 +51,7 @@ export function register(program: Command): void {
         .default(DEFAULTS.kernelStates),
     )
     .option('--seed <n>', 'seed for poisson arrivals', DEFAULTS.seed)
+    .option('--client-processes <k>', 'split the load over K client processes, each recording its own transactions file (more load on several cores)', DEFAULTS.clientProcesses)
     .option('--netns', 'run server, client and network probes in a network namespace of the run\'s own (root)')
     .option('--sysctl <key=value>', 'set a sysctl for the run, repeatable; per-namespace keys go into the run\'s namespace (implies --netns)', collect, [])
     .option('--host-sysctl', 'allow --sysctl keys that are not per namespace to change the host (journalled, restored afterwards)')

@@ -9,6 +9,7 @@ import { arrivals } from './arrivals.ts';
 import { Worker, type WorkerHost } from './client-worker.ts';
 import type { DoneMessage, FromChild, StartMessage, ToChild } from './messages.ts';
 import { TxnRecorder } from './txn-recorder.ts';
+import { shareOf } from './client-share.ts';
 import { nativeUnavailable } from './native.ts';
 import { stopSelfMonitoring, startSelfMonitoring } from './self-watch.ts';
 
@@ -45,11 +46,12 @@ class Client implements WorkerHost {
   readonly finishedAll = new Promise<void>((r) => (this.finishedResolve = r));
 
   constructor(private readonly msg: StartMessage) {
-    this.config = msg.config;
+    const part = shareOf(msg.config, msg.part?.index ?? 0, msg.part?.of ?? 1);
+    this.config = part.config;
     this.now = runClock(BigInt(msg.t0));
     this.recorder = new TxnRecorder(join(msg.runDir, msg.file), this.config.exchanges);
     const n = this.config.rate === null ? this.config.concurrency : this.config.maxInflight;
-    for (let i = 0; i < n; i++) this.workers.push(new Worker(i, this));
+    for (let i = 0; i < n; i++) this.workers.push(new Worker(part.firstWorker + i, this));
     this.idle.push(...[...this.workers].reverse());
   }
 

@@ -37,6 +37,7 @@ export interface RunOptions extends ByoOptions {
   probeInterval: string;
   kernelStates: string;
   seed: string;
+  clientProcesses: string;
   netns?: boolean;
   sysctl?: string[];
   hostSysctl?: boolean;
@@ -65,6 +66,7 @@ export const DEFAULTS = {
   probeInterval: '20ms',
   kernelStates: 'off',
   seed: '1',
+  clientProcesses: '1',
 } as const;
 
 const MAX_TIMEOUT_NS = 300e9;
@@ -154,6 +156,7 @@ export function resolveConfig(o: RunOptions): RunConfig {
     probeIntervalNs: duration(o.probeInterval, '--probe-interval', 'ms', 10e6, 60e9),
     kernelStates: kernelStates(o.kernelStates),
     seed: int(o.seed, '--seed', 0, 2 ** 31),
+    clientProcesses: int(o.clientProcesses, '--client-processes', 1, 64),
     netns: o.netns === true,
     sysctls: lastPerKey((o.sysctl ?? []).map(parseSysctl)),
     hostSysctl: o.hostSysctl === true,
@@ -162,6 +165,11 @@ export function resolveConfig(o: RunOptions): RunConfig {
   };
   // per-namespace sysctls and packet faults live in the run's own namespace
   if (cfg.sysctls.some((s) => mayBePerNetns(s.key)) || cfg.faults.some(needsNetns)) cfg.netns = true;
+  const workers = cfg.rate === null ? cfg.concurrency : cfg.maxInflight;
+  if (cfg.clientProcesses > workers)
+    throw new UserError(`--client-processes ${cfg.clientProcesses} exceeds ${cfg.rate === null ? `--concurrency ${cfg.concurrency}` : `--max-inflight ${cfg.maxInflight}`}: each process needs a share`);
+  if (cfg.transactions !== null && cfg.clientProcesses > cfg.transactions)
+    throw new UserError(`--client-processes ${cfg.clientProcesses} exceeds --transactions ${cfg.transactions}`);
   if (cfg.serverExchanges > cfg.exchanges) throw new UserError(`--server-exchanges ${cfg.serverExchanges} exceeds --exchanges ${cfg.exchanges}`);
   if (cfg.serverExchanges < cfg.exchanges && cfg.close === 'keepalive') throw new UserError('--server-exchanges cuts a connection short: it does not go with --close keepalive');
   if (cfg.netns && cfg.external?.kind === 'target')

@@ -41,6 +41,7 @@ const HOG = 'const p=process.ppid;for(;;){for(let i=0;i<5e6;i++);if(process.ppid
 export class FaultRunner {
   private readonly active: Active[];
   private readonly timers: NodeJS.Timeout[] = [];
+  private begun = false;
 
   constructor(
     specs: FaultSpec[],
@@ -53,8 +54,10 @@ export class FaultRunner {
     return this.active.map((a) => a.rec);
   }
 
-  /** The workload starts now: schedule every window. */
+  /** The workload starts now: schedule every window (once, however many clients say so). */
   begin(): void {
+    if (this.begun) return;
+    this.begun = true;
     for (const a of this.active) {
       this.at(a.rec.fromNs, () => this.switchOn(a));
       if (a.rec.toNs !== null) this.at(a.rec.toNs, () => this.switchOff(a));

@@ -12,6 +12,8 @@ export interface StartMessage {
   file: string;
   /** Send progress messages (the parent shows them on a terminal). */
   progress: boolean;
+  /** Client process `index` of `of` (--client-processes): it runs its share of the load. */
+  part?: { index: number; of: number };
 }
 
 export interface StopMessage {

@@ -17,6 +17,7 @@ import { FaultRunner } from './faults.ts';
 import { checkPortFree, childPids, freePort, startServerCommand } from './server-command.ts';
 import { checkTarget } from './target.ts';
 import { describeCheck } from './request-template.ts';
+import { clientLogFile, clientRole, combineDone, combineProgress, transactionsFile } from './client-share.ts';
 
 export interface RunRequest {
   config: RunConfig;
@@ -84,7 +85,7 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
     t0,
     config: cfg,
     // an external server records no server.bin
-    files: { transactions: [FILES.transactions], server: ext === null ? [FILES.server] : [] },
+    files: { transactions: Array.from({ length: cfg.clientProcesses }, (_, i) => transactionsFile(i)), server: ext === null ? [FILES.server] : [] },
   });
   manifest.kernel = { netns, sysctls: kernel.sysctls, faults: cfg.faults.map((f) => ({ ...f, startNs: null, stopNs: null, detail: [] })) };
   if (cfg.template) manifest.notes.push(describeCheck(cfg.template));
@@ -97,7 +98,9 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
   let observed: ObserverSummary | null = null;
   let stopReason: string | null = null;
   let status: RunManifest['status'] = 'complete';
-  let client: Child | null = null;
+  // --client-processes K: K clients, done when every one is
+  const clients: Child[] = [];
+  const dones: DoneMessage[] = [];
   let done: DoneMessage | null = null;
   let listening: ListeningMessage | null = null;
   let serverFailure: string | null = null;
@@ -124,7 +127,7 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
     if (stopReason !== null) return;
     stopReason = reason;
     status = how;
-    client?.send({ type: 'stop', reason });
+    for (const c of clients) c.send({ type: 'stop', reason });
     changed();
   };
   let signals = 0;
@@ -133,7 +136,7 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
     signal ??= sig;
     if (++signals > 1) {
       // asked twice: stop waiting on anyone
-      client?.proc.kill('SIGKILL');
+      for (const c of clients) c.proc.kill('SIGKILL');
       server?.proc.kill('SIGKILL');
       return;
     }
@@ -193,15 +196,24 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
       manifest.processes.push(...observers.processes());
     } else observers.off('turned off with --no-probes');
 
-    client = startChild('client', './client.ts', join(dir, FILES.clientLog), (m: FromChild) => {
-      if (m.type === 'progress') progress.update(m);
-      else if (m.type === 'done') done = m;
-      else if (m.type === 'started') faults?.begin();
-      changed();
-    }, netns);
-    manifest.processes.push({ role: 'client', pid: client.proc.pid ?? -1, exit: null });
+    const K = cfg.clientProcesses;
+    const progressParts = Array.from({ length: K }, () => combineProgress([]));
+    for (let i = 0; i < K; i++) {
+      const c = startChild(clientRole(i), './client.ts', join(dir, clientLogFile(i)), (m: FromChild) => {
+        if (m.type === 'progress') {
+          progressParts[i] = m;
+          if (i === 0) progress.update(combineProgress(progressParts));
+        } else if (m.type === 'done') {
+          dones.push(m);
+          if (dones.length === K) done = combineDone(dones);
+        } else if (m.type === 'started') faults?.begin();
+        changed();
+      }, netns);
+      clients.push(c);
+      manifest.processes.push({ role: c.role, pid: c.proc.pid ?? -1, exit: null });
+      observers.addProcess(c.role, c.proc.pid ?? -1);
+    }
     writeManifest(dir, manifest);
-    observers.addProcess('client', client.proc.pid ?? -1);
     if (cfg.faults.length > 0) {
       faults = new FaultRunner(cfg.faults, {
         t0,
@@ -215,12 +227,15 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
         },
       });
     }
-    client.send({ type: 'start', config: cfg, t0: t0.toString(), runDir: dir, file: FILES.transactions, progress: req.progress });
-    if (stopReason !== null) client.send({ type: 'stop', reason: stopReason });
-    const clientExit = await client.exited;
-    setExit(manifest, 'client', exitText(clientExit));
+    clients.forEach((c, i) =>
+      c.send({ type: 'start', config: cfg, t0: t0.toString(), runDir: dir, file: transactionsFile(i), progress: req.progress, part: { index: i, of: K } }),
+    );
+    if (stopReason !== null) for (const c of clients) c.send({ type: 'stop', reason: stopReason });
+    const exits = await Promise.all(clients.map((c) => c.exited));
+    exits.forEach((e, i) => setExit(manifest, clients[i].role, exitText(e)));
     if (done === null && stopReason === null) {
-      stopReason = `the client exited unexpectedly (${exitText(clientExit)}); see ${join(dir, FILES.clientLog)}`;
+      const i = Math.max(0, exits.findIndex((e) => e.code !== 0));
+      stopReason = `the client exited unexpectedly (${exitText(exits[i])}); see ${join(dir, clientLogFile(i))}`;
       status = 'failed';
     }
   } catch (err) {
@@ -233,11 +248,9 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
       await endChild(server, 5000);
       setExit(manifest, 'server', exitText(await server.exited));
     }
-    for (const p of manifest.processes) if (p.role !== 'server' && p.role !== 'client' && p.exit === null) p.exit = 'stopped';
-    if (client !== null) {
-      client.send({ type: 'stop', reason: 'run ended' });
-      await endChild(client, 5000);
-    }
+    for (const p of manifest.processes) if (p.role !== 'server' && !p.role.startsWith('client') && p.exit === null) p.exit = 'stopped';
+    for (const c of clients) c.send({ type: 'stop', reason: 'run ended' });
+    await Promise.all(clients.map((c) => endChild(c, 5000)));
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     progress.end();

@@ -41,6 +41,8 @@ export interface RunConfig {
   /** Kernel events: which inet_sock_set_state transitions to record. */
   kernelStates: 'off' | 'handshake' | 'all';
   seed: number;
+  /** Client processes sharing the load, each recording its own transactions file. */
+  clientProcesses: number;
   /** Run server, client and network probes in a network namespace of the run's own. */
   netns: boolean;
   /** --sysctl KEY=VALUE, in the order given (where each went: run.json `kernel`). */

@@ -6,7 +6,7 @@ import { META_FILE, PROBES_DIR } from '../probes/format.ts';
 import { readProbes } from '../probes/read.ts';
 import { binOf, binValue, NBINS } from './compare-stats.ts';
 import { readManifest, readTransactions } from './read-run.ts';
-import { totalUs } from './summarize.ts';
+import { totalUs, txnStartNs } from './summarize.ts';
 
 // One run directory reduced to what a comparison needs, read once and then
 // dropped: its latencies as a sparse histogram of categories (bins of 0.5 %,
@@ -71,7 +71,7 @@ export function digestRun(dir: string, manifest: RunManifest, thresholdUs: numbe
   let last = -Infinity;
   for (let i = 0; i < c.n; i++) {
     const us = totalUs(c, i);
-    const start = c.intendedNs[i] + c.lateUs[i] * 1e3;
+    const start = txnStartNs(c, i);
     if (c.intendedNs[i] < first) first = c.intendedNs[i];
     if (start + c.endUs[i] * 1e3 > last) last = start + c.endUs[i] * 1e3;
     const above = us > thresholdUs;

@@ -1,5 +1,6 @@
 import { EXPECTED_CAUSE, type FaultRecord, type Summary } from '../lib/types.ts';
 import type { TxnColumns } from './read-run.ts';
+import { txnStartNs } from './summarize.ts';
 
 // Injected faults against the diagnosis: each fault should show as one
 // catalogue cause (EXPECTED_CAUSE). Saying whether it did is how a user
@@ -18,7 +19,7 @@ export function checkFaults(faults: FaultRecord[], summary: Summary, c: TxnColum
       const from = f.startNs;
       const to = f.stopNs ?? Infinity;
       for (const i of outliers) {
-        const start = c.intendedNs[i] + (Number.isFinite(c.lateUs[i]) ? c.lateUs[i] * 1000 : 0);
+        const start = txnStartNs(c, i);
         if (start >= from && start <= to) inside++;
       }
     }

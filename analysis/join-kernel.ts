@@ -1,6 +1,7 @@
 import type { KernelEvent } from '../probes/kernel-events-parse.ts';
 import { lowerBound, portTimeIndex } from './join-server.ts';
 import type { TxnColumns } from './read-run.ts';
+import { txnStartNs } from './summarize.ts';
 
 // Join kernel events (events/kernel-events.ndjson) to transactions: an event
 // belongs to transaction i when one of its ports is the transaction's local
@@ -78,7 +79,7 @@ export function joinKernelEvents(c: TxnColumns, serverPort: number, events: Kern
   const start = new Float64Array(n);
   const end = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    const s = c.intendedNs[i] + c.lateUs[i] * 1000;
+    const s = txnStartNs(c, i);
     const endUs = c.endUs[i];
     const connectUs = c.connectUs[i];
     const span = Number.isNaN(endUs) ? (Number.isNaN(connectUs) ? 0 : connectUs) : endUs;

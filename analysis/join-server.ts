@@ -1,4 +1,5 @@
 import type { ServerColumns, TxnColumns } from './read-run.ts';
+import { txnStartNs } from './summarize.ts';
 
 // Join each transaction to the server's accept record: same client port, and
 // the accept inside the transaction's time window. Ephemeral ports cycle over
@@ -71,7 +72,7 @@ export function lowerBound(ix: PortTimeIndex, a: number, b: number, x: number): 
 /** Actual start of each transaction, ns since t0 (intended start plus lateness). */
 export function startNs(c: TxnColumns): Float64Array {
   const s = new Float64Array(c.n);
-  for (let i = 0; i < c.n; i++) s[i] = c.intendedNs[i] + c.lateUs[i] * 1000;
+  for (let i = 0; i < c.n; i++) s[i] = txnStartNs(c, i);
   return s;
 }
 
@@ -130,7 +131,7 @@ export function joinServer(c: TxnColumns, s: ServerColumns, opts: ServerJoinOpti
     const a = bucketStart[port];
     const b = bucketStart[port + 1];
     if (a === b) continue;
-    const start = c.intendedNs[i] + c.lateUs[i] * 1000;
+    const start = txnStartNs(c, i);
     if (Number.isNaN(start)) continue;
     const endUs = c.endUs[i];
     const connectUs = c.connectUs[i];

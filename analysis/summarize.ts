@@ -20,6 +20,9 @@ export function derivedThreshold(p50Us: number): { thresholdUs: number; how: str
 
 export const totalUs = (c: TxnColumns, i: number): number => c.lateUs[i] + c.endUs[i];
 
+/** Actual start, ns since t0: the intended start plus how late it began. */
+export const txnStartNs = (c: Pick<TxnColumns, 'intendedNs' | 'lateUs'>, i: number): number => c.intendedNs[i] + c.lateUs[i] * 1e3;
+
 export function summarize(m: RunManifest, c: TxnColumns, s: ServerColumns | null): Summary {
   const E = c.exchanges;
   const hTotal = newHistogram();
@@ -36,7 +39,7 @@ export function summarize(m: RunManifest, c: TxnColumns, s: ServerColumns | null
   for (let i = 0; i < c.n; i++) {
     const o = c.outcome[i];
     counts[o < OUTCOMES.length ? o : OUTCOMES.length - 1]++;
-    const start = c.intendedNs[i] + c.lateUs[i] * 1e3;
+    const start = txnStartNs(c, i);
     if (c.intendedNs[i] < first) first = c.intendedNs[i];
     const end = start + c.endUs[i] * 1e3;
     if (end > last) last = end;

@@ -2,8 +2,9 @@
 // `ip netns add`, lo up, deleted after), so one run's TIME_WAIT sockets and
 // port reuse never slow the next; on the host, with a note, otherwise.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { addNetns, deleteNetns, newNetnsName } from '../harness/netns.ts';
+import { systemBinary } from '../lib/system-binary.ts';
 import type { RunFigures, RunSpec } from './one-run.ts';
 
 const ONE_RUN = fileURLToPath(new URL('./one-run.ts', import.meta.url));
@@ -17,7 +18,7 @@ export async function stopLiveRuns(): Promise<void> {
   const gone = [...running].map((p) => new Promise<void>((r) => (p.exitCode !== null || p.signalCode !== null ? r() : p.once('exit', () => r()))));
   for (const p of running) p.kill('SIGTERM');
   await Promise.race([Promise.all(gone), new Promise((r) => setTimeout(r, 8000))]);
-  for (const ns of live) spawnSync('ip', ['netns', 'del', ns], { timeout: 10_000 });
+  await Promise.all([...live].map((ns) => deleteNetns(ns)));
   live.clear();
 }
 
@@ -29,30 +30,24 @@ export function isolationUnavailable(): string | null {
   return null;
 }
 
-function ip(args: string[]): void {
-  const r = spawnSync('ip', args, { encoding: 'utf8', timeout: 10_000 });
-  if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${(r.stderr ?? '').trim()}`);
-}
-
 /** The command that reproduces one run by hand (on the host). */
 export const oneRunCommand = (spec: RunSpec): string => `node --import tsx bench/one-run.ts '${JSON.stringify(spec)}'`;
 
 export async function runIsolated(spec: RunSpec, isolate: boolean): Promise<RunFigures> {
-  const ns = isolate ? `ssb-${randomBytes(4).toString('hex')}` : null;
+  // the harness's own namespace lifecycle (loopback up; deleted again if that fails)
+  const ns = isolate ? newNetnsName('ssb-') : null;
   if (ns !== null) {
-    ip(['netns', 'add', ns]);
     live.add(ns);
     try {
-      ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+      await addNetns(ns);
     } catch (e) {
-      spawnSync('ip', ['netns', 'del', ns]);
       live.delete(ns);
       throw e;
     }
   }
   try {
     const node = [process.execPath, '--import', 'tsx', ONE_RUN, JSON.stringify(spec)];
-    const cmd = ns === null ? node : ['ip', 'netns', 'exec', ns, ...node];
+    const cmd = ns === null ? node : [systemBinary('ip'), 'netns', 'exec', ns, ...node];
     const p = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], cwd: fileURLToPath(new URL('..', import.meta.url)) });
     running.add(p);
     p.once('exit', () => running.delete(p));
@@ -67,7 +62,7 @@ export async function runIsolated(spec: RunSpec, isolate: boolean): Promise<RunF
     return JSON.parse(out.trim().split('\n').pop()!) as RunFigures;
   } finally {
     if (ns !== null) {
-      spawnSync('ip', ['netns', 'del', ns], { timeout: 10_000 });
+      await deleteNetns(ns);
       live.delete(ns);
     }
   }

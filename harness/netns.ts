@@ -17,8 +17,9 @@ export function requireRoot(what: string): void {
     throw new UserError(`${what} needs root (network namespaces, sysctls, nftables): run as root, or leave it out`);
 }
 
-export function newNetnsName(): string {
-  return `${NETNS_PREFIX}${process.pid}-${randomBytes(3).toString('hex')}`;
+/** A fresh name: the run's (sspk-<pid>-<hex>), or another prefix's for namespaces no run owns (the bench's). */
+export function newNetnsName(prefix = NETNS_PREFIX): string {
+  return `${prefix}${process.pid}-${randomBytes(3).toString('hex')}`;
 }
 
 export async function addNetns(name: string): Promise<void> {

@@ -2,6 +2,7 @@ import type { Writable } from 'node:stream';
 import { OUTCOMES } from '../lib/types.ts';
 import { TXN_FLAG_REUSED, TXN_FLAG_TCPINFO, SRV_FLAG_RESET } from '../lib/records.ts';
 import type { ServerColumns, TxnColumns } from '../analysis/read-run.ts';
+import { txnStartNs } from '../analysis/summarize.ts';
 
 // Records as CSV or NDJSON for other tools: one row per record, every
 // recorded field, times in ns since t0 (run.json t0Ns) or in us as named.
@@ -40,7 +41,7 @@ function transactionRow(c: TxnColumns, i: number): Cell[] {
   return [
     i,
     c.intendedNs[i],
-    Math.round(c.intendedNs[i] + c.lateUs[i] * 1e3),
+    Math.round(txnStartNs(c, i)),
     c.lateUs[i],
     num(c.connectUs[i]),
     ...c.exchangeUs.map((a) => num(a[i])),

@@ -7,6 +7,7 @@ import { FILES } from '../lib/rundir.ts';
 import { OUTCOME_INDEX, OUTCOME_OK, OUTCOME_TIMEOUT } from '../lib/types.ts';
 import { META_FILE, PROBES_DIR } from '../probes/format.ts';
 import { readProbes, type ProbeData } from '../probes/read.ts';
+import { txnStartNs } from '../analysis/summarize.ts';
 
 // The report's timeline picture (timeline.svg beside report.md): on one time
 // axis (seconds since t0), transaction latency with outliers and failures
@@ -134,7 +135,7 @@ export function latencyPoints(c: TxnColumns, thresholdUs: number): { points: Tim
   let failures = 0;
   const marked: number[] = [];
   for (let i = 0; i < n; i++) {
-    const s = c.intendedNs[i] + c.lateUs[i] * 1e3;
+    const s = txnStartNs(c, i);
     if (s < lo) lo = s;
     if (s > hi) hi = s;
     const total = c.lateUs[i] + c.endUs[i];
@@ -148,7 +149,7 @@ export function latencyPoints(c: TxnColumns, thresholdUs: number): { points: Tim
   }
   const drawn = Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<PointKind, number>;
   const points: TimelinePoint[] = [];
-  const startS = (i: number): number => (c.intendedNs[i] + c.lateUs[i] * 1e3) / 1e9;
+  const startS = (i: number): number => txnStartNs(c, i) / 1e9;
   const totalMs = (i: number): number => msOf(c.lateUs[i] + c.endUs[i]);
   const kindOf = (i: number): PointKind => (c.outcome[i] !== OUTCOME_OK ? failureKind(c.outcome[i]) : 'outlier');
   const span = Math.max(hi - lo, 1);
@@ -161,7 +162,7 @@ export function latencyPoints(c: TxnColumns, thresholdUs: number): { points: Tim
   } else {
     // Counting sort of the normal transactions' latencies by time bucket.
     const B = NORMAL_BUCKETS;
-    const bucketOf = (i: number): number => Math.min(B - 1, Math.floor(((c.intendedNs[i] + c.lateUs[i] * 1e3 - lo) / span) * B));
+    const bucketOf = (i: number): number => Math.min(B - 1, Math.floor(((txnStartNs(c, i) - lo) / span) * B));
     const count = new Uint32Array(B + 1);
     for (let i = 0; i < n; i++) {
       if (c.outcome[i] !== OUTCOME_OK || c.lateUs[i] + c.endUs[i] > thresholdUs) continue;
@@ -196,7 +197,7 @@ export function latencyPoints(c: TxnColumns, thresholdUs: number): { points: Tim
     const kept: number[] = [];
     for (const i of marked) {
       const k = kindOf(i);
-      const px = Math.floor(((c.intendedNs[i] + c.lateUs[i] * 1e3 - lo) / span) * WIDTH);
+      const px = Math.floor(((txnStartNs(c, i) - lo) / span) * WIDTH);
       const py = Math.floor(Math.log10(Math.max(c.lateUs[i] + c.endUs[i], 1)) * 40);
       const key = `${px}:${py}:${k}`;
       if (seen.has(key)) continue;
@@ -212,7 +213,7 @@ export function latencyPoints(c: TxnColumns, thresholdUs: number): { points: Tim
   const outlierStarts: number[] = [];
   for (const i of marked) {
     if (c.outcome[i] !== OUTCOME_OK && !(c.lateUs[i] + c.endUs[i] > thresholdUs)) continue;
-    const px = Math.floor(((c.intendedNs[i] + c.lateUs[i] * 1e3 - lo) / span) * WIDTH);
+    const px = Math.floor(((txnStartNs(c, i) - lo) / span) * WIDTH);
     if (cols.has(px)) continue;
     cols.add(px);
     outlierStarts.push(round(startS(i), 4));

@@ -1,13 +1,12 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { FromChild, ToChild } from './messages.ts';
+import { moduleExecArgv, moduleFile } from '../lib/paths.ts';
 import { systemBinary } from '../lib/system-binary.ts';
 
-// Start the harness's own child processes (client, server) with the tsx
-// loader, their output captured in a log file of the run directory.
-
-const TSX = import.meta.resolve('tsx');
+// Start the harness's own child processes (client, server), compiled or
+// from sources as this process runs, their output captured in a log file of
+// the run directory.
 
 export interface Child {
   proc: ChildProcess;
@@ -17,10 +16,11 @@ export interface Child {
 }
 
 /** With `netns`, the child runs inside that network namespace (ip netns exec keeps the IPC fd and the PID). */
+/** `entry` is the module's source path from the package root ('harness/client.ts'). */
 export function startChild(role: string, entry: string, logPath: string, onMessage: (m: FromChild) => void, netns: string | null = null): Child {
   const log = openSync(logPath, 'a');
-  const node = [`--import=${TSX}`];
-  const proc = fork(fileURLToPath(new URL(entry, import.meta.url)), [], {
+  const node = moduleExecArgv();
+  const proc = fork(moduleFile(entry), [], {
     ...(netns === null ? { execArgv: node } : { execPath: systemBinary('ip'), execArgv: ['netns', 'exec', netns, process.execPath, ...node] }),
     stdio: ['ignore', log, log, 'ipc'],
     serialization: 'json',

@@ -1,9 +1,9 @@
 import { execa, type ResultPromise } from 'execa';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { formatUs } from '../lib/duration.ts';
 import { UserError } from '../lib/errors.ts';
+import { packageFile } from '../lib/paths.ts';
 import { prng } from '../lib/prng.ts';
 import { FILES, writeJson } from '../lib/rundir.ts';
 import type { Summary } from '../lib/types.ts';
@@ -20,7 +20,7 @@ export const MATRIX_FORMAT = 'sockspike-matrix';
 export const MATRIX_VERSION = 1;
 export const RUNS_SUBDIR = 'runs';
 
-const BIN = fileURLToPath(new URL('../bin/sockspike.js', import.meta.url));
+const BIN = packageFile('bin/sockspike.js');
 
 /** How a run flag is written: with a value (--backlog 1), a switch (--redact), or a negated switch (--no-probes). */
 export type FlagKind = 'value' | 'switch' | 'negated';

@@ -8,8 +8,8 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Server, Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { UserError } from '../lib/errors.ts';
+import { packageFile } from '../lib/paths.ts';
 import { TCP_STATES } from '../lib/tcp-states.ts';
 
 /** A readiness watch returned by watchReadable. */
@@ -131,7 +131,7 @@ const FUNCTIONS = [
   'pidfdGetfd',
 ] as const satisfies ReadonlyArray<keyof NativeAddon>;
 
-export const DEFAULT_ADDON_PATH = fileURLToPath(new URL('../native/build/Release/sockspike.node', import.meta.url));
+export const DEFAULT_ADDON_PATH = packageFile('native/build/Release/sockspike.node');
 
 export type AddonLoad = { addon: NativeAddon; reason: null } | { addon: null; reason: string };
 

@@ -115,7 +115,7 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
   };
   const server: Child | null =
     ext === null
-      ? startChild('server', './server.ts', join(dir, FILES.serverLog), onServer, netns)
+      ? startChild('server', 'harness/server.ts', join(dir, FILES.serverLog), onServer, netns)
       : ext.kind === 'command'
         ? startServerCommand(cfg, join(dir, FILES.serverCommandLog), onServer, netns)
         : null;
@@ -199,7 +199,7 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
     const K = cfg.clientProcesses;
     const progressParts = Array.from({ length: K }, () => combineProgress([]));
     for (let i = 0; i < K; i++) {
-      const c = startChild(clientRole(i), './client.ts', join(dir, clientLogFile(i)), (m: FromChild) => {
+      const c = startChild(clientRole(i), 'harness/client.ts', join(dir, clientLogFile(i)), (m: FromChild) => {
         if (m.type === 'progress') {
           progressParts[i] = m;
           if (i === 0) progress.update(combineProgress(progressParts));

@@ -1,4 +1,4 @@
-import { fileURLToPath } from 'node:url';
+import { packageFile } from '../lib/paths.ts';
 
 // Named presets for `sockspike run --scenario NAME`: the reported case, one
 // reproduction per catalogue cause that one machine can show, and a clean
@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 // the command line win. Each runs in a namespace of its own, so the host's
 // TIME_WAIT and sysctls neither help nor spoil it.
 
-const PYTHON_SERVER = fileURLToPath(new URL('../fixtures/servers/reported-case-server.py', import.meta.url));
+const PYTHON_SERVER = packageFile('fixtures/servers/reported-case-server.py');
 
 /** The reported case's workload: one client in a closed loop, 3000 bytes echoed in two exchanges, 100 ms threshold. */
 const REPORTED_WORKLOAD = {

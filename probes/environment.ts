@@ -7,7 +7,6 @@ import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import os from 'node:os';
-import si from 'systeminformation';
 import { UserError, errnoCode } from '../lib/errors.ts';
 
 /** Sysctls that matter to connection-per-transaction TCP, in report order. */
@@ -133,6 +132,8 @@ const sysctlPath = (key: string): string => '/proc/sys/' + key.replaceAll('.', '
 export async function snapshotEnvironment(opts: SnapshotOptions = {}): Promise<Environment> {
   const missing: string[] = [];
   const siMs = opts.siTimeoutMs ?? 5000;
+  // loaded here, not at import: only the snapshot needs it
+  const { default: si } = await import('systeminformation');
   const [osi, cpu, mem, sys, sysctls, local] = await Promise.all([
     bounded('osInfo', si.osInfo(), siMs, missing),
     bounded('cpu', si.cpu(), siMs, missing),

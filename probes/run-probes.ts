@@ -1,9 +1,10 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { formatNs } from '../lib/duration.ts';
 import { UserError } from '../lib/errors.ts';
+import { COMPILED, moduleFile, packageFile } from '../lib/paths.ts';
+import { systemBinary } from '../lib/system-binary.ts';
 import { META_FILE, PROBES_DIR, type ProbeMeta, type ProbeResult, type SkippedProbe } from './format.ts';
 import type { ListenerTarget } from './listen-queue.ts';
 import type { FromSampler, SamplerConfig, ToSampler } from './messages.ts';
@@ -62,15 +63,16 @@ export function checkNetns(name: string): void {
   }
 }
 
-const BOOT = fileURLToPath(new URL('./sampler-boot.cjs', import.meta.url));
-
+// Compiled, the probe process is sampler-process.js itself; from sources,
 // sampler-boot.cjs loads sampler-process.ts with tsx's in-thread require
 // hook (see there why not --import tsx).
+const SAMPLER = COMPILED ? moduleFile('probes/sampler-process.ts') : packageFile('probes/sampler-boot.cjs');
+
 function spawnSampler(netns: string | undefined): ChildProcess {
   const stdio: ['ignore', 'ignore', 'pipe', 'ipc'] = ['ignore', 'ignore', 'pipe', 'ipc'];
-  if (!netns) return fork(BOOT, [], { execArgv: [], stdio });
+  if (!netns) return fork(SAMPLER, [], { execArgv: [], stdio });
   // The IPC channel's fd and NODE_CHANNEL_FD survive ip's exec of node.
-  return spawn('ip', ['netns', 'exec', netns, process.execPath, BOOT], { stdio });
+  return spawn(systemBinary('ip'), ['netns', 'exec', netns, process.execPath, SAMPLER], { stdio });
 }
 
 /** Start the probe process; resolves once it has taken its baseline sample. */

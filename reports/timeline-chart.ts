@@ -1,7 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as vega from 'vega';
-import * as vegaLite from 'vega-lite';
+import type * as vegaLite from 'vega-lite';
 import { readManifest, readTransactions, type TxnColumns } from '../analysis/read-run.ts';
 import { FILES } from '../lib/rundir.ts';
 import { OUTCOME_INDEX, OUTCOME_OK, OUTCOME_TIMEOUT } from '../lib/types.ts';
@@ -532,7 +531,9 @@ export function compact(svg: string): string {
 
 /** Render a vega-lite spec to a self-contained SVG string, headless. */
 export async function renderSvg(spec: vegaLite.TopLevelSpec): Promise<string> {
-  const vg = vegaLite.compile(spec).spec;
+  // loaded here, not at import: together about a second of CPU that only rendering needs
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
+  const vg = compile(spec).spec;
   const view = new vega.View(vega.parse(vg), { renderer: 'none', logLevel: vega.Warn });
   try {
     return compact(await view.toSVG());

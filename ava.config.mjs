@@ -1,6 +1,8 @@
-// The main suite; test/e2e/ runs after it on its own (ava.e2e.config.mjs, test/suites.js).
+// The fast pass: tests that start no process of their own (parsers,
+// analysis and reports on fixtures), run side by side. test/runs/ and
+// test/e2e/ run after it, one test at a time (test/suites.js).
 export default {
-  files: ['test/**/*.test.ts', '!test/e2e/**'],
+  files: ['test/*.test.ts'],
   extensions: { ts: 'module' },
   nodeArguments: ['--import=tsx'],
   workerThreads: false,

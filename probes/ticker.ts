@@ -40,6 +40,7 @@ export class Ticker {
   }
 
   stop(): void {
+    if (!this.stopped && this.next > 0) this.skipPassed(this.now());
     this.stopped = true;
     if (this.immediate) clearImmediate(this.immediate);
     this.immediate = null;
@@ -70,15 +71,19 @@ export class Ticker {
     this.onTick(this.next, t);
     if (this.stopped) return;
     this.next += this.intervalNs;
-    // More than half a slot behind (a stalled machine): skip to the next slot
-    // ahead rather than firing a burst of samples to catch up.
-    const after = this.now();
-    while (after - this.next > this.intervalNs / 2) {
+    this.skipPassed(this.now());
+    this.immediate = setImmediate(this.fire);
+  };
+
+  // More than half a slot behind (a stalled machine, or a stop that came
+  // late): count the slots passed as missed rather than fire a burst of
+  // samples to catch up, so that every slot is either sampled or missed.
+  private skipPassed(now: number): void {
+    while (now - this.next > this.intervalNs / 2) {
       this.next += this.intervalNs;
       this.missed++;
     }
-    this.immediate = setImmediate(this.fire);
-  };
+  }
 
   private percentile(q: number): number {
     const want = Math.ceil(q * this.ticks);

@@ -223,6 +223,16 @@ export function assertAccounting(t: ExecutionContext, s: Summary): void {
   t.is(x.errors.timeout ?? 0, x.timedOut, 'timedOut equals errors.timeout');
 }
 
+/**
+ * How long after `sinceNs` (process.hrtime.bigint(): CLOCK_MONOTONIC, as the
+ * run's t0Ns) the run's workload ended (run.json endNs), in ms: when a test
+ * is about the workload stopping, not about the analysis after it.
+ */
+export function workloadEndedAfterMs(m: RunManifest, sinceNs: bigint): number {
+  if (m.endNs === null) return Infinity;
+  return Number(BigInt(m.t0Ns) + BigInt(Math.round(m.endNs)) - sinceNs) / 1e6;
+}
+
 /** Lines of a stream's text, without the empty last one. */
 export const lines = (text: unknown): string[] => String(text ?? '').split('\n').filter((l) => l.length > 0);
 

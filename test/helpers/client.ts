@@ -1,12 +1,12 @@
 // Drive the harness's client process on its own (no run, no built-in
-// server): fork harness/client.ts with the tsx loader as harness/children.ts
-// does, send it a StartMessage, wait for its DoneMessage and its exit, then
-// read back what it recorded.
+// server): fork the compiled client (dist/harness/client.js, built by
+// `npm test` before the tests) as harness/children.ts does, send it a
+// StartMessage, wait for its DoneMessage and its exit, then read back what
+// it recorded.
 import type { ExecutionContext } from 'ava';
 import { fork } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DEFAULTS, resolveConfig, type RunOptions } from '../../harness/config.ts';
 import type { DoneMessage, FromChild, StartMessage } from '../../harness/messages.ts';
 import { readTransactions, type TxnColumns } from '../../analysis/read-run.ts';
@@ -15,8 +15,9 @@ import { monoNs } from '../../lib/clock.ts';
 import { SCHEMA_VERSION, type RunManifest } from '../../lib/rundir.ts';
 import type { RunConfig, Summary } from '../../lib/types.ts';
 
-const CLIENT = fileURLToPath(new URL('../../harness/client.ts', import.meta.url));
-const TSX = import.meta.resolve('tsx');
+import { ROOT } from './cli.ts';
+
+const CLIENT = join(ROOT, 'dist', 'harness', 'client.js');
 
 /** A validated config as the CLI would make it: DEFAULTS, then the given flags (no --duration unless given). */
 export function clientConfig(flags: Partial<RunOptions>): RunConfig {
@@ -29,29 +30,43 @@ export interface ClientRun {
   txns: TxnColumns;
   summary: Summary;
   manifest: RunManifest;
+  /** Date.now() when the stop was sent (stopAfterMs), and when the process exited. */
+  stopSentAt: number | null;
+  exitedAt: number;
 }
 
 /**
  * Run the client process with `config` into `dir`; it must finish within
- * timeoutMs (then it is killed, by pid, and the test fails).
+ * timeoutMs (then it is killed, by pid, and the test fails). With
+ * stopAfterMs, it is told to stop that long after it reports its first
+ * transactions (its start-up is not counted).
  */
 export async function runClient(
   t: ExecutionContext,
   config: RunConfig,
   dir: string,
-  timeoutMs = 20_000,
+  timeoutMs = 60_000,
   opts: { stopAfterMs?: number } = {},
 ): Promise<ClientRun> {
+  if (!existsSync(CLIENT)) throw new Error(`${CLIENT} is missing: run \`npm run build\` (npm test does)`);
   const t0 = monoNs();
   const log = openSync(join(dir, 'client.log'), 'a');
-  const child = fork(CLIENT, [], { execArgv: [`--import=${TSX}`], stdio: ['ignore', log, log, 'ipc'], serialization: 'json' });
+  const child = fork(CLIENT, [], { execArgv: [], stdio: ['ignore', log, log, 'ipc'], serialization: 'json' });
   closeSync(log);
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   let done: DoneMessage | null = null;
+  let stopSentAt: number | null = null;
+  let stopTimer: NodeJS.Timeout | undefined;
+  // as the run does on Ctrl-C: ask the client to stop
+  const stop = (): void => {
+    stopSentAt = Date.now();
+    if (child.connected) child.send({ type: 'stop', reason: 'test' });
+  };
   child.on('message', (m: FromChild) => {
     if (m.type === 'done') done = m;
+    if (m.type === 'started' && opts.stopAfterMs !== undefined) stopTimer = setTimeout(stop, opts.stopAfterMs);
   });
   child.on('error', () => {});
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
@@ -59,11 +74,10 @@ export async function runClient(
   );
   const start: StartMessage = { type: 'start', config, t0: t0.toString(), runDir: dir, file: 'transactions.bin', progress: false };
   child.send(start);
-  // as the run does on Ctrl-C: ask the client to stop
-  const stopTimer = opts.stopAfterMs === undefined ? undefined : setTimeout(() => child.connected && child.send({ type: 'stop', reason: 'test' }), opts.stopAfterMs);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), timeoutMs)));
   const exit = await Promise.race([exited, timeout]);
+  const exitedAt = Date.now();
   clearTimeout(timer);
   clearTimeout(stopTimer);
   if (exit === null) {
@@ -80,5 +94,5 @@ export async function runClient(
     workload: null,
   } as unknown as RunManifest;
   const txns = readTransactions(dir, manifest);
-  return { done, exit, txns, summary: summarize(manifest, txns, null), manifest };
+  return { done, exit, txns, summary: summarize(manifest, txns, null), manifest, stopSentAt, exitedAt };
 }

@@ -6,13 +6,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
-import { UserError } from '../lib/errors.ts';
-import { exportProbes } from '../probes/export.ts';
-import { ProcFile } from '../probes/procfile.ts';
-import { readProbes } from '../probes/read.ts';
-import { checkProbeInterval, startProbes } from '../probes/run-probes.ts';
-import { Sampler } from '../probes/sampler.ts';
-import { renderProbeSection } from '../reports/probe-section.ts';
+import { UserError } from '../../lib/errors.ts';
+import { exportProbes } from '../../probes/export.ts';
+import { ProcFile } from '../../probes/procfile.ts';
+import { readProbes } from '../../probes/read.ts';
+import { checkProbeInterval, startProbes } from '../../probes/run-probes.ts';
+import { Sampler } from '../../probes/sampler.ts';
+import { renderProbeSection } from '../../reports/probe-section.ts';
 
 // Real sampling runs on this machine (shared, 2 CPUs: bounds are loose),
 // the skip path, processes that exit mid-run, the reader's errors, export

@@ -5,7 +5,7 @@ import test from 'ava';
 import { existsSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { OUTCOMES } from '../lib/types.ts';
+import { OUTCOMES } from '../../lib/types.ts';
 import {
   assertAccounting,
   descendants,
@@ -23,8 +23,9 @@ import {
   tempDir,
   txnRecordSize,
   waitForTransactions,
-} from './helpers/cli.ts';
-import { clientConfig, runClient } from './helpers/client.ts';
+  workloadEndedAfterMs,
+} from '../helpers/cli.ts';
+import { clientConfig, runClient } from '../helpers/client.ts';
 
 test.serial('server killed mid-run: the run ends by itself, failed, every transaction accounted for, no process left', async (t) => {
   const dir = join(tempDir(t), 'run');
@@ -37,12 +38,16 @@ test.serial('server killed mid-run: the run ends by itself, failed, every transa
   const tree = descendants(cli.pid!);
   t.teardown(() => killStillRunning(tree));
   const killedAt = Date.now();
+  const killedNs = process.hrtime.bigint();
   process.kill(server.pid, 'SIGKILL');
   const r = await cli;
   const tookMs = Date.now() - killedAt;
   t.log(`ended ${tookMs} ms after the kill, exit ${r.exitCode}; stderr: ${String(r.stderr)}`);
   t.false(r.timedOut, 'the CLI had to be killed');
-  t.true(tookMs < 12_000, `the run went on for ${tookMs} ms after its server died (its --duration would end it ~18 s later)`);
+  // the workload stops at once; the analysis and report after it take what the machine needs
+  const stoppedMs = workloadEndedAfterMs(readManifestFile(dir), killedNs);
+  t.true(stoppedMs < 8000, `the workload went on for ${stoppedMs.toFixed(0)} ms after its server died (its --duration would end it ~18 s later)`);
+  t.true(tookMs < 60_000, `the CLI exited ${tookMs} ms after the kill`);
   t.not(r.exitCode, 0);
   t.is(r.exitCode, 1);
   t.deepEqual(lines(r.stderr).length, 1);

@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UserError } from '../lib/errors.ts';
+import { UserError } from '../../lib/errors.ts';
 import {
   kernelEventsSkipped,
   readKernelEvents,
@@ -13,9 +13,9 @@ import {
   KERNEL_EVENTS_FILE,
   type KernelEvent,
   type KernelEventsHandle,
-} from '../probes/kernel-events.ts';
-import { buildScript, parseTracepointFormat, symbolicTable } from '../probes/kernel-events-script.ts';
-import { LineSplitter, decodeEventLine } from '../probes/kernel-events-parse.ts';
+} from '../../probes/kernel-events.ts';
+import { buildScript, parseTracepointFormat, symbolicTable } from '../../probes/kernel-events-script.ts';
+import { LineSplitter, decodeEventLine } from '../../probes/kernel-events-parse.ts';
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const hasBpftrace = spawnSync('bpftrace', ['--version']).error === undefined;

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { UserError } from '../lib/errors.ts';
+import { UserError } from '../../lib/errors.ts';
 import {
   DEFAULT_ADDON_PATH,
   TCPI,
@@ -21,14 +21,14 @@ import {
   newTcpInfoBuffer,
   setSocketLinger,
   type NativeAddon,
-} from '../harness/native.ts';
+} from '../../harness/native.ts';
 
 const HOST = '127.0.0.1';
 const EAGAIN = 11;
 const EBADF = 9;
 const TCP_ESTABLISHED = 1;
 const TCP_LISTEN = 10;
-const wrapperPath = fileURLToPath(new URL('../harness/native.ts', import.meta.url));
+const wrapperPath = fileURLToPath(new URL('../../harness/native.ts', import.meta.url));
 
 // Tests that need the addon; a missing addon fails 'the addon loads' once
 // instead of every test (unless it was disabled on purpose).

@@ -1,8 +1,8 @@
 import test from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { buildNativeRef } from '../bench/native-ref.ts';
-import { oneRun, type RunSpec } from '../bench/one-run.ts';
+import { buildNativeRef } from '../../bench/native-ref.ts';
+import { oneRun, type RunSpec } from '../../bench/one-run.ts';
 
 // The benchmark's native reference (bench/native/ref.c) speaks the built-in
 // protocol: sockspike's client runs against the native server and the native

@@ -1,8 +1,8 @@
 import test from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { MatrixManifest } from '../harness/matrix.ts';
-import { leftoverProcesses, readManifestFile, startSockspike, tempDir, waitFor, waitForClient } from './helpers/cli.ts';
+import type { MatrixManifest } from '../../harness/matrix.ts';
+import { leftoverProcesses, readManifestFile, startSockspike, tempDir, waitFor, waitForClient } from '../helpers/cli.ts';
 
 // Ctrl-C on a matrix: the running run stops cleanly (it is the matrix's
 // child, signalled by pid, in a process group of its own), no further run

@@ -3,8 +3,8 @@
 // client cannot hide its stall (coordinated omission).
 import test, { type ExecutionContext } from 'ava';
 import { join } from 'node:path';
-import type { Summary } from '../lib/types.ts';
-import { assertAccounting, killLeftoversOnTeardown, leftoverProcesses, lines, readManifestFile, readSummaryFile, sockspike, tempDir } from './helpers/cli.ts';
+import type { Summary } from '../../lib/types.ts';
+import { assertAccounting, killLeftoversOnTeardown, leftoverProcesses, lines, readManifestFile, readSummaryFile, sockspike, tempDir } from '../helpers/cli.ts';
 
 type Row = Record<string, number | string | boolean | null>;
 

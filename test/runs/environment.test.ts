@@ -1,8 +1,8 @@
 import test from 'ava';
 import { execa } from 'execa';
 import { readFile } from 'node:fs/promises';
-import { UserError } from '../lib/errors.ts';
-import { countCpuList, formatEnvironment, snapshotEnvironment, TCP_SYSCTLS } from '../probes/environment.ts';
+import { UserError } from '../../lib/errors.ts';
+import { countCpuList, formatEnvironment, snapshotEnvironment, TCP_SYSCTLS } from '../../probes/environment.ts';
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 

@@ -2,10 +2,10 @@
 // its own transactions file; accounting stays exact and worker ids unique.
 import test from 'ava';
 import { join } from 'node:path';
-import { shareOf, combineDone } from '../harness/client-share.ts';
-import { defaultConfig } from '../harness/config.ts';
-import { readManifestFile, readSummaryFile, sockspike, tempDir } from './helpers/cli.ts';
-import { readManifest, readTransactions } from '../analysis/read-run.ts';
+import { shareOf, combineDone } from '../../harness/client-share.ts';
+import { defaultConfig } from '../../harness/config.ts';
+import { readManifestFile, readSummaryFile, sockspike, tempDir } from '../helpers/cli.ts';
+import { readManifest, readTransactions } from '../../analysis/read-run.ts';
 
 test('shares: concurrency, count and rate split without loss; worker ids follow on', (t) => {
   const cfg = { ...defaultConfig(), concurrency: 5, transactions: 1001, clientProcesses: 2 };

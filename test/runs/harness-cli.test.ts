@@ -6,9 +6,9 @@ import { Command } from 'commander';
 import { cpSync, existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { DEFAULTS } from '../harness/config.ts';
-import { register as registerRun } from '../cli/run.ts';
-import type { PhaseStats, Summary } from '../lib/types.ts';
+import { DEFAULTS } from '../../harness/config.ts';
+import { register as registerRun } from '../../cli/run.ts';
+import type { PhaseStats, Summary } from '../../lib/types.ts';
 import {
   assertAccounting,
   killLeftoversOnTeardown,
@@ -18,7 +18,7 @@ import {
   readSummaryFile,
   sockspike,
   tempDir,
-} from './helpers/cli.ts';
+} from '../helpers/cli.ts';
 
 /** One line on stderr, exit 2, no stack trace. */
 function assertUserError(t: ExecutionContext, r: { exitCode?: number; stderr: unknown; stdout: unknown }, what: RegExp, label: string): void {

@@ -4,8 +4,8 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readProbes } from '../probes/read.ts';
-import { startProbes } from '../probes/run-probes.ts';
+import { readProbes } from '../../probes/read.ts';
+import { startProbes } from '../../probes/run-probes.ts';
 
 // The probes in a network namespace of the test's own: known events move
 // known counters of that namespace, and nothing else moves them. A connect

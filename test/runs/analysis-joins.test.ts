@@ -1,12 +1,12 @@
 import test from 'ava';
 import { execa } from 'execa';
 import { join } from 'node:path';
-import { joinKernelEvents } from '../analysis/join-kernel.ts';
-import { joinServer } from '../analysis/join-server.ts';
-import { allocServerColumns, allocTxnColumns, readManifest, readServer, readTransactions, type ServerColumns, type TxnColumns } from '../analysis/read-run.ts';
-import type { KernelEvent } from '../probes/kernel-events-parse.ts';
-import { OUTCOME_INDEX, OUTCOME_OK } from '../lib/types.ts';
-import { BIN, ROOT, tempDir } from './helpers/cli.ts';
+import { joinKernelEvents } from '../../analysis/join-kernel.ts';
+import { joinServer } from '../../analysis/join-server.ts';
+import { allocServerColumns, allocTxnColumns, readManifest, readServer, readTransactions, type ServerColumns, type TxnColumns } from '../../analysis/read-run.ts';
+import type { KernelEvent } from '../../probes/kernel-events-parse.ts';
+import { OUTCOME_INDEX, OUTCOME_OK } from '../../lib/types.ts';
+import { BIN, ROOT, tempDir } from '../helpers/cli.ts';
 
 const MS = 1_000_000;
 const SERVER_PORT = 7000;

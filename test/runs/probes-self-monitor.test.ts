@@ -4,8 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { readSelfMonitors } from '../probes/read.ts';
-import { startSelfMonitor } from '../probes/self-monitor.ts';
+import { readSelfMonitors } from '../../probes/read.ts';
+import { startSelfMonitor } from '../../probes/self-monitor.ts';
 
 // The self-monitor, in a process of its own: a 100 ms busy loop must show
 // as event-loop delay, a forced GC as a pause record.

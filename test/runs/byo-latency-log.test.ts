@@ -6,8 +6,8 @@ import test from 'ava';
 import { writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { readManifest, readTransactions } from '../analysis/read-run.ts';
-import { lines, readSummaryFile, sleep, sockspike, startSockspike, tempDir, waitFor, peekManifest } from './helpers/cli.ts';
+import { readManifest, readTransactions } from '../../analysis/read-run.ts';
+import { lines, readSummaryFile, sleep, sockspike, startSockspike, tempDir, waitFor, peekManifest } from '../helpers/cli.ts';
 
 interface Row {
   monoNs: bigint;

@@ -4,15 +4,15 @@ import test from 'ava';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { DEFAULTS, resolveConfig } from '../harness/config.ts';
-import { parseResponseUntil, unescapeRequest } from '../harness/request-template.ts';
-import { COMPLETE, EXTRA, MORE, ResponseRule } from '../harness/response-rule.ts';
-import { UserError } from '../lib/errors.ts';
+import { DEFAULTS, resolveConfig } from '../../harness/config.ts';
+import { parseResponseUntil, unescapeRequest } from '../../harness/request-template.ts';
+import { COMPLETE, EXTRA, MORE, ResponseRule } from '../../harness/response-rule.ts';
+import { UserError } from '../../lib/errors.ts';
 import { randomBytes } from 'node:crypto';
 import { execa, execaSync } from 'execa';
-import { assertAccounting, lines, readManifestFile, readSummaryFile, ROOT, sockspike, tempDir } from './helpers/cli.ts';
-import { netnsFor, netnsUnavailable } from './helpers/netns.ts';
-import { hasCommand } from './helpers/byo.ts';
+import { assertAccounting, lines, readManifestFile, readSummaryFile, ROOT, sockspike, tempDir } from '../helpers/cli.ts';
+import { netnsFor, netnsUnavailable } from '../helpers/netns.ts';
+import { hasCommand } from '../helpers/byo.ts';
 
 test('--target outside loopback is refused with one line; --allow-remote passes validation', async (t) => {
   const err = t.throws(() => resolveConfig({ ...DEFAULTS, target: '10.1.2.3:80' }), { instanceOf: UserError });

@@ -3,9 +3,9 @@
 // records failures with their own codes, never 'ok'.
 import test, { type ExecutionContext } from 'ava';
 import { createServer, type Socket } from 'node:net';
-import { OUTCOMES } from '../lib/types.ts';
-import { assertAccounting, tempDir } from './helpers/cli.ts';
-import { clientConfig, runClient } from './helpers/client.ts';
+import { OUTCOMES } from '../../lib/types.ts';
+import { assertAccounting, tempDir } from '../helpers/cli.ts';
+import { clientConfig, runClient } from '../helpers/client.ts';
 
 const Q = 3000; // request bytes = response bytes (an exact echo is the right answer)
 const N = 12;

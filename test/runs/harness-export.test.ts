@@ -5,8 +5,8 @@ import test from 'ava';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { Summary } from '../lib/types.ts';
-import { assertAccounting, leftoverProcesses, lines, readManifestFile, readSummaryFile, sockspike, tempDir } from './helpers/cli.ts';
+import type { Summary } from '../../lib/types.ts';
+import { assertAccounting, leftoverProcesses, lines, readManifestFile, readSummaryFile, sockspike, tempDir } from '../helpers/cli.ts';
 
 type Cell = number | string | boolean | null;
 type Row = Record<string, Cell>;

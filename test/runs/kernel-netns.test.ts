@@ -6,8 +6,8 @@ import test from 'ava';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { readManifestFile, readSummaryFile, sockspike, startSockspike, tempDir, cmd, BIN, ROOT } from './helpers/cli.ts';
-import { guardHost } from './helpers/host-state.ts';
+import { readManifestFile, readSummaryFile, sockspike, startSockspike, tempDir, cmd, BIN, ROOT } from '../helpers/cli.ts';
+import { guardHost } from '../helpers/host-state.ts';
 
 const why = guardHost(test, 'kernel experiments');
 const kt = why === null ? test : test.skip;

@@ -2,8 +2,8 @@ import test from 'ava';
 import { execa } from 'execa';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import type { BenchResult } from '../bench/main.ts';
-import { ROOT } from './helpers/cli.ts';
+import type { BenchResult } from '../../bench/main.ts';
+import { ROOT } from '../helpers/cli.ts';
 
 // `npm run bench -- --quick --json`: every part runs and its figures are
 // well formed (not their values: performance figures come from the full

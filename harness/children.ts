@@ -16,8 +16,10 @@ export interface Child {
 }
 
 /** With `netns`, the child runs inside that network namespace (ip netns exec keeps the IPC fd and the PID). */
-/** `entry` is the module's source path from the package root ('harness/client.ts'). */
-export function startChild(role: string, entry: string, logPath: string, onMessage: (m: FromChild) => void, netns: string | null = null): Child {
+/** The modules that run as the harness's child processes, by source path from the package root. */
+export type ChildEntry = 'harness/client.ts' | 'harness/server.ts';
+
+export function startChild(role: string, entry: ChildEntry, logPath: string, onMessage: (m: FromChild) => void, netns: string | null = null): Child {
   const log = openSync(logPath, 'a');
   const node = moduleExecArgv();
   const proc = fork(moduleFile(entry), [], {

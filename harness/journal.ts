@@ -8,14 +8,24 @@ import { writeJson } from '../lib/rundir.ts';
 // run process; /run is cleared at boot, as are the changes themselves.
 
 export type JournalEntry =
-  | { kind: 'sysctl'; key: string; before: string; value: string }
+  /** `at`: Date.now() when journalled, to order changes across runs (absent in older journals). */
+  | { kind: 'sysctl'; key: string; before: string; value: string; at?: number }
   | { kind: 'netns'; name: string };
 
 export interface JournalFile {
   pid: number;
+  /** The process's start time (field 22 of /proc/PID/stat), so that a recycled pid is not taken for the run (absent in older journals). */
+  startTicks?: string;
   startedAt: string;
   runDir: string;
   entries: JournalEntry[];
+}
+
+export interface JournalOnDisk {
+  path: string;
+  file: JournalFile;
+  /** Its run's process is still running. */
+  running: boolean;
 }
 
 export const stateDir = (): string => process.env.SOCKSPIKE_STATE_DIR ?? '/run/sockspike';
@@ -27,7 +37,7 @@ export class Journal {
   constructor(runDir: string) {
     mkdirSync(stateDir(), { recursive: true });
     this.path = join(stateDir(), `run-${process.pid}.json`);
-    this.file = { pid: process.pid, startedAt: new Date().toISOString(), runDir, entries: [] };
+    this.file = { pid: process.pid, startTicks: startTicks(process.pid) ?? undefined, startedAt: new Date().toISOString(), runDir, entries: [] };
   }
 
   add(e: JournalEntry): void {
@@ -44,13 +54,13 @@ export class Journal {
   }
 }
 
-/** Journals of runs that are no longer running (their process is gone). */
-export function orphanJournals(): { path: string; file: JournalFile }[] {
+/** Every journal on disk but this process's own, each with whether its run still runs. */
+export function otherJournals(): JournalOnDisk[] {
   const dir = stateDir();
   if (!existsSync(dir)) return [];
-  const out: { path: string; file: JournalFile }[] = [];
+  const out: JournalOnDisk[] = [];
   for (const name of readdirSync(dir)) {
-    if (!/^run-\d+\.json$/.test(name)) continue;
+    if (!/^run-\d+\.json$/.test(name) || name === `run-${process.pid}.json`) continue;
     const path = join(dir, name);
     let file: JournalFile;
     try {
@@ -58,16 +68,29 @@ export function orphanJournals(): { path: string; file: JournalFile }[] {
     } catch {
       continue; // half-written by a run killed mid-write: writeJson renames, so this is a stray .tmp at worst
     }
-    if (!isRunning(file.pid)) out.push({ path, file });
+    out.push({ path, file, running: isRunning(file) });
   }
   return out;
 }
 
-function isRunning(pid: number): boolean {
+/** Journals of runs that are no longer running (their process is gone). */
+export const orphanJournals = (): JournalOnDisk[] => otherJournals().filter((j) => !j.running);
+
+function startTicks(pid: number): string | null {
   try {
-    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    return cmd.includes('sockspike');
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function isRunning(file: JournalFile): boolean {
+  try {
+    const cmd = readFileSync(`/proc/${file.pid}/cmdline`, 'utf8');
+    if (!cmd.includes('sockspike')) return false;
   } catch {
     return false;
   }
+  return file.startTicks === undefined || startTicks(file.pid) === file.startTicks;
 }

@@ -14,6 +14,8 @@ import { applySysctls, type AppliedSysctls } from './sysctls.ts';
 export class KernelSetup {
   netns: string | null = null;
   sysctls: SysctlRecord[] = [];
+  /** Host changes of dead runs undone before this run made its own, one line each. */
+  restoredFirst: string[] = [];
   private journal: Journal | null = null;
   private nsEntry: JournalEntry | null = null;
   private applied: AppliedSysctls | null = null;
@@ -39,6 +41,7 @@ export class KernelSetup {
       if (cfg.sysctls.length > 0) {
         this.applied = await applySysctls(cfg.sysctls, this.netns, cfg.hostSysctl, journal);
         this.sysctls = this.applied.records;
+        this.restoredFirst = this.applied.restoredFirst;
       }
     } catch (err) {
       await this.teardown();

@@ -62,6 +62,7 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
     process.off('SIGINT', onEarly);
     process.off('SIGTERM', onEarly);
   }
+  if (kernel.restoredFirst.length > 0) process.stderr.write(`sockspike: first restored what dead runs left: ${kernel.restoredFirst.join('; ')}\n`);
   if (early !== null) {
     await kernel.teardown();
     throw new UserError(`interrupted by ${early} before the workload started`, early === 'SIGTERM' ? 143 : 130);
@@ -89,6 +90,7 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
   });
   manifest.kernel = { netns, sysctls: kernel.sysctls, faults: cfg.faults.map((f) => ({ ...f, startNs: null, stopNs: null, detail: [] })) };
   if (cfg.template) manifest.notes.push(describeCheck(cfg.template));
+  for (const line of kernel.restoredFirst) manifest.notes.push(`before this run's host changes, sockspike ${line}`);
   writeManifest(dir, manifest);
   writeFileSync(join(dir, FILES.command), req.reproduce + '\n');
 

@@ -3,6 +3,7 @@ import { UserError, errnoCode } from '../lib/errors.ts';
 import type { SysctlRecord } from '../lib/types.ts';
 import type { Journal, JournalEntry } from './journal.ts';
 import { inNetns } from './netns.ts';
+import { settleBeforeHostChange } from './restore.ts';
 import { mayBePerNetns, sysctlPath } from './sysctl-spec.ts';
 
 // --sysctl: per-namespace keys are written inside the run's namespace (and
@@ -11,6 +12,8 @@ import { mayBePerNetns, sysctlPath } from './sysctl-spec.ts';
 
 export interface AppliedSysctls {
   records: SysctlRecord[];
+  /** What dead runs had left changed and was restored first, one line each. */
+  restoredFirst: string[];
   /** Put host keys back; returns one line per key that could not be restored. */
   restore(): string[];
 }
@@ -31,6 +34,7 @@ export async function applySysctls(
       `--sysctl ${host.map((s) => s.key).join(', ')}: not per network namespace, so it would change the whole host; ` +
         'add --host-sysctl to change it there (journalled, restored afterwards and by `sockspike restore`)',
     );
+  const restoredFirst = host.length > 0 ? await settleBeforeHostChange(host.map((s) => s.key)) : [];
   const records: SysctlRecord[] = [];
   const undo: { rec: SysctlRecord; entry: JournalEntry }[] = [];
   const restore = (): string[] => {
@@ -59,7 +63,7 @@ export async function applySysctls(
         records.push({ key, value, scope: 'netns', before: before.out.trim(), after: after.out.trim() });
       } else {
         const before = readFileSync(path, 'utf8').trim();
-        const entry: JournalEntry = { kind: 'sysctl', key, before, value };
+        const entry: JournalEntry = { kind: 'sysctl', key, before, value, at: Date.now() };
         journal.add(entry);
         const rec: SysctlRecord = { key, value, scope: 'host', before, after: before };
         undo.push({ rec, entry });
@@ -76,7 +80,7 @@ export async function applySysctls(
     restore();
     throw err;
   }
-  return { records, restore };
+  return { records, restoredFirst, restore };
 }
 
 /** Where each key lives: the namespace when it has its own copy there, else the host. */

@@ -5,6 +5,7 @@ import { execa, type Options } from 'execa';
 import { formatNs } from '../lib/duration.ts';
 import { UserError } from '../lib/errors.ts';
 import type { RunConfig } from '../lib/types.ts';
+import { dyingWithUs } from '../lib/parent-death.ts';
 import { systemBinary } from '../lib/system-binary.ts';
 import { listeningInodes } from '../probes/listen-queue.ts';
 import type { Child } from './children.ts';
@@ -100,7 +101,6 @@ export function startServerCommand(cfg: RunConfig, logPath: string, onMessage: (
   const ext = cfg.external;
   if (ext?.kind !== 'command') throw new Error('startServerCommand needs --server-cmd');
   const options = {
-    shell: '/bin/sh',
     detached: true, // a process group of its own: stopped as one, and Ctrl-C on our terminal is ours to pass on
     stdin: 'ignore',
     stdout: { file: logPath, append: true },
@@ -111,7 +111,9 @@ export function startServerCommand(cfg: RunConfig, logPath: string, onMessage: (
   } as const satisfies Options;
   const line = commandLine(ext.command, cfg.host, cfg.port);
   // ip netns exec execs the shell, which execs a simple command: the PID stays the server's
-  const sub = netns === null ? execa(line, [], options) : execa(systemBinary('ip'), ['netns', 'exec', netns, '/bin/sh', '-c', line], { ...options, shell: false });
+  // under setpriv --pdeathsig: the kernel kills it should sockspike die without stopping it (SIGKILL)
+  const [file, args] = dyingWithUs(...(netns === null ? ['/bin/sh', ['-c', line]] : [systemBinary('ip'), ['netns', 'exec', netns, '/bin/sh', '-c', line]]) as [string, string[]]);
+  const sub = execa(file, args, options);
   // execa's subprocess is a node ChildProcess at run time (its type hides some of the methods)
   const proc = sub as unknown as ChildProcess;
   // last resort: if sockspike itself exits without stopping the server (a crash), its group goes with it

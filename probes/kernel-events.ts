@@ -29,6 +29,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 import { UserError, errnoCode } from '../lib/errors.ts';
+import { dyingWithUs } from '../lib/parent-death.ts';
 import { ALL_TRACEPOINTS, READY_MARKER, buildScript, type BuiltScript, type StateEvents } from './kernel-events-script.ts';
 import { LineSplitter, decodeEventLine, parseEventRecord, type KernelEvent } from './kernel-events-parse.ts';
 
@@ -197,7 +198,8 @@ async function attach(bin: string, script: BuiltScript, opts: KernelEventsOption
   const file = join(opts.runDir, KERNEL_EVENTS_SCRIPT);
   await writeFile(file, script.text);
   const t = performance.now();
-  const child = spawn(bin, [file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // killed by the kernel if the run's process dies without stopping it
+  const child = spawn(...dyingWithUs(bin, [file]), { stdio: ['ignore', 'pipe', 'pipe'] });
   const stderr: string[] = [];
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (s: string) => {

@@ -111,6 +111,21 @@ test('python fixture: SIGTERM to sockspike stops the server command too', async 
   t.is(readManifestFile(dir).status, 'interrupted');
 });
 
+test('python fixture: SIGKILL to sockspike (no chance to clean up) still ends the server command', async (t) => {
+  if (!python) return t.pass(), t.log('skipped: python3 is not installed');
+  const dir = join(tempDir(t), 'run');
+  const cli = startSockspike(t, ['run', '--server-cmd', cmd(), '--duration', '30s', '--out', dir, '--no-progress', '--no-probes'], { forceKillAfterDelay: false });
+  const m = await waitForClient(dir);
+  const pid = m.processes.find((p) => p.role === 'server')!.pid;
+  t.teardown(() => killGroup(pid));
+  t.true(alive(pid));
+  cli.kill('SIGKILL');
+  await cli;
+  // the kernel's parent-death signal (setpriv --pdeathsig), not sockspike, ends it
+  for (let i = 0; i < 100 && alive(pid); i++) await sleep(50);
+  t.false(alive(pid), `server ${pid} outlived sockspike`);
+});
+
 test('--server-cmd with a --port in use is refused with one line', async (t) => {
   const { createServer } = await import('node:net');
   const srv = createServer();

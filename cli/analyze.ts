@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
 import { parseDurationNs } from '../lib/duration.ts';
-import { analyzeRun } from '../analysis/analyze-run.ts';
-import { writeReports } from '../reports/write-reports.ts';
 import { ACCEPTED_COLUMNS, importLatencyLog } from '../analysis/latency-log.ts';
 import { UserError } from '../lib/errors.ts';
 
@@ -23,6 +21,7 @@ export function register(program: Command): void {
           process.stdout.write(`imported ${r.rows} transactions (${r.clock})${r.outsideProbe > 0 ? `; ${r.outsideProbe} outside the probe's time` : ''}\n`);
       }
       const outlierUs = o.outlier === undefined ? undefined : Math.round(parseDurationNs(o.outlier, '--outlier', 'ms') / 1e3);
+      const [{ analyzeRun }, { writeReports }] = await Promise.all([import('../analysis/analyze-run.ts'), import('../reports/write-reports.ts')]);
       const summary = analyzeRun(dir, { outlierUs });
       await writeReports(dir, { redact: o.redact === true });
       if (o.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');

@@ -3,10 +3,8 @@ import { formatUs } from '../lib/duration.ts';
 import { shellJoin } from '../lib/shell.ts';
 import { DEFAULTS, resolveConfig, type RunOptions } from '../harness/config.ts';
 import { BYO_DEFAULTS } from '../harness/byo-config.ts';
-import { runWorkload } from '../harness/run.ts';
 import { scenarioNamed, SCENARIOS } from '../harness/scenarios.ts';
 import { UserError } from '../lib/errors.ts';
-import { writeReports } from '../reports/write-reports.ts';
 
 // sockspike run: one workload run into a run directory, with its report.
 
@@ -66,6 +64,8 @@ export function register(program: Command): void {
       if (o.scenario !== undefined) applyScenario(o, cmd);
       const config = resolveConfig(o);
       const args = process.argv.slice(2);
+      // loaded here, not at start: `sockspike --help` and the rest need none of it
+      const [{ runWorkload }, { writeReports }] = await Promise.all([import('../harness/run.ts'), import('../reports/write-reports.ts')]);
       const result = await runWorkload({
         config,
         out: o.out,

@@ -6,7 +6,7 @@ import test from 'ava';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { readManifestFile, readSummaryFile, sockspike, startSockspike, tempDir, cmd, BIN, ROOT } from '../helpers/cli.ts';
+import { readManifestFile, readSummaryFile, sockspike, startSockspike, tempDir, cmd, waitForClient, BIN, ROOT } from '../helpers/cli.ts';
 import { guardHost } from '../helpers/host-state.ts';
 
 const why = guardHost(test, 'kernel experiments');
@@ -72,17 +72,8 @@ kt('sockspike restore undoes what a killed run left: host sysctl and namespace',
   const env = { SOCKSPIKE_STATE_DIR: state };
   const hostBacklog = readFileSync('/proc/sys/net/core/netdev_max_backlog', 'utf8').trim();
   const run = startSockspike(t, ['run', '--netns', '--duration', '30', '--no-probes', '--out', join(dir, 'r'), '--sysctl', 'net.core.netdev_max_backlog=1235', '--host-sysctl'], { env });
-  let ns: string | null = null;
-  for (let i = 0; i < 200 && ns === null; i++) {
-    await sleep(100);
-    try {
-      const m = readManifestFile(join(dir, 'r'));
-      if (m.kernel?.netns && m.processes.some((p) => p.role === 'client')) ns = m.kernel.netns;
-    } catch {
-      /* not written yet */
-    }
-  }
-  t.truthy(ns, 'the run started');
+  const ns = (await waitForClient(join(dir, 'r'), 60_000)).kernel?.netns ?? null;
+  t.truthy(ns, 'the run started in a namespace');
   process.kill(run.pid as number, 'SIGKILL');
   await run;
   t.is(readFileSync('/proc/sys/net/core/netdev_max_backlog', 'utf8').trim(), '1235', 'left changed by the killed run');
@@ -103,16 +94,7 @@ kt('sockspike restore undoes what a killed run left: host sysctl and namespace',
 kt('Ctrl-C: the run stops, reports, and deletes its namespace', async (t) => {
   const out = join(tempDir(t), 'run');
   const run = startSockspike(t, ['run', '--netns', '--duration', '30', '--no-probes', '--out', out]);
-  let ns: string | null = null;
-  for (let i = 0; i < 200 && ns === null; i++) {
-    await sleep(100);
-    try {
-      const m = readManifestFile(out);
-      if (m.kernel?.netns && m.processes.some((p) => p.role === 'client')) ns = m.kernel.netns;
-    } catch {
-      /* not yet */
-    }
-  }
+  const ns = (await waitForClient(out, 60_000)).kernel?.netns ?? null;
   t.truthy(ns);
   await sleep(500);
   process.kill(run.pid as number, 'SIGINT');

@@ -189,15 +189,8 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
     cfg.port = ready.port;
     manifest.notes.push(...ready.notes);
     writeManifest(dir, manifest);
-    if (req.probes) {
-      const pid = server !== null ? (server.proc.pid ?? -1) : (target?.pid ?? -1);
-      // an external server's listening fd is unknown: the listen-queue probe finds its socket by port
-      await observers.start(ready.port, { pid, listener: ready.fd >= 0 ? { pid, fd: ready.fd } : { port: ready.port } });
-      // a --server-cmd server's own children (nginx's workers) are probed too, as server-<pid>
-      for (const child of ext?.kind === 'command' ? childPids(pid) : []) observers.addProcess('server', child);
-      manifest.processes.push(...observers.processes());
-    } else observers.off('turned off with --no-probes');
-
+    // the client processes load (Node's start-up) while the probes attach;
+    // they begin when told to, below
     const K = cfg.clientProcesses;
     const progressParts = Array.from({ length: K }, () => combineProgress([]));
     for (let i = 0; i < K; i++) {
@@ -213,8 +206,17 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
       }, netns);
       clients.push(c);
       manifest.processes.push({ role: c.role, pid: c.proc.pid ?? -1, exit: null });
-      observers.addProcess(c.role, c.proc.pid ?? -1);
     }
+    if (req.probes) {
+      const pid = server !== null ? (server.proc.pid ?? -1) : (target?.pid ?? -1);
+      // an external server's listening fd is unknown: the listen-queue probe finds its socket by port
+      await observers.start(ready.port, { pid, listener: ready.fd >= 0 ? { pid, fd: ready.fd } : { port: ready.port } });
+      // a --server-cmd server's own children (nginx's workers) are probed too, as server-<pid>
+      for (const child of ext?.kind === 'command' ? childPids(pid) : []) observers.addProcess('server', child);
+      manifest.processes.push(...observers.processes());
+      for (const c of clients) observers.addProcess(c.role, c.proc.pid ?? -1);
+    } else observers.off('turned off with --no-probes');
+
     writeManifest(dir, manifest);
     if (cfg.faults.length > 0) {
       faults = new FaultRunner(cfg.faults, {

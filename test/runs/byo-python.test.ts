@@ -1,7 +1,7 @@
 // --server-cmd with the reported case's server (fixtures/servers/reported-case-server.py):
 // a normal run, a server that crashes mid-run, one that never listens, and
 // SIGTERM to sockspike; every time the server's process group is gone after.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertAccounting, lines, readManifestFile, readSummaryFile, ROOT, sleep, sockspike, startSockspike, tempDir, waitForClient } from '../helpers/cli.ts';
@@ -94,13 +94,19 @@ test('python fixture: --never-listen gives a clear error after the bounded wait 
   t.regex(readFileSync(join(dir, 'server-command.log'), 'utf8'), /never-listen/);
 });
 
-test('python fixture: SIGTERM to sockspike stops the server command too', async (t) => {
-  if (!python) return t.pass(), t.log('skipped: python3 is not installed');
+/** A 30 s run against the python fixture, once its server is up: the CLI, its run directory and the server's pid. */
+async function runningPythonServer(t: ExecutionContext): Promise<{ cli: ReturnType<typeof startSockspike>; dir: string; pid: number }> {
   const dir = join(tempDir(t), 'run');
   const cli = startSockspike(t, ['run', '--server-cmd', cmd(), '--duration', '30s', '--out', dir, '--no-progress', '--no-probes'], { forceKillAfterDelay: false });
   const m = await waitForClient(dir);
   const pid = m.processes.find((p) => p.role === 'server')!.pid;
   t.teardown(() => killGroup(pid));
+  return { cli, dir, pid };
+}
+
+test('python fixture: SIGTERM to sockspike stops the server command too', async (t) => {
+  if (!python) return t.pass(), t.log('skipped: python3 is not installed');
+  const { cli, dir, pid } = await runningPythonServer(t);
   await sleep(500);
   t.true(alive(pid));
   cli.kill('SIGTERM');
@@ -113,11 +119,7 @@ test('python fixture: SIGTERM to sockspike stops the server command too', async 
 
 test('python fixture: SIGKILL to sockspike (no chance to clean up) still ends the server command', async (t) => {
   if (!python) return t.pass(), t.log('skipped: python3 is not installed');
-  const dir = join(tempDir(t), 'run');
-  const cli = startSockspike(t, ['run', '--server-cmd', cmd(), '--duration', '30s', '--out', dir, '--no-progress', '--no-probes'], { forceKillAfterDelay: false });
-  const m = await waitForClient(dir);
-  const pid = m.processes.find((p) => p.role === 'server')!.pid;
-  t.teardown(() => killGroup(pid));
+  const { cli, pid } = await runningPythonServer(t);
   t.true(alive(pid));
   cli.kill('SIGKILL');
   await cli;

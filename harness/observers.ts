@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { formatNs } from '../lib/duration.ts';
 import { FILES, writeJson } from '../lib/rundir.ts';
 import { snapshotEnvironment } from '../probes/environment.ts';
 import { kernelEventsSkipped, startKernelEvents, type KernelEventsHandle, type StateEvents } from '../probes/kernel-events.ts';
@@ -24,9 +25,13 @@ export interface ObserverSummary {
   overheadPct: number | null;
 }
 
+/** How long the load waits for bpftrace to attach before it starts without it. */
+export const ATTACH_WAIT_MS = 3000;
+
 export class Observers {
   private probes: ProbeHandle | null = null;
   private events: KernelEventsHandle | null = null;
+  private eventsStarting: Promise<void> | null = null;
   private readonly skipped: Skipped[] = [];
   private readonly notes: string[] = [];
   private environment: Promise<void> | null = null;
@@ -48,34 +53,43 @@ export class Observers {
     );
   }
 
-  /** Start sampling and kernel events for a server on `port`; resolves once both watch. */
+  /**
+   * Start sampling and kernel events for a server on `port`; resolves once
+   * the sampler watches and bpftrace has attached, or after waiting
+   * ATTACH_WAIT_MS for it. bpftrace takes 0.5-1.5 s of CPU to compile and
+   * attach its probes on an idle 2-CPU machine: done before the load, that
+   * CPU is not taken from it. Where it takes longer (a slow or busy
+   * machine), the load starts anyway and kernel events are recorded from
+   * when it is attached (the events file's header says when; stop() notes
+   * it and the causes count only transactions after it).
+   */
   async start(port: number, server: { pid: number; listener: ListenerTarget }): Promise<void> {
-    const [probes, events] = await Promise.all([
-      startProbes({
+    // state changes are off unless asked for: each one costs bpftrace
+    // ~10 us of CPU, several per connection, which a busy run feels
+    this.eventsStarting = startKernelEvents({ runDir: this.dir, t0: this.t0, ports: [port], states: this.kernelStates, ...(this.netns === null ? {} : { netns: this.netns }) })
+      .catch((err: Error) => ({ skipped: err.message }))
+      .then((events) => {
+        if (kernelEventsSkipped(events)) this.skipped.push({ probe: 'kernel events (bpftrace)', reason: events.skipped });
+        else {
+          this.events = events;
+          this.skipped.push(...events.skippedProbes);
+          this.notes.push(...events.notes);
+        }
+      });
+    const waited = new Promise<void>((r) => setTimeout(r, ATTACH_WAIT_MS).unref());
+    this.probes = await startProbes({
         runDir: this.dir,
         t0: this.t0,
         intervalNs: this.intervalNs,
         processes: server.pid > 0 ? [{ role: 'server', pid: server.pid }] : [], // -1: a target with no local process
         listener: server.listener,
         ...(this.netns === null ? {} : { netns: this.netns }),
-      }).catch((err: Error) => {
-        this.skipped.push({ probe: 'system probes', reason: err.message });
-        return null;
-      }),
-      // state changes are off unless asked for: each one costs bpftrace
-      // ~10 us of CPU, several per connection, which a busy run feels
-      startKernelEvents({ runDir: this.dir, t0: this.t0, ports: [port], states: this.kernelStates, ...(this.netns === null ? {} : { netns: this.netns }) }).catch((err: Error) => ({
-        skipped: err.message,
-      })),
-    ]);
-    this.probes = probes;
-    if (probes !== null) this.skipped.push(...probes.skipped);
-    if (kernelEventsSkipped(events)) this.skipped.push({ probe: 'kernel events (bpftrace)', reason: events.skipped });
-    else {
-      this.events = events;
-      this.skipped.push(...events.skippedProbes);
-      this.notes.push(...events.notes);
-    }
+    }).catch((err: Error) => {
+      this.skipped.push({ probe: 'system probes', reason: err.message });
+      return null;
+    });
+    if (this.probes !== null) this.skipped.push(...this.probes.skipped);
+    await Promise.race([this.eventsStarting, waited]);
   }
 
   /** Probes were turned off: say so where skipped probes are listed. */
@@ -83,7 +97,7 @@ export class Observers {
     this.skipped.push({ probe: 'system probes and kernel events', reason });
   }
 
-  /** The processes the observers started, for run.json. */
+  /** The processes the observers started so far (bpftrace once attached), for run.json. */
   processes(): { role: string; pid: number; exit: null }[] {
     const out: { role: string; pid: number; exit: null }[] = [];
     if (this.probes !== null) out.push({ role: 'probes', pid: this.probes.pid, exit: null });
@@ -95,8 +109,15 @@ export class Observers {
     this.probes?.addProcess(role, pid);
   }
 
-  async stop(): Promise<ObserverSummary> {
+  /** `loadStartNs`: the workload's first start (ns since t0), to say what the kernel events missed. */
+  async stop(loadStartNs: number | null = null): Promise<ObserverSummary> {
+    await this.eventsStarting; // still attaching: it is stopped once it has
     const [p, e] = await Promise.all([this.probes?.stop() ?? null, this.events?.stop() ?? null]);
+    if (this.events !== null && loadStartNs !== null && this.events.attachedNs > loadStartNs)
+      this.notes.push(
+        `kernel events were recorded from ${formatNs(this.events.attachedNs)} into the run, ${formatNs(this.events.attachedNs - loadStartNs)} after the load began ` +
+          '(bpftrace was still attaching): transactions before then have no kernel events, and the causes count only those after',
+      );
     await this.environment;
     const skipped = [...this.skipped];
     if (p !== null) for (const s of p.skipped) if (!skipped.some((k) => k.probe === s.probe)) skipped.push(s);

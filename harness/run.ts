@@ -246,7 +246,10 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
     if (!(err instanceof NotListening)) throw err;
   } finally {
     if (faults !== null) manifest.kernel.faults = await faults.end();
-    observed = await observers.stop();
+    const firstStartNs = (done as DoneMessage | null)?.firstStartNs;
+    observed = await observers.stop(firstStartNs !== undefined && Number.isFinite(firstStartNs) ? firstStartNs : null);
+    // bpftrace, if it attached after the load began
+    for (const p of observers.processes()) if (!manifest.processes.some((q) => q.pid === p.pid)) manifest.processes.push(p);
     if (server !== null) {
       server.send({ type: 'stop', reason: stopReason ?? 'done' });
       await endChild(server, 5000);

@@ -8,7 +8,10 @@
 //     "t0Ns":"<CLOCK_MONOTONIC ns, decimal>","ports":[...],"netns":null|"NS",
 //     "bpftrace":"v0.17.0","kernel":"6.18...","states":"all"|"handshake"|"off",
 //     "probes":["tcp:tcp_send_reset",...],
-//     "skipped":[{"probe","reason"}],"startupMs":N,"notes":[...]}
+//     "skipped":[{"probe","reason"}],"startupMs":N,"attachedNs":N,"notes":[...]}
+//     attachedNs: ns since t0 when the probes were attached (events before it
+//     were not recorded; absent in older files). The run does not wait for
+//     bpftrace to attach before its load starts.
 //   events: {"tNs":N,"kind":K,"family":4|6,"sport":N,"dport":N,
 //     "state"?,"oldState"?,"newState"?,"reason"?}
 //     tNs: ns since t0 on CLOCK_MONOTONIC (bpftrace `nsecs`);
@@ -81,6 +84,8 @@ export interface KernelEventsHandle {
   notes: string[];
   /** Spawn to "attached", ms. */
   startupMs: number;
+  /** ns since t0 when attached: events are recorded from then on. */
+  attachedNs: number;
   stop(): Promise<KernelEventsResult>;
 }
 
@@ -96,6 +101,8 @@ export interface KernelEventsHeader {
   probes: string[];
   skipped: { probe: string; reason: string }[];
   startupMs: number;
+  /** ns since t0 when the probes were attached: nothing before it is recorded (absent in older files). */
+  attachedNs?: number;
   notes: string[];
 }
 
@@ -155,6 +162,7 @@ export async function startKernelEvents(opts: KernelEventsOptions): Promise<Kern
     probes: script.probes,
     skipped: script.skipped,
     startupMs: started.startupMs,
+    attachedNs: started.attachedNs,
     notes,
   };
   return new Session(started, script, header, opts).handle();
@@ -187,6 +195,8 @@ async function findTracefs(notes: string[]): Promise<string | { skipped: string 
 interface Attached {
   child: ChildProcess & { pid: number };
   startupMs: number;
+  /** ns since t0 at the ready marker. */
+  attachedNs: number;
   /** stdout text after the ready marker, not yet decoded. */
   rest: string[];
   splitter: LineSplitter;
@@ -237,7 +247,8 @@ async function attach(bin: string, script: BuiltScript, opts: KernelEventsOption
 
   if (outcome === 'ready' && child.pid !== undefined) {
     // Events that raced ahead of the marker are kept; bpftrace chatter is dropped later.
-    return { child: child as Attached['child'], startupMs: Math.round(performance.now() - t), rest: early, splitter, stderr };
+    const attachedNs = Number(process.hrtime.bigint() - opts.t0);
+    return { child: child as Attached['child'], startupMs: Math.round(performance.now() - t), attachedNs, rest: early, splitter, stderr };
   }
   if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
     child.kill('SIGKILL');
@@ -312,6 +323,7 @@ class Session {
       skippedProbes: this.script.skipped,
       notes: this.notes,
       startupMs: this.a.startupMs,
+      attachedNs: this.a.attachedNs,
       stop: () => (this.stopped ??= this.stop()),
     };
   }

@@ -333,6 +333,7 @@ function observerSections(dir: string, m: RunManifest, highlightNs: number[], re
           '',
           `${int(p.kernelEvents)} events on the run's ports (tcp and sock tracepoints), in \`${KERNEL_EVENTS_FILE}\`.`,
           ...(kinds.length > 0 ? ['', table(['event', 'count'], kinds.map(([k, n]) => [k, int(n)]))] : []),
+          ...(p.notes.length > 0 ? ['', ...p.notes.map((n) => `- ${n}`)] : []),
         ].join('\n'),
       );
     }

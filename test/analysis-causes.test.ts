@@ -105,6 +105,30 @@ test('kernel events (read synchronously) join SYN retransmits to the outlier tra
   t.true(s.causes![0].evidence.some((e) => e.includes(`kernel events: ${n} of ${n} outlier connections retransmitted their SYN`)), s.causes![0].evidence.join('\n'));
 });
 
+test('kernel events attached late: only the outliers that began after bpftrace attached are counted', (t) => {
+  const dir = copyFixture(t);
+  const m = readManifest(dir);
+  const c = readTransactions(dir, m);
+  const outliers = [...Array(c.n).keys()].filter((i) => totalUs(c, i) > 100_000).sort((a, b) => c.intendedNs[a] - c.intendedNs[b]);
+  t.true(outliers.length >= 4, `${outliers.length} outliers in the fixture`);
+  // attached between the second and third outlier: the first two cannot show events
+  const attachedNs = Math.round((c.intendedNs[outliers[1]] + c.intendedNs[outliers[2]]) / 2);
+  const lines = [JSON.stringify({ format: 'sockspike-kernel-events', version: 1, t0Ns: '0', ports: [m.config.port], attachedNs })];
+  const after = outliers.slice(2);
+  for (const i of after) {
+    const start = c.intendedNs[i] + c.lateUs[i] * 1000;
+    lines.push(JSON.stringify({ tNs: start + 1e9, kind: 'retransmit', family: 4, sport: c.localPort[i], dport: m.config.port, state: 'SYN_SENT' }));
+  }
+  lines.push(JSON.stringify({ end: true, events: after.length }));
+  mkdirSync(join(dir, 'events'), { recursive: true });
+  writeFileSync(join(dir, 'events', 'kernel-events.ndjson'), lines.join('\n') + '\n');
+  const s = analyzeRun(dir, { outlierUs: 100_000 });
+  t.is(s.causes?.[0]?.id, 'accept-queue-overflow');
+  const line = s.causes![0].evidence.find((e) => e.startsWith('kernel events:')) ?? '';
+  // every outlier that could show an event did: a full share, not after.length / all
+  t.regex(line, new RegExp(`^kernel events: ${after.length} of ${after.length} outlier connections \\(the 2 before bpftrace attached at [0-9.]+ s cannot show events\\) retransmitted their SYN`), line);
+});
+
 test('a threshold above every latency: no cause, and no cause section', (t) => {
   const dir = copyFixture(t);
   const s = analyzeRun(dir, { outlierUs: 3_600_000_000 });

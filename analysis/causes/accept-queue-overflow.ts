@@ -1,4 +1,4 @@
-import { counterNear, modeShare, outlierSpan, phaseShare, pctS, runCommand, score, clamp01, fmtN, type Cause, type CauseInput, type CauseModule } from './types.ts';
+import { counterNear, modeShare, outlierSpan, phaseShare, pctS, runCommand, score, clamp01, fmtN, kernelOutliers, type Cause, type CauseInput, type CauseModule } from './types.ts';
 
 // The listen (accept) queue overflowed: the kernel dropped the client's
 // handshake ACK or SYN, and the connect waited for a SYN retransmission.
@@ -24,15 +24,15 @@ export const acceptQueueOverflow: CauseModule = {
     const connect = phaseShare(input, (p) => p === 'connect');
     const syn = modeShare(input, 'syn-retransmit');
     const k = input.txn.kernel;
-    const kShare = k && input.outliers.count > 0 ? k.outliersWithSynRetrans / input.outliers.count : 0;
+    const kShare = k && k.outliers > 0 ? k.outliersWithSynRetrans / k.outliers : 0;
     const { confidence, evidence } = score([
       { weight: 0.2, strength: connect.share, text: `${pctS(connect.share)} of the outliers spent their extra time in connect` },
       { weight: 0.25, strength: clamp01(syn.share / 0.5), text: `${pctS(syn.share)} of the outliers sit at ${syn.labels.join(', ')}` },
       { weight: 0.35, strength: listen.strength, text: listen.text },
       {
         weight: 0.2,
-        strength: k === null ? null : kShare,
-        text: `kernel events: ${fmtN(k?.outliersWithSynRetrans ?? 0)} of ${fmtN(input.outliers.count)} outlier connections retransmitted their SYN`,
+        strength: k === null || k.outliers === 0 ? null : kShare,
+        text: `kernel events: ${fmtN(k?.outliersWithSynRetrans ?? 0)} of ${kernelOutliers(input)} retransmitted their SYN`,
       },
     ]);
     const backlog = input.config.backlog;

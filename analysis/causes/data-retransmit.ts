@@ -1,4 +1,4 @@
-import { counterNear, isExchange, modeShare, outlierSpan, phaseShare, pctS, score, clamp01, fmtN, runCommand, type Cause, type CauseInput, type CauseModule } from './types.ts';
+import { counterNear, isExchange, modeShare, outlierSpan, phaseShare, pctS, score, clamp01, fmtN, kernelOutliers, runCommand, type Cause, type CauseInput, type CauseModule } from './types.ts';
 
 // Data (or FIN) segments lost and resent after a retransmission timeout:
 // the exchange or close waits for the RTO (200 ms minimum, doubling).
@@ -29,7 +29,7 @@ export const dataRetransmit: CauseModule = {
     const tiShare = ti && ti.outliers > 0 ? ti.outliersRetrans / ti.outliers : 0;
     const tiNormal = ti && ti.normal > 0 ? ti.normalRetrans / ti.normal : 0;
     const k = input.txn.kernel;
-    const kShare = k ? k.outliersWithRetrans / n : 0;
+    const kShare = k && k.outliers > 0 ? k.outliersWithRetrans / k.outliers : 0;
     if (rto.count === 0 && !(phase.share >= 0.3 && ((counter.strength ?? 0) > 0 || tiShare > tiNormal || kShare > 0))) return null;
     const { confidence, evidence } = score([
       { weight: 0.25, strength: clamp01(rto.share / 0.5), text: `${pctS(rto.share)} of the outliers sit at ${rto.labels.join(', ')}` },
@@ -40,7 +40,7 @@ export const dataRetransmit: CauseModule = {
         strength: ti === null || ti.outliers === 0 ? null : clamp01((tiShare - tiNormal) * 2) * phase.share,
         text: `TCP_INFO: ${fmtN(ti?.outliersRetrans ?? 0)} of ${fmtN(ti?.outliers ?? 0)} outlier connections had retransmitted (total_retrans > 0), against ${pctS(tiNormal)} of normal ones`,
       },
-      { weight: 0.15, strength: k === null ? null : kShare, text: `kernel events: ${fmtN(k?.outliersWithRetrans ?? 0)} of ${fmtN(n)} outlier connections had a data/FIN retransmit` },
+      { weight: 0.15, strength: k === null || k.outliers === 0 ? null : kShare, text: `kernel events: ${fmtN(k?.outliersWithRetrans ?? 0)} of ${kernelOutliers(input)} had a data/FIN retransmit` },
     ]);
     return {
       id: this.id,

@@ -44,15 +44,23 @@ export const CAUSE_METRICS = [
 const KERNEL_EVENTS_FILE = 'events/kernel-events.ndjson';
 const KERNEL_EVENTS_VERSION = 1;
 
+/** A run's kernel events, and from when they were recorded (ns since t0; 0 in files from before the header said). */
+export interface KernelEventsRead {
+  events: KernelEvent[];
+  fromNs: number;
+}
+
 /** events/kernel-events.ndjson read synchronously (null: no file), same parser as probes/kernel-events.ts. */
-export function readKernelEventsSync(dir: string): KernelEvent[] | null {
+export function readKernelEventsSync(dir: string): KernelEventsRead | null {
   const file = join(dir, KERNEL_EVENTS_FILE);
   if (!existsSync(file)) return null;
   const lines = readFileSync(file, 'utf8').split('\n');
+  let fromNs = 0;
   try {
-    const h = JSON.parse(lines[0] ?? '') as { format?: string; version?: number };
+    const h = JSON.parse(lines[0] ?? '') as { format?: string; version?: number; attachedNs?: unknown };
     if (typeof h.version === 'number' && h.version > KERNEL_EVENTS_VERSION)
       throw new UserError(`${file}: format version ${h.version} is newer than this sockspike reads (${KERNEL_EVENTS_VERSION})`);
+    if (typeof h.attachedNs === 'number' && Number.isFinite(h.attachedNs) && h.attachedNs > 0) fromNs = h.attachedNs;
   } catch (err) {
     if (err instanceof UserError) throw err;
   }
@@ -61,7 +69,7 @@ export function readKernelEventsSync(dir: string): KernelEvent[] | null {
     const ev = parseEventRecord(line);
     if (ev) out.push(ev);
   }
-  return out;
+  return { events: out, fromNs };
 }
 
 export interface InputSources {
@@ -75,7 +83,7 @@ export interface InputSources {
   probes: ProbeData | null;
   /** Self-monitor files (probes.self when probes were read). */
   self: SelfMonitorData[];
-  events: KernelEvent[] | null;
+  events: KernelEventsRead | null;
   /** Modes and phases of a subset of the outliers (for when the self-check takes some away). */
   describe: (outliers: Uint32Array) => { modes: Modes; phases: Phases | null };
 }
@@ -130,11 +138,16 @@ export function buildCauseInput(src: InputSources): CauseInput {
 
   let kernel: CauseInput['txn']['kernel'] = null;
   if (src.events !== null) {
-    const j = joinKernelEvents(c, src.config.port, src.events);
+    const j = joinKernelEvents(c, src.config.port, src.events.events);
+    // only transactions that began once bpftrace was attached can show events
+    const from = src.events.fromNs;
+    let covered = 0;
     let syn = 0;
     let re = 0;
     let rst = 0;
     for (const i of kept) {
+      if (c.intendedNs[i] < from) continue;
+      covered++;
       if (j.synRetransmits[i] > 0) syn++;
       if (j.retransmits[i] > 0) re++;
       if (j.resetsSent[i] + j.resetsReceived[i] > 0) rst++;
@@ -142,11 +155,11 @@ export function buildCauseInput(src: InputSources): CauseInput {
     let normal = 0;
     let normalSyn = 0;
     for (let i = 0; i < c.n; i++) {
-      if (isOutlier[i]) continue;
+      if (isOutlier[i] || c.intendedNs[i] < from) continue;
       normal++;
       if (j.synRetransmits[i] > 0) normalSyn++;
     }
-    kernel = { events: src.events.length, outliersWithSynRetrans: syn, outliersWithRetrans: re, outliersWithReset: rst, normalWithSynRetrans: normalSyn, normal };
+    kernel = { events: src.events.events.length, outliers: covered, fromNs: from, outliersWithSynRetrans: syn, outliersWithRetrans: re, outliersWithReset: rst, normalWithSynRetrans: normalSyn, normal };
   }
 
   let server: CauseInput['txn']['server'] = null;

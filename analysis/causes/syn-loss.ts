@@ -1,4 +1,4 @@
-import { counterNear, modeShare, outlierSpan, phaseShare, pctS, score, clamp01, fmtN, runCommand, type Cause, type CauseInput, type CauseModule } from './types.ts';
+import { counterNear, modeShare, outlierSpan, phaseShare, pctS, score, clamp01, fmtN, kernelOutliers, runCommand, type Cause, type CauseInput, type CauseModule } from './types.ts';
 
 // SYNs (or SYN-ACKs) lost without the listen queue overflowing: a firewall,
 // a SYN flood protection, packet loss on the path, a full SYN queue.
@@ -22,14 +22,14 @@ export const synLoss: CauseModule = {
     const syn = modeShare(input, 'syn-retransmit');
     const counter = counterNear(input, ['TcpExt.TCPSynRetrans']);
     const k = input.txn.kernel;
-    const kShare = k ? k.outliersWithSynRetrans / input.outliers.count : 0;
+    const kShare = k && k.outliers > 0 ? k.outliersWithSynRetrans / k.outliers : 0;
     if (syn.count === 0 && !(counter.strength !== null && counter.strength > 0) && !(kShare > 0)) return null;
     const connect = phaseShare(input, (p) => p === 'connect');
     const { confidence, evidence } = score([
       { weight: 0.25, strength: connect.share, text: `${pctS(connect.share)} of the outliers spent their extra time in connect` },
       { weight: 0.35, strength: clamp01(syn.share / 0.5), text: `${pctS(syn.share)} of the outliers sit at ${syn.labels.join(', ')}` },
       { weight: 0.2, strength: counter.strength, text: counter.text },
-      { weight: 0.2, strength: k === null ? null : kShare, text: `kernel events: ${fmtN(k?.outliersWithSynRetrans ?? 0)} of ${fmtN(input.outliers.count)} outlier connections retransmitted their SYN` },
+      { weight: 0.2, strength: k === null || k.outliers === 0 ? null : kShare, text: `kernel events: ${fmtN(k?.outliersWithSynRetrans ?? 0)} of ${kernelOutliers(input)} retransmitted their SYN` },
     ]);
     return {
       id: this.id,

@@ -33,6 +33,10 @@ export interface TxnEvidence {
   /** Kernel events joined to transactions (null: no events file). */
   kernel: {
     events: number;
+    /** Outliers (of those kept) that started once kernel events were recorded: the denominator of the counts below. */
+    outliers: number;
+    /** ns since t0 from which kernel events were recorded (bpftrace attached). */
+    fromNs: number;
     outliersWithSynRetrans: number;
     outliersWithRetrans: number;
     outliersWithReset: number;
@@ -224,6 +228,16 @@ export function pressureFraction(input: CauseInput, name: string): { near: numbe
   if (m === undefined || m.nearRows === 0 || !(intervalNs > 0)) return null;
   const perRow = (total: number, rows: number): number => (rows > 0 ? (total * 1000) / rows / intervalNs : 0);
   return { near: perRow(m.near, m.nearRows), otherwise: perRow(m.otherwise, m.otherRows) };
+}
+
+/** "N outlier connections" that kernel events could have seen, saying so when bpftrace attached after some began. */
+export function kernelOutliers(input: CauseInput): string {
+  const k = input.txn.kernel;
+  const n = k?.outliers ?? input.outliers.count;
+  const all = input.outliers.count;
+  return k !== null && n < all
+    ? `${fmtN(n)} outlier connections (the ${fmtN(all - n)} before bpftrace attached at ${secS(k.fromNs)} cannot show events)`
+    : `${fmtN(n)} outlier connections`;
 }
 
 export const fmtN = (v: number): string => (Number.isInteger(v) ? v.toLocaleString('en-US') : v.toFixed(2));

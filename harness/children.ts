@@ -15,10 +15,10 @@ export interface Child {
   send(m: ToChild): void;
 }
 
-/** With `netns`, the child runs inside that network namespace (ip netns exec keeps the IPC fd and the PID). */
 /** The modules that run as the harness's child processes, by source path from the package root. */
 export type ChildEntry = 'harness/client.ts' | 'harness/server.ts';
 
+/** With `netns`, the child runs inside that network namespace (ip netns exec keeps the IPC fd and the PID). */
 export function startChild(role: string, entry: ChildEntry, logPath: string, onMessage: (m: FromChild) => void, netns: string | null = null): Child {
   const log = openSync(logPath, 'a');
   const node = moduleExecArgv();

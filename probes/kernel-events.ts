@@ -10,8 +10,8 @@
 //     "probes":["tcp:tcp_send_reset",...],
 //     "skipped":[{"probe","reason"}],"startupMs":N,"attachedNs":N,"notes":[...]}
 //     attachedNs: ns since t0 when the probes were attached (events before it
-//     were not recorded; absent in older files). The run does not wait for
-//     bpftrace to attach before its load starts.
+//     were not recorded; absent in older files). The run's load waits for
+//     bpftrace to attach for at most a few seconds (harness/observers.ts).
 //   events: {"tNs":N,"kind":K,"family":4|6,"sport":N,"dport":N,
 //     "state"?,"oldState"?,"newState"?,"reason"?}
 //     tNs: ns since t0 on CLOCK_MONOTONIC (bpftrace `nsecs`);

@@ -2,7 +2,7 @@
 // measured in the same run (issue 7). Every figure is printed with the
 // command that reproduces it.
 //
-//   npm run bench [-- --json] [--quick] [--only client,pair,latency,recording,probes,analysis]
+//   npm run bench [-- --json] [--quick] [--only client,pair,latency,recording,probes,analysis,startup]
 //                 [--concurrency 16] [--close client-rst] [--reps N] [--duration S] [--client-processes K]
 //
 // --client-processes K: sockspike's client load split over K client processes (client part;
@@ -18,12 +18,13 @@ import { isolationUnavailable, runIsolated, stopLiveRuns } from './isolated.ts';
 import type { RunFigures, RunSpec } from './one-run.ts';
 import { probeReferences } from './probe-references.ts';
 import { measureRecording, type RecordingFigures } from './recording.ts';
+import { measureStartup, type StartupFigures } from './startup.ts';
 
 const USAGE = `npm run bench [-- options]: sockspike's own cost as ratios against references measured in the same run
 
   --json                   one JSON object on stdout instead of text
   --quick                  a ~30 s smoke run (1 repetition of 1 s, small analysis)
-  --only PARTS             comma-separated: client, pair, latency, recording, probes, analysis
+  --only PARTS             comma-separated: client, pair, latency, recording, probes, analysis, startup
   --concurrency C[,C...]   client part (default 4,16; quick: 16); pair uses the first (default 16)
   --close V[,V...]         client-fin, client-rst, server-fin, server-rst (default client-fin,client-rst)
   --reps N                 A/B repetitions (default 5 at concurrency 16, 3 otherwise; quick: 1)
@@ -33,7 +34,7 @@ const USAGE = `npm run bench [-- options]: sockspike's own cost as ratios agains
 `;
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const PARTS = ['client', 'pair', 'latency', 'recording', 'probes', 'analysis'] as const;
+const PARTS = ['client', 'pair', 'latency', 'recording', 'probes', 'analysis', 'startup'] as const;
 type Part = (typeof PARTS)[number];
 type Close = RunSpec['close'];
 
@@ -46,6 +47,10 @@ export const TARGETS = {
   probeCpuPctAt20ms: 1,
   analysisS: 5,
   analysisRssMiB: 1024,
+  helpS: 0.3,
+  firstTxnS: 1.5,
+  wrapUpS: 3,
+  npmStartS: 25,
 };
 
 interface Options {
@@ -149,6 +154,8 @@ export interface BenchResult {
       }[]
     | null;
   analysis: { transactions: number; samples: number; s: number; peakRssMiB: number; met: boolean; command: string } | null;
+  /** The default run's start-up and wrap-up (20 s run; quick: 2 s), against the fast-start targets. */
+  startup: (StartupFigures & { met: { help: boolean; firstTxn: boolean; wrapUp: boolean; total: boolean | null } }) | null;
   elapsedS: number;
 }
 
@@ -291,6 +298,7 @@ export async function runBench(o: Options): Promise<BenchResult> {
     recording: null,
     probes: null,
     analysis: null,
+    startup: null,
     elapsedS: 0,
   };
   if (o.parts.has('client') || o.parts.has('pair') || o.parts.has('latency') || o.parts.has('probes')) buildNativeRef();
@@ -326,6 +334,20 @@ export async function runBench(o: Options): Promise<BenchResult> {
   if (o.parts.has('analysis')) {
     progress('analysis');
     result.analysis = q ? analysisSpeed(50_000, 30) : analysisSpeed(1_000_000, 600);
+  }
+  if (o.parts.has('startup')) {
+    progress('startup');
+    const f = measureStartup(q ? 2 : 20);
+    result.startup = {
+      ...f,
+      met: {
+        help: Math.max(f.helpS, f.scenariosS) <= TARGETS.helpS,
+        firstTxn: f.firstTxnMs / 1000 <= TARGETS.firstTxnS,
+        wrapUp: f.wrapUpMs / 1000 <= TARGETS.wrapUpS,
+        // `npm start` is the 20 s run
+        total: q ? null : f.totalS <= TARGETS.npmStartS,
+      },
+    };
   }
   progress('');
   result.machine.loadAtEnd = Math.round(os.loadavg()[0] * 100) / 100;
@@ -395,6 +417,18 @@ export function benchText(r: BenchResult): string {
       '',
       `6. analysis + report of ${k(a.transactions)} transactions and ${k(a.samples)} samples: ${f2(a.s)} s, peak RSS ${a.peakRssMiB} MiB${verdict(a.met, `<= ${TARGETS.analysisS} s, <= ${TARGETS.analysisRssMiB} MiB`)}`,
       `    $ ${a.command}`,
+    );
+  }
+  if (r.startup !== null) {
+    const s = r.startup;
+    const ms = (v: number | null): string => (v === null ? 'n/a' : `${Math.round(v)} ms`);
+    out.push(
+      '',
+      `7. start-up and wrap-up: --help ${f2(s.helpS)} s, scenarios ${f2(s.scenariosS)} s${verdict(s.met.help, `<= ${TARGETS.helpS} s`)}`,
+      `    run --duration ${s.durationS}s: first transaction ${ms(s.firstTxnMs)} after the command${verdict(s.met.firstTxn, `<= ${TARGETS.firstTxnS} s`)}, ` +
+        `report on disk ${ms(s.wrapUpMs)} after the last${verdict(s.met.wrapUp, `<= ${TARGETS.wrapUpS} s`)}, ${f1(s.totalS)} s in all${verdict(s.met.total, `<= ${TARGETS.npmStartS} s`)}`,
+      `    kernel events attached ${ms(s.kernelEventsMs)} after the command; probe process ${s.probeCpuPct === null ? 'n/a' : `${f2(s.probeCpuPct)} % of a core`}`,
+      `    $ ${s.command}`,
     );
   }
   out.push('', `done in ${f1(r.elapsedS)} s`);

@@ -43,4 +43,9 @@ test('npm run bench -- --quick --json: well-formed figures for every part', asyn
   pos(b.analysis!.s, 'analysis s');
   pos(b.analysis!.peakRssMiB, 'analysis RSS');
   t.is(b.analysis!.transactions, 50_000);
+  const s = b.startup!;
+  for (const [v, what] of [[s.helpS, '--help s'], [s.scenariosS, 'scenarios s'], [s.firstTxnMs, 'first transaction ms'], [s.wrapUpMs, 'wrap-up ms'], [s.totalS, 'run s']] as const) pos(v, what);
+  t.true(s.firstTxnMs < s.totalS * 1000 && s.wrapUpMs < s.totalS * 1000, JSON.stringify(s));
+  t.is(s.durationS, 2);
+  t.is(s.met.total, null, 'quick: not the 20 s npm start run');
 });

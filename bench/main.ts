@@ -9,6 +9,7 @@
 // default 2 at concurrency 16 on a machine with 2+ CPUs, as `sockspike run --client-processes 2`).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { median } from 'simple-statistics';
@@ -243,8 +244,13 @@ async function compare(what: 'client' | 'pair', close: Close, concurrency: numbe
   };
 }
 
+// the shipped (compiled) sampler, as every run starts it; from sources only in a checkout not built
+const MEASURE_OVERHEAD = existsSync(join(ROOT, 'dist', 'probes', 'measure-overhead.js'))
+  ? { args: ['dist/probes/measure-overhead.js'], command: 'node dist/probes/measure-overhead.js' }
+  : { args: ['--import', 'tsx', 'probes/measure-overhead.ts'], command: 'node --import tsx probes/measure-overhead.ts' };
+
 async function probeOverhead(seconds: number): Promise<BenchResult['probes']> {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'probes/measure-overhead.ts', String(seconds), '--json'], {
+  const r = spawnSync(process.execPath, [...MEASURE_OVERHEAD.args, String(seconds), '--json'], {
     cwd: ROOT,
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -260,7 +266,7 @@ async function probeOverhead(seconds: number): Promise<BenchResult['probes']> {
     nativeCpuPct: refs.find((r) => r.intervalMs === x.intervalMs)?.nativeCpuPct ?? NaN,
     idleNodeCpuPct: refs.find((r) => r.intervalMs === x.intervalMs)?.idleNodeCpuPct ?? NaN,
     met: x.intervalMs === 20 ? x.cpuPctSteady <= TARGETS.probeCpuPctAt20ms : null,
-    command: `node --import tsx probes/measure-overhead.ts ${seconds}`,
+    command: `${MEASURE_OVERHEAD.command} ${seconds}`,
   }));
 }
 

@@ -35,8 +35,11 @@ interface Active {
 }
 
 // A hog leaves by itself if the run dies (its parent changes), so a killed
-// run does not leave CPUs burning.
-const HOG = 'const p=process.ppid;for(;;){for(let i=0;i<5e6;i++);if(process.ppid!==p)process.exit(0)}';
+// run does not leave CPUs burning. The parent's pid comes as an argument,
+// not from process.ppid at the hog's start: a run killed while the hog's
+// Node is still loading would already have handed it to init, and the hog
+// would spin forever.
+const HOG = 'const p=Number(process.argv[1]);for(;;){for(let i=0;i<5e6;i++);if(process.ppid!==p)process.exit(0)}';
 
 export class FaultRunner {
   private readonly active: Active[];
@@ -116,7 +119,7 @@ export class FaultRunner {
       if (!r.ok) throw new Error(`nft: ${r.err}`);
     } else if (f.kind === 'cpu-hog') {
       for (let i = 0; i < f.amount; i++) {
-        const p = spawn(process.execPath, ['-e', HOG], { stdio: 'ignore' });
+        const p = spawn(process.execPath, ['-e', HOG, String(process.pid)], { stdio: 'ignore' });
         p.on('error', () => {});
         a.hogs.push(p);
         if (p.pid !== undefined) this.ctx.started(`cpu-hog-${i + 1}`, p.pid);

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { FILES, writeJson } from '../lib/rundir.ts';
 import { OUTCOME_OK, type Summary } from '../lib/types.ts';
@@ -15,6 +15,7 @@ import { checkFaults } from './fault-match.ts';
 import { buildCauseInput, readKernelEventsSync } from './causes/input.ts';
 import type { Modes, Phases } from './causes/types.ts';
 import { META_FILE, PROBES_DIR } from '../probes/format.ts';
+import { readEnvironment } from '../probes/environment.ts';
 
 /**
  * Rebuild summary.json of a run directory from its files alone (any
@@ -53,17 +54,8 @@ export function analyzeRun(dir: string, opts: { outlierUs?: number } = {}): Summ
   return summary;
 }
 
-/** The run's sysctls from environment.json (timer constants follow them); {} when absent. */
-function readSysctls(dir: string): Record<string, string> {
-  const path = join(dir, FILES.environment);
-  if (!existsSync(path)) return {};
-  try {
-    const env = JSON.parse(readFileSync(path, 'utf8')) as { sysctls?: Record<string, string> };
-    return env.sysctls ?? {};
-  } catch {
-    return {};
-  }
-}
+/** The run's sysctls from environment.json (timer constants follow them); {} when absent or damaged. */
+const readSysctls = (dir: string): Record<string, string> => readEnvironment(dir).env?.sysctls ?? {};
 
 /** Modes of the outliers (named after the timers of this run's kernel settings) and the phase that holds their time. */
 function describeOutliers(summary: Summary, c: TxnColumns, sysctls: Record<string, string>): Uint32Array {

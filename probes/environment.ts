@@ -4,10 +4,12 @@
 // only for the descriptive parts (OS, CPU model, virtualisation), bounded by
 // a timeout because it shells out and can be slow.
 import { execa } from 'execa';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import os from 'node:os';
+import { join } from 'node:path';
 import { UserError, errnoCode } from '../lib/errors.ts';
+import { FILES } from '../lib/rundir.ts';
 
 /** Sysctls that matter to connection-per-transaction TCP, in report order. */
 export const TCP_SYSCTLS = [
@@ -352,6 +354,37 @@ export interface FormatOptions {
 const cell = (s: string): string => s.replaceAll('|', '\\|').replace(/\s+/g, ' ').trim() || '(empty)';
 
 const gib = (b: number): string => `${(b / 2 ** 30).toFixed(1)} GiB`;
+
+/**
+ * The one reader of a run's environment.json: the snapshot, or null with
+ * why (missing: none was taken; damaged: one line naming the file). A
+ * damaged snapshot never stops an analysis: the report says it is damaged
+ * and the timer constants fall back to the kernel's defaults.
+ */
+export function readEnvironment(runDir: string): { env: Environment | null; problem: string | null } {
+  const path = join(runDir, FILES.environment);
+  if (!existsSync(path)) return { env: null, problem: null };
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(path, 'utf8'));
+  } catch {
+    return { env: null, problem: `${path}: corrupt (not JSON)` };
+  }
+  const why = environmentShape(v);
+  return why === null ? { env: v as Environment, problem: null } : { env: null, problem: `${path}: corrupt (${why})` };
+}
+
+const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+
+/** What formatEnvironment and the analysis need of a snapshot; null when it is all there. */
+function environmentShape(v: unknown): string | null {
+  if (!isObj(v)) return 'not an object';
+  for (const k of ['os', 'cpu', 'memory', 'virtualization', 'node', 'clocksource', 'cpufreq', 'sysctls'] as const) if (!isObj(v[k])) return `no ${k}`;
+  for (const k of ['sysctlsAbsent', 'sysctlsHostWide', 'missing'] as const) if (!Array.isArray(v[k])) return `no ${k} list`;
+  if (!Array.isArray((v.clocksource as Record<string, unknown>).available)) return 'no clocksource.available';
+  if (Object.values(v.sysctls as object).some((x) => typeof x !== 'string')) return 'a sysctl value is not text';
+  return null;
+}
 
 /** The report's environment section: a compact table, then the sysctls. */
 export function formatEnvironment(env: Environment, opts: FormatOptions = {}): string {

@@ -15,7 +15,7 @@ import { redactText } from './redact.ts';
 import { TIMELINE_FILE } from './timeline-chart.ts';
 import { LATENCY_FILE } from './latency-chart.ts';
 import { META_FILE, PROBES_DIR } from '../probes/format.ts';
-import { formatEnvironment, type Environment } from '../probes/environment.ts';
+import { formatEnvironment, readEnvironment } from '../probes/environment.ts';
 import { KERNEL_EVENTS_FILE } from '../probes/kernel-events.ts';
 import { CATALOGUE } from '../analysis/causes/index.ts';
 
@@ -45,10 +45,8 @@ export function writeReport(dir: string, opts: ReportOptions = {}): string {
 
 /** The host's names as the run recorded them (environment.json), for --redact. */
 function hostNames(dir: string): string[] {
-  const path = join(dir, FILES.environment);
-  if (!existsSync(path)) return [];
-  const host = (JSON.parse(readFileSync(path, 'utf8')) as Environment).os.hostname;
-  return host ? [host, host.split('.')[0]] : [];
+  const host = readEnvironment(dir).env?.os.hostname;
+  return typeof host === 'string' && host !== '' ? [host, host.split('.')[0]] : [];
 }
 
 export function renderReport(
@@ -340,11 +338,11 @@ function observerSections(dir: string, m: RunManifest, highlightNs: number[], re
     if (p.skipped.length > 0)
       out.push(['## Probes skipped', '', ...p.skipped.map((k) => `- **${k.probe}**: ${k.reason}`)].join('\n'));
   }
-  const envPath = join(dir, FILES.environment);
+  const { env, problem } = readEnvironment(dir);
   out.push(
-    existsSync(envPath)
-      ? formatEnvironment(JSON.parse(readFileSync(envPath, 'utf8')) as Environment, { redact })
-      : '## Environment\n\nNo environment snapshot was taken.',
+    env !== null
+      ? formatEnvironment(env, { redact })
+      : `## Environment\n\n${problem === null ? 'No environment snapshot was taken.' : `The environment snapshot is damaged (${problem}); nothing above depends on it but the timer constants, taken from the kernel's defaults.`}`,
   );
   return out;
 }

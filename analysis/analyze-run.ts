@@ -8,7 +8,7 @@ import { readManifest, readServer, readTransactions, type TxnColumns } from './r
 import { summarize, totalUs } from './summarize.ts';
 import { timerConstants } from './timers.ts';
 import { analyzeSystemState } from './system-state.ts';
-import { outlierWindows, rowsWithin, workloadSpan } from './windows.ts';
+import { comparisonWindows } from './windows.ts';
 import { readProbes, readSelfMonitors, type ProbeData } from '../probes/read.ts';
 import { findCauses } from './causes/index.ts';
 import { checkFaults } from './fault-match.ts';
@@ -137,22 +137,9 @@ const MIN_EFFECT = 0.1;
  * the samples at each outlier's start and end are taken.
  */
 function systemState(probes: ProbeData, c: TxnColumns, outliers: Uint32Array): NonNullable<Summary['systemState']> {
-  const span = workloadSpan(c);
-  const consider = rowsWithin(probes, span.fromNs, span.toNs);
   const exclude = (name: string): boolean => name.startsWith('probe.');
-  let window: 'span' | 'edges' = 'span';
-  let w = outlierWindows(probes, c, outliers, { mode: window });
-  let normal = 0;
-  let considered = 0;
-  for (let r = 0; r < probes.rows; r++) {
-    considered += consider[r];
-    if (consider[r] === 1 && w.rows[r] === 0) normal++;
-  }
-  if (normal < Math.max(3, considered / 2)) {
-    window = 'edges';
-    w = outlierWindows(probes, c, outliers, { mode: window });
-  }
-  const res = analyzeSystemState(probes, w.rows, { consider, exclude });
+  const { consider, windows, mode: window } = comparisonWindows(probes, c, outliers);
+  const res = analyzeSystemState(probes, windows.rows, { consider, exclude });
   return {
     window,
     rows: res.rows,

@@ -179,3 +179,28 @@ export function workloadSpan(txns: Pick<TxnColumns, 'n' | 'intendedNs' | 'lateUs
   }
   return txns.n ? { fromNs, toNs } : { fromNs: NaN, toNs: NaN };
 }
+
+/**
+ * The one rule for which samples stand for the outliers when their state is
+ * compared with the rest of the load (the system-state table and the causes
+ * both use it): the rows of the workload (`consider`), and the outliers'
+ * 'span' windows, or their 'edges' when spans leave fewer normal rows than
+ * max(3, half the workload's rows) to compare with.
+ */
+export function comparisonWindows(
+  probes: SampleTimes,
+  txns: Pick<TxnColumns, 'n' | 'intendedNs' | 'lateUs' | 'endUs'>,
+  outliers: ArrayLike<number>,
+): { consider: Uint8Array; windows: OutlierWindows; mode: WindowMode } {
+  const span = workloadSpan(txns);
+  const consider = rowsWithin(probes, span.fromNs, span.toNs);
+  const windows = outlierWindows(probes, txns, outliers, { mode: 'span' });
+  let normal = 0;
+  let considered = 0;
+  for (let r = 0; r < probes.rows; r++) {
+    considered += consider[r];
+    if (consider[r] === 1 && windows.rows[r] === 0) normal++;
+  }
+  if (normal >= Math.max(3, considered / 2)) return { consider, windows, mode: 'span' };
+  return { consider, windows: outlierWindows(probes, txns, outliers, { mode: 'edges' }), mode: 'edges' };
+}

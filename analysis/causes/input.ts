@@ -7,7 +7,7 @@ import type { ProbeData, SelfMonitorData } from '../../probes/read.ts';
 import { joinKernelEvents } from '../join-kernel.ts';
 import { joinServer } from '../join-server.ts';
 import type { ServerColumns, TxnColumns } from '../read-run.ts';
-import { outlierWindows, rowsWithin, workloadSpan } from '../windows.ts';
+import { comparisonWindows } from '../windows.ts';
 import { cpuContention } from './contention.ts';
 import { selfCheck } from './self-check.ts';
 import type { CauseInput, MetricNear, Modes, Phases } from './types.ts';
@@ -197,16 +197,11 @@ export function buildCauseInput(src: InputSources): CauseInput {
 
 /**
  * The cause metrics in the samples around the outliers against the other
- * samples of the load, windows as in the system-state comparison ('span',
- * or 'edges' when spans leave fewer than 3 normal samples).
+ * samples of the load, by the same windows as the system-state comparison
+ * (windows.ts comparisonWindows).
  */
 function metricsNear(probes: ProbeData, c: TxnColumns, outliers: Uint32Array): { metrics: Record<string, MetricNear>; intervalNs: number } {
-  const span = workloadSpan(c);
-  const consider = rowsWithin(probes, span.fromNs, span.toNs);
-  let w = outlierWindows(probes, c, outliers, { mode: 'span' });
-  let normal = 0;
-  for (let r = 0; r < probes.rows; r++) if (consider[r] === 1 && w.rows[r] === 0) normal++;
-  if (normal < 3) w = outlierWindows(probes, c, outliers, { mode: 'edges' });
+  const { consider, windows: w } = comparisonWindows(probes, c, outliers);
   let dtSum = 0;
   let dtN = 0;
   for (let r = 0; r < probes.rows; r++)

@@ -3,6 +3,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { compareRuns } from '../analysis/compare.ts';
 import { UserError } from '../lib/errors.ts';
+import { signalExitCode } from '../lib/signals.ts';
 import { shellJoin } from '../lib/shell.ts';
 import { makeDirs } from '../harness/run-dir.ts';
 import {
@@ -117,7 +118,7 @@ async function matrixCommand(
   for (const s of failed) process.stderr.write(`sockspike: run ${s.dir} (${s.variant}) failed: ${s.error ?? `exit ${String(s.exit)}`}\n`);
   const runs = matrixRuns(dir, manifest);
   const withRuns = new Set(runs.map((r) => r.variant));
-  const code = signal === 'SIGTERM' ? 143 : signal !== null ? 130 : failed.length > 0 ? 1 : 0;
+  const code = signal !== null ? signalExitCode(signal) : failed.length > 0 ? 1 : 0;
   if (withRuns.size < 2 || !withRuns.has(baseline)) {
     process.stderr.write(`sockspike: no comparison: the baseline and at least one other variant need a finished run (matrix: ${dir}/matrix.json)\n`);
     return code === 0 ? 1 : code;

@@ -5,6 +5,7 @@ import { execa, type ResultPromise } from 'execa';
 import { monoNs } from '../lib/clock.ts';
 import { formatNs, parseDurationNs } from '../lib/duration.ts';
 import { UserError } from '../lib/errors.ts';
+import { signalExitCode } from '../lib/signals.ts';
 import { FILES, newManifest, type RunManifest } from '../lib/rundir.ts';
 import { shellJoin } from '../lib/shell.ts';
 import type { RunConfig } from '../lib/types.ts';
@@ -148,8 +149,10 @@ async function probeCommand(command: string[], o: ProbeCliOptions): Promise<numb
   let status = 'complete' as RunManifest['status'];
   let wake: () => void = () => {};
   let signals = 0;
+  let signal: NodeJS.Signals | null = null;
   const onSignal = (sig: NodeJS.Signals): void => {
     signals++;
+    signal ??= sig;
     stopReason = `interrupted by ${sig}`;
     status = 'interrupted';
     // The command shares our terminal's process group and got the signal too;
@@ -224,7 +227,7 @@ async function probeCommand(command: string[], o: ProbeCliOptions): Promise<numb
         `\nreport: ${join(dir, FILES.report)}\n`,
     );
   }
-  if (status === 'interrupted') return 130;
+  if (status === 'interrupted') return signalExitCode(signal ?? 'SIGINT');
   if (typeof commandExit === 'number' && commandExit !== 0) {
     process.stderr.write(`sockspike: ${command[0]} exited with code ${commandExit}\n`);
     return commandExit;

@@ -5,6 +5,7 @@ import { DEFAULTS, resolveConfig, type RunOptions } from '../harness/config.ts';
 import { BYO_DEFAULTS } from '../harness/byo-config.ts';
 import { scenarioNamed, SCENARIOS } from '../harness/scenarios.ts';
 import { UserError } from '../lib/errors.ts';
+import { signalExitCode } from '../lib/signals.ts';
 
 // sockspike run: one workload run into a run directory, with its report.
 
@@ -87,8 +88,7 @@ export function register(program: Command): void {
             `report: ${result.dir}/report.md\n`,
         );
       }
-      // the shell's convention: 128 + the signal's number
-      if (result.manifest.status === 'interrupted') process.exitCode = result.signal === 'SIGTERM' ? 143 : 130;
+      if (result.manifest.status === 'interrupted') process.exitCode = signalExitCode(result.signal ?? 'SIGINT');
       else if (result.manifest.status === 'failed') {
         process.stderr.write(`sockspike: ${result.manifest.stopReason}\n`);
         process.exitCode = 1;

@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { monoNs } from '../lib/clock.ts';
 import { UserError } from '../lib/errors.ts';
+import { signalExitCode } from '../lib/signals.ts';
 import { FILES, newManifest, type RunManifest } from '../lib/rundir.ts';
 import type { RunConfig, Summary } from '../lib/types.ts';
 import { analyzeRun } from '../analysis/analyze-run.ts';
@@ -65,7 +66,7 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
   if (kernel.restoredFirst.length > 0) process.stderr.write(`sockspike: first restored what dead runs left: ${kernel.restoredFirst.join('; ')}\n`);
   if (early !== null) {
     await kernel.teardown();
-    throw new UserError(`interrupted by ${early} before the workload started`, early === 'SIGTERM' ? 143 : 130);
+    throw new UserError(`interrupted by ${early} before the workload started`, signalExitCode(early));
   }
   try {
     return await runIn(req, dir, kernel, target);

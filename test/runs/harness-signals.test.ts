@@ -20,8 +20,10 @@ import {
   startSockspike,
   tempDir,
   txnRecordSize,
+  waitFor,
   waitForTransactions,
   workloadEndedAfterMs,
+  peekManifest,
 } from '../helpers/cli.ts';
 import { clientConfig, runClient } from '../helpers/client.ts';
 
@@ -132,3 +134,18 @@ test('client told to stop with transactions stuck in flight: they are recorded a
   t.is(r.summary.transactions.failed, 3);
   assertAccounting(t, r.summary);
 });
+
+// `sockspike probe` stops on a signal as `run` does, with the same exit codes.
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  test(`sockspike probe: ${signal} stops sampling, writes the report, exit ${code}`, async (t) => {
+    const dir = join(tempDir(t), 'probe');
+    const cli = startSockspike(t, ['probe', '--duration', '60s', '--out', dir], { forceKillAfterDelay: false });
+    await waitFor('the probe to write run.json', () => peekManifest(dir)?.status === 'running', 60_000);
+    await sleep(300);
+    cli.kill(signal);
+    const r = await cli;
+    t.is(r.exitCode, code, String(r.stderr));
+    t.is(readManifestFile(dir).status, 'interrupted');
+    t.true(existsSync(join(dir, 'report.md')));
+  });
+}

@@ -4,7 +4,7 @@ import { UserError } from '../lib/errors.ts';
 import { txnLayout, TXN_MAGIC } from '../lib/records.ts';
 import { FILES, writeJson } from '../lib/rundir.ts';
 import { OUTCOME_INDEX } from '../lib/types.ts';
-import { RecordFile } from '../harness/record-file.ts';
+import { RecordFile } from '../lib/record-file.ts';
 import { readManifest } from './read-run.ts';
 
 // Wrapping someone else's client: its latency log (CSV, one row per

@@ -5,7 +5,7 @@ import { prng } from '../lib/prng.ts';
 import { SRV, SRV_MAGIC, TXN_MAGIC, txnLayout } from '../lib/records.ts';
 import { FILES, newManifest, writeJson } from '../lib/rundir.ts';
 import { OUTCOME_OK, type RunConfig } from '../lib/types.ts';
-import { RecordFile } from '../harness/record-file.ts';
+import { RecordFile } from '../lib/record-file.ts';
 import { defaultConfig } from '../harness/config.ts';
 import { META_FILE, PROBES_DIR, SAMPLES_FILE, type ProbeColumn, type ProbeMeta } from '../probes/format.ts';
 import { SampleWriter } from '../probes/sample-writer.ts';

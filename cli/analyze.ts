@@ -21,9 +21,8 @@ export function register(program: Command): void {
           process.stdout.write(`imported ${r.rows} transactions (${r.clock})${r.outsideProbe > 0 ? `; ${r.outsideProbe} outside the probe's time` : ''}\n`);
       }
       const outlierUs = o.outlier === undefined ? undefined : Math.round(parseDurationNs(o.outlier, '--outlier', 'ms') / 1e3);
-      const [{ analyzeRun }, { writeReports }] = await Promise.all([import('../analysis/analyze-run.ts'), import('../reports/write-reports.ts')]);
-      const summary = analyzeRun(dir, { outlierUs });
-      await writeReports(dir, { redact: o.redact === true });
+      const { analyzeAndReport } = await import('./pipeline.ts');
+      const summary = await analyzeAndReport(dir, { outlierUs, redact: o.redact === true });
       if (o.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
       else process.stdout.write(`report: ${dir}/report.md\n`);
     });

@@ -12,8 +12,7 @@ import type { RunConfig } from '../lib/types.ts';
 import { makeRunDir, writeManifest } from '../harness/run-dir.ts';
 import { META_FILE, PROBES_DIR, SAMPLES_FILE, type ProbeResult } from '../probes/format.ts';
 import { checkNetns, checkProbeInterval, startProbes } from '../probes/run-probes.ts';
-import { analyzeRun } from '../analysis/analyze-run.ts';
-import { writeReports } from '../reports/write-reports.ts';
+import { analyzeAndReport } from './pipeline.ts';
 
 // sockspike probe: sample the system on its own, for a duration or while a
 // command runs, into a run directory that `sockspike analyze` reads later.
@@ -215,8 +214,7 @@ async function probeCommand(command: string[], o: ProbeCliOptions): Promise<numb
     manifest.stopReason = result.stopReason.startsWith('error') ? `probes: ${result.stopReason}` : stopReason;
     manifest.notes.push(...result.skipped.map((s) => `probe ${s.probe} skipped: ${s.reason}`));
     writeManifest(dir, manifest);
-    analyzeRun(dir);
-    await writeReports(dir);
+    await analyzeAndReport(dir);
     const o = result.overhead;
     const overhead = Number.isFinite(o.cpuPerSecond)
       ? `; probe CPU ${(o.cpuPerSecond * 100).toFixed(2)}% of a core${o.wallNs < 10e9 ? ' (a short run: mostly warm-up)' : ''}`

@@ -66,7 +66,7 @@ export function register(program: Command): void {
       const config = resolveConfig(o);
       const args = process.argv.slice(2);
       // loaded here, not at start: `sockspike --help` and the rest need none of it
-      const [{ runWorkload }, { writeReports }] = await Promise.all([import('../harness/run.ts'), import('../reports/write-reports.ts')]);
+      const [{ runWorkload }, { analyzeAndReport }] = await Promise.all([import('../harness/run.ts'), import('./pipeline.ts')]);
       const result = await runWorkload({
         config,
         out: o.out,
@@ -75,8 +75,7 @@ export function register(program: Command): void {
         progress: o.progress && !o.json,
         probes: o.probes,
       });
-      await writeReports(result.dir, { redact: o.redact === true });
-      const s = result.summary;
+      const s = await analyzeAndReport(result.dir, { redact: o.redact === true });
       if (o.json) process.stdout.write(JSON.stringify(s, null, 2) + '\n');
       else {
         const t = s.transactions;

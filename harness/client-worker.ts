@@ -1,7 +1,7 @@
 import { connect, type Socket, type TcpNetConnectOpts } from 'node:net';
 import { errnoCode } from '../lib/errors.ts';
 import { OUTCOME_OK, OUTCOME_STOPPED, OUTCOME_TIMEOUT, outcomeIndex, OUTCOME_INDEX, type RunConfig } from '../lib/types.ts';
-import { fdOf, native, TCPI_LENGTH } from './native.ts';
+import { fdOf, native, TCPI_LENGTH } from '../lib/native.ts';
 import { HEADER, patternBuffer, stamp } from './payload.ts';
 import type { TxnState } from './txn-recorder.ts';
 import { COMPLETE, EXTRA, MORE, ResponseRule } from './response-rule.ts';

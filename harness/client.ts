@@ -10,7 +10,7 @@ import { Worker, type WorkerHost } from './client-worker.ts';
 import type { DoneMessage, FromChild, StartMessage, ToChild } from './messages.ts';
 import { TxnRecorder } from './txn-recorder.ts';
 import { shareOf } from './client-share.ts';
-import { nativeUnavailable } from './native.ts';
+import { nativeUnavailable } from '../lib/native.ts';
 import { stopSelfMonitoring, startSelfMonitoring } from './self-watch.ts';
 
 const STOP_GRACE_NS = 2e9;

@@ -1,13 +1,12 @@
 // Orchestration of one run: run directory, server, probes, client, stop on
-// any path (done, Ctrl-C, SIGTERM, a dying server), then summary and report.
+// any path (done, Ctrl-C, SIGTERM, a dying server), and run.json; the analysis and report follow in cli/pipeline.ts.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { monoNs } from '../lib/clock.ts';
 import { UserError } from '../lib/errors.ts';
 import { signalExitCode } from '../lib/signals.ts';
 import { FILES, newManifest, type RunManifest } from '../lib/rundir.ts';
-import type { RunConfig, Summary } from '../lib/types.ts';
-import { analyzeRun } from '../analysis/analyze-run.ts';
+import type { RunConfig } from '../lib/types.ts';
 import { endChild, exitText, startChild, type Child } from './children.ts';
 import type { DoneMessage, FromChild, ListeningMessage } from './messages.ts';
 import { makeRunDir, writeManifest } from './run-dir.ts';
@@ -31,9 +30,9 @@ export interface RunRequest {
   probes: boolean;
 }
 
+/** A finished run: its directory (to analyse and report, cli/pipeline.ts) and its run.json. */
 export interface RunResult {
   dir: string;
-  summary: Summary;
   manifest: RunManifest;
   /** The signal that interrupted the run, if one did. */
   signal: NodeJS.Signals | null;
@@ -274,8 +273,7 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
     manifest.workload = { firstStartNs: d.firstStartNs, lastEndNs: d.lastEndNs, missedStarts: d.missedStarts, attempted: d.attempted };
   }
   writeManifest(dir, manifest);
-  const summary = analyzeRun(dir);
-  return { dir, summary, manifest, signal };
+  return { dir, manifest, signal };
 }
 
 /** An external server never listened: the run ends as failed, with its report. */

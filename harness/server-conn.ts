@@ -3,7 +3,7 @@ import { errnoCode } from '../lib/errors.ts';
 import { SRV, SRV_FLAG_RESET } from '../lib/records.ts';
 import { OUTCOME_OK, OUTCOME_STOPPED, OUTCOME_INDEX, outcomeIndex, type RunConfig } from '../lib/types.ts';
 import { HEADER } from './payload.ts';
-import type { RecordFile } from './record-file.ts';
+import type { RecordFile } from '../lib/record-file.ts';
 
 // One accepted connection of the built-in server. Request/response: it
 // reads a whole request of Q bytes, then answers R bytes (an exact echo

@@ -8,9 +8,9 @@ import { errnoCode } from '../lib/errors.ts';
 import { SRV, SRV_MAGIC } from '../lib/records.ts';
 import type { RunConfig } from '../lib/types.ts';
 import type { FromChild, StartMessage, ToChild } from './messages.ts';
-import { fdOf, native, nativeUnavailable } from './native.ts';
+import { fdOf, native, nativeUnavailable } from '../lib/native.ts';
 import { patternBuffer } from './payload.ts';
-import { RecordFile } from './record-file.ts';
+import { RecordFile } from '../lib/record-file.ts';
 import { ServerConn, type ConnHost } from './server-conn.ts';
 import { stopSelfMonitoring, startSelfMonitoring } from './self-watch.ts';
 

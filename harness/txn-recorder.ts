@@ -1,6 +1,6 @@
-import { RecordFile } from './record-file.ts';
+import { RecordFile } from '../lib/record-file.ts';
 import { TXN_FLAG_REUSED, TXN_FLAG_TCPINFO, TXN_MAGIC, txnLayout, type TxnLayout } from '../lib/records.ts';
-import { TCPI } from './native.ts';
+import { TCPI } from '../lib/native.ts';
 
 /** The fields of one transaction in flight; one per worker, reused. Times: ns since t0. */
 export interface TxnState {

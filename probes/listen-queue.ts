@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 // Importing the wrapper never throws: without the addon, native is null.
-import * as nativeApi from '../harness/native.ts';
+import * as nativeApi from '../lib/native.ts';
 import type { Columns } from './columns.ts';
 import { ProcFile } from './procfile.ts';
 

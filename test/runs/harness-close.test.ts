@@ -3,7 +3,7 @@
 // the server sees resets where the variant makes them.
 import test, { type ExecutionContext } from 'ava';
 import { join } from 'node:path';
-import { nativeUnavailable } from '../../harness/native.ts';
+import { nativeUnavailable } from '../../lib/native.ts';
 import { assertAccounting, cmd, BIN, readManifestFile, readSummaryFile, tempDir, leftoverProcesses } from '../helpers/cli.ts';
 import { createNetns, deleteNetns, netnsUnavailable, timeWaitSides } from '../helpers/netns.ts';
 

@@ -1,4 +1,4 @@
-// The native addon (native/sockspike.c) through its wrapper (harness/native.ts).
+// The native addon (native/sockspike.c) through its wrapper (lib/native.ts).
 // Real sockets on 127.0.0.1 only; every test closes what it opens.
 import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
@@ -21,14 +21,14 @@ import {
   newTcpInfoBuffer,
   setSocketLinger,
   type NativeAddon,
-} from '../../harness/native.ts';
+} from '../../lib/native.ts';
 
 const HOST = '127.0.0.1';
 const EAGAIN = 11;
 const EBADF = 9;
 const TCP_ESTABLISHED = 1;
 const TCP_LISTEN = 10;
-const wrapperPath = fileURLToPath(new URL('../../harness/native.ts', import.meta.url));
+const wrapperPath = fileURLToPath(new URL('../../lib/native.ts', import.meta.url));
 
 // Tests that need the addon; a missing addon fails 'the addon loads' once
 // instead of every test (unless it was disabled on purpose).

@@ -8,9 +8,9 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Server, Socket } from 'node:net';
-import { UserError } from '../lib/errors.ts';
-import { packageFile } from '../lib/paths.ts';
-import { TCP_STATES } from '../lib/tcp-states.ts';
+import { UserError } from './errors.ts';
+import { packageFile } from './paths.ts';
+import { TCP_STATES } from './tcp-states.ts';
 
 /** A readiness watch returned by watchReadable. */
 export interface ReadableWatch {

@@ -1,5 +1,5 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { HEADER_BYTES, writeHeader } from '../lib/records.ts';
+import { HEADER_BYTES, writeHeader } from './records.ts';
 
 // Fixed-size binary records into one preallocated page, written out when
 // full. A page of 4096 records is ~230 KB: one write(2) into the page cache

@@ -120,7 +120,13 @@ function phasesOf(c: TxnColumns, outliers: Uint32Array, normal: Uint32Array): Ph
 }
 
 /** Modes and phases of a subset of the outliers (those the self-check left). */
-function describeSubset(c: TxnColumns, subset: Uint32Array, thresholdUs: number, p50: number, sysctls: Record<string, string>): { modes: Modes; phases: Phases } {
+function describeSubset(
+  c: TxnColumns,
+  subset: Uint32Array,
+  thresholdUs: number,
+  p50: number,
+  sysctls: Record<string, string>,
+): { modes: Modes; phases: Phases } {
   const latencies = Float64Array.from(subset, (i) => totalUs(c, i));
   const normal: number[] = [];
   for (let i = 0; i < c.n; i++) if (totalUs(c, i) <= thresholdUs && c.outcome[i] === OUTCOME_OK) normal.push(i);

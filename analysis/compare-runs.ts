@@ -5,7 +5,7 @@ import { OUTCOME_OK, type Summary } from '../lib/types.ts';
 import { META_FILE, PROBES_DIR } from '../probes/format.ts';
 import { readProbes } from '../probes/read.ts';
 import { binOf, binValue, NBINS } from './compare-stats.ts';
-import { readManifest, readTransactions } from './read-run.ts';
+import { readTransactions } from './read-run.ts';
 import { totalUs, txnStartNs } from './summarize.ts';
 
 // One run directory reduced to what a comparison needs, read once and then
@@ -186,7 +186,12 @@ const kebab = (s: string): string => s.replace(/[A-Z]/g, (c) => '-' + c.toLowerC
 /** A duration in ns in the shortest exact unit: 1ms, 1500us, 2s. */
 export function compactNs(ns: number): string {
   if (ns === 0) return '0';
-  for (const [u, f] of [['s', 1e9], ['ms', 1e6], ['us', 1e3]] as const) if (ns % f === 0) return `${ns / f}${u}`;
+  for (const [u, f] of [
+    ['s', 1e9],
+    ['ms', 1e6],
+    ['us', 1e3],
+  ] as const)
+    if (ns % f === 0) return `${ns / f}${u}`;
   return `${ns}ns`;
 }
 
@@ -224,4 +229,3 @@ export function differingSettings(configs: Record<string, unknown>[]): Record<st
   const differ = [...keys].filter((k) => new Set(flat.map((f) => f[k] ?? 'none')).size > 1);
   return flat.map((f) => Object.fromEntries(differ.map((k) => [k, f[k] ?? 'none'])));
 }
-

@@ -156,7 +156,9 @@ export function compareRuns(runs: ComparisonRun[], opts: CompareOptions = {}): C
   if (given.size === 1 && bGiven !== undefined && bGiven !== null) threshold = { us: bGiven, how: 'given with --outlier to the runs' };
   else if (bGiven !== undefined && bGiven !== null) {
     threshold = { us: bGiven, how: "the baseline's --outlier (the runs were given different thresholds)" };
-    notes.push(`the runs were given different --outlier thresholds (${[...given].map((u) => formatUs(u!)).join(', ')}); every variant is counted against the baseline's`);
+    notes.push(
+      `the runs were given different --outlier thresholds (${[...given].map((u) => formatUs(u!)).join(', ')}); every variant is counted against the baseline's`,
+    );
   } else {
     const d = derivedThreshold(pooledMedianUs(groups[bIndex].runs));
     threshold = { us: Math.round(d.thresholdUs), how: `the baseline's derived threshold (${d.how}, pooled over its runs)` };
@@ -165,8 +167,7 @@ export function compareRuns(runs: ComparisonRun[], opts: CompareOptions = {}): C
   const scratch = new Float64Array(NCATEGORIES);
   const digests = groups.map((g) => g.runs.map((r) => digestRun(r.dir, r.manifest, threshold.us, scratch)));
   const variants = groups.map((g, i) => variantResult(g, digests[i]));
-  for (const [i, d] of digests.entries())
-    if (d.every((r) => r.attempted === 0)) notes.push(`variant ${groups[i].name} recorded no transactions`);
+  for (const [i, d] of digests.entries()) if (d.every((r) => r.attempted === 0)) notes.push(`variant ${groups[i].name} recorded no transactions`);
 
   const B = opts.resamples ?? DEFAULT_RESAMPLES;
   const seed = opts.seed ?? 1;
@@ -303,8 +304,7 @@ function mostCommon(xs: (string | null)[]): string | null {
   return best;
 }
 
-const pointValue = (v: VariantResult, m: MetricId): number =>
-  m === 'tps' ? v.tps : m === 'outlierRate' ? v.outlierRate : v.latencyUs[m];
+const pointValue = (v: VariantResult, m: MetricId): number => (m === 'tps' ? v.tps : m === 'outlierRate' ? v.outlierRate : v.latencyUs[m]);
 
 /** The union of the category keys of some runs, ascending. */
 function allKeys(d: RunDigest[]): Uint32Array {
@@ -346,7 +346,13 @@ export function variantReplicates(d: RunDigest[], B: number, seed: number): Vari
 
 /** B bootstrap replicates of each metric of one variant: runs resampled (runsToo) or each run once, then its transactions. */
 export function resampleVariant(d: RunDigest[], B: number, rand: () => number, runsToo = true): Replicates {
-  const out: Replicates = { p50: new Float64Array(B), p99: new Float64Array(B), p999: new Float64Array(B), tps: new Float64Array(B), outlierRate: new Float64Array(B) };
+  const out: Replicates = {
+    p50: new Float64Array(B),
+    p99: new Float64Array(B),
+    p999: new Float64Array(B),
+    tps: new Float64Array(B),
+    outlierRate: new Float64Array(B),
+  };
   if (d.length === 0) return out;
   const keys = allKeys(d);
   const h = new Float64Array(NCATEGORIES);
@@ -465,11 +471,14 @@ function knees(groups: Group[], variants: VariantResult[]): KneeReport[] {
           ? `${j.label} ${pct(j.previous)} -> ${pct(j.value)} (in line would be about ${pct(j.expected)})`
           : `${j.label} ${formatUs(j.previous)} -> ${formatUs(j.value)} (in line would be about ${formatUs(j.expected)})`;
       let text: string;
-      if (k.level === null) text = `${key}${where}: no knee; every level from ${levels[0].level} to ${levels[levels.length - 1].level} is in line with the ones before it`;
+      if (k.level === null)
+        text = `${key}${where}: no knee; every level from ${levels[0].level} to ${levels[levels.length - 1].level} is in line with the ones before it`;
       else {
         const lv = levels[k.index!];
         const cpu = lv.cpu;
-        const kernel = cpu ? ` (CPU at ${key}=${lv.level}: user ${pct(cpu.user)}, system ${pct(cpu.system)}, softirq ${pct(cpu.softirq)}, steal ${pct(cpu.steal)})` : '';
+        const kernel = cpu
+          ? ` (CPU at ${key}=${lv.level}: user ${pct(cpu.user)}, system ${pct(cpu.system)}, softirq ${pct(cpu.softirq)}, steal ${pct(cpu.steal)})`
+          : '';
         text = `${key}${where}: the knee is at ${key}=${k.level}, after ${levels[k.index! - 1].level}: ${k.jumps.map(fmt).join('; ')}${kernel}`;
       }
       out.push({

@@ -93,8 +93,7 @@ export function importLatencyLog(dir: string, file: string, format: string): Imp
     const line = lines[i];
     if (line.trim() === '' || line.startsWith('#')) continue;
     const cells = line.split(',').map((x) => x.trim());
-    if (cells.length !== header.length)
-      throw new UserError(`${where(i + 1)}: ${cells.length} fields, the header has ${header.length}`);
+    if (cells.length !== header.length) throw new UserError(`${where(i + 1)}: ${cells.length} fields, the header has ${header.length}`);
     const num = (col: number, what: string): number => {
       const v = cells[col];
       if (!NUMBER.test(v)) throw new UserError(`${where(i + 1)}: ${what} "${v}" is not a number`);
@@ -116,7 +115,9 @@ export function importLatencyLog(dir: string, file: string, format: string): Imp
       const o = cells[outcomeCol];
       const k = o === '' ? 0 : OUTCOME_INDEX[o];
       if (k === undefined)
-        throw new UserError(`${where(i + 1)}: unknown outcome "${o}" (ok, timeout, an errno name such as ECONNREFUSED, short-response, bad-response or EOTHER)`);
+        throw new UserError(
+          `${where(i + 1)}: unknown outcome "${o}" (ok, timeout, an errno name such as ECONNREFUSED, short-response, bad-response or EOTHER)`,
+        );
       outcome = k;
     }
     let port = 0;
@@ -129,9 +130,7 @@ export function importLatencyLog(dir: string, file: string, format: string): Imp
   }
   if (rows.length === 0) throw new UserError(`--latency-log ${file}: no rows after the header`);
   if (outsideProbe === rows.length)
-    throw new UserError(
-      `--latency-log ${file}: none of its ${rows.length} rows falls inside this probe run (wrong clock or wrong directory?); ${clock}`,
-    );
+    throw new UserError(`--latency-log ${file}: none of its ${rows.length} rows falls inside this probe run (wrong clock or wrong directory?); ${clock}`);
 
   // One exchange: the whole transaction after connect (the log has no finer phases).
   const L = txnLayout(1);

@@ -49,12 +49,7 @@ const KSUM = 9;
 /** The tolerance window of a timer: ±max(tolerance × its value, toleranceUs). */
 export const matchTolerance = (t: TimerConstant, rel = 0.1, absUs = 15_000): number => Math.max(rel * t.us, absUs);
 
-export function findModes(
-  outlierUs: Float64Array | number[],
-  baselineUs: number,
-  timers: TimerConstant[],
-  opts: ModeOptions = {},
-): Mode[] {
+export function findModes(outlierUs: Float64Array | number[], baselineUs: number, timers: TimerConstant[], opts: ModeOptions = {}): Mode[] {
   const gapFactor = opts.gapFactor ?? 1.15;
   const maxModes = Math.max(1, opts.maxModes ?? 12);
   const rel = opts.tolerance ?? 0.1;
@@ -174,16 +169,7 @@ const quantile = (s: Float64Array, a: number, b: number, q: number): number => {
   return i + 1 < b ? s[i] + (s[i + 1] - s[i]) * (pos - i) : s[i];
 };
 
-function describe(
-  s: Float64Array,
-  a: number,
-  b: number,
-  total: number,
-  base: number,
-  timers: TimerConstant[],
-  rel: number,
-  absTol: number,
-): Mode {
+function describe(s: Float64Array, a: number, b: number, total: number, base: number, timers: TimerConstant[], rel: number, absTol: number): Mode {
   const count = b - a;
   const medianUs = quantile(s, a, b, 0.5);
   const ex = medianUs - base;

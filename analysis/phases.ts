@@ -115,8 +115,7 @@ function median(sorted: Float64Array | number[]): number {
   return n % 2 === 1 ? sorted[h] : (sorted[h - 1] + sorted[h]) / 2;
 }
 
-const medianOf = (m: PhaseMedians, p: number, E: number): number =>
-  p === 0 ? m.late : p === 1 ? m.connect : p === E + 2 ? m.close : m.exchanges[p - 2];
+const medianOf = (m: PhaseMedians, p: number, E: number): number => (p === 0 ? m.late : p === 1 ? m.connect : p === E + 2 ? m.close : m.exchanges[p - 2]);
 
 /** The phase of transaction i holding the most time beyond its normal median. */
 export function dominantPhase(c: TxnColumns, i: number, normalMedians: PhaseMedians): DominantPhase {

@@ -17,8 +17,7 @@ export function readManifest(dir: string): RunManifest {
   } catch {
     throw new UserError(`corrupt run directory: ${path} is not valid JSON`);
   }
-  if (m.tool !== 'sockspike' || typeof m.schemaVersion !== 'number')
-    throw new UserError(`corrupt run directory: ${path} is not a sockspike manifest`);
+  if (m.tool !== 'sockspike' || typeof m.schemaVersion !== 'number') throw new UserError(`corrupt run directory: ${path} is not a sockspike manifest`);
   if (m.schemaVersion > SCHEMA_VERSION)
     throw new UserError(`${path} has schema version ${m.schemaVersion}; this sockspike reads up to ${SCHEMA_VERSION}: upgrade sockspike`);
   return m;

@@ -60,8 +60,7 @@ export function summarize(m: RunManifest, c: TxnColumns, s: ServerColumns | null
     if (m.config.close !== 'keepalive') record(hClose, c.endUs[i] - prev);
   }
   const total = phaseStats(hTotal);
-  const { thresholdUs, how } =
-    m.config.outlierUs !== null ? { thresholdUs: m.config.outlierUs, how: 'given with --outlier' } : derivedThreshold(total.p50);
+  const { thresholdUs, how } = m.config.outlierUs !== null ? { thresholdUs: m.config.outlierUs, how: 'given with --outlier' } : derivedThreshold(total.p50);
   let outliers = 0;
   for (let i = 0; i < c.n; i++) if (totalUs(c, i) > thresholdUs) outliers++;
 
@@ -106,7 +105,11 @@ export function summarize(m: RunManifest, c: TxnColumns, s: ServerColumns | null
             rate: m.config.rate,
             lateStarts,
             lateThresholdUs: LATE_START_US,
-            lateUs: { p50: Math.min(hLate.getValueAtPercentile(50), hLate.maxValue), p99: Math.min(hLate.getValueAtPercentile(99), hLate.maxValue), max: hLate.maxValue },
+            lateUs: {
+              p50: Math.min(hLate.getValueAtPercentile(50), hLate.maxValue),
+              p99: Math.min(hLate.getValueAtPercentile(99), hLate.maxValue),
+              max: hLate.maxValue,
+            },
             missedStarts: m.workload?.missedStarts ?? 0,
           },
     server: s === null ? null : serverSummary(s),

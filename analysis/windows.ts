@@ -110,7 +110,10 @@ export function markWindows(probes: SampleTimes, startNs: ArrayLike<number>, end
 }
 
 /** Start and end (ns since t0) of the given transactions: actual start = intended + late; end = start + endUs. */
-export function transactionSpans(txns: Pick<TxnColumns, 'intendedNs' | 'lateUs' | 'endUs'>, indices: ArrayLike<number>): { startNs: Float64Array; endNs: Float64Array } {
+export function transactionSpans(
+  txns: Pick<TxnColumns, 'intendedNs' | 'lateUs' | 'endUs'>,
+  indices: ArrayLike<number>,
+): { startNs: Float64Array; endNs: Float64Array } {
   const n = indices.length;
   const startNs = new Float64Array(n);
   const endNs = new Float64Array(n);

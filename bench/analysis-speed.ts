@@ -114,10 +114,10 @@ function main(args: string[]): void {
       console.log(`child process before analysis: peak RSS ${c.baseRssMiB} MiB (node + tsx)`);
       console.log(`analysis of ${what}: ${c.analysis.s.toFixed(2)} s, peak RSS ${c.analysis.peakRssMiB} MiB`);
       console.log(`report of ${what}: ${c.report.s.toFixed(2)} s, peak RSS ${c.report.peakRssMiB} MiB`);
+      console.log(`analysis + report: ${totalS.toFixed(2)} s, peak RSS ${peak} MiB (target <= ${TARGET_S} s, <= ${TARGET_MIB} MiB: ${met ? 'met' : 'MISSED'})`);
       console.log(
-        `analysis + report: ${totalS.toFixed(2)} s, peak RSS ${peak} MiB (target <= ${TARGET_S} s, <= ${TARGET_MIB} MiB: ${met ? 'met' : 'MISSED'})`,
+        `found: ${c.summary.outliers} outliers; modes ${c.summary.modes.join(', ') || 'none'}; strongest metrics ${c.summary.metrics.join(', ') || 'none'}`,
       );
-      console.log(`found: ${c.summary.outliers} outliers; modes ${c.summary.modes.join(', ') || 'none'}; strongest metrics ${c.summary.metrics.join(', ') || 'none'}`);
     }
   } finally {
     if (given === undefined && !args.includes('--keep')) rmSync(join(dir, '..'), { recursive: true, force: true });

@@ -41,7 +41,11 @@ function makeRun(rand: () => number, n: number, outlierShare: number): RunDigest
   }
   const keys: number[] = [];
   const counts: number[] = [];
-  for (let k = 0; k < NCATEGORIES; k++) if (h[k] > 0) keys.push(k), counts.push(h[k]);
+  for (let k = 0; k < NCATEGORIES; k++)
+    if (h[k] > 0) {
+      keys.push(k);
+      counts.push(h[k]);
+    }
   return {
     dir: '-',
     attempted: n,

@@ -24,7 +24,8 @@ export async function stopLiveRuns(): Promise<void> {
 
 /** Why runs go on the host (null: each gets a namespace). */
 export function isolationUnavailable(): string | null {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'not root: runs share the host network namespace (TIME_WAIT of one run can slow the next)';
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0)
+    return 'not root: runs share the host network namespace (TIME_WAIT of one run can slow the next)';
   const ip = spawnSync('ip', ['-V'], { encoding: 'utf8' });
   if (ip.error !== undefined) return 'no `ip` command: runs share the host network namespace';
   return null;

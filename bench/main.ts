@@ -84,10 +84,15 @@ function parseArgs(argv: string[]): Options {
       const names = val().split(',');
       for (const n of names) if (!(PARTS as readonly string[]).includes(n)) throw new UserError(`--only: unknown part "${n}" (one of ${PARTS.join(', ')})`);
       o.parts = new Set(names as Part[]);
-    } else if (a === '--concurrency') o.concurrency = val().split(',').map((v) => positive(v, a));
+    } else if (a === '--concurrency')
+      o.concurrency = val()
+        .split(',')
+        .map((v) => positive(v, a));
     else if (a === '--close') {
       const names = val().split(',');
-      for (const n of names) if (!['client-fin', 'client-rst', 'server-fin', 'server-rst'].includes(n)) throw new UserError(`--close: "${n}" is not one of client-fin, client-rst, server-fin, server-rst`);
+      for (const n of names)
+        if (!['client-fin', 'client-rst', 'server-fin', 'server-rst'].includes(n))
+          throw new UserError(`--close: "${n}" is not one of client-fin, client-rst, server-fin, server-rst`);
       o.close = names as Close[];
     } else if (a === '--reps') o.reps = positive(val(), a);
     else if (a === '--duration') o.durationS = positive(val(), a);
@@ -196,10 +201,23 @@ function progress(line: string): void {
 }
 
 /** Alternating A/B runs (native first on even repetitions, sockspike first on odd), each in its own namespace. */
-async function compare(what: 'client' | 'pair', close: Close, concurrency: number, durationS: number, reps: number, isolate: boolean, clientProcesses = 1): Promise<Comparison> {
+async function compare(
+  what: 'client' | 'pair',
+  close: Close,
+  concurrency: number,
+  durationS: number,
+  reps: number,
+  isolate: boolean,
+  clientProcesses = 1,
+): Promise<Comparison> {
   const base = { close, concurrency, durationS };
   const nativeSpec: RunSpec = { ...base, client: 'native', server: 'native' };
-  const ourSpec: RunSpec = { ...base, client: 'sockspike', server: what === 'client' ? 'native' : 'sockspike', ...(clientProcesses > 1 ? { clientProcesses } : {}) };
+  const ourSpec: RunSpec = {
+    ...base,
+    client: 'sockspike',
+    server: what === 'client' ? 'native' : 'sockspike',
+    ...(clientProcesses > 1 ? { clientProcesses } : {}),
+  };
   const runs: Comparison['runs'] = [];
   for (let i = 0; i < reps; i++) {
     progress(`${what} ${close} c${concurrency}: repetition ${i + 1}/${reps}`);
@@ -271,11 +289,15 @@ async function probeOverhead(seconds: number): Promise<BenchResult['probes']> {
 }
 
 function analysisSpeed(transactions: number, durationS: number): BenchResult['analysis'] {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/analysis-speed.ts', '--json', '--transactions', String(transactions), '--duration', String(durationS)], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', 'bench/analysis-speed.ts', '--json', '--transactions', String(transactions), '--duration', String(durationS)],
+    {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   if (r.status !== 0) throw new Error(`bench/analysis-speed.ts failed (${r.status ?? r.signal})`);
   const j = JSON.parse(r.stdout.trim().split('\n').pop()!) as { transactions: number; samples: number; total: { s: number; peakRssMiB: number } };
   return {
@@ -312,7 +334,17 @@ export async function runBench(o: Options): Promise<BenchResult> {
     const cs = o.concurrency ?? (q ? [16] : [4, 16]);
     for (const c of cs)
       for (const close of o.close ?? (['client-fin', 'client-rst'] as Close[]))
-        result.client.push(await compare('client', close, c, durationS, o.reps ?? (q ? 1 : c === 16 ? 5 : 3), isolate, o.clientProcesses ?? (c >= 16 ? Math.min(2, os.availableParallelism()) : 1)));
+        result.client.push(
+          await compare(
+            'client',
+            close,
+            c,
+            durationS,
+            o.reps ?? (q ? 1 : c === 16 ? 5 : 3),
+            isolate,
+            o.clientProcesses ?? (c >= 16 ? Math.min(2, os.availableParallelism()) : 1),
+          ),
+        );
   }
   if (o.parts.has('latency')) {
     // concurrency 1: the client's own added latency, and its throughput ratio there
@@ -384,7 +416,10 @@ export function benchText(r: BenchResult): string {
     `isolation: ${r.isolation}`,
   ];
   if (r.client.length > 0) {
-    out.push('', '1. client throughput: sockspike client vs native client, same native server (median of alternating A/B runs; CPU = client process, /proc/PID/stat)');
+    out.push(
+      '',
+      '1. client throughput: sockspike client vs native client, same native server (median of alternating A/B runs; CPU = client process, /proc/PID/stat)',
+    );
     for (const c of r.client) out.push(...comparisonText(c));
   }
   if (r.pair.length > 0) {
@@ -409,7 +444,10 @@ export function benchText(r: BenchResult): string {
     );
   }
   if (r.probes !== null) {
-    out.push('', '5. probe process CPU (steady state, /proc/PID/stat; own account in brackets); references: C reading the same files, a Node process that only wakes');
+    out.push(
+      '',
+      '5. probe process CPU (steady state, /proc/PID/stat; own account in brackets); references: C reading the same files, a Node process that only wakes',
+    );
     for (const p of r.probes)
       out.push(
         `  ${p.intervalMs} ms: ${f2(p.cpuPct)} % of a core (${f2(p.cpuPctOwn)} %), ${Math.round(p.meanSampleUs)} us per sample${verdict(p.met, `<= ${TARGETS.probeCpuPctAt20ms} %`)}; ` +
@@ -444,8 +482,7 @@ export function benchText(r: BenchResult): string {
 export async function main(argv: string[]): Promise<void> {
   const o = parseArgs(argv);
   // Ctrl-C: the runs' own processes get the signal too (same process group); the namespaces are ours to delete
-  for (const sig of ['SIGINT', 'SIGTERM'] as const)
-    process.once(sig, () => void stopLiveRuns().then(() => process.exit(sig === 'SIGINT' ? 130 : 143)));
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void stopLiveRuns().then(() => process.exit(sig === 'SIGINT' ? 130 : 143)));
   const r = await runBench(o);
   if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
   else process.stdout.write(benchText(r) + '\n');

@@ -14,7 +14,10 @@ export function buildNativeRef(): string {
   mkdirSync(fileURLToPath(new URL('./native/build/', import.meta.url)), { recursive: true });
   const cc = process.env.CC ?? 'gcc';
   const r = spawnSync(cc, ['-O2', '-Wall', '-o', REF_BINARY, REF_SOURCE], { encoding: 'utf8' });
-  if (r.error !== undefined) throw new UserError(`the benchmark's native reference needs a C compiler: ${cc} (${(r.error as NodeJS.ErrnoException).code ?? r.error.message}); apt-get install gcc`);
+  if (r.error !== undefined)
+    throw new UserError(
+      `the benchmark's native reference needs a C compiler: ${cc} (${(r.error as NodeJS.ErrnoException).code ?? r.error.message}); apt-get install gcc`,
+    );
   if (r.status !== 0) throw new UserError(`${cc} could not build ${REF_SOURCE}: ${r.stderr.trim().split('\n')[0]}`);
   return REF_BINARY;
 }

@@ -75,7 +75,7 @@ interface Server {
   stop(): Promise<void>;
 }
 
-const once = <T,>(p: Promise<T>, ms: number, what: string): Promise<T> =>
+const once = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
   Promise.race([p, new Promise<T>((_, rej) => setTimeout(() => rej(new Error(`${what}: no answer within ${ms} ms`)), ms).unref())]);
 
 async function nativeServer(spec: RunSpec, ref: string): Promise<Server> {
@@ -151,15 +151,38 @@ async function nativeClient(spec: RunSpec, ref: string, port: number): Promise<O
   const code = await new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
   stops.delete(kill);
   if (code !== 0) throw new Error(`native client exited ${code}`);
-  const j = JSON.parse(out) as { attempted: number; ok: number; failed: number; elapsedS: number; tps: number; cpuS: number; p50Us: number; p99Us: number; errors: Record<string, number> };
-  return { attempted: j.attempted, ok: j.ok, failed: j.failed, elapsedS: j.elapsedS, tps: j.tps, clientCpuS: j.cpuS, p50Us: j.p50Us, p99Us: j.p99Us, errors: j.errors };
+  const j = JSON.parse(out) as {
+    attempted: number;
+    ok: number;
+    failed: number;
+    elapsedS: number;
+    tps: number;
+    cpuS: number;
+    p50Us: number;
+    p99Us: number;
+    errors: Record<string, number>;
+  };
+  return {
+    attempted: j.attempted,
+    ok: j.ok,
+    failed: j.failed,
+    elapsedS: j.elapsedS,
+    tps: j.tps,
+    clientCpuS: j.cpuS,
+    p50Us: j.p50Us,
+    p99Us: j.p99Us,
+    errors: j.errors,
+  };
 }
 
 async function builtinClient(spec: RunSpec, dir: string, t0: bigint, port: number): Promise<Omit<RunFigures, 'serverCpuS'>> {
   // K client processes share the load as `sockspike run --client-processes K` splits it (harness/client-share.ts)
   const k = Math.max(1, Math.min(spec.clientProcesses ?? 1, spec.concurrency));
   const parts = await Promise.all(Array.from({ length: k }, (_, i) => oneClient(spec, dir, t0, port, i, k)));
-  const lat = latencies(parts.map((p) => join(dir, p.file)), spec.exchanges ?? 2);
+  const lat = latencies(
+    parts.map((p) => join(dir, p.file)),
+    spec.exchanges ?? 2,
+  );
   const first = Math.min(...parts.map((p) => p.done.firstStartNs));
   const last = Math.max(...parts.map((p) => p.done.lastEndNs));
   const elapsedS = (last - first) / 1e9;
@@ -178,7 +201,14 @@ async function builtinClient(spec: RunSpec, dir: string, t0: bigint, port: numbe
   };
 }
 
-async function oneClient(spec: RunSpec, dir: string, t0: bigint, port: number, i: number, k: number): Promise<{ done: DoneMessage; cpuS: number; file: string }> {
+async function oneClient(
+  spec: RunSpec,
+  dir: string,
+  t0: bigint,
+  port: number,
+  i: number,
+  k: number,
+): Promise<{ done: DoneMessage; cpuS: number; file: string }> {
   let done: DoneMessage | null = null;
   let cpuEnd = NaN;
   let client: Child | null = null;
@@ -193,7 +223,15 @@ async function oneClient(spec: RunSpec, dir: string, t0: bigint, port: number, i
   // start-up (node + tsx loading the client) is left out, as it is for the
   // native client: the load starts once the loaded client sits idle
   const cpu0 = await settledCpu(pid);
-  c.send({ type: 'start', config: { ...configFor(spec, port), clientProcesses: k }, t0: t0.toString(), runDir: dir, file, progress: false, part: { index: i, of: k } });
+  c.send({
+    type: 'start',
+    config: { ...configFor(spec, port), clientProcesses: k },
+    t0: t0.toString(),
+    runDir: dir,
+    file,
+    progress: false,
+    part: { index: i, of: k },
+  });
   const exit = await once(c.exited, spec.durationS * 1000 + 30_000, 'sockspike client');
   const d = done as DoneMessage | null;
   if (d === null) throw new Error(`sockspike client exited without finishing (${exit.code ?? exit.signal}); see ${join(dir, `client-${i}.log`)}`);

@@ -15,7 +15,9 @@ export interface ProbeReference {
 }
 
 async function nativeReader(ref: string, ms: number, seconds: number): Promise<number> {
-  const p = spawn(ref, ['probe', '-i', String(ms), '-d', String(seconds), '-P', String(process.pid), '-P', String(process.pid)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const p = spawn(ref, ['probe', '-i', String(ms), '-d', String(seconds), '-P', String(process.pid), '-P', String(process.pid)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   p.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const code = await new Promise<number | null>((r) => p.once('exit', (c) => r(c)));

@@ -125,6 +125,9 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
     const n = Number(args.find((a) => /^\d+$/.test(a)) ?? 1_000_000);
     const f = measureRecording(n);
     if (args.includes('--json')) console.log(JSON.stringify(f));
-    else console.log(`recording: ${f.nsPerRecord.toFixed(1)} ns (best of ${LOOPS}; median ${f.nsPerRecordMedian.toFixed(1)}) and ${f.heapBytesPerRecord.toFixed(3)} heap bytes per transaction over ${n} records (${f.gcsDuringLoop} GCs during the loop)`);
+    else
+      console.log(
+        `recording: ${f.nsPerRecord.toFixed(1)} ns (best of ${LOOPS}; median ${f.nsPerRecordMedian.toFixed(1)}) and ${f.heapBytesPerRecord.toFixed(3)} heap bytes per transaction over ${n} records (${f.gcsDuringLoop} GCs during the loop)`,
+      );
   }
 }

@@ -257,17 +257,27 @@ function writeProbes(
     } else if (c.kind === 'gauge') {
       gen[k] = Gen.Gauge;
       scale[k] =
-        n === 'sockstat.TCP.tw' ? 28_000
-        : n === 'sockstat.TCP.inuse' || n === 'sockstat.TCP.alloc' ? 12
-        : n === 'sockstat.sockets.used' ? 180
-        : n === 'Tcp.CurrEstab' ? 2
-        : n === 'listen.limit' ? 128
-        : n === 'vmstat.nr_free_pages' ? 400_000
-        : n === 'stat.procs_running' ? 2
-        : n === 'probe.read_ns' ? 500_000
-        : n === 'probe.late_ns' ? 150_000
-        : n === 'sockstat.TCP.mem' ? 3
-        : 0;
+        n === 'sockstat.TCP.tw'
+          ? 28_000
+          : n === 'sockstat.TCP.inuse' || n === 'sockstat.TCP.alloc'
+            ? 12
+            : n === 'sockstat.sockets.used'
+              ? 180
+              : n === 'Tcp.CurrEstab'
+                ? 2
+                : n === 'listen.limit'
+                  ? 128
+                  : n === 'vmstat.nr_free_pages'
+                    ? 400_000
+                    : n === 'stat.procs_running'
+                      ? 2
+                      : n === 'probe.read_ns'
+                        ? 500_000
+                        : n === 'probe.late_ns'
+                          ? 150_000
+                          : n === 'sockstat.TCP.mem'
+                            ? 3
+                            : 0;
     } else {
       scale[k] = perTxn(n);
       gen[k] = scale[k] > 0 ? Gen.PerTxn : Gen.Zero;

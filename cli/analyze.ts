@@ -8,7 +8,7 @@ export function register(program: Command): void {
     .command('analyze')
     .description('rebuild summary.json and report.md of a run directory from its files alone')
     .argument('<dir>', 'run directory')
-    .option('--outlier <d>', 'outlier threshold, e.g. 100ms (default: the run\'s own)')
+    .option('--outlier <d>', "outlier threshold, e.g. 100ms (default: the run's own)")
     .option('--json', 'print summary.json on stdout')
     .option('--redact', 'report.md without the host name or non-loopback addresses')
     .option('--latency-log <file>', `import your own client's latency log into a \`sockspike probe\` directory first (columns: ${ACCEPTED_COLUMNS.join(', ')})`)

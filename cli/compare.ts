@@ -18,7 +18,7 @@ export function register(program: Command): void {
     .description('compare existing run directories (or matrix directories), grouped into variants by their configuration')
     .argument('<dirs...>', 'run directories and/or matrix directories')
     .option('--out <dir>', 'where to write comparison.md/.json/.svg (default: the matrix directory when given one, else comparisons/<timestamp>)')
-    .option('--baseline <name>', 'the variant the others are compared with, e.g. backlog=1 (default: the first directory\'s)')
+    .option('--baseline <name>', "the variant the others are compared with, e.g. backlog=1 (default: the first directory's)")
     .option('--seed <s>', 'seed of the bootstrap', '1')
     .action(async (dirs: string[], o: { out?: string; baseline?: string; seed: string }) => {
       const seed = int(o.seed, '--seed', 0, 2 ** 31);
@@ -50,9 +50,16 @@ export function expandDirs(dirs: string[]): { runs: ComparisonRun[]; matrixDirs:
       matrixDirs.push(dir);
       const finished = matrixRuns(dir, m);
       if (finished.length === 0) throw new UserError(`${d}: the matrix has no finished run`);
-      for (const r of finished) if (!seen.has(r.dir)) runs.push({ dir: r.dir, settings: r.settings }), seen.add(r.dir);
+      for (const r of finished)
+        if (!seen.has(r.dir)) {
+          runs.push({ dir: r.dir, settings: r.settings });
+          seen.add(r.dir);
+        }
     } else if (existsSync(join(dir, FILES.manifest))) {
-      if (!seen.has(dir)) runs.push({ dir }), seen.add(dir);
+      if (!seen.has(dir)) {
+        runs.push({ dir });
+        seen.add(dir);
+      }
     } else throw new UserError(`${d} is neither a run directory (no ${FILES.manifest}) nor a matrix directory (no matrix.json)`);
   }
   // settings from a matrix only name variants when every run has them

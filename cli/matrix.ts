@@ -6,16 +6,7 @@ import { UserError } from '../lib/errors.ts';
 import { signalExitCode } from '../lib/signals.ts';
 import { shellJoin } from '../lib/shell.ts';
 import { makeDirs } from '../harness/run-dir.ts';
-import {
-  MATRIX_FORMAT,
-  MATRIX_VERSION,
-  matrixRuns,
-  parseVary,
-  runMatrix,
-  scheduleOf,
-  variantsOf,
-  type MatrixManifest,
-} from '../harness/matrix.ts';
+import { MATRIX_FORMAT, MATRIX_VERSION, matrixRuns, parseVary, runMatrix, scheduleOf, variantsOf, type MatrixManifest } from '../harness/matrix.ts';
 import { writeComparison } from '../reports/comparison.ts';
 import { int } from '../harness/config.ts';
 import { checkRunFlags, runFlagKind, runOptions } from './run-flags.ts';
@@ -34,17 +25,23 @@ export function register(program: Command): void {
     .description('run every combination of the --vary values --repeat times (each a normal run) and compare them')
     .option('--vary <key=values>', 'a run flag (without dashes) or sysctl.KEY, and its values, e.g. backlog=1,128 (repeatable)', collect, [])
     .option('--repeat <n>', 'runs of each variant', '3')
-    .addOption(new Option('--order <how>', 'random: shuffled in each repetition block (seeded); interleaved: the same order in each block').choices(['random', 'interleaved']).default('random'))
+    .addOption(
+      new Option('--order <how>', 'random: shuffled in each repetition block (seeded); interleaved: the same order in each block')
+        .choices(['random', 'interleaved'])
+        .default('random'),
+    )
     .option('--seed <s>', "seed of the run order and of the comparison's bootstrap (the runs' own --seed can be set with --vary seed=N)", '1')
     .option('--baseline <name>', 'the variant the others are compared with, e.g. backlog=1 (default: the first values of each --vary)')
     .option('--out <dir>', 'matrix directory (default: runs/matrix-<timestamp>)');
   // every flag of `sockspike run`, so a typo is refused here rather than in the tenth run
   for (const o of runOptions()) if (o.long !== undefined && !OWN.includes(o.long) && o.long !== '--json') cmd.addOption(o);
-  cmd.action(async (o: { vary: string[]; repeat: string; order: 'random' | 'interleaved'; seed: string; baseline?: string; out?: string; progress?: boolean }) => {
-    const args = process.argv.slice(process.argv.indexOf('matrix') + 1);
-    const code = await matrixCommand(o, args);
-    process.exitCode = code;
-  });
+  cmd.action(
+    async (o: { vary: string[]; repeat: string; order: 'random' | 'interleaved'; seed: string; baseline?: string; out?: string; progress?: boolean }) => {
+      const args = process.argv.slice(process.argv.indexOf('matrix') + 1);
+      const code = await matrixCommand(o, args);
+      process.exitCode = code;
+    },
+  );
 }
 
 const collect = (v: string, acc: string[]): string[] => [...acc, v];
@@ -123,17 +120,29 @@ async function matrixCommand(
     process.stderr.write(`sockspike: no comparison: the baseline and at least one other variant need a finished run (matrix: ${dir}/matrix.json)\n`);
     return code === 0 ? 1 : code;
   }
-  const notes = failed.length > 0 ? [`${failed.length} run${failed.length === 1 ? '' : 's'} failed and are left out: ${failed.map((s) => s.dir).join(', ')}`] : [];
+  const notes =
+    failed.length > 0 ? [`${failed.length} run${failed.length === 1 ? '' : 's'} failed and are left out: ${failed.map((s) => s.dir).join(', ')}`] : [];
   if (signal !== null) notes.push(`the matrix was interrupted (${signal}) after ${runs.length} of ${manifest.schedule.length} runs`);
   const comparison = await writeComparison(
     dir,
-    compareRuns(runs.map((r) => ({ dir: r.dir, settings: r.settings })), { baseline, seed, notes }),
+    compareRuns(
+      runs.map((r) => ({ dir: r.dir, settings: r.settings })),
+      { baseline, seed, notes },
+    ),
     {
       command: manifest.command,
       order: manifest.order,
       seed,
       repeat,
-      schedule: manifest.schedule.map((s) => ({ position: s.position, block: s.block, variant: s.variant, rep: s.rep, dir: s.dir, exit: s.exit, seconds: s.seconds })),
+      schedule: manifest.schedule.map((s) => ({
+        position: s.position,
+        block: s.block,
+        variant: s.variant,
+        rep: s.rep,
+        dir: s.dir,
+        exit: s.exit,
+        seconds: s.seconds,
+      })),
       interrupted: signal !== null,
     },
   );

@@ -182,7 +182,10 @@ async function probeCommand(command: string[], o: ProbeCliOptions): Promise<numb
       wake();
     });
     while (status !== 'interrupted' && !childDone && Date.now() < deadline) {
-      line(`sampling ${formatNs((Date.now() - started) * 1e6)}  every ${formatNs(intervalNs)}  ${probes.columns} columns` + (child ? `  while ${command[0]} runs` : ''));
+      line(
+        `sampling ${formatNs((Date.now() - started) * 1e6)}  every ${formatNs(intervalNs)}  ${probes.columns} columns` +
+          (child ? `  while ${command[0]} runs` : ''),
+      );
       await new Promise<void>((r) => {
         wake = r;
         setTimeout(r, Math.min(1000, Math.max(10, deadline - Date.now()))).unref();

@@ -35,12 +35,15 @@ export function register(program: Command): void {
     .option('--connect-timeout <d>', 'give up on a connect after this long (recorded as timeout)', DEFAULTS.connectTimeout)
     .option('--io-timeout <d>', 'give up on an answer after this long (recorded as timeout)', DEFAULTS.ioTimeout)
     // bring your own server (issue 6)
-    .option('--server-cmd <command>', 'start this server instead of the built-in one ({port}, {host} are replaced; SOCKSPIKE_PORT, SOCKSPIKE_HOST are set; default: the built-in server)')
+    .option(
+      '--server-cmd <command>',
+      'start this server instead of the built-in one ({port}, {host} are replaced; SOCKSPIKE_PORT, SOCKSPIKE_HOST are set; default: the built-in server)',
+    )
     .option('--server-wait <d>', `--server-cmd: how long to wait for the port to accept connections (default ${BYO_DEFAULTS.serverWait})`)
     .option('--target <host:port>', 'drive a server that is already running (loopback only unless --allow-remote; default: none)')
     .option('--allow-remote', '--target: allow an address that is not loopback')
     .option('--request <string>', 'send this as each request (escapes: \\r \\n \\t \\0 \\\\ \\xHH; default: the built-in echo pattern)')
-    .option('--request-file <file>', 'send this file\'s bytes as each request (default: none)')
+    .option('--request-file <file>', "send this file's bytes as each request (default: none)")
     .option('--response-until <rule>', 'with a request template: close | bytes:N | delimiter:STR (default: none, required with a request)')
     .option('--outlier <d>', 'outlier threshold, e.g. 100ms (default: derived from the distribution)')
     .option('--probe-interval <d>', 'system sampling interval (>= 10ms)', DEFAULTS.probeInterval)
@@ -50,11 +53,20 @@ export function register(program: Command): void {
         .default(DEFAULTS.kernelStates),
     )
     .option('--seed <n>', 'seed for poisson arrivals', DEFAULTS.seed)
-    .option('--client-processes <k>', 'split the load over K client processes, each recording its own transactions file (more load on several cores)', DEFAULTS.clientProcesses)
-    .option('--netns', 'run server, client and network probes in a network namespace of the run\'s own (root)')
-    .option('--sysctl <key=value>', 'set a sysctl for the run, repeatable; per-namespace keys go into the run\'s namespace (implies --netns)', collect, [])
+    .option(
+      '--client-processes <k>',
+      'split the load over K client processes, each recording its own transactions file (more load on several cores)',
+      DEFAULTS.clientProcesses,
+    )
+    .option('--netns', "run server, client and network probes in a network namespace of the run's own (root)")
+    .option('--sysctl <key=value>', "set a sysctl for the run, repeatable; per-namespace keys go into the run's namespace (implies --netns)", collect, [])
     .option('--host-sysctl', 'allow --sysctl keys that are not per namespace to change the host (journalled, restored afterwards)')
-    .option('--fault <spec>', 'inject a fault, repeatable: syn-drop:P%, data-drop:P%, cpu-hog:N, accept-delay:D, each optionally @FROM-TO (e.g. syn-drop:5%@2s-6s)', collect, [])
+    .option(
+      '--fault <spec>',
+      'inject a fault, repeatable: syn-drop:P%, data-drop:P%, cpu-hog:N, accept-delay:D, each optionally @FROM-TO (e.g. syn-drop:5%@2s-6s)',
+      collect,
+      [],
+    )
     .option('--scenario <name>', 'start from a named preset (see `sockspike scenarios`); other flags override it (default: none)')
     .option('--out <dir>', 'run directory (default: runs/<timestamp>-<close>)')
     .option('--json', 'print summary.json on stdout instead of the short text summary')
@@ -100,7 +112,8 @@ const collect = (v: string, prev: string[]): string[] => [...prev, v];
 /** A scenario's flags fill in every option the command line left at its default. */
 function applyScenario(o: RunOptions, cmd: Command): void {
   const sc = scenarioNamed(o.scenario as string);
-  if (sc === undefined) throw new UserError(`--scenario: unknown scenario "${o.scenario}" (one of ${SCENARIOS.map((s) => s.name).join(', ')}; see sockspike scenarios)`);
+  if (sc === undefined)
+    throw new UserError(`--scenario: unknown scenario "${o.scenario}" (one of ${SCENARIOS.map((s) => s.name).join(', ')}; see sockspike scenarios)`);
   const opts = o as unknown as Record<string, unknown>;
   for (const [key, value] of Object.entries(sc.flags)) {
     const given = cmd.getOptionValueSource(key) === 'cli';

@@ -28,9 +28,11 @@ export function parseTarget(text: string): { host: string; port: number } {
 }
 
 /** The external server the flags ask for (null: the built-in one), and the target address if given. */
-export function resolveExternal(o: ByoOptions & { port?: string; backlog?: string; acceptDelay?: string }, defaults: { backlog: string; acceptDelay: string }): { external: ExternalServer | null; target: { host: string; port: number } | null } {
-  if (o.serverCmd !== undefined && o.target !== undefined)
-    throw new UserError('give --server-cmd (start a server) or --target (use a running one), not both');
+export function resolveExternal(
+  o: ByoOptions & { port?: string; backlog?: string; acceptDelay?: string },
+  defaults: { backlog: string; acceptDelay: string },
+): { external: ExternalServer | null; target: { host: string; port: number } | null } {
+  if (o.serverCmd !== undefined && o.target !== undefined) throw new UserError('give --server-cmd (start a server) or --target (use a running one), not both');
   if (o.allowRemote && o.target === undefined) throw new UserError('--allow-remote only applies to --target HOST:PORT');
   if (o.serverWait !== undefined && o.serverCmd === undefined) throw new UserError('--server-wait only applies to --server-cmd');
   if (o.serverCmd !== undefined || o.target !== undefined) {

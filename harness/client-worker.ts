@@ -74,8 +74,7 @@ export class Worker implements TxnState {
     const k = cfg.splitWrites;
     const part = Math.ceil(cfg.requestBytes / k);
     this.requestParts = [];
-    for (let off = 0; off < cfg.requestBytes; off += part)
-      this.requestParts.push(this.request.subarray(off, Math.min(off + part, cfg.requestBytes)));
+    for (let off = 0; off < cfg.requestBytes; off += part) this.requestParts.push(this.request.subarray(off, Math.min(off + part, cfg.requestBytes)));
     this.connectOpts = { host: cfg.host, port: cfg.port, noDelay: cfg.nodelay };
     this.onConnect = this.onConnect.bind(this);
     this.onData = this.onData.bind(this);

@@ -145,7 +145,10 @@ class Client implements WorkerHost {
         setTimeout(() => {
           this.inflight--;
           if (this.mayStart()) this.launch(w, this.now());
-          else this.idle.push(w), this.checkDone();
+          else {
+            this.idle.push(w);
+            this.checkDone();
+          }
         }, think / 1e6);
       } else this.launch(w, this.now());
     } else this.idle.push(w);

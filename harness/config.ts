@@ -89,9 +89,7 @@ export function parseClose(text: string): { close: CloseMode; lingerSeconds: num
   if (m) return { close: 'linger', lingerSeconds: int(m[1], '--close linger:N', 0, 3600) };
   if (text === 'linger') throw new UserError('--close linger needs a timeout: linger:N (seconds)');
   if (!(CLOSE_MODES as readonly string[]).includes(text))
-    throw new UserError(
-      `--close: unknown variant "${text}" (one of client-fin, server-fin, client-rst, server-rst, linger:N, keepalive)`,
-    );
+    throw new UserError(`--close: unknown variant "${text}" (one of client-fin, server-fin, client-rst, server-rst, linger:N, keepalive)`);
   return { close: text as CloseMode, lingerSeconds: 0 };
 }
 
@@ -120,8 +118,7 @@ export function resolveConfig(o: RunOptions): RunConfig {
   const rate = o.rate === undefined ? null : Number(o.rate);
   if (rate !== null && !(Number.isFinite(rate) && rate > 0 && rate <= 1e6))
     throw new UserError(`--rate: "${o.rate}" must be a number of transactions per second in (0, 1000000]`);
-  if (o.arrivals !== 'uniform' && o.arrivals !== 'poisson')
-    throw new UserError(`--arrivals: "${o.arrivals}" must be uniform or poisson`);
+  if (o.arrivals !== 'uniform' && o.arrivals !== 'poisson') throw new UserError(`--arrivals: "${o.arrivals}" must be uniform or poisson`);
   if (o.nodelay !== 'on' && o.nodelay !== 'off') throw new UserError(`--nodelay: "${o.nodelay}" must be on or off`);
   const byo = resolveExternal(o, DEFAULTS); // --server-cmd / --target: harness/byo-config.ts
   if (byo.target !== null) checkLoopback(byo.target.host, { flag: '--target', allowRemote: o.allowRemote === true });
@@ -167,15 +164,20 @@ export function resolveConfig(o: RunOptions): RunConfig {
   if (cfg.sysctls.some((s) => mayBePerNetns(s.key)) || cfg.faults.some(needsNetns)) cfg.netns = true;
   const workers = cfg.rate === null ? cfg.concurrency : cfg.maxInflight;
   if (cfg.clientProcesses > workers)
-    throw new UserError(`--client-processes ${cfg.clientProcesses} exceeds ${cfg.rate === null ? `--concurrency ${cfg.concurrency}` : `--max-inflight ${cfg.maxInflight}`}: each process needs a share`);
+    throw new UserError(
+      `--client-processes ${cfg.clientProcesses} exceeds ${cfg.rate === null ? `--concurrency ${cfg.concurrency}` : `--max-inflight ${cfg.maxInflight}`}: each process needs a share`,
+    );
   if (cfg.transactions !== null && cfg.clientProcesses > cfg.transactions)
     throw new UserError(`--client-processes ${cfg.clientProcesses} exceeds --transactions ${cfg.transactions}`);
   if (cfg.serverExchanges > cfg.exchanges) throw new UserError(`--server-exchanges ${cfg.serverExchanges} exceeds --exchanges ${cfg.exchanges}`);
-  if (cfg.serverExchanges < cfg.exchanges && cfg.close === 'keepalive') throw new UserError('--server-exchanges cuts a connection short: it does not go with --close keepalive');
+  if (cfg.serverExchanges < cfg.exchanges && cfg.close === 'keepalive')
+    throw new UserError('--server-exchanges cuts a connection short: it does not go with --close keepalive');
   if (cfg.netns && cfg.external?.kind === 'target')
-    throw new UserError('--target drives a server that is already running, and the run\'s new namespace has none: use --server-cmd to start it inside, or leave out --netns, --sysctl and packet faults');
+    throw new UserError(
+      "--target drives a server that is already running, and the run's new namespace has none: use --server-cmd to start it inside, or leave out --netns, --sysctl and packet faults",
+    );
   if (cfg.external != null && cfg.faults.some((f) => f.kind === 'accept-delay'))
-    throw new UserError('--fault accept-delay slows the built-in server\'s accept loop: it cannot slow your own server');
+    throw new UserError("--fault accept-delay slows the built-in server's accept loop: it cannot slow your own server");
   if (cfg.netns) requireRoot(o.netns === true ? '--netns' : cfg.sysctls.length > 0 ? '--sysctl' : '--fault');
   else if (cfg.sysctls.length > 0) requireRoot('--sysctl');
   if (cfg.faults.some((f) => f.kind === 'accept-delay') && cfg.acceptDelayNs > 0)
@@ -185,7 +187,10 @@ export function resolveConfig(o: RunOptions): RunConfig {
   if (byo.external !== null) cfg.external = byo.external;
   const template = resolveTemplate(o, cfg.exchanges); // --request / --response-until: harness/request-template.ts
   if (template !== null) {
-    if (byo.external === null) throw new UserError(`${template.source.split(' ')[0]} drives your own server: add --server-cmd "CMD" or --target HOST:PORT (the built-in server speaks only its echo protocol)`);
+    if (byo.external === null)
+      throw new UserError(
+        `${template.source.split(' ')[0]} drives your own server: add --server-cmd "CMD" or --target HOST:PORT (the built-in server speaks only its echo protocol)`,
+      );
     cfg.template = template;
     cfg.requestBytes = Buffer.from(template.requestBase64, 'base64').length;
     cfg.responseBytes = template.until.kind === 'bytes' ? template.until.bytes : 0;

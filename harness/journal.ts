@@ -9,8 +9,7 @@ import { writeJson } from '../lib/rundir.ts';
 
 export type JournalEntry =
   /** `at`: Date.now() when journalled, to order changes across runs (absent in older journals). */
-  | { kind: 'sysctl'; key: string; before: string; value: string; at?: number }
-  | { kind: 'netns'; name: string };
+  { kind: 'sysctl'; key: string; before: string; value: string; at?: number } | { kind: 'netns'; name: string };
 
 export interface JournalFile {
   pid: number;

@@ -96,8 +96,7 @@ export function parseVary(texts: string[], flagKind: (key: string) => FlagKind |
       const kind = flagKind(key);
       if (kind === undefined) throw new UserError(`--vary ${key}: sockspike run has no --${key} flag (see sockspike run --help)`);
       if (kind !== 'value')
-        for (const v of values)
-          if (!TRUE.has(v) && !FALSE.has(v)) throw new UserError(`--vary ${key}=${v}: --${key} is a switch; vary it with on,off`);
+        for (const v of values) if (!TRUE.has(v) && !FALSE.has(v)) throw new UserError(`--vary ${key}=${v}: --${key} is a switch; vary it with on,off`);
     }
     out.push({ key, values });
   }
@@ -204,7 +203,10 @@ export async function runMatrix(o: RunMatrixOptions): Promise<{ manifest: Matrix
       // stopped by the matrix's own Ctrl-C / SIGTERM: interrupted, whatever the child's exit says
       if (signal !== null) s.interrupted = true;
       if (s.exit !== 0) {
-        const lines = String(r.stderr ?? '').trim().split('\n').filter(Boolean);
+        const lines = String(r.stderr ?? '')
+          .trim()
+          .split('\n')
+          .filter(Boolean);
         s.error = (lines[lines.length - 1] ?? `exit ${String(s.exit)}`).slice(0, 500);
       }
       save();

@@ -24,11 +24,11 @@ export function newNetnsName(prefix = NETNS_PREFIX): string {
 
 export async function addNetns(name: string): Promise<void> {
   const add = await execa(IP, ['netns', 'add', name], { reject: false, timeout: 10_000 });
-  if (add.failed) throw new UserError(`could not create network namespace ${name}: ${oneLine(String(add.stderr ?? "") || String(add.message))}`);
+  if (add.failed) throw new UserError(`could not create network namespace ${name}: ${oneLine(String(add.stderr ?? '') || String(add.message))}`);
   const up = await execa(IP, ['-n', name, 'link', 'set', 'lo', 'up'], { reject: false, timeout: 10_000 });
   if (up.failed) {
     await deleteNetns(name);
-    throw new UserError(`could not bring up loopback in ${name}: ${oneLine(String(up.stderr ?? "") || String(up.message))}`);
+    throw new UserError(`could not bring up loopback in ${name}: ${oneLine(String(up.stderr ?? '') || String(up.message))}`);
   }
 }
 
@@ -42,7 +42,7 @@ export async function deleteNetns(name: string): Promise<boolean> {
 /** Run a command inside a namespace; its output, or a one-line failure. */
 export async function inNetns(name: string, cmd: string, args: string[], input?: string): Promise<{ ok: boolean; out: string; err: string }> {
   const r = await execa(IP, ['netns', 'exec', name, cmd, ...args], { reject: false, timeout: 10_000, input });
-  return { ok: !r.failed, out: String(r.stdout), err: oneLine(String(r.stderr ?? "") || String(r.message)) };
+  return { ok: !r.failed, out: String(r.stdout), err: oneLine(String(r.stderr ?? '') || String(r.message)) };
 }
 
 export const oneLine = (s: string): string => s.trim().split('\n').pop() ?? '';

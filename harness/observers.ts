@@ -66,7 +66,13 @@ export class Observers {
   async start(port: number, server: { pid: number; listener: ListenerTarget }): Promise<void> {
     // state changes are off unless asked for: each one costs bpftrace
     // ~10 us of CPU, several per connection, which a busy run feels
-    this.eventsStarting = startKernelEvents({ runDir: this.dir, t0: this.t0, ports: [port], states: this.kernelStates, ...(this.netns === null ? {} : { netns: this.netns }) })
+    this.eventsStarting = startKernelEvents({
+      runDir: this.dir,
+      t0: this.t0,
+      ports: [port],
+      states: this.kernelStates,
+      ...(this.netns === null ? {} : { netns: this.netns }),
+    })
       .catch((err: Error) => ({ skipped: err.message }))
       .then((events) => {
         if (kernelEventsSkipped(events)) this.skipped.push({ probe: 'kernel events (bpftrace)', reason: events.skipped });
@@ -78,12 +84,12 @@ export class Observers {
       });
     const waited = new Promise<void>((r) => setTimeout(r, ATTACH_WAIT_MS).unref());
     this.probes = await startProbes({
-        runDir: this.dir,
-        t0: this.t0,
-        intervalNs: this.intervalNs,
-        processes: server.pid > 0 ? [{ role: 'server', pid: server.pid }] : [], // -1: a target with no local process
-        listener: server.listener,
-        ...(this.netns === null ? {} : { netns: this.netns }),
+      runDir: this.dir,
+      t0: this.t0,
+      intervalNs: this.intervalNs,
+      processes: server.pid > 0 ? [{ role: 'server', pid: server.pid }] : [], // -1: a target with no local process
+      listener: server.listener,
+      ...(this.netns === null ? {} : { netns: this.netns }),
     }).catch((err: Error) => {
       this.skipped.push({ probe: 'system probes', reason: err.message });
       return null;

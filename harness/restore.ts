@@ -44,8 +44,7 @@ export async function restoreLeftovers(): Promise<{ done: string[]; failed: stri
     }
   }
   for (const j of orphans)
-    for (const e of j.file.entries)
-      if (e.kind === 'netns' && (await deleteNetns(e.name))) done.push(`deleted network namespace ${e.name} (${whose(j)})`);
+    for (const e of j.file.entries) if (e.kind === 'netns' && (await deleteNetns(e.name))) done.push(`deleted network namespace ${e.name} (${whose(j)})`);
   for (const j of orphans) if (!unfinished.has(j)) rmSync(j.path, { force: true });
   return { done, failed };
 }
@@ -64,6 +63,7 @@ export async function settleBeforeHostChange(keys: string[]): Promise<string[]> 
         throw new UserError(`--sysctl ${e.key}: ${whose(j)} has changed it and is still running; wait for it to end (or stop it), then run again`);
   if (!journals.some((j) => !j.running)) return [];
   const r = await restoreLeftovers();
-  if (r.failed.length > 0) throw new UserError(`dead runs left host changes that could not be undone (${r.failed[0]}); run \`sockspike restore\` as root, then run again`);
+  if (r.failed.length > 0)
+    throw new UserError(`dead runs left host changes that could not be undone (${r.failed[0]}); run \`sockspike restore\` as root, then run again`);
   return r.done;
 }

@@ -175,7 +175,9 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
       const why =
         (ext !== null ? stopReason : null) ??
         serverFailure ??
-        (serverExit !== null ? `the server exited before listening (${exitText(serverExit)}); see ${join(dir, FILES.serverLog)}` : stopReason ?? 'the server did not listen within 20 s');
+        (serverExit !== null
+          ? `the server exited before listening (${exitText(serverExit)}); see ${join(dir, FILES.serverLog)}`
+          : (stopReason ?? 'the server did not listen within 20 s'));
       if (ext === null) {
         manifest.status = 'failed';
         manifest.stopReason = why;
@@ -194,16 +196,22 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
     const K = cfg.clientProcesses;
     const progressParts = Array.from({ length: K }, () => combineProgress([]));
     for (let i = 0; i < K; i++) {
-      const c = startChild(clientRole(i), 'harness/client.ts', join(dir, clientLogFile(i)), (m: FromChild) => {
-        if (m.type === 'progress') {
-          progressParts[i] = m;
-          if (i === 0) progress.update(combineProgress(progressParts));
-        } else if (m.type === 'done') {
-          dones.push(m);
-          if (dones.length === K) done = combineDone(dones);
-        } else if (m.type === 'started') faults?.begin();
-        changed();
-      }, netns);
+      const c = startChild(
+        clientRole(i),
+        'harness/client.ts',
+        join(dir, clientLogFile(i)),
+        (m: FromChild) => {
+          if (m.type === 'progress') {
+            progressParts[i] = m;
+            if (i === 0) progress.update(combineProgress(progressParts));
+          } else if (m.type === 'done') {
+            dones.push(m);
+            if (dones.length === K) done = combineDone(dones);
+          } else if (m.type === 'started') faults?.begin();
+          changed();
+        },
+        netns,
+      );
       clients.push(c);
       manifest.processes.push({ role: c.role, pid: c.proc.pid ?? -1, exit: null });
     }
@@ -238,7 +246,10 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
     const exits = await Promise.all(clients.map((c) => c.exited));
     exits.forEach((e, i) => setExit(manifest, clients[i].role, exitText(e)));
     if (done === null && stopReason === null) {
-      const i = Math.max(0, exits.findIndex((e) => e.code !== 0));
+      const i = Math.max(
+        0,
+        exits.findIndex((e) => e.code !== 0),
+      );
       stopReason = `the client exited unexpectedly (${exitText(exits[i])}); see ${join(dir, clientLogFile(i))}`;
       status = 'failed';
     }

@@ -90,7 +90,8 @@ export const SCENARIOS: Scenario[] = [
   {
     name: 'cpu-saturation',
     cause: 'cpu-saturation',
-    description: 'Eight busy processes competing for the CPUs with one client and the server from the 2nd to the 4th second (10 ms threshold: the waits for a CPU are a few ms each)',
+    description:
+      'Eight busy processes competing for the CPUs with one client and the server from the 2nd to the 4th second (10 ms threshold: the waits for a CPU are a few ms each)',
     flags: { netns: true, concurrency: '1', fault: ['cpu-hog:8@2s-4s'], outlier: '10ms', duration: '6s' },
   },
   {

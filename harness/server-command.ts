@@ -112,7 +112,9 @@ export function startServerCommand(cfg: RunConfig, logPath: string, onMessage: (
   const line = commandLine(ext.command, cfg.host, cfg.port);
   // ip netns exec execs the shell, which execs a simple command: the PID stays the server's
   // under setpriv --pdeathsig: the kernel kills it should sockspike die without stopping it (SIGKILL)
-  const [file, args] = dyingWithUs(...(netns === null ? ['/bin/sh', ['-c', line]] : [systemBinary('ip'), ['netns', 'exec', netns, '/bin/sh', '-c', line]]) as [string, string[]]);
+  const [file, args] = dyingWithUs(
+    ...((netns === null ? ['/bin/sh', ['-c', line]] : [systemBinary('ip'), ['netns', 'exec', netns, '/bin/sh', '-c', line]]) as [string, string[]]),
+  );
   const sub = execa(file, args, options);
   // execa's subprocess is a node ChildProcess at run time (its type hides some of the methods)
   const proc = sub as unknown as ChildProcess;
@@ -140,7 +142,9 @@ export function startServerCommand(cfg: RunConfig, logPath: string, onMessage: (
             type: 'listening',
             port: cfg.port,
             fd: -1,
-            notes: [`server: \`${fillCommand(ext.command, cfg.host, cfg.port)}\` (pid ${proc.pid}), accepting on ${cfg.host}:${cfg.port} after ${formatNs((Date.now() - t0) * 1e6)}`],
+            notes: [
+              `server: \`${fillCommand(ext.command, cfg.host, cfg.port)}\` (pid ${proc.pid}), accepting on ${cfg.host}:${cfg.port} after ${formatNs((Date.now() - t0) * 1e6)}`,
+            ],
           });
         return;
       }

@@ -5,7 +5,13 @@ import { UserError } from '../lib/errors.ts';
 export function parseSysctl(text: string): { key: string; value: string } {
   const eq = text.indexOf('=');
   const key = (eq < 0 ? text : text.slice(0, eq)).trim();
-  const value = eq < 0 ? '' : text.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+  const value =
+    eq < 0
+      ? ''
+      : text
+          .slice(eq + 1)
+          .trim()
+          .replace(/^"(.*)"$/, '$1');
   if (eq < 0 || value === '') throw new UserError(`--sysctl: "${text}" must be KEY=VALUE, e.g. net.ipv4.tcp_tw_reuse=0`);
   if (!/^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$/.test(key)) throw new UserError(`--sysctl: "${key}" is not a sysctl name (e.g. net.core.somaxconn)`);
   return { key, value };

@@ -9,7 +9,9 @@ import { accepts } from './server-command.ts';
 
 export async function checkTarget(host: string, port: number, timeoutMs: number): Promise<ListeningMessage & { pid: number | null }> {
   if (!(await accepts(host, port, timeoutMs)))
-    throw new UserError(`--target ${host}:${port} does not accept connections (refused or no answer within ${Math.round(timeoutMs / 1000)} s): is the server running?`);
+    throw new UserError(
+      `--target ${host}:${port} does not accept connections (refused or no answer within ${Math.round(timeoutMs / 1000)} s): is the server running?`,
+    );
   const owner = findSocketOwner(listeningInodes(port));
   return {
     type: 'listening',

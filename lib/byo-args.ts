@@ -12,7 +12,9 @@ export function byoArgs(c: Partial<RunConfig>): string[] {
   if (ext?.kind === 'target') out.push(`--target ${c.host?.includes(':') ? `[${c.host}]` : c.host}:${c.port}${ext.allowRemote ? ' --allow-remote' : ''}`);
   const t = c.template;
   if (t) {
-    const src = t.source.startsWith('--request-file ') ? `--request-file ${shellQuote(t.source.slice('--request-file '.length))}` : `--request ${shellQuote(JSON.parse(t.source.slice('--request '.length)) as string)}`;
+    const src = t.source.startsWith('--request-file ')
+      ? `--request-file ${shellQuote(t.source.slice('--request-file '.length))}`
+      : `--request ${shellQuote(JSON.parse(t.source.slice('--request '.length)) as string)}`;
     const until = t.until.kind === 'close' ? 'close' : t.until.kind === 'bytes' ? `bytes:${t.until.bytes}` : `delimiter:${t.until.text}`;
     out.push(src, `--response-until ${shellQuote(until)}`, `--exchanges ${c.exchanges ?? 1}`);
   }

@@ -149,9 +149,7 @@ export function loadAddon(path: string = DEFAULT_ADDON_PATH): AddonLoad {
   } catch (err) {
     return { addon: null, reason: `native addon did not load: ${firstLine(err)}` };
   }
-  const lacking = FUNCTIONS.filter(
-    (name) => typeof loaded !== 'object' || loaded === null || typeof (loaded as Record<string, unknown>)[name] !== 'function',
-  );
+  const lacking = FUNCTIONS.filter((name) => typeof loaded !== 'object' || loaded === null || typeof (loaded as Record<string, unknown>)[name] !== 'function');
   if (lacking.length > 0) {
     return { addon: null, reason: `native addon at ${path} lacks ${lacking.join(', ')} (stale build? run \`npm install\`)` };
   }
@@ -161,10 +159,7 @@ export function loadAddon(path: string = DEFAULT_ADDON_PATH): AddonLoad {
   return { addon: loaded as NativeAddon, reason: null };
 }
 
-const loaded: AddonLoad =
-  process.env.SOCKSPIKE_NO_NATIVE === '1'
-    ? { addon: null, reason: 'native addon disabled (SOCKSPIKE_NO_NATIVE=1)' }
-    : loadAddon();
+const loaded: AddonLoad = process.env.SOCKSPIKE_NO_NATIVE === '1' ? { addon: null, reason: 'native addon disabled (SOCKSPIKE_NO_NATIVE=1)' } : loadAddon();
 
 /** The addon, or null when it did not build or load. */
 export const native: NativeAddon | null = loaded.addon;

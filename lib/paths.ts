@@ -16,8 +16,7 @@ export const ROOT = COMPILED ? resolve(here, '../..') : resolve(here, '..');
 export const packageFile = (relPath: string): string => join(ROOT, relPath);
 
 /** The runnable file of a module, by its source path from the root: 'harness/client.ts'. */
-export const moduleFile = (sourcePath: string): string =>
-  COMPILED ? join(ROOT, 'dist', sourcePath.replace(/\.ts$/, '.js')) : join(ROOT, sourcePath);
+export const moduleFile = (sourcePath: string): string => (COMPILED ? join(ROOT, 'dist', sourcePath.replace(/\.ts$/, '.js')) : join(ROOT, sourcePath));
 
 /** Node's flags for a child that runs moduleFile(...): tsx only when running from sources. */
 export const moduleExecArgv = (): string[] => (COMPILED ? [] : [`--import=${import.meta.resolve('tsx')}`]);

@@ -17,9 +17,7 @@ const logFile = path.join(buildDir, 'build.log');
 const rel = (p) => path.relative(process.cwd(), p) || p;
 
 const warn = (reason) => {
-  process.stderr.write(
-    `sockspike: native addon not built (${reason}); linger:N and TCP_INFO will be unavailable\n`,
-  );
+  process.stderr.write(`sockspike: native addon not built (${reason}); linger:N and TCP_INFO will be unavailable\n`);
   process.exit(0);
 };
 
@@ -70,13 +68,14 @@ const nodedirArgs = () => {
 
 /** The most telling line of a failed build's output. */
 const reasonFrom = (output, status) => {
-  const lines = output.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = output
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   // A compiler diagnostic first, then node-gyp's own error message.
   const compiler = lines.find((l) => /\b(fatal )?error:/.test(l) && !l.startsWith('gyp'));
   const stack = lines.find((l) => l.startsWith('gyp ERR! stack Error:'))?.replace(/^gyp ERR! stack Error: /, '');
-  const gyp = lines.find(
-    (l) => l.startsWith('gyp ERR!') && !/^gyp ERR! (stack|System|command|cwd|node -v|node-gyp -v|not ok)/.test(l),
-  );
+  const gyp = lines.find((l) => l.startsWith('gyp ERR!') && !/^gyp ERR! (stack|System|command|cwd|node -v|node-gyp -v|not ok)/.test(l));
   const line = (compiler ?? stack ?? gyp?.replace(/^gyp ERR! /, '') ?? `node-gyp exited with ${status}`).trim();
   return line.length > 160 ? `${line.slice(0, 157)}...` : line;
 };

@@ -411,7 +411,10 @@ export function formatEnvironment(env: Environment, opts: FormatOptions = {}): s
     ['Memory', gib(env.memory.totalBytes)],
     ['Virtualisation', virt.join('; ')],
     ['Container', v.container ?? 'no hint'],
-    ['Clock source', `${env.clocksource.current ?? 'unknown'}${env.clocksource.available.length ? ` (available: ${env.clocksource.available.join(', ')})` : ''}`],
+    [
+      'Clock source',
+      `${env.clocksource.current ?? 'unknown'}${env.clocksource.available.length ? ` (available: ${env.clocksource.available.join(', ')})` : ''}`,
+    ],
     ['CPU governor', env.cpufreq.note],
     ['Pressure stall info', env.psi ? 'yes (/proc/pressure)' : 'no'],
     ['Node.js', `${env.node.version} (V8 ${env.node.v8})`],

@@ -76,8 +76,7 @@ export const nameStat: Namer = (lines, ctx, source) => {
 // changes (RTO settings, Ip.Forwarding: sysctls, kept in meta.json).
 const SNMP_GAUGES = new Set(['Tcp.CurrEstab', 'MPTcpExt.MPCurrEstab']);
 const SNMP_CONSTANTS = new Set(['Tcp.RtoAlgorithm', 'Tcp.RtoMin', 'Tcp.RtoMax', 'Tcp.MaxConn', 'Ip.Forwarding', 'Ip.DefaultTTL']);
-const snmpUnit = (name: string): string =>
-  /Octets$/.test(name) ? 'bytes' : name === 'Tcp.RtoMin' || name === 'Tcp.RtoMax' ? 'ms' : 'count';
+const snmpUnit = (name: string): string => (/Octets$/.test(name) ? 'bytes' : name === 'Tcp.RtoMin' || name === 'Tcp.RtoMax' ? 'ms' : 'count');
 
 /** Pairs of lines "Group: Name Name ..." / "Group: 1 2 ...": every field, by name. */
 export const nameTable: Namer = (lines, _ctx, source) => {

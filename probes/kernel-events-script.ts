@@ -154,7 +154,8 @@ const PROBES: ProbeDef[] = [
       const miss = need(fmt, 'sport', 'dport', 'family', 'oldstate', 'newstate', 'protocol');
       if (miss) return { skip: miss };
       // protocol 6: TCP only (the tracepoint also fires for SCTP and MPTCP)
-      const which = req.states === 'handshake' ? `(args->oldstate == ${TCP_STATES.indexOf('SYN_SENT')} || args->oldstate == ${TCP_STATES.indexOf('SYN_RECV')}) && ` : '';
+      const which =
+        req.states === 'handshake' ? `(args->oldstate == ${TCP_STATES.indexOf('SYN_SENT')} || args->oldstate == ${TCP_STATES.indexOf('SYN_RECV')}) && ` : '';
       return `/args->protocol == 6 && ${which}${filter('args->sport', 'args->dport')}/ { ${emit('state', 'args->family', 'args->sport', 'args->dport', 'args->oldstate', 'args->newstate')} }`;
     },
   },

@@ -268,7 +268,11 @@ function errorLine(stderr: string[]): string | undefined {
   return (useful.find((l) => /ERROR/.test(l)) ?? useful[0])?.trim();
 }
 
-const firstLine = (s: string | undefined): string => (s ?? '').split('\n').find((l) => l.trim() !== '')?.trim() ?? '';
+const firstLine = (s: string | undefined): string =>
+  (s ?? '')
+    .split('\n')
+    .find((l) => l.trim() !== '')
+    ?.trim() ?? '';
 
 function onceExit(child: ChildProcess, ms: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);

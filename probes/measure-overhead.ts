@@ -21,7 +21,16 @@ const pIdx = args.indexOf('--processes');
 const nproc = pIdx >= 0 ? Number(args[pIdx + 1]) : 2;
 const WARMUP_MS = 2000;
 const json = args.includes('--json');
-const results: { intervalMs: number; samples: number; columns: number; cpuPctOwn: number; cpuPctSteady: number; meanSampleUs: number; lateP50Us: number; lateP99Us: number }[] = [];
+const results: {
+  intervalMs: number;
+  samples: number;
+  columns: number;
+  cpuPctOwn: number;
+  cpuPctSteady: number;
+  meanSampleUs: number;
+  lateP50Us: number;
+  lateP99Us: number;
+}[] = [];
 
 const cpuTicks = (pid: number): number => {
   const text = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
@@ -60,14 +69,15 @@ try {
       lateP50Us: r.jitter.p50Ns / 1e3,
       lateP99Us: r.jitter.p99Ns / 1e3,
     });
-    if (!json) console.log(
-      `interval ${ms} ms: ${r.samples} samples, ${r.columns} columns; ` +
-        `probe CPU ${(r.overhead.cpuPerSecond * 100).toFixed(2)}% of a core (own account, incl. warm-up), ` +
-        `${(steady * 100).toFixed(2)}% steady state (/proc/PID/stat after ${WARMUP_MS / 1000} s); ` +
-        `read+parse per sample mean ${(r.overhead.meanSampleNs / 1e3).toFixed(0)} us; ` +
-        `lateness p50 ${(r.jitter.p50Ns / 1e3).toFixed(0)} us p99 ${(r.jitter.p99Ns / 1e3).toFixed(0)} us max ${(r.jitter.maxNs / 1e6).toFixed(1)} ms, ` +
-        `${r.jitter.missedSlots} missed; ${(r.bytes / r.samples).toFixed(0)} bytes/sample`,
-    );
+    if (!json)
+      console.log(
+        `interval ${ms} ms: ${r.samples} samples, ${r.columns} columns; ` +
+          `probe CPU ${(r.overhead.cpuPerSecond * 100).toFixed(2)}% of a core (own account, incl. warm-up), ` +
+          `${(steady * 100).toFixed(2)}% steady state (/proc/PID/stat after ${WARMUP_MS / 1000} s); ` +
+          `read+parse per sample mean ${(r.overhead.meanSampleNs / 1e3).toFixed(0)} us; ` +
+          `lateness p50 ${(r.jitter.p50Ns / 1e3).toFixed(0)} us p99 ${(r.jitter.p99Ns / 1e3).toFixed(0)} us max ${(r.jitter.maxNs / 1e6).toFixed(1)} ms, ` +
+          `${r.jitter.missedSlots} missed; ${(r.bytes / r.samples).toFixed(0)} bytes/sample`,
+      );
   }
   if (json) console.log(JSON.stringify(results));
 } finally {

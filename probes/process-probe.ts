@@ -73,10 +73,7 @@ export class ProcessProbe {
 
   register(columns: Columns, row: number, clkTck: number): void {
     PROCESS_FIELDS.forEach(([field, kind, unit], i) => {
-      this.cols[i] = columns.ensure(
-        { name: `proc.${this.key}.${field}`, kind, unit, source: `proc.${this.key}`, scale: 1e9 / clkTck },
-        row,
-      );
+      this.cols[i] = columns.ensure({ name: `proc.${this.key}.${field}`, kind, unit, source: `proc.${this.key}`, scale: 1e9 / clkTck }, row);
     });
   }
 

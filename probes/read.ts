@@ -210,7 +210,10 @@ export function readSelfMonitors(runDir: string): SelfMonitorData[] {
   const dir = path.join(runDir, PROBES_DIR);
   let names: string[];
   try {
-    names = fs.readdirSync(dir).filter((n) => n.startsWith(SELF_PREFIX) && n.endsWith('.bin')).sort();
+    names = fs
+      .readdirSync(dir)
+      .filter((n) => n.startsWith(SELF_PREFIX) && n.endsWith('.bin'))
+      .sort();
   } catch {
     return [];
   }

@@ -39,8 +39,7 @@ const LONG_LIT = 48;
 const isDigit = (b: number): boolean => b >= 48 && b <= 57;
 const isWs = (b: number): boolean => b === 32 || b === 9;
 // Letters, digits, '_': a digit run glued to these is part of a name (cpu0, avg10, Icmp6).
-const isWordByte = (b: number): boolean =>
-  (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b === 95;
+const isWordByte = (b: number): boolean => (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b === 95;
 
 /** End of a number starting at p (sign, digits, optional fraction), or -1 if none starts there. */
 function numberEnd(buf: Uint8Array, p: number, len: number): number {
@@ -136,14 +135,7 @@ export function bindTemplate(t: Template, slotToCol: ArrayLike<number>): Templat
  * double with hi = 0. Returns false on any layout difference (columns may then
  * hold partial values: the caller clears ok and re-tokenizes).
  */
-export function match(
-  t: Template,
-  buf: Buffer,
-  len: number,
-  hi: Float64Array,
-  lo: Float64Array,
-  ok: Uint8Array,
-): boolean {
+export function match(t: Template, buf: Buffer, len: number, hi: Float64Array, lo: Float64Array, ok: Uint8Array): boolean {
   const ops = t.ops;
   const lit = t.lit;
   const nops = ops.length;

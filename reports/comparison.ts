@@ -81,7 +81,15 @@ export function renderComparison(c: Comparison, matrix: MatrixContext | null = n
     out.push(
       table(
         ['variant', 'busy', 'user', 'system', 'softirq', 'irq', 'steal'],
-        c.variants.map((v) => [v.name, share(v.cpu?.busy), share(v.cpu?.user), share(v.cpu?.system), share(v.cpu?.softirq), share(v.cpu?.irq), share(v.cpu?.steal)]),
+        c.variants.map((v) => [
+          v.name,
+          share(v.cpu?.busy),
+          share(v.cpu?.user),
+          share(v.cpu?.system),
+          share(v.cpu?.softirq),
+          share(v.cpu?.irq),
+          share(v.cpu?.steal),
+        ]),
       ),
       '',
     );

@@ -35,10 +35,17 @@ export function kernelSection(m: RunManifest, s: Summary): string | null {
         ['fault', 'asked for', 'was on (s)', 'outliers while on', 'should show as', 'what happened'],
         k.faults.map((f, i) => {
           const c = checks[i];
-          const asked = `${seconds(f.fromNs)} – ${f.toNs === null ? "end" : seconds(f.toNs)}`;
+          const asked = `${seconds(f.fromNs)} – ${f.toNs === null ? 'end' : seconds(f.toNs)}`;
           const on = f.startNs === null ? 'never' : `${(f.startNs / 1e9).toFixed(2)} – ${f.stopNs === null ? '?' : (f.stopNs / 1e9).toFixed(2)}`;
           const found = c === undefined ? '' : c.matched ? 'found: ranks first' : c.rank !== null ? `ranks #${c.rank}` : 'not found';
-          return [`\`${f.text}\``, asked, on, c === undefined ? '' : `${c.outliersWhileOn} of ${c.outliers}`, c?.expectedCause ?? '', [found, ...f.detail].filter((x) => x !== '').join('; ')];
+          return [
+            `\`${f.text}\``,
+            asked,
+            on,
+            c === undefined ? '' : `${c.outliersWhileOn} of ${c.outliers}`,
+            c?.expectedCause ?? '',
+            [found, ...f.detail].filter((x) => x !== '').join('; '),
+          ];
         }),
         ['l', 'l', 'l', 'r', 'l', 'l'],
       ),

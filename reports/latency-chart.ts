@@ -88,7 +88,11 @@ export function buildLatencySpec(summary: Summary): vegaLite.TopLevelSpec | null
     if (hasThreshold) {
       datasets.threshold = [{ ms: ms(thresholdUs), label: `outlier threshold ${(thresholdUs / 1e3).toPrecision(3)} ms` }];
       layers.push(
-        { data: { name: 'threshold' }, mark: { type: 'rule', color: '#e4572e', strokeDash: [5, 3], strokeWidth: 1.3 }, encoding: { y: { field: 'ms', type: 'quantitative' } } },
+        {
+          data: { name: 'threshold' },
+          mark: { type: 'rule', color: '#e4572e', strokeDash: [5, 3], strokeWidth: 1.3 },
+          encoding: { y: { field: 'ms', type: 'quantitative' } },
+        },
         {
           data: { name: 'threshold' },
           mark: { type: 'text', color: '#e4572e', align: 'left', baseline: 'bottom', dx: 4, dy: -2, fontSize: 11, x: 0 },

@@ -191,19 +191,19 @@ function selfCheck(d: ProbeData): string {
         gcSum += m.gc.duration[i];
         if (m.gc.duration[i] > gcMax) gcMax = m.gc.duration[i];
       }
-      return [
-        m.role,
-        String(m.pid),
-        ms(max),
-        m.run ? ms(m.run.p99) : '-',
-        String(over),
-        String(m.gc.duration.length),
-        ms(gcSum),
-        ms(gcMax),
-      ];
+      return [m.role, String(m.pid), ms(max), m.run ? ms(m.run.p99) : '-', String(over), String(m.gc.duration.length), ms(gcSum), ms(gcMax)];
     });
     lines.push(
-      table(['process', 'pid', 'loop delay max', 'p99', 'intervals > 10 ms', 'GC pauses', 'GC total', 'GC max'], rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r']),
+      table(['process', 'pid', 'loop delay max', 'p99', 'intervals > 10 ms', 'GC pauses', 'GC total', 'GC max'], rows, [
+        'l',
+        'r',
+        'r',
+        'r',
+        'r',
+        'r',
+        'r',
+        'r',
+      ]),
     );
   } else {
     lines.push('No self-monitor files: event-loop delay and GC pauses of the harness were not recorded.');
@@ -260,15 +260,31 @@ function processes(d: ProbeData): string | null {
       p.exitedNs === null ? '' : `exited at ${(p.exitedNs / 1e9).toFixed(2)} s`,
     ];
   });
-  return table(
-    ['process', 'pid', 'CPU %', 'peak %', 'voluntary cs', 'involuntary cs', 'run-queue wait', 'max wait / sample', ''],
-    rows,
-    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
-  );
+  return table(['process', 'pid', 'CPU %', 'peak %', 'voluntary cs', 'involuntary cs', 'run-queue wait', 'max wait / sample', ''], rows, [
+    'l',
+    'r',
+    'r',
+    'r',
+    'r',
+    'r',
+    'r',
+    'r',
+    'l',
+  ]);
 }
 
 function sockets(d: ProbeData): string | null {
-  const names = ['sockstat.TCP.inuse', 'sockstat.TCP.orphan', 'sockstat.TCP.tw', 'sockstat.TCP.alloc', 'sockstat.TCP.mem', 'sockstat6.TCP6.inuse', 'Tcp.CurrEstab', 'listen.depth', 'listen.limit'];
+  const names = [
+    'sockstat.TCP.inuse',
+    'sockstat.TCP.orphan',
+    'sockstat.TCP.tw',
+    'sockstat.TCP.alloc',
+    'sockstat.TCP.mem',
+    'sockstat6.TCP6.inuse',
+    'Tcp.CurrEstab',
+    'listen.depth',
+    'listen.limit',
+  ];
   const rows: string[][] = [];
   for (const name of names) {
     const v = d.get(name);

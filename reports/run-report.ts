@@ -73,8 +73,7 @@ export function renderReport(
       `Every outlier and failure is drawn; normal transactions are thinned on long runs. The tables under "System state" below hold the same numbers.`,
       '',
     );
-  if (latencyPicture !== null)
-    out.push('![Latency distribution: latency by percentile, with the outlier threshold](' + latencyPicture + ')', '');
+  if (latencyPicture !== null) out.push('![Latency distribution: latency by percentile, with the outlier threshold](' + latencyPicture + ')', '');
   if (s.outliers.count > 0 && s.outliers.modes !== undefined) out.push('## Outliers: modes and phases', '', outlierShape(s), '');
   const likely = likelyCause(s);
   if (likely !== null) out.push('## Likely cause', '', likely, '');
@@ -100,8 +99,7 @@ function verdict(m: RunManifest, s: Summary): string {
   const t = s.transactions;
   const lines: string[] = [];
   if (m.status !== 'complete') lines.push(`**Run ${m.status}: ${m.stopReason ?? 'no reason recorded'}.** What follows is what it saw.`, '');
-  if (t.unrecorded > 0)
-    lines.push(`**${int(t.unrecorded)} transactions the client counted are missing from the records**: the figures below undercount.`, '');
+  if (t.unrecorded > 0) lines.push(`**${int(t.unrecorded)} transactions the client counted are missing from the records**: the figures below undercount.`, '');
   const cause = causeLine(s);
   if (cause !== null) lines.push(cause, '');
   for (const f of s.faults ?? []) lines.push(`**Injected fault:** ${f.verdict}`, '');
@@ -139,7 +137,14 @@ function outcomes(s: Summary): string {
     `Throughput: **${s.throughput.tps.toFixed(1)} transactions/s**, ${s.throughput.mibps.toFixed(3)} MiB/s (request and response bytes of successful transactions) over ${s.durationS.toFixed(3)} s.`,
   ];
   const errs = Object.entries(t.errors).sort((a, b) => b[1] - a[1]);
-  if (errs.length > 0) out.push('', table(['outcome', 'count'], errs.map(([k, v]) => [`\`${k}\``, int(v)])));
+  if (errs.length > 0)
+    out.push(
+      '',
+      table(
+        ['outcome', 'count'],
+        errs.map(([k, v]) => [`\`${k}\``, int(v)]),
+      ),
+    );
   out.push('', `Accounting: attempted ${int(t.attempted)} = ok ${int(t.ok)} + failed ${int(t.failed)} + timed out ${int(t.timedOut)}.`);
   return out.join('\n');
 }
@@ -260,7 +265,10 @@ function importedLog(m: RunManifest): { table: string; command: string } | null 
   const imp = m.files.imported as { from: string; format: string; clock: string; rows: number; outsideProbe: number } | undefined;
   if (imp === undefined) return null;
   const rows: [string, string][] = [
-    ['transactions', `imported from \`${imp.from}\` (${imp.format}, ${imp.rows} rows${imp.outsideProbe > 0 ? `, ${imp.outsideProbe} outside the probe's time` : ''}): the client was not sockspike's`],
+    [
+      'transactions',
+      `imported from \`${imp.from}\` (${imp.format}, ${imp.rows} rows${imp.outsideProbe > 0 ? `, ${imp.outsideProbe} outside the probe's time` : ''}): the client was not sockspike's`,
+    ],
     ['clock', imp.clock],
     ['outlier threshold', m.config.outlierUs === null ? 'derived' : formatUs(m.config.outlierUs)],
     ['probe interval', formatNs(m.config.probeIntervalNs)],
@@ -287,10 +295,19 @@ function config(cfg: RunConfig): string {
   const dur = (ns: number | null): string => (ns === null ? '-' : ns === 0 ? '0' : formatNs(ns));
   const rows: [string, string][] = [
     ['target', targetText(cfg)],
-    ['load', cfg.rate === null ? `closed loop, concurrency ${cfg.concurrency}` : `open loop, ${cfg.rate}/s ${cfg.arrivals}, at most ${cfg.maxInflight} in flight`],
-    ['limit', [cfg.transactions !== null ? `${cfg.transactions} transactions` : '', cfg.durationNs !== null ? dur(cfg.durationNs) : ''].filter(Boolean).join(' or ')],
+    [
+      'load',
+      cfg.rate === null ? `closed loop, concurrency ${cfg.concurrency}` : `open loop, ${cfg.rate}/s ${cfg.arrivals}, at most ${cfg.maxInflight} in flight`,
+    ],
+    [
+      'limit',
+      [cfg.transactions !== null ? `${cfg.transactions} transactions` : '', cfg.durationNs !== null ? dur(cfg.durationNs) : ''].filter(Boolean).join(' or '),
+    ],
     ['transaction', transactionText(cfg)],
-    ['close', cfg.close === 'linger' ? `linger:${cfg.lingerSeconds}` : cfg.close === 'keepalive' ? `keepalive, ${cfg.perConnection} per connection` : cfg.close],
+    [
+      'close',
+      cfg.close === 'linger' ? `linger:${cfg.lingerSeconds}` : cfg.close === 'keepalive' ? `keepalive, ${cfg.perConnection} per connection` : cfg.close,
+    ],
     ['backlog', cfg.external ? "the server's own" : String(cfg.backlog)],
     ['TCP_NODELAY', cfg.nodelay ? 'on' : 'off'],
     ['think time', dur(cfg.thinkTimeNs)],
@@ -330,13 +347,20 @@ function observerSections(dir: string, m: RunManifest, highlightNs: number[], re
           '## Kernel events (bpftrace)',
           '',
           `${int(p.kernelEvents)} events on the run's ports (tcp and sock tracepoints), in \`${KERNEL_EVENTS_FILE}\`.`,
-          ...(kinds.length > 0 ? ['', table(['event', 'count'], kinds.map(([k, n]) => [k, int(n)]))] : []),
+          ...(kinds.length > 0
+            ? [
+                '',
+                table(
+                  ['event', 'count'],
+                  kinds.map(([k, n]) => [k, int(n)]),
+                ),
+              ]
+            : []),
           ...(p.notes.length > 0 ? ['', ...p.notes.map((n) => `- ${n}`)] : []),
         ].join('\n'),
       );
     }
-    if (p.skipped.length > 0)
-      out.push(['## Probes skipped', '', ...p.skipped.map((k) => `- **${k.probe}**: ${k.reason}`)].join('\n'));
+    if (p.skipped.length > 0) out.push(['## Probes skipped', '', ...p.skipped.map((k) => `- **${k.probe}**: ${k.reason}`)].join('\n'));
   }
   const { env, problem } = readEnvironment(dir);
   out.push(
@@ -415,7 +439,7 @@ function systemStateSection(st: NonNullable<Summary['systemState']>): string {
   const how =
     st.window === 'span'
       ? 'the probe samples each outlier overlaps, plus the one before it started'
-      : 'the samples at each outlier\'s start (and the one before) and at its end (outliers covered the whole load, leaving no normal time to compare with)';
+      : "the samples at each outlier's start (and the one before) and at its end (outliers covered the whole load, leaving no normal time to compare with)";
   const head = `Every probe metric in ${how} (${int(st.rows.outlier)} samples) against the rest of the load (${int(st.rows.normal)} samples): rank-sum test, Benjamini-Hochberg q < 0.01, strongest effect first (Cliff's delta, -1..1). Samples are a time series, so read q as a filter and the counts as the evidence.`;
   if (st.metrics.length === 0) return `${head}\n\nNo metric differed significantly between outlier windows and normal ones.`;
   const v = (x: number): string => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(2));
@@ -448,7 +472,10 @@ function outlierLine(s: Summary): string | null {
   const dominant = o.phases?.rows.find((r) => r.phase === o.phases?.dominant);
   if (dominant !== undefined) parts.push(`${pct(dominant.share, 0)} spent their excess time in ${dominant.phase}`);
   const ev = s.systemState?.metrics[0];
-  if (ev !== undefined && ev.total !== null) parts.push(`\`${ev.metric}\` moved most near them (${totalText(ev.total.outlier, ev.unit)} near outliers, ${totalText(ev.total.normal, ev.unit)} otherwise)`);
+  if (ev !== undefined && ev.total !== null)
+    parts.push(
+      `\`${ev.metric}\` moved most near them (${totalText(ev.total.outlier, ev.unit)} near outliers, ${totalText(ev.total.normal, ev.unit)} otherwise)`,
+    );
   return parts.length > 0 ? `Of the outliers: ${parts.join('; ')}.` : null;
 }
 
@@ -473,7 +500,13 @@ function causeLine(s: Summary): string | null {
   if (top === undefined)
     return '**No known cause matched.** The evidence fits none of the causes sockspike knows; see "System state around the outliers" for what moved with them.';
   const pctc = `${Math.round(top.confidence * 100)}%`;
-  const others = s.causes.length > 1 ? ` Also possible: ${s.causes.slice(1).map((c) => `${causeTitle(c.id)} (${Math.round(c.confidence * 100)}%)`).join(', ')}.` : '';
+  const others =
+    s.causes.length > 1
+      ? ` Also possible: ${s.causes
+          .slice(1)
+          .map((c) => `${causeTitle(c.id)} (${Math.round(c.confidence * 100)}%)`)
+          .join(', ')}.`
+      : '';
   return `**Most likely cause: ${causeTitle(top.id)}** (\`${top.id}\`, ${confidenceWords(top.confidence)}: confidence ${pctc}). ${top.summary}${others}`;
 }
 
@@ -490,7 +523,10 @@ function likelyCause(s: Summary): string | null {
       '',
       top.length > 0
         ? `The strongest correlations instead (full table under "System state around the outliers"): ${top
-            .map((m) => `\`${m.metric}\` (effect ${m.effect.toFixed(2)}${m.total !== null ? `, ${totalText(m.total.outlier, m.unit)} near outliers, ${totalText(m.total.normal, m.unit)} otherwise` : ''})`)
+            .map(
+              (m) =>
+                `\`${m.metric}\` (effect ${m.effect.toFixed(2)}${m.total !== null ? `, ${totalText(m.total.outlier, m.unit)} near outliers, ${totalText(m.total.normal, m.unit)} otherwise` : ''})`,
+            )
             .join('; ')}.`
         : 'No probe metric differed significantly around the outliers either (see "System state around the outliers", when probes ran).',
     );
@@ -519,7 +555,10 @@ function likelyCause(s: Summary): string | null {
         ? `Harness self-check: none of the ${int(h.outliers)} outliers coincide with an event-loop stall or GC pause of sockspike's own processes (${h.monitors} monitored).`
         : `Harness self-check: **${int(h.stalled)} of ${int(h.outliers)} outliers were sockspike's own doing** (${int(h.byLoopDelay)} event-loop stalls, ${int(h.byGc)} GC pauses, the longest ${h.worstMs} ms); they are left out of the other causes' evidence.`,
   );
-  out.push('', 'Confidence is the weighted share of a cause\'s evidence that holds (each cause\'s weights are in analysis/causes/); causes below 30% are not listed.');
+  out.push(
+    '',
+    "Confidence is the weighted share of a cause's evidence that holds (each cause's weights are in analysis/causes/); causes below 30% are not listed.",
+  );
   return out.join('\n').replace(/\n{3,}/g, '\n\n');
 }
 

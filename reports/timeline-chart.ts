@@ -125,7 +125,10 @@ function failureKind(outcome: number): PointKind {
 }
 
 /** The latency panel's points: all outliers and failures, normal ones kept or reduced. Deterministic. */
-export function latencyPoints(c: TxnColumns, thresholdUs: number): { points: TimelinePoint[]; outlierStarts: number[]; stats: Omit<TimelineSpec['stats'], 'probeRows' | 'counters'> } {
+export function latencyPoints(
+  c: TxnColumns,
+  thresholdUs: number,
+): { points: TimelinePoint[]; outlierStarts: number[]; stats: Omit<TimelineSpec['stats'], 'probeRows' | 'counters'> } {
   const n = c.n;
   let lo = Infinity;
   let hi = -Infinity;
@@ -352,7 +355,13 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
   const rules = (): object[] =>
     lat.outlierStarts.length === 0
       ? []
-      : [{ data: { name: 'outlierStarts' }, mark: { type: 'rule', color: '#e4572e', opacity: 0.18, strokeWidth: 1 }, encoding: { x: { field: 't', type: 'quantitative' } } }];
+      : [
+          {
+            data: { name: 'outlierStarts' },
+            mark: { type: 'rule', color: '#e4572e', opacity: 0.18, strokeWidth: 1 },
+            encoding: { x: { field: 't', type: 'quantitative' } },
+          },
+        ];
   // injected faults: a shaded band over the time each was on, labelled in the latency panel
   const faultBands = (labelled: boolean): object[] =>
     (input.faults ?? []).length === 0
@@ -364,7 +373,13 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
             encoding: { x: { field: 'from', type: 'quantitative' }, x2: { field: 'to' } },
           },
           ...(labelled
-            ? [{ data: { name: 'faults' }, mark: { type: 'text', align: 'left', baseline: 'top', dx: 3, dy: 3, fontSize: 10, color: '#9a6a00' }, encoding: { x: { field: 'from', type: 'quantitative' }, y: { value: 0 }, text: { field: 'label' } } }]
+            ? [
+                {
+                  data: { name: 'faults' },
+                  mark: { type: 'text', align: 'left', baseline: 'top', dx: 3, dy: 3, fontSize: 10, color: '#9a6a00' },
+                  encoding: { x: { field: 'from', type: 'quantitative' }, y: { value: 0 }, text: { field: 'label' } },
+                },
+              ]
             : []),
         ];
   const panels: object[] = [];
@@ -373,11 +388,16 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
     1 +
     (probes && probes.cpu.length > 0 ? 1 : 0) +
     (probes && probes.pressure.length > 0 ? 1 : 0) +
-    (probes ? new Set(probes.counters.map((r) => r.counter)).size : 0) + (probes && probes.tw.length > 0 ? 1 : 0);
+    (probes ? new Set(probes.counters.map((r) => r.counter)).size : 0) +
+    (probes && probes.tw.length > 0 ? 1 : 0);
   let k = 0;
   const presentKinds = KINDS.filter((kind) => lat.stats.drawn[kind] > 0);
   panels.push({
-    title: { text: `transactions (${lat.stats.transactions} total, ${lat.stats.outliers} outliers above ${(thresholdUs / 1e3).toPrecision(3)} ms, ${lat.stats.failures} failed)`, anchor: 'start', fontSize: 12 },
+    title: {
+      text: `transactions (${lat.stats.transactions} total, ${lat.stats.outliers} outliers above ${(thresholdUs / 1e3).toPrecision(3)} ms, ${lat.stats.failures} failed)`,
+      anchor: 'start',
+      fontSize: 12,
+    },
     width: WIDTH,
     height: LAT_HEIGHT,
     layer: [
@@ -396,7 +416,13 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
             scale: { domain: presentKinds, range: presentKinds.map((p) => KIND_COLORS[KINDS.indexOf(p)]) },
             legend: { orient: 'top', direction: 'horizontal' },
           },
-          shape: { field: 'kind', type: 'nominal', title: null, scale: { domain: presentKinds, range: presentKinds.map((p) => KIND_SHAPES[KINDS.indexOf(p)]) }, legend: { orient: 'top', direction: 'horizontal' } },
+          shape: {
+            field: 'kind',
+            type: 'nominal',
+            title: null,
+            scale: { domain: presentKinds, range: presentKinds.map((p) => KIND_SHAPES[KINDS.indexOf(p)]) },
+            legend: { orient: 'top', direction: 'horizontal' },
+          },
           order: { field: 'rank', type: 'quantitative' },
         },
       },
@@ -423,7 +449,13 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
           encoding: {
             x: x(lastTitle(k, count)),
             y: { field: 'pct', type: 'quantitative', stack: 'zero', title: AXIS.cpu, scale: { domain: [0, 100] } },
-            color: { field: 'state', type: 'nominal', title: null, scale: { domain: states, scheme: 'tableau10' }, legend: { orient: 'top', direction: 'horizontal' } },
+            color: {
+              field: 'state',
+              type: 'nominal',
+              title: null,
+              scale: { domain: states, scheme: 'tableau10' },
+              legend: { orient: 'top', direction: 'horizontal' },
+            },
             order: { field: 'order', type: 'quantitative' },
           },
         },
@@ -567,7 +599,7 @@ export async function writeTimelineChart(runDir: string): Promise<string | null>
   const probes = existsSync(join(runDir, PROBES_DIR, META_FILE)) ? readProbes(runDir) : null;
   const faults = (manifest.kernel?.faults ?? [])
     .filter((f) => f.startNs !== null)
-    .map((f) => ({ label: `fault ${f.text}`, from: (f.startNs as number) / 1e9, to: (f.stopNs ?? manifest.endNs ?? f.startNs as number) / 1e9 }));
+    .map((f) => ({ label: `fault ${f.text}`, from: (f.startNs as number) / 1e9, to: (f.stopNs ?? manifest.endNs ?? (f.startNs as number)) / 1e9 }));
   const built = buildTimelineSpec({ txn, thresholdUs: thresholdOf(runDir), probes, faults });
   if (!built) return null;
   const svg = await renderSvg(built.spec);

@@ -47,22 +47,19 @@ function input(over: Partial<Omit<CauseInput, 'outliers'>> & { outliers?: Partia
 
 test('the catalogue has every id of the issue, once, each with a title and the evidence it needs', (t) => {
   const ids = CATALOGUE.map((m) => m.id);
-  t.deepEqual(
-    [...ids].sort(),
-    [
-      'abortive-close-reset',
-      'accept-queue-overflow',
-      'cpu-saturation',
-      'cpu-steal',
-      'data-retransmit',
-      'harness-stall',
-      'memory-reclaim',
-      'nagle-delayed-ack',
-      'port-exhaustion',
-      'softirq-saturation',
-      'syn-loss',
-    ],
-  );
+  t.deepEqual([...ids].sort(), [
+    'abortive-close-reset',
+    'accept-queue-overflow',
+    'cpu-saturation',
+    'cpu-steal',
+    'data-retransmit',
+    'harness-stall',
+    'memory-reclaim',
+    'nagle-delayed-ack',
+    'port-exhaustion',
+    'softirq-saturation',
+    'syn-loss',
+  ]);
   for (const m of CATALOGUE) t.true(m.title.length > 0 && m.needs.length > 0, m.id);
 });
 
@@ -72,7 +69,10 @@ test('backlog-1 run: accept-queue-overflow first, with the listen-overflow evide
   const top = s.causes?.[0];
   t.is(top?.id, 'accept-queue-overflow', JSON.stringify(s.causes));
   t.true(top!.confidence >= 0.6, String(top!.confidence));
-  t.true(top!.evidence.some((e) => /ListenOverflows/.test(e)), top!.evidence.join('\n'));
+  t.true(
+    top!.evidence.some((e) => /ListenOverflows/.test(e)),
+    top!.evidence.join('\n'),
+  );
   t.true(top!.tryNext.some((e) => /sockspike run .*--backlog \d+/.test(e)));
   t.is(s.selfCheck?.stalled, 0);
   const saved = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as Summary;
@@ -102,7 +102,10 @@ test('kernel events (read synchronously) join SYN retransmits to the outlier tra
   writeFileSync(join(dir, 'events', 'kernel-events.ndjson'), lines.join('\n') + '\n');
   const s = analyzeRun(dir, { outlierUs: 100_000 });
   t.is(s.causes?.[0]?.id, 'accept-queue-overflow');
-  t.true(s.causes![0].evidence.some((e) => e.includes(`kernel events: ${n} of ${n} outlier connections retransmitted their SYN`)), s.causes![0].evidence.join('\n'));
+  t.true(
+    s.causes![0].evidence.some((e) => e.includes(`kernel events: ${n} of ${n} outlier connections retransmitted their SYN`)),
+    s.causes![0].evidence.join('\n'),
+  );
 });
 
 test('kernel events attached late: only the outliers that began after bpftrace attached are counted', (t) => {
@@ -126,7 +129,13 @@ test('kernel events attached late: only the outliers that began after bpftrace a
   t.is(s.causes?.[0]?.id, 'accept-queue-overflow');
   const line = s.causes![0].evidence.find((e) => e.startsWith('kernel events:')) ?? '';
   // every outlier that could show an event did: a full share, not after.length / all
-  t.regex(line, new RegExp(`^kernel events: ${after.length} of ${after.length} outlier connections \\(the 2 before bpftrace attached at [0-9.]+ s cannot show events\\) retransmitted their SYN`), line);
+  t.regex(
+    line,
+    new RegExp(
+      `^kernel events: ${after.length} of ${after.length} outlier connections \\(the 2 before bpftrace attached at [0-9.]+ s cannot show events\\) retransmitted their SYN`,
+    ),
+    line,
+  );
 });
 
 test('a threshold above every latency: no cause, and no cause section', (t) => {
@@ -156,8 +165,13 @@ test('a ~40 ms mode in an exchange with split writes and TCP_NODELAY off: nagle-
     input({
       config: { ...CONFIG, splitWrites: 2, nodelay: false },
       outliers: {
-        modes: [{ label: 'delayed ACK (40 ms): median excess 40.2 ms', count: 90, share: 0.9, minUs: 40_100, medianUs: 40_700, maxUs: 42_000, timer: 'delayed-ack' }],
-        phases: { dominant: 'exchange 1', rows: [{ phase: 'exchange 1', outliers: 90, share: 0.9, medianExcessUs: 40_000, normalMedianUs: 300, unfinished: 0 }] },
+        modes: [
+          { label: 'delayed ACK (40 ms): median excess 40.2 ms', count: 90, share: 0.9, minUs: 40_100, medianUs: 40_700, maxUs: 42_000, timer: 'delayed-ack' },
+        ],
+        phases: {
+          dominant: 'exchange 1',
+          rows: [{ phase: 'exchange 1', outliers: 90, share: 0.9, medianExcessUs: 40_000, normalMedianUs: 300, unfinished: 0 }],
+        },
         count: 100,
       },
     }),
@@ -166,7 +180,12 @@ test('a ~40 ms mode in an exchange with split writes and TCP_NODELAY off: nagle-
   t.true(causes[0].confidence >= 0.8);
   t.true(causes[0].tryNext.some((x) => /--nodelay on/.test(x)));
   // the same mode with one write per request and TCP_NODELAY on: weaker
-  const weak = findCauses(input({ config: { ...CONFIG, splitWrites: 1, nodelay: true }, outliers: { modes: [{ label: 'x', count: 1, share: 0.1, minUs: 0, medianUs: 0, maxUs: 0, timer: 'delayed-ack' }] } }));
+  const weak = findCauses(
+    input({
+      config: { ...CONFIG, splitWrites: 1, nodelay: true },
+      outliers: { modes: [{ label: 'x', count: 1, share: 0.1, minUs: 0, medianUs: 0, maxUs: 0, timer: 'delayed-ack' }] },
+    }),
+  );
   t.false(weak.some((c) => c.id === 'nagle-delayed-ack' && c.confidence >= 0.6));
 });
 
@@ -178,7 +197,13 @@ test('EADDRNOTAVAIL errors: port-exhaustion, even without outliers', (t) => {
 });
 
 test('ECONNRESET errors with an rst close: abortive-close-reset', (t) => {
-  const causes = findCauses(input({ config: { ...CONFIG, close: 'server-rst' }, transactions: { attempted: 100, failed: 7, errors: { ECONNRESET: 7 } }, outliers: { count: 0, total: 0 } }));
+  const causes = findCauses(
+    input({
+      config: { ...CONFIG, close: 'server-rst' },
+      transactions: { attempted: 100, failed: 7, errors: { ECONNRESET: 7 } },
+      outliers: { count: 0, total: 0 },
+    }),
+  );
   t.is(causes[0]?.id, 'abortive-close-reset');
 });
 
@@ -245,7 +270,10 @@ function stallRun(withMonitors: boolean): CauseInput {
     outliers: {
       thresholdUs: 100_000,
       modes: [],
-      phases: { dominant: 'exchange 1', rows: [{ phase: 'exchange 1', outliers: outliers.length, share: 1, medianExcessUs: 148_000, normalMedianUs: 800, unfinished: 0 }] },
+      phases: {
+        dominant: 'exchange 1',
+        rows: [{ phase: 'exchange 1', outliers: outliers.length, share: 1, medianExcessUs: 148_000, normalMedianUs: 800, unfinished: 0 }],
+      },
     },
     transactions: { attempted: n, failed: 0, timedOut: 0, errors: {} },
   } as unknown as Summary;
@@ -263,7 +291,7 @@ function stallRun(withMonitors: boolean): CauseInput {
   });
 }
 
-test('self-check: a loop stall overlapping every outlier makes them all the harness\'s doing', (t) => {
+test("self-check: a loop stall overlapping every outlier makes them all the harness's doing", (t) => {
   const inp = stallRun(true);
   t.is(inp.harness?.stalled, 5);
   t.is(inp.harness?.byLoopDelay, 5);
@@ -290,7 +318,14 @@ test('self-check: a GC pause counts only when it is a large part of the excess',
     file: 'x',
     resolutionNs: 10e6,
     intervalNs: 20e6,
-    eld: { t: new Float64Array(0), dt: new Float64Array(0), mean: new Float64Array(0), max: new Float64Array(0), min: new Float64Array(0), ticks: new Float64Array(0) },
+    eld: {
+      t: new Float64Array(0),
+      dt: new Float64Array(0),
+      mean: new Float64Array(0),
+      max: new Float64Array(0),
+      min: new Float64Array(0),
+      ticks: new Float64Array(0),
+    },
     run: null,
     gc: { start: Float64Array.of(1.05e9), duration: Float64Array.of(ms * 1e6), kind: Float64Array.of(1) },
     truncated: false,

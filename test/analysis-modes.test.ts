@@ -26,7 +26,13 @@ test('absent keys: kernel defaults; an Environment object works as well as its s
   t.deepEqual(timerSettings({}), { synRetries: 6, synLinearTimeouts: 0, synackRetries: 5, rtoMinUs: 200_000 });
   const all = timerConstants({});
   t.deepEqual(s(all.filter((x) => x.family === 'synack-retransmit').map((x) => x.us)), [1, 3, 7, 15, 31]);
-  t.deepEqual(all.filter((x) => x.family === 'rto').map((x) => x.us / 1000).slice(0, 4), [200, 600, 1400, 3000]);
+  t.deepEqual(
+    all
+      .filter((x) => x.family === 'rto')
+      .map((x) => x.us / 1000)
+      .slice(0, 4),
+    [200, 600, 1400, 3000],
+  );
   t.is(all.find((x) => x.family === 'delayed-ack')?.us, 40_000);
   t.is(all[0].label, 'SYN retransmission #1 (1 s)');
   const env = { sysctls: { 'net.ipv4.tcp_syn_retries': '3', 'net.ipv4.tcp_rto_min_us': '50000' } };

@@ -51,7 +51,10 @@ test('outliers slow in connect, or stuck in it (failed, connectUs NaN): dominant
   t.is(row?.medianExcessUs, 1_000_000);
   t.is(r.phases.find((p) => p.phase === 'exchange 1')?.normalMedianUs, 50);
   t.is(r.phases.find((p) => p.phase === 'close')?.normalMedianUs, 30);
-  t.is(r.phases.reduce((a, p) => a + p.outliers, 0), 10);
+  t.is(
+    r.phases.reduce((a, p) => a + p.outliers, 0),
+    10,
+  );
 });
 
 test('outliers slow in the second exchange: dominant exchange 2; one stuck there counts as unfinished', (t) => {

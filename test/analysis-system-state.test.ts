@@ -137,7 +137,7 @@ test('a column that spikes in outlier windows ranks first with p < 0.01; same-di
   t.is(m[0].unit, 'count/s');
   t.is(m[0].n.outlier, 150);
   t.is(m[0].n.normal, 2850);
-  t.is(m[0].outlierMedian, (spike.filter((_, i) => mask[i]).sort()[74] + spike.filter((_, i) => mask[i]).sort()[75]) * 50 / 2);
+  t.is(m[0].outlierMedian, ((spike.filter((_, i) => mask[i]).sort()[74] + spike.filter((_, i) => mask[i]).sort()[75]) * 50) / 2);
   t.is(m[0].normalMedian, 0);
   t.true(m[0].peak.value >= 9 * 50, 'a rate: delta / 20 ms');
   t.true(mask[m[0].peak.tNs / INTERVAL - 1] === 1, 'the peak is in an outlier row');
@@ -159,7 +159,10 @@ test('a column that spikes in outlier windows ranks first with p < 0.01; same-di
     ['all.nan:no values', 'all.same:constant'],
   );
   t.deepEqual(res.rows, { outlier: 150, normal: 2850 });
-  t.deepEqual(compareSystemState(probes, mask).map((x) => x.metric), m.map((x) => x.metric));
+  t.deepEqual(
+    compareSystemState(probes, mask).map((x) => x.metric),
+    m.map((x) => x.metric),
+  );
 });
 
 test('tiny groups are not tested; small groups get a seeded permutation test', (t) => {
@@ -251,7 +254,9 @@ test('a real run with listen-queue overflow: the overflow counters rank at the t
   t.true(res.rows.outlier >= 3 && res.rows.normal >= 3);
   const top = res.metrics.slice(0, 10);
   for (const [k, m] of top.entries())
-    t.log(`${k + 1}. ${m.metric} effect ${m.effect.toFixed(2)} p ${m.pValue?.toExponential(1)} q ${m.qValue?.toExponential(1)} total ${m.total?.outlier ?? '-'}/${m.total?.normal ?? '-'}`);
+    t.log(
+      `${k + 1}. ${m.metric} effect ${m.effect.toFixed(2)} p ${m.pValue?.toExponential(1)} q ${m.qValue?.toExponential(1)} total ${m.total?.outlier ?? '-'}/${m.total?.normal ?? '-'}`,
+    );
   const want = ['TcpExt.ListenOverflows', 'TcpExt.ListenDrops', 'TcpExt.TCPSynRetrans'];
   const hits = top.filter((m) => want.includes(m.metric));
   t.true(hits.length > 0, `one of ${want.join(', ')} in the top 10`);

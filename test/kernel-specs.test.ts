@@ -12,7 +12,17 @@ test('faults: kinds, amounts and windows', (t) => {
   t.deepEqual(parseFault('cpu-hog:4@1500ms'), { text: 'cpu-hog:4@1500ms', kind: 'cpu-hog', amount: 4, fromNs: 1.5e9, toNs: null });
   t.is(parseFault('accept-delay:20ms@1-3').amount, 20e6);
   t.is(parseFault('accept-delay:20ms@1-3').toNs, 3e9);
-  for (const bad of ['syn-drop', 'syn-drop:5', 'syn-drop:150%', 'cpu-hog:0', 'cpu-hog:two', 'accept-delay:0', 'packet-loss:5%', 'syn-drop:5%@6s-2s', 'syn-drop:5%@x'])
+  for (const bad of [
+    'syn-drop',
+    'syn-drop:5',
+    'syn-drop:150%',
+    'cpu-hog:0',
+    'cpu-hog:two',
+    'accept-delay:0',
+    'packet-loss:5%',
+    'syn-drop:5%@6s-2s',
+    'syn-drop:5%@x',
+  ])
     t.throws(() => parseFault(bad), { instanceOf: UserError }, bad);
 });
 

@@ -33,7 +33,8 @@ test('writeLatencyChart writes latency.svg for the backlog1-rst fixture', async 
   t.true(svg.startsWith('<svg'));
   t.true(svg.trimEnd().endsWith('</svg>'));
   t.true(size < 500 * KB, `${size} bytes`);
-  for (const title of [LATENCY_AXIS.percentile, LATENCY_AXIS.latency, 'outlier threshold', 'sockspike latency distribution']) t.true(svg.includes(title), title);
+  for (const title of [LATENCY_AXIS.percentile, LATENCY_AXIS.latency, 'outlier threshold', 'sockspike latency distribution'])
+    t.true(svg.includes(title), title);
   for (const label of ['50%', '90%', '99%', '99.9%']) t.true(svg.includes(`>${label}<`), label);
 });
 

@@ -15,7 +15,11 @@ import { tempDir } from './helpers/cli.ts';
 
 test('binomial draws have the right mean and spread, exact in the rare tail and approximate in the bulk', (t) => {
   const rand = prng(7);
-  for (const [n, p] of [[1000, 0.004], [1_000_000, 0.3], [50, 0.9]] as const) {
+  for (const [n, p] of [
+    [1000, 0.004],
+    [1_000_000, 0.3],
+    [50, 0.9],
+  ] as const) {
     const k = 4000;
     let s = 0;
     let s2 = 0;
@@ -36,9 +40,18 @@ test('binomial draws have the right mean and spread, exact in the rare tail and 
 });
 
 test('Student t, the t interval, the two-stage variance and Holm', (t) => {
-  for (const [df, v] of [[1, 12.706], [2, 4.303], [4, 2.776], [30, 2.042]] as const) t.true(Math.abs(studentTCritical(0.95, df) - v) < 0.002, `df ${df}`);
+  for (const [df, v] of [
+    [1, 12.706],
+    [2, 4.303],
+    [4, 2.776],
+    [30, 2.042],
+  ] as const)
+    t.true(Math.abs(studentTCritical(0.95, df) - v) < 0.002, `df ${df}`);
   t.true(Math.abs(1 - studentTAbsCdf(2.571, 5) - 0.05) < 1e-3);
-  t.deepEqual(holm([0.01, 0.04, 0.03]).map((p) => Number(p.toFixed(4))), [0.03, 0.06, 0.06]);
+  t.deepEqual(
+    holm([0.01, 0.04, 0.03]).map((p) => Number(p.toFixed(4))),
+    [0.03, 0.06, 0.06],
+  );
   const zero = tInterval(0, 0, 2, 0.001);
   t.is(zero.pValue, 1, 'no difference anywhere: p = 1');
   t.deepEqual(zero.ci, [0, 0]);
@@ -48,7 +61,7 @@ test('Student t, the t interval, the two-stage variance and Holm', (t) => {
   t.is(tInterval(1, 0, 4, 0.001).pValue, 0.001);
   // hierarchical variance = (n - 1) / n x true + within: the two-stage estimate recovers the true one
   t.is(twoStageVariance((2 / 3) * 9 + 4, 4, 3), 9);
-  t.is(twoStageVariance(4.1, 4, 3), 4, 'never below the transactions\' own noise');
+  t.is(twoStageVariance(4.1, 4, 3), 4, "never below the transactions' own noise");
   t.is(twoStageVariance(10, 4, 1), 4, 'one run: the transactions only');
 });
 
@@ -90,12 +103,15 @@ test('a known difference: 0.5 % one-second outliers against none is significant 
 
 test('two variants drawn from the same distribution: no detectable difference', (t) => {
   const c = compareRuns([...runs(t, 'a', 3, 1000, 21), ...runs(t, 'b', 3, 1000, 31)], { resamples: 1000 });
-  t.false(c.differences.some((d) => d.significant), JSON.stringify(c.differences.filter((d) => d.significant)));
+  t.false(
+    c.differences.some((d) => d.significant),
+    JSON.stringify(c.differences.filter((d) => d.significant)),
+  );
   t.false(c.verdicts[0].significant);
   t.regex(c.verdicts[0].text, /no detectable difference/);
 });
 
-test('one threshold for all: without --outlier, the baseline\'s derived threshold counts every variant', (t) => {
+test("one threshold for all: without --outlier, the baseline's derived threshold counts every variant", (t) => {
   const r = runs(t, 'x', 1, 500, 41).concat(runs(t, 'y', 1, 0, 51));
   for (const x of r) {
     const path = join(x.dir, 'run.json');
@@ -123,9 +139,15 @@ test('a numeric setting gets its scaling knee named in the comparison (and none 
   t.is(c.knees.length, 1);
   t.is(c.knees[0].key, 'concurrency');
   t.is(c.knees[0].knee?.level, 400, c.knees[0].text);
-  t.true(c.knees[0].knee!.jumps.some((j) => j.metric === 'p99'), c.knees[0].text);
+  t.true(
+    c.knees[0].knee!.jumps.some((j) => j.metric === 'p99'),
+    c.knees[0].text,
+  );
   t.regex(c.knees[0].text, /the knee is at concurrency=400, after 300: p99/);
-  const flat = compareRuns([level(100, 0), level(200, 0), level(300, 0)].map((r, i) => ({ ...r, dir: r.dir, settings: { concurrency: String((i + 1) * 10) } })), { resamples: 100 });
+  const flat = compareRuns(
+    [level(100, 0), level(200, 0), level(300, 0)].map((r, i) => ({ ...r, dir: r.dir, settings: { concurrency: String((i + 1) * 10) } })),
+    { resamples: 100 },
+  );
   t.is(flat.knees[0].knee, null);
   t.regex(flat.knees[0].text, /no knee/);
 });

@@ -23,7 +23,7 @@ test('the pub/sub cliff: 14 % CPU at 300 clients, 98 % (mostly system and steal)
   t.true(busy.expected > 0.17 && busy.expected < 0.2, `expected from the line through 5, 9, 14 %: ${busy.expected}`);
 });
 
-test('linear growth (latency rising with clients by Little\'s law, CPU with load) is no knee', (t) => {
+test("linear growth (latency rising with clients by Little's law, CPU with load) is no knee", (t) => {
   const levels = [100, 200, 300, 400, 500].map((c, i) =>
     lv(c, { p99: 10 * c * (1 + 0.05 * ((i % 2) - 0.5)), p999: 15 * c, cpuBusy: 0.15 + 0.18 * i, cpuSystem: 0.05 + 0.06 * i, cpuSteal: 0 }),
   );

@@ -33,8 +33,17 @@ test('vary keys are run flags: values, switches (on/off) and negated switches ma
 test('sysctl.KEY becomes --sysctl KEY=VALUE when run has --sysctl, and is refused when it has not', (t) => {
   const withSysctl = (k: string): ReturnType<typeof kind> => (k === 'sysctl' ? 'value' : kind(k));
   const v = variantsOf(parseVary(['sysctl.net.ipv4.tcp_tw_reuse=0,1'], withSysctl), withSysctl);
-  t.deepEqual(v.map((x) => x.flags), [['--sysctl', 'net.ipv4.tcp_tw_reuse=0'], ['--sysctl', 'net.ipv4.tcp_tw_reuse=1']]);
-  t.deepEqual(v.map((x) => x.name), ['sysctl.net.ipv4.tcp_tw_reuse=0', 'sysctl.net.ipv4.tcp_tw_reuse=1']);
+  t.deepEqual(
+    v.map((x) => x.flags),
+    [
+      ['--sysctl', 'net.ipv4.tcp_tw_reuse=0'],
+      ['--sysctl', 'net.ipv4.tcp_tw_reuse=1'],
+    ],
+  );
+  t.deepEqual(
+    v.map((x) => x.name),
+    ['sysctl.net.ipv4.tcp_tw_reuse=0', 'sysctl.net.ipv4.tcp_tw_reuse=1'],
+  );
   const without = (k: string): ReturnType<typeof kind> => (k === 'sysctl' ? undefined : kind(k));
   t.throws(() => parseVary(['sysctl.net.core.somaxconn=16,128'], without), { message: /has no --sysctl flag/ });
 });
@@ -48,15 +57,34 @@ test('the order: every block holds every variant once, shuffled per block by the
   t.true(new Set(blocks.map((b) => b.join())).size > 1, 'the order differs between blocks');
   t.deepEqual(scheduleOf(v, 4, 'random', 7), a, 'the same seed, the same order');
   t.notDeepEqual(scheduleOf(v, 4, 'random', 8), a);
-  t.deepEqual(a.map((s) => s.position), Array.from({ length: 20 }, (_, i) => i + 1));
+  t.deepEqual(
+    a.map((s) => s.position),
+    Array.from({ length: 20 }, (_, i) => i + 1),
+  );
   t.is(a.find((s) => s.variant === 'backlog=4' && s.block === 3)!.dir, 'runs/backlog=4/r3');
   const i = scheduleOf(v, 2, 'interleaved', 7).map((s) => s.variant);
   t.deepEqual(i, [...v.map((x) => x.name), ...v.map((x) => x.name)]);
 });
 
-test('the run flags among the matrix arguments: all but the matrix\'s own', (t) => {
+test("the run flags among the matrix arguments: all but the matrix's own", (t) => {
   t.deepEqual(
-    runFlagsOf(['--vary', 'backlog=1,2', '--concurrency', '4', '--repeat=3', '--out', 'd', '--order', 'random', '--no-probes', '--seed', '3', '--baseline', 'backlog=2', '--close=client-rst']),
+    runFlagsOf([
+      '--vary',
+      'backlog=1,2',
+      '--concurrency',
+      '4',
+      '--repeat=3',
+      '--out',
+      'd',
+      '--order',
+      'random',
+      '--no-probes',
+      '--seed',
+      '3',
+      '--baseline',
+      'backlog=2',
+      '--close=client-rst',
+    ]),
     ['--concurrency', '4', '--no-probes', '--close=client-rst'],
   );
 });

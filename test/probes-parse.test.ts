@@ -61,15 +61,55 @@ test('every source of a recorded 2-CPU VM parses, by name, with the right kinds'
   t.deepEqual(s.skipped, []);
   const names = new Map(s.columns.outputs.map((c) => [c.name, c]));
   for (const n of [
-    'cpu.user', 'cpu.steal', 'cpu.softirq', 'cpu.iowait', 'cpu0.system', 'cpu1.idle',
-    'stat.ctxt', 'stat.intr', 'stat.procs_running', 'stat.procs_blocked',
-    'pressure.cpu.some', 'pressure.io.full', 'pressure.memory.some',
-    'Tcp.ActiveOpens', 'Tcp.RetransSegs', 'Tcp.OutRsts', 'Tcp.CurrEstab', 'Ip.InReceives', 'Udp.InDatagrams', 'IcmpMsg.InType3',
-    'TcpExt.ListenOverflows', 'TcpExt.ListenDrops', 'TcpExt.TCPSynRetrans', 'TcpExt.TW', 'TcpExt.TCPAOGood', 'IpExt.InOctets', 'MPTcpExt.MPCurrEstab',
-    'Ip6.InReceives', 'Icmp6.InMsgs', 'Udp6.InDatagrams',
-    'sockstat.TCP.inuse', 'sockstat.TCP.orphan', 'sockstat.TCP.tw', 'sockstat.TCP.alloc', 'sockstat.TCP.mem', 'sockstat.sockets.used', 'sockstat6.TCP6.inuse',
-    'softirq.NET_RX', 'softirq.NET_TX', 'softirq.TIMER', 'softirq.SCHED', 'softirq.NET_RX.cpu0', 'softirq.SCHED.cpu1',
-    'vmstat.pgmajfault', 'vmstat.allocstall_normal', 'vmstat.compact_stall', 'vmstat.pgscan_direct', 'vmstat.pgsteal_direct', 'vmstat.nr_free_pages',
+    'cpu.user',
+    'cpu.steal',
+    'cpu.softirq',
+    'cpu.iowait',
+    'cpu0.system',
+    'cpu1.idle',
+    'stat.ctxt',
+    'stat.intr',
+    'stat.procs_running',
+    'stat.procs_blocked',
+    'pressure.cpu.some',
+    'pressure.io.full',
+    'pressure.memory.some',
+    'Tcp.ActiveOpens',
+    'Tcp.RetransSegs',
+    'Tcp.OutRsts',
+    'Tcp.CurrEstab',
+    'Ip.InReceives',
+    'Udp.InDatagrams',
+    'IcmpMsg.InType3',
+    'TcpExt.ListenOverflows',
+    'TcpExt.ListenDrops',
+    'TcpExt.TCPSynRetrans',
+    'TcpExt.TW',
+    'TcpExt.TCPAOGood',
+    'IpExt.InOctets',
+    'MPTcpExt.MPCurrEstab',
+    'Ip6.InReceives',
+    'Icmp6.InMsgs',
+    'Udp6.InDatagrams',
+    'sockstat.TCP.inuse',
+    'sockstat.TCP.orphan',
+    'sockstat.TCP.tw',
+    'sockstat.TCP.alloc',
+    'sockstat.TCP.mem',
+    'sockstat.sockets.used',
+    'sockstat6.TCP6.inuse',
+    'softirq.NET_RX',
+    'softirq.NET_TX',
+    'softirq.TIMER',
+    'softirq.SCHED',
+    'softirq.NET_RX.cpu0',
+    'softirq.SCHED.cpu1',
+    'vmstat.pgmajfault',
+    'vmstat.allocstall_normal',
+    'vmstat.compact_stall',
+    'vmstat.pgscan_direct',
+    'vmstat.pgsteal_direct',
+    'vmstat.nr_free_pages',
   ]) {
     t.true(names.has(n), `${n} missing`);
   }
@@ -113,9 +153,17 @@ test('values: gauges as read, counters as deltas, fractions of the interval', as
   cpu0[8] = String(Number(cpu0[8]) + 1); // steal +1 jiffy
   stat[1] = cpu0.join(' ');
   fs.writeFileSync(path.join(proc, 'stat'), stat.join('\n'));
-  fs.writeFileSync(path.join(proc, 'pressure/cpu'), fs.readFileSync(path.join(proc, 'pressure/cpu'), 'latin1').replace(/total=(\d+)/, (_, v) => `total=${Number(v) + 1500}`));
+  fs.writeFileSync(
+    path.join(proc, 'pressure/cpu'),
+    fs.readFileSync(path.join(proc, 'pressure/cpu'), 'latin1').replace(/total=(\d+)/, (_, v) => `total=${Number(v) + 1500}`),
+  );
   fs.writeFileSync(path.join(proc, 'net/sockstat'), fs.readFileSync(path.join(proc, 'net/sockstat'), 'latin1').replace(/tw \d+/, 'tw 10'));
-  fs.writeFileSync(path.join(proc, 'softirqs'), fs.readFileSync(path.join(proc, 'softirqs'), 'latin1').replace(/(NET_RX:\s+)(\d+)(\s+)(\d+)/, (_, a, x, b, y) => `${a}${Number(x) + 4}${b}${Number(y) + 6}`));
+  fs.writeFileSync(
+    path.join(proc, 'softirqs'),
+    fs
+      .readFileSync(path.join(proc, 'softirqs'), 'latin1')
+      .replace(/(NET_RX:\s+)(\d+)(\s+)(\d+)/, (_, a, x, b, y) => `${a}${Number(x) + 4}${b}${Number(y) + 6}`),
+  );
   s.sample(s.now());
   finish(s);
   const d = readProbes(dir);
@@ -171,7 +219,14 @@ test('a kernel without /proc/pressure: pressure skipped with the reason, the res
 
 test('a netstat with counters we do not know: every one of them becomes a column', async (t) => {
   const s = await sampler(runDir(t), path.join(FIX, 'extra-counters'));
-  for (const n of ['TcpExt.TCPFutureCounter', 'TcpExt.TCPAnotherNewOne', 'FutureExt.AlphaCount', 'FutureExt.BetaCount', 'Tcp.FutureTcpField', 'TcpExt.ListenOverflows']) {
+  for (const n of [
+    'TcpExt.TCPFutureCounter',
+    'TcpExt.TCPAnotherNewOne',
+    'FutureExt.AlphaCount',
+    'FutureExt.BetaCount',
+    'Tcp.FutureTcpField',
+    'TcpExt.ListenOverflows',
+  ]) {
     t.true(s.columns.index.has(n), n);
   }
   // a value past 2^32 (split hi/lo) reads exactly
@@ -296,7 +351,11 @@ test('template: numbers glued to names stay names; signs, fractions, 64-bit valu
   t.true(match(bound, wider, wider.length, cols.curHi, cols.curLo, cols.curOk));
   t.is(cols.raw(slot[0]), 123456);
   // a renamed field, a missing number, an extra line: no match
-  for (const bad of ['cpu1 12 -1\navg10=2.30 total=5\nIcmp6InType133 7\n  pad   9\n', 'cpu0 12\navg10=2.30 total=5\nIcmp6InType133 7\n  pad   9\n', text + 'extra 1\n']) {
+  for (const bad of [
+    'cpu1 12 -1\navg10=2.30 total=5\nIcmp6InType133 7\n  pad   9\n',
+    'cpu0 12\navg10=2.30 total=5\nIcmp6InType133 7\n  pad   9\n',
+    text + 'extra 1\n',
+  ]) {
     const b = Buffer.from(bad, 'latin1');
     t.false(match(bound, b, b.length, cols.curHi, cols.curLo, cols.curOk), bad);
   }

@@ -9,8 +9,7 @@ import { spawnSync } from 'node:child_process';
 export const PASSES = ['ava.config.mjs', 'ava.runs.config.mjs', 'ava.e2e.config.mjs'];
 
 const args = process.argv.slice(2);
-const ava = (config) =>
-  spawnSync(process.execPath, ['node_modules/ava/entrypoints/cli.mjs', '--config', config, ...args], { stdio: 'inherit' }).status ?? 1;
+const ava = (config) => spawnSync(process.execPath, ['node_modules/ava/entrypoints/cli.mjs', '--config', config, ...args], { stdio: 'inherit' }).status ?? 1;
 let status = 0;
 for (const config of PASSES) {
   const s = ava(config);

@@ -49,7 +49,7 @@ test('buildTimelineSpec keeps every outlier and failure and caps normal points f
   let outliers = 0;
   let failures = 0;
   let seed = 12345;
-  const rand = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const rand = (): number => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
   for (let i = 0; i < n; i++) {
     c.intendedNs[i] = i * 600_000; // 10 minutes
     c.lateUs[i] = i % 97 === 0 ? 50 : 0;
@@ -124,7 +124,10 @@ test('buildTimelineSpec adds a pressure panel for the fixture (it has /proc/pres
   const probes = readProbes(dir);
   t.truthy(probes.get('pressure.cpu.some'));
   const built = buildTimelineSpec({ txn, thresholdUs: 100_000, probes })!;
-  const spec = built.spec as unknown as { datasets: Record<string, { resource: string; pct: number }[]>; vconcat: { layer: { encoding?: { y?: { title?: string } } }[] }[] };
+  const spec = built.spec as unknown as {
+    datasets: Record<string, { resource: string; pct: number }[]>;
+    vconcat: { layer: { encoding?: { y?: { title?: string } } }[] }[];
+  };
   const rows = spec.datasets.pressure;
   t.truthy(rows);
   const resources = new Set(rows.map((r) => r.resource));

@@ -26,7 +26,11 @@ export const abortiveCloseReset: CauseModule = {
     const { confidence, evidence } = score([
       { weight: 0.45, strength: 1, text: `${fmtN(e.ECONNRESET ?? 0)} transactions failed with ECONNRESET and ${fmtN(e.EPIPE ?? 0)} with EPIPE` },
       { weight: 0.2, strength: rstClose ? 1 : 0, text: `the run closes with a reset (close ${input.config.close})` },
-      { weight: 0.2, strength: k === null || k.outliers === 0 ? null : k.outliersWithReset / k.outliers, text: `kernel events: ${fmtN(k?.outliersWithReset ?? 0)} of ${kernelOutliers(input)} saw a reset` },
+      {
+        weight: 0.2,
+        strength: k === null || k.outliers === 0 ? null : k.outliersWithReset / k.outliers,
+        text: `kernel events: ${fmtN(k?.outliersWithReset ?? 0)} of ${kernelOutliers(input)} saw a reset`,
+      },
       { weight: 0.15, strength: n === 0 ? null : rst.strength, text: rst.text },
     ]);
     return {

@@ -27,9 +27,17 @@ export const cpuSaturation: CauseModule = {
     const psiUp = psi !== null && psi.near >= 0.1 && psi.near >= 1.25 * psi.otherwise;
     if (!(busy >= 0.75 && busy >= busyOther) && !psiUp) return null;
     const { confidence, evidence } = score([
-      { weight: 0.45, strength: clamp01((busy - 0.6) / 0.3), text: `CPUs ${pctS(busy)} busy (user ${pctS(u.near)}, system ${pctS(s.near)}) in the ${u.nearRows} samples around the outliers` },
+      {
+        weight: 0.45,
+        strength: clamp01((busy - 0.6) / 0.3),
+        text: `CPUs ${pctS(busy)} busy (user ${pctS(u.near)}, system ${pctS(s.near)}) in the ${u.nearRows} samples around the outliers`,
+      },
       { weight: 0.2, strength: clamp01((busy - busyOther) / 0.2), text: `against ${pctS(busyOther)} busy in the other ${u.otherRows} samples` },
-      { weight: 0.35, strength: psi === null ? null : psi.near > psi.otherwise ? clamp01(psi.near / 0.3) : 0, text: `some task waited for a CPU ${pctS(psi?.near ?? 0)} of the time around the outliers (pressure.cpu.some), ${pctS(psi?.otherwise ?? 0)} otherwise` },
+      {
+        weight: 0.35,
+        strength: psi === null ? null : psi.near > psi.otherwise ? clamp01(psi.near / 0.3) : 0,
+        text: `some task waited for a CPU ${pctS(psi?.near ?? 0)} of the time around the outliers (pressure.cpu.some), ${pctS(psi?.otherwise ?? 0)} otherwise`,
+      },
     ]);
     return {
       id: this.id,

@@ -21,7 +21,10 @@ export const cpuSteal: CauseModule = {
       confidence,
       summary: `The hypervisor took the CPUs away (steal ${pctS(r.level.near)} around the outliers): ${outlierSpan(input)} waited while other guests ran.`,
       evidence,
-      tryNext: ['Run on dedicated or bigger instances (no CPU credits / overcommit), or ask the provider about noisy neighbours.', 'Compare with a run on bare metal or another instance type.'],
+      tryNext: [
+        'Run on dedicated or bigger instances (no CPU credits / overcommit), or ask the provider about noisy neighbours.',
+        'Compare with a run on bare metal or another instance type.',
+      ],
     };
   },
 };

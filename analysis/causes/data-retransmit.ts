@@ -1,4 +1,19 @@
-import { counterNear, isExchange, modeShare, outlierSpan, phaseShare, pctS, score, clamp01, fmtN, kernelOutliers, runCommand, type Cause, type CauseInput, type CauseModule } from './types.ts';
+import {
+  counterNear,
+  isExchange,
+  modeShare,
+  outlierSpan,
+  phaseShare,
+  pctS,
+  score,
+  clamp01,
+  fmtN,
+  kernelOutliers,
+  runCommand,
+  type Cause,
+  type CauseInput,
+  type CauseModule,
+} from './types.ts';
 
 // Data (or FIN) segments lost and resent after a retransmission timeout:
 // the exchange or close waits for the RTO (200 ms minimum, doubling).
@@ -18,7 +33,13 @@ import { counterNear, isExchange, modeShare, outlierSpan, phaseShare, pctS, scor
 export const dataRetransmit: CauseModule = {
   id: 'data-retransmit',
   title: 'Data segments retransmitted after a timeout (RTO)',
-  needs: ['outlier modes', 'outlier phases', 'Tcp.RetransSegs / TcpExt.TCPTimeouts', 'TCP_INFO total_retrans per transaction', 'kernel retransmit events (optional)'],
+  needs: [
+    'outlier modes',
+    'outlier phases',
+    'Tcp.RetransSegs / TcpExt.TCPTimeouts',
+    'TCP_INFO total_retrans per transaction',
+    'kernel retransmit events (optional)',
+  ],
   match(input: CauseInput): Cause | null {
     const n = input.outliers.count;
     if (n === 0) return null;
@@ -33,19 +54,30 @@ export const dataRetransmit: CauseModule = {
     if (rto.count === 0 && !(phase.share >= 0.3 && ((counter.strength ?? 0) > 0 || tiShare > tiNormal || kShare > 0))) return null;
     const { confidence, evidence } = score([
       { weight: 0.25, strength: clamp01(rto.share / 0.5), text: `${pctS(rto.share)} of the outliers sit at ${rto.labels.join(', ')}` },
-      { weight: 0.2, strength: phase.share, text: `${pctS(phase.share)} of the outliers spent their extra time in an exchange or close (mostly ${phase.phase})` },
+      {
+        weight: 0.2,
+        strength: phase.share,
+        text: `${pctS(phase.share)} of the outliers spent their extra time in an exchange or close (mostly ${phase.phase})`,
+      },
       { weight: 0.2, strength: counter.strength === null ? null : counter.strength * phase.share, text: counter.text },
       {
         weight: 0.2,
         strength: ti === null || ti.outliers === 0 ? null : clamp01((tiShare - tiNormal) * 2) * phase.share,
         text: `TCP_INFO: ${fmtN(ti?.outliersRetrans ?? 0)} of ${fmtN(ti?.outliers ?? 0)} outlier connections had retransmitted (total_retrans > 0), against ${pctS(tiNormal)} of normal ones`,
       },
-      { weight: 0.15, strength: k === null || k.outliers === 0 ? null : kShare, text: `kernel events: ${fmtN(k?.outliersWithRetrans ?? 0)} of ${kernelOutliers(input)} had a data/FIN retransmit` },
+      {
+        weight: 0.15,
+        strength: k === null || k.outliers === 0 ? null : kShare,
+        text: `kernel events: ${fmtN(k?.outliersWithRetrans ?? 0)} of ${kernelOutliers(input)} had a data/FIN retransmit`,
+      },
     ]);
     return {
       id: this.id,
       confidence,
-      summary: `${outlierSpan(input)} waited for lost segments to be resent after a retransmission timeout` + (rto.count > 0 ? ` (${pctS(rto.share)} at ${rto.labels[0]})` : '') + '.',
+      summary:
+        `${outlierSpan(input)} waited for lost segments to be resent after a retransmission timeout` +
+        (rto.count > 0 ? ` (${pctS(rto.share)} at ${rto.labels[0]})` : '') +
+        '.',
       evidence,
       tryNext: [
         'Find where segments are lost: `nstat -az | grep -i -e retrans -e drop`, `tc -s qdisc`, NIC drops (`ethtool -S`), conntrack.',

@@ -159,7 +159,16 @@ export function buildCauseInput(src: InputSources): CauseInput {
       normal++;
       if (j.synRetransmits[i] > 0) normalSyn++;
     }
-    kernel = { events: src.events.events.length, outliers: covered, fromNs: from, outliersWithSynRetrans: syn, outliersWithRetrans: re, outliersWithReset: rst, normalWithSynRetrans: normalSyn, normal };
+    kernel = {
+      events: src.events.events.length,
+      outliers: covered,
+      fromNs: from,
+      outliersWithSynRetrans: syn,
+      outliersWithRetrans: re,
+      outliersWithReset: rst,
+      normalWithSynRetrans: normalSyn,
+      normal,
+    };
   }
 
   let server: CauseInput['txn']['server'] = null;
@@ -176,7 +185,11 @@ export function buildCauseInput(src: InputSources): CauseInput {
   return {
     config: src.config,
     sysctls: src.sysctls,
-    transactions: { attempted: summary.transactions.attempted, failed: summary.transactions.failed + summary.transactions.timedOut, errors: summary.transactions.errors },
+    transactions: {
+      attempted: summary.transactions.attempted,
+      failed: summary.transactions.failed + summary.transactions.timedOut,
+      errors: summary.transactions.errors,
+    },
     latencyP50Us: p50,
     outliers: {
       thresholdUs: summary.outliers.thresholdUs,

@@ -9,7 +9,14 @@ import { counterNear, outlierSpan, pctS, pressureFraction, score, clamp01, fmtN,
 //         (strength 0 unless higher near the outliers than otherwise)
 // Required: direct reclaim near the outliers, or memory pressure >= 0.02 there and above otherwise.
 
-const RECLAIM = ['vmstat.allocstall_dma', 'vmstat.allocstall_dma32', 'vmstat.allocstall_normal', 'vmstat.allocstall_movable', 'vmstat.allocstall_device', 'vmstat.pgscan_direct'];
+const RECLAIM = [
+  'vmstat.allocstall_dma',
+  'vmstat.allocstall_dma32',
+  'vmstat.allocstall_normal',
+  'vmstat.allocstall_movable',
+  'vmstat.allocstall_device',
+  'vmstat.pgscan_direct',
+];
 
 export const memoryReclaim: CauseModule = {
   id: 'memory-reclaim',
@@ -22,14 +29,21 @@ export const memoryReclaim: CauseModule = {
     if (!(r.near > 0) && !(psi !== null && psi.near >= 0.02 && psi.near > psi.otherwise)) return null;
     const { confidence, evidence } = score([
       { weight: 0.5, strength: r.strength, text: `direct reclaim (${r.text})` },
-      { weight: 0.5, strength: psi === null ? null : psi.near > psi.otherwise ? clamp01(psi.near / 0.1) : 0, text: `some task waited for memory ${pctS(psi?.near ?? 0)} of the time around the outliers (pressure.memory.some), ${pctS(psi?.otherwise ?? 0)} otherwise` },
+      {
+        weight: 0.5,
+        strength: psi === null ? null : psi.near > psi.otherwise ? clamp01(psi.near / 0.1) : 0,
+        text: `some task waited for memory ${pctS(psi?.near ?? 0)} of the time around the outliers (pressure.memory.some), ${pctS(psi?.otherwise ?? 0)} otherwise`,
+      },
     ]);
     return {
       id: this.id,
       confidence,
       summary: `Memory ran short around the outliers (${fmtN(r.near)} direct-reclaim events nearby): ${outlierSpan(input)} likely stalled while the kernel freed memory.`,
       evidence,
-      tryNext: ['Check free memory and who holds it (`free -m`, `smem`, cgroup memory.current / memory.max).', 'Raise vm.min_free_kbytes or the cgroup limit; look for page-cache heavy neighbours.'],
+      tryNext: [
+        'Check free memory and who holds it (`free -m`, `smem`, cgroup memory.current / memory.max).',
+        'Raise vm.min_free_kbytes or the cgroup limit; look for page-cache heavy neighbours.',
+      ],
     };
   },
 };

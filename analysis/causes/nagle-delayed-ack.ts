@@ -1,4 +1,18 @@
-import { counterNear, isExchange, modeShare, outlierSpan, phaseShare, pctS, score, clamp01, fmtN, runCommand, type Cause, type CauseInput, type CauseModule } from './types.ts';
+import {
+  counterNear,
+  isExchange,
+  modeShare,
+  outlierSpan,
+  phaseShare,
+  pctS,
+  score,
+  clamp01,
+  fmtN,
+  runCommand,
+  type Cause,
+  type CauseInput,
+  type CauseModule,
+} from './types.ts';
 
 // Nagle's algorithm holds the second write of a request until the first is
 // ACKed, and the peer delays that ACK (40 ms): each exchange of a split
@@ -37,7 +51,10 @@ export const nagleDelayedAck: CauseModule = {
     return {
       id: this.id,
       confidence,
-      summary: `${outlierSpan(input)}: ${pctS(mode.share)} waited about 40 ms in an exchange, the peer's delayed ACK holding back a request Nagle's algorithm had split` + (trap ? ` (${c.splitWrites} writes per request, TCP_NODELAY off)` : '') + '.',
+      summary:
+        `${outlierSpan(input)}: ${pctS(mode.share)} waited about 40 ms in an exchange, the peer's delayed ACK holding back a request Nagle's algorithm had split` +
+        (trap ? ` (${c.splitWrites} writes per request, TCP_NODELAY off)` : '') +
+        '.',
       evidence,
       tryNext: [
         `Set TCP_NODELAY: ${runCommand(input, { '--nodelay': 'on' })}`,

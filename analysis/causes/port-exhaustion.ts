@@ -34,15 +34,23 @@ export const portExhaustion: CauseModule = {
       {
         weight: 0.25,
         strength: twRatio === null ? null : clamp01(twRatio / 0.8),
-        text: `up to ${fmtN(twMax ?? 0)} sockets in TIME_WAIT` + (range ? ` against ${fmtN(range)} local ports (net.ipv4.ip_local_port_range ${input.sysctls['net.ipv4.ip_local_port_range']})` : ''),
+        text:
+          `up to ${fmtN(twMax ?? 0)} sockets in TIME_WAIT` +
+          (range ? ` against ${fmtN(range)} local ports (net.ipv4.ip_local_port_range ${input.sysctls['net.ipv4.ip_local_port_range']})` : ''),
       },
-      { weight: 0.2, strength: input.outliers.count > 0 ? connect.share : null, text: `${pctS(connect.share)} of the outliers spent their extra time in connect` },
+      {
+        weight: 0.2,
+        strength: input.outliers.count > 0 ? connect.share : null,
+        text: `${pctS(connect.share)} of the outliers spent their extra time in connect`,
+      },
     ]);
     return {
       id: this.id,
       confidence,
       summary:
-        (errs > 0 ? `${fmtN(errs)} connects found no free local port (EADDRNOTAVAIL)` : `${outlierSpan(input)} slowed in connect while the kernel searched for a free local port`) +
+        (errs > 0
+          ? `${fmtN(errs)} connects found no free local port (EADDRNOTAVAIL)`
+          : `${outlierSpan(input)} slowed in connect while the kernel searched for a free local port`) +
         (twMax !== null ? `, with up to ${fmtN(twMax)} connections in TIME_WAIT` : '') +
         '.',
       evidence,

@@ -92,6 +92,15 @@ export function selfCheck(
   }
   return {
     stalled,
-    check: { outliers: outliers.length, stalled: byLoop + byGc, byLoopDelay: byLoop, byGc, starved, monitors: mons.length, worstMs: Math.round(worstNs / 1e4) / 100, examples },
+    check: {
+      outliers: outliers.length,
+      stalled: byLoop + byGc,
+      byLoopDelay: byLoop,
+      byGc,
+      starved,
+      monitors: mons.length,
+      worstMs: Math.round(worstNs / 1e4) / 100,
+      examples,
+    },
   };
 }

@@ -1,4 +1,18 @@
-import { counterNear, modeShare, outlierSpan, phaseShare, pctS, score, clamp01, fmtN, kernelOutliers, runCommand, type Cause, type CauseInput, type CauseModule } from './types.ts';
+import {
+  counterNear,
+  modeShare,
+  outlierSpan,
+  phaseShare,
+  pctS,
+  score,
+  clamp01,
+  fmtN,
+  kernelOutliers,
+  runCommand,
+  type Cause,
+  type CauseInput,
+  type CauseModule,
+} from './types.ts';
 
 // SYNs (or SYN-ACKs) lost without the listen queue overflowing: a firewall,
 // a SYN flood protection, packet loss on the path, a full SYN queue.
@@ -14,7 +28,13 @@ import { counterNear, modeShare, outlierSpan, phaseShare, pctS, score, clamp01, 
 export const synLoss: CauseModule = {
   id: 'syn-loss',
   title: 'SYN retransmissions without listen-queue overflow',
-  needs: ['outlier modes', 'outlier phases', 'TcpExt.TCPSynRetrans', 'TcpExt.ListenOverflows / ListenDrops (must not move)', 'kernel SYN retransmits (optional)'],
+  needs: [
+    'outlier modes',
+    'outlier phases',
+    'TcpExt.TCPSynRetrans',
+    'TcpExt.ListenOverflows / ListenDrops (must not move)',
+    'kernel SYN retransmits (optional)',
+  ],
   match(input: CauseInput): Cause | null {
     if (input.outliers.count === 0) return null;
     const listen = counterNear(input, ['TcpExt.ListenOverflows', 'TcpExt.ListenDrops']);
@@ -29,7 +49,11 @@ export const synLoss: CauseModule = {
       { weight: 0.25, strength: connect.share, text: `${pctS(connect.share)} of the outliers spent their extra time in connect` },
       { weight: 0.35, strength: clamp01(syn.share / 0.5), text: `${pctS(syn.share)} of the outliers sit at ${syn.labels.join(', ')}` },
       { weight: 0.2, strength: counter.strength, text: counter.text },
-      { weight: 0.2, strength: k === null || k.outliers === 0 ? null : kShare, text: `kernel events: ${fmtN(k?.outliersWithSynRetrans ?? 0)} of ${kernelOutliers(input)} retransmitted their SYN` },
+      {
+        weight: 0.2,
+        strength: k === null || k.outliers === 0 ? null : kShare,
+        text: `kernel events: ${fmtN(k?.outliersWithSynRetrans ?? 0)} of ${kernelOutliers(input)} retransmitted their SYN`,
+      },
     ]);
     return {
       id: this.id,

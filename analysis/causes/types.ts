@@ -173,7 +173,10 @@ export const isExchange = (phase: string): boolean => phase.startsWith('exchange
  * zero), 0.5 when merely nonzero near the outliers, 0 when it did not move
  * there; null when the metric was not sampled.
  */
-export function counterNear(input: CauseInput, names: string[]): { strength: number | null; near: number; otherwise: number; nearRows: number; otherRows: number; text: string } {
+export function counterNear(
+  input: CauseInput,
+  names: string[],
+): { strength: number | null; near: number; otherwise: number; nearRows: number; otherRows: number; text: string } {
   const ms = names.map((n) => [n, input.metrics[n]] as const).filter(([, m]) => m !== undefined);
   if (ms.length === 0) return { strength: null, near: 0, otherwise: 0, nearRows: 0, otherRows: 0, text: '' };
   let near = 0;
@@ -215,7 +218,11 @@ export function risingShare(
   if (st === null || st.nearRows === 0 || st.near < min || st.near < 1.5 * st.otherwise) return null;
   const ratio = st.otherwise > 0 ? st.near / st.otherwise : Infinity;
   const { confidence, evidence } = score([
-    { weight: 0.6, strength: clamp01(st.near / full), text: `${what} ${pctS(st.near)} of the CPUs in the ${st.nearRows} samples around the outliers (up to ${pctS(st.nearMax)})` },
+    {
+      weight: 0.6,
+      strength: clamp01(st.near / full),
+      text: `${what} ${pctS(st.near)} of the CPUs in the ${st.nearRows} samples around the outliers (up to ${pctS(st.nearMax)})`,
+    },
     { weight: 0.4, strength: ratio === Infinity ? 1 : clamp01(ratio - 1), text: `against ${pctS(st.otherwise)} in the other ${st.otherRows} samples` },
   ]);
   return { level: st, confidence, evidence };

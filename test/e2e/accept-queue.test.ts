@@ -25,7 +25,10 @@ test('backlog 1 + slow accept: connect stalls at SYN retransmission times and th
   t.is(s.outliers.phases?.dominant, 'connect');
   const causes = s.causes ?? [];
   t.is(causes[0]?.id, 'accept-queue-overflow', JSON.stringify(causes.map((c) => [c.id, c.confidence])));
-  t.true(causes[0].evidence.some((e) => /ListenOverflows|ListenDrops|listen overflow/i.test(e)), causes[0].evidence.join(' | '));
+  t.true(
+    causes[0].evidence.some((e) => /ListenOverflows|ListenDrops|listen overflow/i.test(e)),
+    causes[0].evidence.join(' | '),
+  );
   const md = readFileSync(join(dir, 'report.md'), 'utf8');
   t.regex(md.split('\n').slice(0, 4).join('\n'), /accept-queue-overflow/, 'the verdict comes first');
   t.true(existsSync(join(dir, 'timeline.svg')));

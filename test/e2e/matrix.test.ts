@@ -19,7 +19,26 @@ test('backlog 1 vs 128 under a slow accept loop: the comparison finds the 1 s co
   t.timeout(300_000);
   const dir = join(tempDir(t), 'mx');
   const r = await sockspike(
-    ['matrix', '--vary', 'backlog=1,128', '--repeat', '3', '--duration', '3s', '--accept-delay', '1ms', '--concurrency', '8', '--outlier', '500ms', '--connect-timeout', '1500ms', '--no-probes', '--out', dir],
+    [
+      'matrix',
+      '--vary',
+      'backlog=1,128',
+      '--repeat',
+      '3',
+      '--duration',
+      '3s',
+      '--accept-delay',
+      '1ms',
+      '--concurrency',
+      '8',
+      '--outlier',
+      '500ms',
+      '--connect-timeout',
+      '1500ms',
+      '--no-probes',
+      '--out',
+      dir,
+    ],
     { timeout: 300_000 },
   );
   t.is(r.exitCode, 0, String(r.stderr));
@@ -27,7 +46,14 @@ test('backlog 1 vs 128 under a slow accept loop: the comparison finds the 1 s co
   t.is(m.status, 'complete');
   t.is(m.schedule.length, 6);
   for (const b of [1, 2, 3])
-    t.deepEqual(m.schedule.filter((s) => s.block === b).map((s) => s.variant).sort(), ['backlog=1', 'backlog=128'], 'every block holds every variant once');
+    t.deepEqual(
+      m.schedule
+        .filter((s) => s.block === b)
+        .map((s) => s.variant)
+        .sort(),
+      ['backlog=1', 'backlog=128'],
+      'every block holds every variant once',
+    );
   for (const s of m.schedule) {
     t.is(s.exit, 0);
     const run = readManifestFile(join(dir, s.dir));
@@ -37,7 +63,10 @@ test('backlog 1 vs 128 under a slow accept loop: the comparison finds the 1 s co
   }
   const c = readJson<Comparison>(join(dir, 'comparison.json'));
   t.is(c.baseline, 'backlog=1');
-  t.deepEqual(c.variants.map((v) => v.name), ['backlog=1', 'backlog=128']);
+  t.deepEqual(
+    c.variants.map((v) => v.name),
+    ['backlog=1', 'backlog=128'],
+  );
   t.is(c.threshold.us, 500_000, 'above the stalls of a loaded machine, below the 1 s SYN retransmission');
   const [b1, b128] = c.variants;
   t.is(b1.runs.length, 3);
@@ -61,13 +90,22 @@ test('two identical variants: no detectable difference; compare re-reads the mat
   const base = tempDir(t);
   const dir = join(base, 'mx');
   t.timeout(240_000);
-  const r = await sockspike(['matrix', '--vary', 'seed=1,2', '--repeat', '2', '--order', 'interleaved', '--duration', '1s', '--no-probes', '--out', dir], { timeout: 200_000 });
+  const r = await sockspike(['matrix', '--vary', 'seed=1,2', '--repeat', '2', '--order', 'interleaved', '--duration', '1s', '--no-probes', '--out', dir], {
+    timeout: 200_000,
+  });
   t.is(r.exitCode, 0, String(r.stderr));
   t.is(String(r.stderr), '', 'no progress off a terminal');
   const m = readJson<MatrixManifest>(join(dir, 'matrix.json'));
-  t.deepEqual(m.schedule.map((s) => s.variant), ['seed=1', 'seed=2', 'seed=1', 'seed=2'], 'interleaved');
+  t.deepEqual(
+    m.schedule.map((s) => s.variant),
+    ['seed=1', 'seed=2', 'seed=1', 'seed=2'],
+    'interleaved',
+  );
   const c = readJson<Comparison>(join(dir, 'comparison.json'));
-  t.false(c.differences.some((x) => x.significant), JSON.stringify(c.differences.filter((x) => x.significant)));
+  t.false(
+    c.differences.some((x) => x.significant),
+    JSON.stringify(c.differences.filter((x) => x.significant)),
+  );
   t.false(c.verdicts[0].significant);
   t.regex(c.verdicts[0].text, /no detectable difference/);
   t.regex(readFileSync(join(dir, 'comparison.md'), 'utf8'), /No detectable difference between any variant and the baseline `seed=1`/);
@@ -77,8 +115,14 @@ test('two identical variants: no detectable difference; compare re-reads the mat
   const r2 = await sockspike(['compare', dir, '--out', again]);
   t.is(r2.exitCode, 0, String(r2.stderr));
   const c2 = readJson<Comparison>(join(again, 'comparison.json'));
-  t.deepEqual(c2.variants.map((v) => [v.name, v.runs.length]), c.variants.map((v) => [v.name, v.runs.length]));
-  t.deepEqual(c2.differences.map((x) => x.delta), c.differences.map((x) => x.delta));
+  t.deepEqual(
+    c2.variants.map((v) => [v.name, v.runs.length]),
+    c.variants.map((v) => [v.name, v.runs.length]),
+  );
+  t.deepEqual(
+    c2.differences.map((x) => x.delta),
+    c.differences.map((x) => x.delta),
+  );
 });
 
 test('compare: run directories grouped by their configuration; bad input gets one line and exit 2', async (t) => {

@@ -51,7 +51,7 @@ function checkStopped(t: ExecutionContext, dir: string): void {
 const HTTP = ['--request', 'GET / HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n', '--response-until', 'close', '--exchanges', '1'];
 
 test('nginx: HTTP/1.0 GETs, one connection each, all ok with sensible latencies', async (t) => {
-  if (!nginx) return t.log(`skipped: ${SKIP}`), t.pass();
+  if (!nginx) return (t.log(`skipped: ${SKIP}`), t.pass());
   const dir = join(tempDir(t), 'run');
   const ng = nginxCommand(t, 511);
   const r = await sockspike(['run', '--server-cmd', ng.command, ...HTTP, '--duration', '2s', '--out', dir, '--no-progress']);
@@ -67,7 +67,9 @@ test('nginx: HTTP/1.0 GETs, one connection each, all ok with sensible latencies'
   t.true(s.latencyUs.connect.count === s.transactions.ok && s.latencyUs.exchanges.length === 1);
   t.true(s.throughput.mibps > 0, 'bytes of the answers were counted');
   // nginx's own record: one GET per transaction reached it and was answered 200
-  const access = readFileSync(join(ng.dir, 'access.log'), 'utf8').split('\n').filter((l) => l.includes('"GET / HTTP/1.0" 200'));
+  const access = readFileSync(join(ng.dir, 'access.log'), 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('"GET / HTTP/1.0" 200'));
   t.is(access.length, s.transactions.ok, 'nginx logged every request');
   const report = readFileSync(join(dir, 'report.md'), 'utf8');
   t.regex(report, /response complete at the server closes; not checked byte for byte/);
@@ -75,11 +77,22 @@ test('nginx: HTTP/1.0 GETs, one connection each, all ok with sensible latencies'
 });
 
 test('nginx with backlog=1 under concurrency: the report names accept-queue-overflow first', async (t) => {
-  if (!nginx) return t.log(`skipped: ${SKIP}`), t.pass();
+  if (!nginx) return (t.log(`skipped: ${SKIP}`), t.pass());
   const dir = join(tempDir(t), 'run');
   const r = await sockspike([
-    'run', '--server-cmd', nginxCommand(t, 1).command, ...HTTP,
-    '--concurrency', '8', '--duration', '3s', '--outlier', '100ms', '--out', dir, '--no-progress',
+    'run',
+    '--server-cmd',
+    nginxCommand(t, 1).command,
+    ...HTTP,
+    '--concurrency',
+    '8',
+    '--duration',
+    '3s',
+    '--outlier',
+    '100ms',
+    '--out',
+    dir,
+    '--no-progress',
   ]);
   t.is(r.exitCode, 0, String(r.stderr));
   checkStopped(t, dir);

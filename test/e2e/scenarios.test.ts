@@ -37,7 +37,9 @@ for (const sc of SCENARIOS) {
     t.is(m.config.scenario, sc.name);
     t.truthy(m.kernel?.netns);
     const ranked = (s.causes ?? []).map((c) => `${c.id} ${c.confidence}`).join(', ');
-    t.log(`${s.transactions.attempted} transactions, ${s.outliers.count} outliers, errors ${JSON.stringify(s.transactions.errors)}; causes: ${ranked || 'none'}`);
+    t.log(
+      `${s.transactions.attempted} transactions, ${s.outliers.count} outliers, errors ${JSON.stringify(s.transactions.errors)}; causes: ${ranked || 'none'}`,
+    );
     if (sc.cause === null) {
       t.deepEqual(s.causes, []);
       t.regex(readFileSync(join(out, 'report.md'), 'utf8'), /nothing unusual seen/);

@@ -82,10 +82,14 @@ export async function waitFor<T>(what: string, cond: () => T | null | undefined 
 
 /** Wait for run.json to list the client process (server listening, client started). */
 export function waitForClient(dir: string, timeoutMs = 45_000): Promise<RunManifest> {
-  return waitFor('the client process in run.json', () => {
-    const m = peekManifest(dir);
-    return m !== null && m.processes.some((p) => p.role === 'client' && p.pid > 0) ? m : null;
-  }, timeoutMs);
+  return waitFor(
+    'the client process in run.json',
+    () => {
+      const m = peekManifest(dir);
+      return m !== null && m.processes.some((p) => p.role === 'client' && p.pid > 0) ? m : null;
+    },
+    timeoutMs,
+  );
 }
 
 /**
@@ -234,7 +238,10 @@ export function workloadEndedAfterMs(m: RunManifest, sinceNs: bigint): number {
 }
 
 /** Lines of a stream's text, without the empty last one. */
-export const lines = (text: unknown): string[] => String(text ?? '').split('\n').filter((l) => l.length > 0);
+export const lines = (text: unknown): string[] =>
+  String(text ?? '')
+    .split('\n')
+    .filter((l) => l.length > 0);
 
 /**
  * After a run: wait up to graceMs for every process of `tree` to be gone;

@@ -46,7 +46,10 @@ export function netnsFor(t: ExecutionContext): string {
 /** TIME_WAIT sockets in a namespace (null: this one), by side: local port = server port (server side) or peer port = server port (client side). */
 export function timeWaitSides(ns: string | null, serverPort: number): { server: number; client: number; other: number } {
   const ss = ['ss', '-Htan', 'state', 'time-wait'];
-  const r = ns === null ? spawnSync(ss[0], ss.slice(1), { encoding: 'utf8', timeout: 10_000 }) : spawnSync('ip', ['netns', 'exec', ns, ...ss], { encoding: 'utf8', timeout: 10_000 });
+  const r =
+    ns === null
+      ? spawnSync(ss[0], ss.slice(1), { encoding: 'utf8', timeout: 10_000 })
+      : spawnSync('ip', ['netns', 'exec', ns, ...ss], { encoding: 'utf8', timeout: 10_000 });
   if (r.status !== 0) throw new Error(`ss ${ns === null ? '' : `in ${ns} `}failed: ${r.stderr}`);
   const out = { server: 0, client: 0, other: 0 };
   for (const line of r.stdout.split('\n')) {

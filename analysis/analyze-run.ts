@@ -12,7 +12,8 @@ import { comparisonWindows } from './windows.ts';
 import { readProbes, readSelfMonitors, type ProbeData } from '../probes/read.ts';
 import { findCauses } from './causes/index.ts';
 import { checkFaults } from './fault-match.ts';
-import { buildCauseInput, readKernelEventsSync } from './causes/input.ts';
+import { buildCauseInput } from './causes/input.ts';
+import { readKernelEventsFile } from '../probes/kernel-events-parse.ts';
 import type { Modes, Phases } from './causes/types.ts';
 import { META_FILE, PROBES_DIR } from '../probes/format.ts';
 import { readEnvironment } from '../probes/environment.ts';
@@ -43,7 +44,7 @@ export function analyzeRun(dir: string, opts: { outlierUs?: number } = {}): Summ
         outliers,
         probes,
         self: probes?.self ?? readSelfMonitors(dir),
-        events: readKernelEventsSync(dir),
+        events: readKernelEventsFile(dir),
         describe: (idx) => describeSubset(c, idx, summary.outliers.thresholdUs, summary.outliers.referenceUs ?? summary.latencyUs.total.p50, sysctls),
       });
   summary.causes = input === null ? [] : findCauses(input);

@@ -1,6 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { FILES, type RunManifest } from '../lib/rundir.ts';
+import { readSummaryIfAny, type RunManifest } from '../lib/rundir.ts';
 import { OUTCOME_OK, type Summary } from '../lib/types.ts';
 import { META_FILE, PROBES_DIR } from '../probes/format.ts';
 import { readProbes } from '../probes/read.ts';
@@ -47,17 +47,6 @@ export interface RunDigest {
   /** The run's largest outlier mode and the phase holding the outliers' time (summary.json), if any. */
   stall: { medianUs: number; count: number; timer: string | null; phase: string | null } | null;
   cpu: CpuShares | null;
-}
-
-/** summary.json of a run, or null when it has none (not analysed) or it is unreadable. */
-export function readSummaryIfAny(dir: string): Summary | null {
-  const path = join(dir, FILES.summary);
-  if (!existsSync(path)) return null;
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as Summary;
-  } catch {
-    return null;
-  }
 }
 
 /** Read one run into a digest, outliers counted above thresholdUs. */

@@ -5,8 +5,7 @@ import { formatUs } from '../lib/duration.ts';
 import { UserError } from '../lib/errors.ts';
 import { packageFile } from '../lib/paths.ts';
 import { prng } from '../lib/prng.ts';
-import { FILES, writeJson } from '../lib/rundir.ts';
-import type { Summary } from '../lib/types.ts';
+import { FILES, readSummaryIfAny, writeJson } from '../lib/rundir.ts';
 
 // sockspike matrix: every combination of the --vary values, N times each,
 // each as a normal run directory made by a child `sockspike run` (so every
@@ -222,14 +221,10 @@ export async function runMatrix(o: RunMatrixOptions): Promise<{ manifest: Matrix
 }
 
 function describe(runDir: string, s: ScheduledRun): string {
-  const path = join(runDir, FILES.summary);
-  if (s.exit !== 0 || !existsSync(path)) return `exit ${String(s.exit)}${s.error ? `: ${s.error}` : ''}`;
-  try {
-    const x = JSON.parse(readFileSync(path, 'utf8')) as Summary;
-    return `${x.transactions.attempted} transactions, p99 ${formatUs(x.latencyUs.total.p99)}, ${x.outliers.count} outliers (${s.seconds.toFixed(1)} s)`;
-  } catch {
-    return `done (${s.seconds.toFixed(1)} s)`;
-  }
+  const x = s.exit === 0 ? readSummaryIfAny(runDir) : null;
+  if (s.exit !== 0) return `exit ${String(s.exit)}${s.error ? `: ${s.error}` : ''}`;
+  if (x === null) return `done (${s.seconds.toFixed(1)} s)`;
+  return `${x.transactions.attempted} transactions, p99 ${formatUs(x.latencyUs.total.p99)}, ${x.outliers.count} outliers (${s.seconds.toFixed(1)} s)`;
 }
 
 /** Read a matrix directory's matrix.json (null when the directory has none). */

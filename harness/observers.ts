@@ -5,18 +5,14 @@ import { snapshotEnvironment } from '../probes/environment.ts';
 import { kernelEventsSkipped, startKernelEvents, type KernelEventsHandle, type StateEvents } from '../probes/kernel-events.ts';
 import { startProbes, type ProbeHandle } from '../probes/run-probes.ts';
 import type { ListenerTarget } from '../probes/listen-queue.ts';
+import type { SkippedProbe } from '../lib/types.ts';
 
 // Everything that watches a run without taking part in it: the environment
 // snapshot, the /proc sampler and the kernel events. Each can be missing
 // here; what cannot run is listed with its reason and the run goes on.
 
-export interface Skipped {
-  probe: string;
-  reason: string;
-}
-
 export interface ObserverSummary {
-  skipped: Skipped[];
+  skipped: SkippedProbe[];
   notes: string[];
   samples: number;
   kernelEvents: number | null;
@@ -32,7 +28,7 @@ export class Observers {
   private probes: ProbeHandle | null = null;
   private events: KernelEventsHandle | null = null;
   private eventsStarting: Promise<void> | null = null;
-  private readonly skipped: Skipped[] = [];
+  private readonly skipped: SkippedProbe[] = [];
   private readonly notes: string[] = [];
   private environment: Promise<void> | null = null;
 

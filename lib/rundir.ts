@@ -1,6 +1,9 @@
-import { renameSync, writeFileSync } from 'node:fs';
-import type { FaultRecord, RunConfig, RunStatus, SysctlRecord } from './types.ts';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { UserError } from './errors.ts';
+import type { FaultRecord, RunConfig, RunStatus, Summary, SysctlRecord } from './types.ts';
 import { measureEpochOffset, type EpochOffset } from './epoch-offset.ts';
+import type { SkippedProbe } from './types.ts';
 
 // The run directory: everything about one run, enough to rebuild the
 // report on another machine. Format documented in docs/run-directory.md.
@@ -60,7 +63,7 @@ export interface RunManifest {
   } | null;
   /** What watched the run: probes that could not run here, with why; sample counts; overhead. */
   probes?: {
-    skipped: { probe: string; reason: string }[];
+    skipped: SkippedProbe[];
     notes: string[];
     samples: number;
     kernelEvents: number | null;
@@ -79,6 +82,35 @@ export interface RunManifest {
 }
 
 /** Write a JSON file atomically, so a reader never sees half of it. */
+/**
+ * The one reader of a run's summary.json (written by analysis/): the
+ * summary, or a UserError naming the file when it is missing or damaged.
+ */
+export function readSummary(dir: string): Summary {
+  const path = join(dir, FILES.summary);
+  if (!existsSync(path)) throw new UserError(`${path} is missing: run \`sockspike analyze ${dir}\``);
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(path, 'utf8'));
+  } catch {
+    throw new UserError(`${path}: corrupt (not JSON); \`sockspike analyze ${dir}\` writes it anew`);
+  }
+  const s = v as Partial<Summary> | null;
+  if (typeof s !== 'object' || s === null || typeof s.transactions !== 'object' || typeof s.outliers !== 'object' || typeof s.latencyUs?.total !== 'object')
+    throw new UserError(`${path}: corrupt (not a sockspike summary); \`sockspike analyze ${dir}\` writes it anew`);
+  return s as Summary;
+}
+
+/** summary.json of a run, or null when it has none (not analysed) or it is damaged. */
+export function readSummaryIfAny(dir: string): Summary | null {
+  try {
+    return readSummary(dir);
+  } catch (err) {
+    if (err instanceof UserError) return null;
+    throw err;
+  }
+}
+
 export function writeJson(path: string, value: unknown): void {
   writeFileSync(`${path}.tmp`, JSON.stringify(value, null, 2) + '\n');
   renameSync(`${path}.tmp`, path);

@@ -153,43 +153,38 @@ export const OUTCOME_OK = 0;
 export const OUTCOME_TIMEOUT = 1;
 export const OUTCOME_STOPPED = OUTCOME_INDEX.stopped;
 
-/** One transaction, as decoded from transactions.bin (times relative to t0). */
-export interface Transaction {
-  seq: number;
-  /** Intended start, ns since t0 (open loop: the schedule; closed loop: = start). */
-  intendedNs: number;
-  /** Actual start minus intended start, us. */
-  lateUs: number;
-  /** Connect done, us since actual start (NaN: never got there). */
-  connectUs: number;
-  /** Each exchange done, us since actual start (NaN: never got there). */
-  exchangeUs: number[];
-  /** Close done (ok) or failure seen, us since actual start. */
-  endUs: number;
-  /** Latency from the intended start: lateUs + endUs. */
-  totalUs: number;
-  localPort: number;
-  worker: number;
-  outcome: Outcome;
-  /** The connection was reused from an earlier transaction (keepalive). */
-  reused: boolean;
-  bytesOut: number;
-  bytesIn: number;
-  /** TCP_INFO read just before close (null where not read). */
-  tcpInfo: { state: number; retransmits: number; totalRetrans: number; rttUs: number; rtoUs: number } | null;
+/** A likely cause of a run's outliers (summary.json causes; analysis/causes/ finds them). */
+export interface Cause {
+  id: string;
+  /** 0..1 */
+  confidence: number;
+  summary: string;
+  evidence: string[];
+  tryNext: string[];
 }
 
-/** One connection as the server saw it. */
-export interface ServerConnection {
-  acceptNs: number;
-  /** Close done, us since accept (NaN: still open when the server stopped). */
-  closeUs: number;
-  clientPort: number;
-  outcome: Outcome;
-  /** Closed with RST (SO_LINGER {1,0}). */
-  reset: boolean;
-  bytesIn: number;
-  bytesOut: number;
+/** The harness's self-check: which outliers were sockspike's own doing (summary.json selfCheck). */
+export interface HarnessCheck {
+  /** Outliers looked at (all of them). */
+  outliers: number;
+  /** Outliers that coincide with a stall of the harness's own processes. */
+  stalled: number;
+  byLoopDelay: number;
+  byGc: number;
+  /** Outliers whose event-loop stall came while other processes held the CPUs (not counted in stalled). */
+  starved?: number;
+  /** Self-monitor files read (0: no self-check possible). */
+  monitors: number;
+  /** Largest stall found overlapping an outlier, ms. */
+  worstMs: number;
+  /** A few examples, for the evidence. */
+  examples: string[];
+}
+
+/** A probe that could not run here, and why (run.json, probes/meta.json, summary.json, the kernel-events header). */
+export interface SkippedProbe {
+  probe: string;
+  reason: string;
 }
 
 export interface PhaseStats {
@@ -262,7 +257,7 @@ export interface Summary {
    * Likely causes of the outliers (and failures), best first; [] when none
    * fits (or nothing unusual happened). ids are stable: see analysis/causes/.
    */
-  causes?: { id: string; confidence: number; summary: string; evidence: string[]; tryNext: string[] }[];
+  causes?: Cause[];
   /** Each injected fault against the diagnosis (absent: no faults). */
   faults?: {
     text: string;
@@ -278,8 +273,8 @@ export interface Summary {
     verdict: string;
   }[];
   /** Outliers that coincide with stalls of sockspike's own processes (absent: no self-monitor files). */
-  selfCheck?: { outliers: number; stalled: number; byLoopDelay: number; byGc: number; starved?: number; monitors: number; worstMs: number; examples: string[] };
-  probes?: { skipped: { probe: string; reason: string }[] } & Record<string, unknown>;
+  selfCheck?: HarnessCheck;
+  probes?: { skipped: SkippedProbe[] } & Record<string, unknown>;
 }
 
 export type RunStatus = 'running' | 'complete' | 'interrupted' | 'failed';

@@ -3,6 +3,10 @@
 // magics) when a layout changes.
 
 /** Under the run directory. */
+import type { SkippedProbe } from '../lib/types.ts';
+
+export type { SkippedProbe };
+
 export const PROBES_DIR = 'probes';
 export const META_FILE = 'meta.json';
 export const SAMPLES_FILE = 'samples.bin';
@@ -39,11 +43,6 @@ export interface ProbeColumn {
   fromRow: number;
   /** Row from which on it holds no values (its process exited); null: to the end. */
   toRow: number | null;
-}
-
-export interface SkippedProbe {
-  probe: string;
-  reason: string;
 }
 
 export interface ProbeProcess {

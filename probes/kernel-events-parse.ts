@@ -1,7 +1,14 @@
 // Decoding of bpftrace's output lines into kernel events, and the on-disk
 // NDJSON form of events/kernel-events.ndjson (format documented in
 // kernel-events.ts).
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { UserError } from '../lib/errors.ts';
 import { EVENT_PREFIX, KERNEL_EVENT_KINDS, TCP_STATES, type KernelEventKind } from './kernel-events-script.ts';
+
+export const KERNEL_EVENTS_FILE = 'events/kernel-events.ndjson';
+export const KERNEL_EVENTS_FORMAT = 'sockspike-kernel-events';
+export const KERNEL_EVENTS_VERSION = 1;
 
 export interface KernelEvent {
   /** ns since the run's t0 (CLOCK_MONOTONIC; negative if before t0). */
@@ -80,4 +87,41 @@ export function parseEventRecord(line: string): KernelEvent | null {
   } catch {
     return null; // a line cut short by a crash
   }
+}
+
+/** A run's kernel events as read back: the header (null: missing or damaged), the events, and from when they were recorded. */
+export interface KernelEventsRead {
+  header: { format: string; version: number; t0Ns: string; attachedNs?: number } & Record<string, unknown>;
+  events: KernelEvent[];
+  /** ns since t0 from which events were recorded (the header's attachedNs; 0 in older files or without a header). */
+  fromNs: number;
+}
+
+/**
+ * The one reader of events/kernel-events.ndjson: null when the probe did not
+ * run (no file). Cut or corrupt lines are skipped, and a damaged header only
+ * loses what it said; a file of a newer format version is a UserError.
+ * Events are in file order (bpftrace emits per CPU, so times can be slightly
+ * out of order; sort by tNs if order matters).
+ */
+export function readKernelEventsFile(runDir: string): (Omit<KernelEventsRead, 'header'> & { header: KernelEventsRead['header'] | null }) | null {
+  const file = join(runDir, KERNEL_EVENTS_FILE);
+  if (!existsSync(file)) return null;
+  const lines = readFileSync(file, 'utf8').split('\n');
+  let header: KernelEventsRead['header'] | null = null;
+  try {
+    const h = JSON.parse(lines[0] ?? '') as KernelEventsRead['header'];
+    if (h !== null && typeof h === 'object' && h.format === KERNEL_EVENTS_FORMAT) header = h;
+  } catch {
+    // damaged: the events still count
+  }
+  if (header !== null && typeof header.version === 'number' && header.version > KERNEL_EVENTS_VERSION)
+    throw new UserError(`${file}: format version ${header.version} is newer than this sockspike reads (${KERNEL_EVENTS_VERSION})`);
+  const events: KernelEvent[] = [];
+  for (const line of lines) {
+    const ev = parseEventRecord(line);
+    if (ev) events.push(ev);
+  }
+  const at = header?.attachedNs;
+  return { header, events, fromNs: typeof at === 'number' && Number.isFinite(at) && at > 0 ? at : 0 };
 }

@@ -5,6 +5,7 @@
 // is assumed: each probe checks the fields it needs and is skipped with a
 // reason otherwise, and enum names come from the format's print fmt.
 import { TCP_STATES } from '../lib/tcp-states.ts';
+import type { SkippedProbe } from '../lib/types.ts';
 
 export const KERNEL_EVENT_KINDS = ['retransmit', 'retransmit-synack', 'send-reset', 'receive-reset', 'state', 'drop'] as const;
 export type KernelEventKind = (typeof KERNEL_EVENT_KINDS)[number];
@@ -73,7 +74,7 @@ export interface BuiltScript {
   text: string;
   /** "category:name" of each attached tracepoint. */
   probes: string[];
-  skipped: { probe: string; reason: string }[];
+  skipped: SkippedProbe[];
   /** Enum names per kind, for decoding the `reason` column. */
   reasons: Partial<Record<KernelEventKind, Record<number, string>>>;
 }

@@ -25,24 +25,30 @@
 // A missing trailer means the probe process died before stop(); a cut last line is
 // ignored by the reader. The bpftrace program is saved as events/kernel-events.bt.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createReadStream, createWriteStream, existsSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { release } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 import { UserError, errnoCode } from '../lib/errors.ts';
 import { dyingWithUs } from '../lib/parent-death.ts';
 import { ALL_TRACEPOINTS, READY_MARKER, buildScript, type BuiltScript, type StateEvents } from './kernel-events-script.ts';
-import { LineSplitter, decodeEventLine, parseEventRecord, type KernelEvent } from './kernel-events-parse.ts';
+import {
+  KERNEL_EVENTS_FILE,
+  KERNEL_EVENTS_FORMAT,
+  KERNEL_EVENTS_VERSION,
+  LineSplitter,
+  decodeEventLine,
+  readKernelEventsFile,
+  type KernelEvent,
+} from './kernel-events-parse.ts';
+import type { SkippedProbe } from '../lib/types.ts';
 
 export type { KernelEvent } from './kernel-events-parse.ts';
 export type { KernelEventKind, StateEvents } from './kernel-events-script.ts';
 
-export const KERNEL_EVENTS_FILE = 'events/kernel-events.ndjson';
+export { KERNEL_EVENTS_FILE, KERNEL_EVENTS_FORMAT, KERNEL_EVENTS_VERSION };
 export const KERNEL_EVENTS_SCRIPT = 'events/kernel-events.bt';
-export const KERNEL_EVENTS_FORMAT = 'sockspike-kernel-events';
-export const KERNEL_EVENTS_VERSION = 1;
 
 export interface KernelEventsOptions {
   runDir: string;
@@ -71,7 +77,7 @@ export interface KernelEventsResult {
   byKind: Record<string, number>;
   /** Events the perf buffer dropped (bpftrace "Lost N events"). */
   lost?: number;
-  skipped: { probe: string; reason: string }[];
+  skipped: SkippedProbe[];
   notes: string[];
 }
 
@@ -80,7 +86,7 @@ export interface KernelEventsHandle {
   /** Tracepoints attached, "category:name". */
   probes: string[];
   /** Named so as not to clash with the `skipped` of the not-started result. */
-  skippedProbes: { probe: string; reason: string }[];
+  skippedProbes: SkippedProbe[];
   notes: string[];
   /** Spawn to "attached", ms. */
   startupMs: number;
@@ -99,7 +105,7 @@ export interface KernelEventsHeader {
   kernel: string;
   states: StateEvents;
   probes: string[];
-  skipped: { probe: string; reason: string }[];
+  skipped: SkippedProbe[];
   startupMs: number;
   /** ns since t0 when the probes were attached: nothing before it is recorded (absent in older files). */
   attachedNs?: number;
@@ -388,38 +394,15 @@ class Session {
   }
 }
 
-/** The header of a run's events file, or null when the probe did not run. */
+/** The header of a run's events file, or null when the probe did not run (readKernelEventsFile). */
 export async function readKernelEventsHeader(runDir: string): Promise<KernelEventsHeader | null> {
-  const file = join(runDir, KERNEL_EVENTS_FILE);
-  if (!existsSync(file)) return null;
-  for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
-    try {
-      const h = JSON.parse(line) as KernelEventsHeader;
-      if (h.format !== KERNEL_EVENTS_FORMAT) break;
-      return h;
-    } catch {
-      break;
-    }
-  }
-  throw new UserError(`${file}: not a sockspike kernel-events file (bad header)`);
+  const r = readKernelEventsFile(runDir);
+  if (r === null) return null;
+  if (r.header === null) throw new UserError(`${join(runDir, KERNEL_EVENTS_FILE)}: not a sockspike kernel-events file (bad header)`);
+  return r.header as unknown as KernelEventsHeader;
 }
 
-/**
- * The events of a run, in file order (bpftrace emits per CPU, so times can
- * be slightly out of order; sort by tNs if order matters). Null when the
- * probe did not run (no file); cut or corrupt lines are skipped.
- */
+/** The events of a run (readKernelEventsFile), null when the probe did not run. */
 export async function readKernelEvents(runDir: string): Promise<KernelEvent[] | null> {
-  const file = join(runDir, KERNEL_EVENTS_FILE);
-  if (!existsSync(file)) return null;
-  const header = await readKernelEventsHeader(runDir);
-  if (header && header.version > KERNEL_EVENTS_VERSION) {
-    throw new UserError(`${file}: format version ${header.version} is newer than this sockspike reads (${KERNEL_EVENTS_VERSION})`);
-  }
-  const events: KernelEvent[] = [];
-  for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
-    const ev = parseEventRecord(line);
-    if (ev) events.push(ev);
-  }
-  return events;
+  return readKernelEventsFile(runDir)?.events ?? null;
 }

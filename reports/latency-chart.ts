@@ -1,8 +1,8 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeFromCompressedBase64 } from 'hdr-histogram-js';
 import type * as vegaLite from 'vega-lite';
-import { FILES } from '../lib/rundir.ts';
+import { readSummaryIfAny } from '../lib/rundir.ts';
 import type { Summary } from '../lib/types.ts';
 import { CHART_CONFIG, renderSvg } from './timeline-chart.ts';
 
@@ -126,9 +126,8 @@ export function buildLatencySpec(summary: Summary): vegaLite.TopLevelSpec | null
  * transaction.
  */
 export async function writeLatencyChart(runDir: string): Promise<string | null> {
-  const path = join(runDir, FILES.summary);
-  if (!existsSync(path)) return null;
-  const summary = JSON.parse(readFileSync(path, 'utf8')) as Summary;
+  const summary = readSummaryIfAny(runDir);
+  if (summary === null) return null;
   const spec = buildLatencySpec(summary);
   if (!spec) return null;
   writeFileSync(join(runDir, LATENCY_FILE), await renderSvg(spec));

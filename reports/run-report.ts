@@ -1,8 +1,8 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeFromCompressedBase64 } from 'hdr-histogram-js';
 import { formatNs, formatUs } from '../lib/duration.ts';
-import { FILES, type RunManifest } from '../lib/rundir.ts';
+import { FILES, readSummary, type RunManifest } from '../lib/rundir.ts';
 import { OUTCOMES, type PhaseStats, type RunConfig, type Summary } from '../lib/types.ts';
 import { TXN_FLAG_REUSED } from '../lib/records.ts';
 import { readManifest, readServer, readTransactions, type TxnColumns } from '../analysis/read-run.ts';
@@ -31,7 +31,7 @@ export interface ReportOptions {
 
 export function writeReport(dir: string, opts: ReportOptions = {}): string {
   const m = readManifest(dir);
-  const s = JSON.parse(readFileSync(join(dir, FILES.summary), 'utf8')) as Summary;
+  const s = readSummary(dir);
   const c = readTransactions(dir, m);
   const picture = existsSync(join(dir, TIMELINE_FILE)) ? TIMELINE_FILE : null;
   const latencyPicture = existsSync(join(dir, LATENCY_FILE)) ? LATENCY_FILE : null;

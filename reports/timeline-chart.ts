@@ -1,8 +1,8 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as vegaLite from 'vega-lite';
 import { readManifest, readTransactions, type TxnColumns } from '../analysis/read-run.ts';
-import { FILES } from '../lib/rundir.ts';
+import { readSummaryIfAny } from '../lib/rundir.ts';
 import { OUTCOME_INDEX, OUTCOME_OK, OUTCOME_TIMEOUT } from '../lib/types.ts';
 import { META_FILE, PROBES_DIR } from '../probes/format.ts';
 import { readProbes, type ProbeData } from '../probes/read.ts';
@@ -575,15 +575,8 @@ export async function renderSvg(spec: vegaLite.TopLevelSpec): Promise<string> {
 }
 
 function thresholdOf(runDir: string): number {
-  const path = join(runDir, FILES.summary);
-  if (!existsSync(path)) return Infinity;
-  try {
-    const s = JSON.parse(readFileSync(path, 'utf8')) as { outliers?: { thresholdUs?: number } };
-    const v = s.outliers?.thresholdUs;
-    return typeof v === 'number' && Number.isFinite(v) ? v : Infinity;
-  } catch {
-    return Infinity;
-  }
+  const v = readSummaryIfAny(runDir)?.outliers.thresholdUs;
+  return typeof v === 'number' && Number.isFinite(v) ? v : Infinity;
 }
 
 /**

@@ -1,8 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { UserError } from '../../lib/errors.ts';
 import { OUTCOMES, OUTCOME_OK, type RunConfig, type Summary } from '../../lib/types.ts';
-import { parseEventRecord, type KernelEvent } from '../../probes/kernel-events-parse.ts';
+import type { KernelEvent } from '../../probes/kernel-events-parse.ts';
 import type { ProbeData, SelfMonitorData } from '../../probes/read.ts';
 import { joinKernelEvents } from '../join-kernel.ts';
 import { joinServer } from '../join-server.ts';
@@ -41,37 +38,6 @@ export const CAUSE_METRICS = [
   'listen.limit', // the kernel's backlog of the listener: an external server's own
 ];
 
-const KERNEL_EVENTS_FILE = 'events/kernel-events.ndjson';
-const KERNEL_EVENTS_VERSION = 1;
-
-/** A run's kernel events, and from when they were recorded (ns since t0; 0 in files from before the header said). */
-export interface KernelEventsRead {
-  events: KernelEvent[];
-  fromNs: number;
-}
-
-/** events/kernel-events.ndjson read synchronously (null: no file), same parser as probes/kernel-events.ts. */
-export function readKernelEventsSync(dir: string): KernelEventsRead | null {
-  const file = join(dir, KERNEL_EVENTS_FILE);
-  if (!existsSync(file)) return null;
-  const lines = readFileSync(file, 'utf8').split('\n');
-  let fromNs = 0;
-  try {
-    const h = JSON.parse(lines[0] ?? '') as { format?: string; version?: number; attachedNs?: unknown };
-    if (typeof h.version === 'number' && h.version > KERNEL_EVENTS_VERSION)
-      throw new UserError(`${file}: format version ${h.version} is newer than this sockspike reads (${KERNEL_EVENTS_VERSION})`);
-    if (typeof h.attachedNs === 'number' && Number.isFinite(h.attachedNs) && h.attachedNs > 0) fromNs = h.attachedNs;
-  } catch (err) {
-    if (err instanceof UserError) throw err;
-  }
-  const out: KernelEvent[] = [];
-  for (const line of lines) {
-    const ev = parseEventRecord(line);
-    if (ev) out.push(ev);
-  }
-  return { events: out, fromNs };
-}
-
 export interface InputSources {
   config: RunConfig;
   summary: Summary;
@@ -83,7 +49,8 @@ export interface InputSources {
   probes: ProbeData | null;
   /** Self-monitor files (probes.self when probes were read). */
   self: SelfMonitorData[];
-  events: KernelEventsRead | null;
+  /** Kernel events (probes/kernel-events-parse.ts readKernelEventsFile) and from when they were recorded. */
+  events: { events: KernelEvent[]; fromNs: number } | null;
   /** Modes and phases of a subset of the outliers (for when the self-check takes some away). */
   describe: (outliers: Uint32Array) => { modes: Modes; phases: Phases | null };
 }

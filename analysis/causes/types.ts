@@ -1,5 +1,8 @@
 import type { RunConfig, Summary } from '../../lib/types.ts';
 import { byoArgs } from '../../lib/byo-args.ts';
+import type { Cause, HarnessCheck } from '../../lib/types.ts';
+
+export type { Cause, HarnessCheck };
 
 // What every cause module reads (CauseInput, built by input.ts from a run
 // directory, or by hand in tests) and what it returns (Cause).
@@ -47,23 +50,6 @@ export interface TxnEvidence {
   server: { outliersMatched: number; medianAcceptAfterStartUs: number | null } | null;
 }
 
-export interface HarnessCheck {
-  /** Outliers looked at (all of them). */
-  outliers: number;
-  /** Outliers that coincide with a stall of the harness's own processes. */
-  stalled: number;
-  byLoopDelay: number;
-  byGc: number;
-  /** Outliers whose event-loop stall came while other processes held the CPUs (not counted in stalled). */
-  starved?: number;
-  /** Self-monitor files read (0: no self-check possible). */
-  monitors: number;
-  /** Largest stall found overlapping an outlier, ms. */
-  worstMs: number;
-  /** A few examples, for the evidence. */
-  examples: string[];
-}
-
 export interface CauseInput {
   config: Pick<RunConfig, 'close' | 'nodelay' | 'splitWrites' | 'backlog' | 'exchanges' | 'concurrency' | 'acceptDelayNs'> & Partial<RunConfig>;
   sysctls: Record<string, string>;
@@ -89,15 +75,6 @@ export interface CauseInput {
   probeIntervalNs: number;
   txn: TxnEvidence;
   harness: HarnessCheck | null;
-}
-
-export interface Cause {
-  id: string;
-  /** 0..1 */
-  confidence: number;
-  summary: string;
-  evidence: string[];
-  tryNext: string[];
 }
 
 export interface CauseModule {

@@ -17,7 +17,7 @@ import { LATENCY_FILE } from './latency-chart.ts';
 import { META_FILE, PROBES_DIR } from '../probes/format.ts';
 import { formatEnvironment, readEnvironment } from '../probes/environment.ts';
 import { KERNEL_EVENTS_FILE } from '../probes/kernel-events.ts';
-import { CATALOGUE } from '../analysis/causes/index.ts';
+import { CATALOGUE, MIN_CONFIDENCE } from '../analysis/causes/index.ts';
 
 // report.md of one run: what happened first, then the evidence, then how
 // to reproduce it. Built from the run directory alone.
@@ -480,6 +480,9 @@ function outlierLine(s: Summary): string | null {
 }
 
 /** A cause's title from the catalogue (its id when unknown). */
+/** The catalogue's confidence floor, as the report states it. */
+const FLOOR = `${Math.round(MIN_CONFIDENCE * 100)}%`;
+
 const causeTitle = (id: string): string => CATALOGUE.find((m) => m.id === id)?.title ?? id;
 
 /** Confidence in words a ticket reader understands. */
@@ -516,7 +519,7 @@ function likelyCause(s: Summary): string | null {
   const out: string[] = [];
   if (s.causes.length === 0) {
     out.push(
-      'No known cause matched: none of the causes sockspike knows (listen-queue overflow, SYN loss, data retransmission, Nagle with delayed ACK, port exhaustion, resets, CPU saturation, steal, softirq, memory reclaim, stalls of sockspike itself) reached 30% confidence.',
+      `No known cause matched: none of the ${CATALOGUE.length} causes sockspike knows (${CATALOGUE.map((m) => m.title).join('; ')}) reached ${FLOOR} confidence.`,
     );
     const top = (s.systemState?.metrics ?? []).slice(0, 3);
     out.push(
@@ -557,7 +560,7 @@ function likelyCause(s: Summary): string | null {
   );
   out.push(
     '',
-    "Confidence is the weighted share of a cause's evidence that holds (each cause's weights are in analysis/causes/); causes below 30% are not listed.",
+    `Confidence is the weighted share of a cause's evidence that holds (each cause's weights are in analysis/causes/); causes below ${FLOOR} are not listed.`,
   );
   return out.join('\n').replace(/\n{3,}/g, '\n\n');
 }

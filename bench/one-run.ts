@@ -121,7 +121,7 @@ function configFor(spec: RunSpec, port: number) {
 async function builtinServer(spec: RunSpec, dir: string, t0: bigint): Promise<Server> {
   let listening: ListeningMessage | null = null;
   let wake = (): void => {};
-  const c = startChild('server', 'harness/server.ts', join(dir, 'server.log'), (m: FromChild) => {
+  const c = startChild('server', 'harness/server-main.ts', join(dir, 'server.log'), (m: FromChild) => {
     if (m.type === 'listening') listening = m;
     wake();
   });
@@ -213,7 +213,7 @@ async function oneClient(
   let cpuEnd = NaN;
   let client: Child | null = null;
   const file = i === 0 ? 'transactions.bin' : `transactions-${i}.bin`;
-  const c = (client = startChild('client', 'harness/client.ts', join(dir, `client-${i}.log`), (m: FromChild) => {
+  const c = (client = startChild('client', 'harness/client-main.ts', join(dir, `client-${i}.log`), (m: FromChild) => {
     if (m.type === 'done') {
       done = m;
       cpuEnd = cpuSeconds(client!.proc.pid!);

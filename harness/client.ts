@@ -1,21 +1,20 @@
-// The client process: runs the workload's transactions, records each one,
-// and never shares its event loop with the server. Started by the run over
-// IPC (messages.ts); exits when done or told to stop.
+// The client: runs the workload's transactions and records each one. Its
+// process (client-main.ts) never shares its event loop with the server;
+// the class itself runs anywhere, so tests drive it in-process.
 import { join } from 'node:path';
 import { build } from 'hdr-histogram-js';
 import { runClock } from '../lib/clock.ts';
 import { OUTCOME_OK, OUTCOME_TIMEOUT, type RunConfig } from '../lib/types.ts';
 import { arrivals } from './arrivals.ts';
 import { Worker, type WorkerHost } from './client-worker.ts';
-import type { DoneMessage, FromChild, StartMessage, ToChild } from './messages.ts';
+import type { DoneMessage, FromChild, StartMessage } from './messages.ts';
 import { TxnRecorder } from './txn-recorder.ts';
 import { shareOf } from './client-share.ts';
 import { nativeUnavailable } from '../lib/native.ts';
-import { stopSelfMonitoring, startSelfMonitoring } from './self-watch.ts';
 
 const STOP_GRACE_NS = 2e9;
 
-class Client implements WorkerHost {
+export class Client implements WorkerHost {
   readonly config: RunConfig;
   readonly now: () => number;
   stopping = false;
@@ -45,7 +44,11 @@ class Client implements WorkerHost {
   private finishedResolve: () => void = () => {};
   readonly finishedAll = new Promise<void>((r) => (this.finishedResolve = r));
 
-  constructor(private readonly msg: StartMessage) {
+  /** `send`: where progress messages go (the run, over IPC, in the client process). */
+  constructor(
+    private readonly msg: StartMessage,
+    private readonly send: (m: FromChild) => void = () => {},
+  ) {
     const part = shareOf(msg.config, msg.part?.index ?? 0, msg.part?.of ?? 1);
     this.config = part.config;
     this.now = runClock(BigInt(msg.t0));
@@ -172,7 +175,7 @@ class Client implements WorkerHost {
       p99Us: this.window.totalCount > 0 ? this.window.getValueAtPercentile(99) : 0,
     };
     this.window.reset();
-    process.send?.(m);
+    this.send(m);
   }
 
   /** No more transactions start; those in flight run to their end. */
@@ -233,32 +236,3 @@ class Client implements WorkerHost {
     };
   }
 }
-
-let client: Client | null = null;
-let closed = false;
-
-process.on('SIGINT', () => {}); // the run decides when its children stop
-process.on('disconnect', () => {
-  if (closed) return;
-  // the run went away: keep what was recorded, then leave
-  closed = true;
-  client?.close();
-  stopSelfMonitoring();
-  process.exit(1);
-});
-process.on('message', (m: ToChild) => {
-  if (m.type === 'start' && client === null) {
-    const c = (client = new Client(m));
-    startSelfMonitoring(m.runDir, 'client', BigInt(m.t0), m.config.probeIntervalNs);
-    c.finishedAll.then(() => {
-      if (closed) return;
-      closed = true;
-      const done = c.close();
-      stopSelfMonitoring();
-      process.send?.(done, () => process.disconnect());
-    });
-    c.start();
-    // the workload's time starts now: fault windows are measured from here
-    process.send?.({ type: 'started' });
-  } else if (m.type === 'stop') client?.stop();
-});

@@ -117,7 +117,7 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
   };
   const server: Child | null =
     ext === null
-      ? startChild('server', 'harness/server.ts', join(dir, FILES.serverLog), onServer, netns)
+      ? startChild('server', 'harness/server-main.ts', join(dir, FILES.serverLog), onServer, netns)
       : ext.kind === 'command'
         ? startServerCommand(cfg, join(dir, FILES.serverCommandLog), onServer, netns)
         : null;
@@ -198,7 +198,7 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
     for (let i = 0; i < K; i++) {
       const c = startChild(
         clientRole(i),
-        'harness/client.ts',
+        'harness/client-main.ts',
         join(dir, clientLogFile(i)),
         (m: FromChild) => {
           if (m.type === 'progress') {

@@ -1,22 +1,21 @@
-// The built-in server process: accepts, answers, closes per --close, and
-// records every connection. Started by the run over IPC (messages.ts).
+// The built-in server: accepts, answers, closes per --close, and records
+// every connection. Its process is server-main.ts; the class itself runs
+// anywhere, so tests drive it in-process.
 import { createServer, Socket, type Server } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runClock } from '../lib/clock.ts';
-import { errnoCode } from '../lib/errors.ts';
 import { SRV, SRV_MAGIC } from '../lib/records.ts';
 import type { RunConfig } from '../lib/types.ts';
-import type { FromChild, StartMessage, ToChild } from './messages.ts';
+import type { StartMessage } from './messages.ts';
 import { fdOf, native, nativeUnavailable } from '../lib/native.ts';
 import { patternBuffer } from './payload.ts';
 import { RecordFile } from '../lib/record-file.ts';
 import { ServerConn, type ConnHost } from './server-conn.ts';
-import { stopSelfMonitoring, startSelfMonitoring } from './self-watch.ts';
 
 const EAGAIN = -11;
 
-class BuiltinServer implements ConnHost {
+export class BuiltinServer implements ConnHost {
   readonly config: RunConfig;
   readonly now: () => number;
   readonly recorder: RecordFile;
@@ -122,39 +121,3 @@ class BuiltinServer implements ConnHost {
     return this.notes;
   }
 }
-
-let server: BuiltinServer | null = null;
-let stopped = false;
-const send = (m: FromChild): void => void process.send?.(m);
-
-async function stop(): Promise<void> {
-  if (stopped || server === null) return;
-  stopped = true;
-  await server.stop();
-  stopSelfMonitoring();
-}
-
-process.on('SIGINT', () => {}); // the run decides when its children stop
-process.on('SIGTERM', () => void stop().then(() => process.exit(0)));
-process.on('disconnect', () => void stop().then(() => process.exit(0)));
-process.on('message', (m: ToChild) => {
-  if (m.type === 'start' && server === null) {
-    const s = (server = new BuiltinServer(m));
-    startSelfMonitoring(m.runDir, 'server', BigInt(m.t0), m.config.probeIntervalNs);
-    s.listen().then(
-      ({ port, fd }) => send({ type: 'listening', port, fd, notes: s.startNotes }),
-      (err: Error) => {
-        const code = errnoCode(err);
-        const message =
-          code === 'EADDRINUSE'
-            ? `port ${m.config.port} is in use: choose another --port, or omit it to use a free one`
-            : code === 'EACCES'
-              ? `port ${m.config.port} needs privileges: choose a port above 1023`
-              : err.message;
-        send({ type: 'failed', message, code });
-        void stop().then(() => process.disconnect());
-      },
-    );
-  } else if (m.type === 'accept-delay' && server !== null) server.acceptDelayNs = m.ns;
-  else if (m.type === 'stop') void stop().then(() => process.disconnect());
-});

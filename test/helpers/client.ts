@@ -1,5 +1,5 @@
 // Drive the harness's client process on its own (no run, no built-in
-// server): fork the compiled client (dist/harness/client.js, built by
+// server): fork the compiled client process (dist/harness/client-main.js, built by
 // `npm test` before the tests) as harness/children.ts does, send it a
 // StartMessage, wait for its DoneMessage and its exit, then read back what
 // it recorded.
@@ -17,7 +17,7 @@ import type { RunConfig, Summary } from '../../lib/types.ts';
 
 import { ROOT } from './cli.ts';
 
-const CLIENT = join(ROOT, 'dist', 'harness', 'client.js');
+const CLIENT = join(ROOT, 'dist', 'harness', 'client-main.js');
 
 /** A validated config as the CLI would make it: DEFAULTS, then the given flags (no --duration unless given). */
 export function clientConfig(flags: Partial<RunOptions>): RunConfig {

@@ -29,12 +29,21 @@ test('npm run bench -- --quick --json: well-formed figures for every part', asyn
     t.true(c.command.startsWith('npm run bench -- --only'));
     t.is(c.runs.length, c.reps);
   }
-  t.deepEqual(b.client.map((c) => [c.close, c.concurrency, c.target]), [['client-fin', 16, 0.6], ['client-rst', 16, 0.6]]);
+  t.deepEqual(
+    b.client.map((c) => [c.close, c.concurrency, c.target]),
+    [
+      ['client-fin', 16, 0.6],
+      ['client-rst', 16, 0.6],
+    ],
+  );
   t.true(b.pair.length >= 1);
   t.true(Number.isFinite(b.latency!.addedP50Us) && Number.isFinite(b.latency!.addedP99Us));
   pos(b.recording!.nsPerRecord, 'recording ns');
   t.true(b.recording!.heapBytesPerRecord >= 0);
-  t.deepEqual(b.probes!.map((p) => p.intervalMs), [20, 10]);
+  t.deepEqual(
+    b.probes!.map((p) => p.intervalMs),
+    [20, 10],
+  );
   for (const p of b.probes!) {
     pos(p.cpuPct, `probe CPU at ${p.intervalMs} ms`);
     t.true(Number.isFinite(p.nativeCpuPct) && p.nativeCpuPct >= 0, `C reader CPU at ${p.intervalMs} ms`);
@@ -44,7 +53,14 @@ test('npm run bench -- --quick --json: well-formed figures for every part', asyn
   pos(b.analysis!.peakRssMiB, 'analysis RSS');
   t.is(b.analysis!.transactions, 50_000);
   const s = b.startup!;
-  for (const [v, what] of [[s.helpS, '--help s'], [s.scenariosS, 'scenarios s'], [s.firstTxnMs, 'first transaction ms'], [s.wrapUpMs, 'wrap-up ms'], [s.totalS, 'run s']] as const) pos(v, what);
+  for (const [v, what] of [
+    [s.helpS, '--help s'],
+    [s.scenariosS, 'scenarios s'],
+    [s.firstTxnMs, 'first transaction ms'],
+    [s.wrapUpMs, 'wrap-up ms'],
+    [s.totalS, 'run s'],
+  ] as const)
+    pos(v, what);
   t.true(s.firstTxnMs < s.totalS * 1000 && s.wrapUpMs < s.totalS * 1000, JSON.stringify(s));
   t.is(s.durationS, 2);
   t.is(s.met.total, null, 'quick: not the 20 s npm start run');

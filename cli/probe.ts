@@ -5,7 +5,7 @@ import { execa, type ResultPromise } from 'execa';
 import { monoNs } from '../lib/clock.ts';
 import { formatNs, parseDurationNs } from '../lib/duration.ts';
 import { UserError } from '../lib/errors.ts';
-import { signalExitCode } from '../lib/signals.ts';
+import { signalExitCode, trapStopSignals } from '../lib/signals.ts';
 import { FILES, newManifest, type RunManifest } from '../lib/rundir.ts';
 import { shellJoin } from '../lib/shell.ts';
 import type { RunConfig } from '../lib/types.ts';
@@ -147,20 +147,14 @@ async function probeCommand(command: string[], o: ProbeCliOptions): Promise<numb
   let stopReason = 'stopped';
   let status = 'complete' as RunManifest['status'];
   let wake: () => void = () => {};
-  let signals = 0;
-  let signal: NodeJS.Signals | null = null;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    signals++;
-    signal ??= sig;
+  const signals = trapStopSignals((sig, count) => {
     stopReason = `interrupted by ${sig}`;
     status = 'interrupted';
     // The command shares our terminal's process group and got the signal too;
     // a second one means "now".
-    if (signals > 1) child?.kill('SIGKILL');
+    if (count > 1) child?.kill('SIGKILL');
     wake();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  });
   let commandExit: number | string | null = null;
   try {
     if (command.length > 0) {
@@ -209,8 +203,7 @@ async function probeCommand(command: string[], o: ProbeCliOptions): Promise<numb
     }
   } finally {
     const result: ProbeResult = await probes.stop();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    signals.release();
     if (tty) process.stderr.write('\r\x1b[K');
     manifest.endNs = Number(monoNs() - t0);
     manifest.status = result.stopReason.startsWith('error') ? 'failed' : status;
@@ -228,7 +221,7 @@ async function probeCommand(command: string[], o: ProbeCliOptions): Promise<numb
         `\nreport: ${join(dir, FILES.report)}\n`,
     );
   }
-  if (status === 'interrupted') return signalExitCode(signal ?? 'SIGINT');
+  if (status === 'interrupted') return signalExitCode(signals.first ?? 'SIGINT');
   if (typeof commandExit === 'number' && commandExit !== 0) {
     process.stderr.write(`sockspike: ${command[0]} exited with code ${commandExit}\n`);
     return commandExit;

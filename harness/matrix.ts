@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { formatUs } from '../lib/duration.ts';
 import { UserError } from '../lib/errors.ts';
+import { trapStopSignals } from '../lib/signals.ts';
 import { packageFile } from '../lib/paths.ts';
 import { prng } from '../lib/prng.ts';
 import { FILES, readSummaryIfAny, writeJson } from '../lib/rundir.ts';
@@ -169,20 +170,15 @@ export async function runMatrix(o: RunMatrixOptions): Promise<{ manifest: Matrix
   const m = o.manifest;
   const save = (): void => writeJson(join(o.dir, MATRIX_FILE), m);
   const tty = o.progress && process.stderr.isTTY === true;
-  let signal: NodeJS.Signals | null = null;
   let child: ResultPromise | null = null;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    // first signal: let the running run stop cleanly (it writes its report); again: stop it now
-    const again = signal !== null;
-    signal ??= sig;
-    if (child?.pid !== undefined) child.kill(again ? 'SIGTERM' : 'SIGINT');
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // first signal: let the running run stop cleanly (it writes its report); again: stop it now
+  const signals = trapStopSignals((_sig, count) => {
+    if (child?.pid !== undefined) child.kill(count > 1 ? 'SIGTERM' : 'SIGINT');
+  });
   save();
   try {
     for (const s of m.schedule) {
-      if (signal !== null) break;
+      if (signals.first !== null) break;
       const variant = m.variants.find((v) => v.name === s.variant)!;
       const runDir = join(o.dir, s.dir);
       s.startedAt = new Date().toISOString();
@@ -200,7 +196,7 @@ export async function runMatrix(o: RunMatrixOptions): Promise<{ manifest: Matrix
       s.seconds = (Date.now() - t0) / 1000;
       s.exit = r.exitCode ?? r.signal ?? 'unknown';
       // stopped by the matrix's own Ctrl-C / SIGTERM: interrupted, whatever the child's exit says
-      if (signal !== null) s.interrupted = true;
+      if (signals.first !== null) s.interrupted = true;
       if (s.exit !== 0) {
         const lines = String(r.stderr ?? '')
           .trim()
@@ -212,12 +208,11 @@ export async function runMatrix(o: RunMatrixOptions): Promise<{ manifest: Matrix
       if (tty) process.stderr.write(`\r\x1b[K[${s.position}/${m.schedule.length}] ${s.variant} r${s.rep}: ${describe(runDir, s)}\n`);
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    signals.release();
   }
-  m.status = signal !== null ? 'interrupted' : 'complete';
+  m.status = signals.first !== null ? 'interrupted' : 'complete';
   save();
-  return { manifest: m, signal };
+  return { manifest: m, signal: signals.first };
 }
 
 function describe(runDir: string, s: ScheduledRun): string {

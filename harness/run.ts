@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { monoNs } from '../lib/clock.ts';
 import { UserError } from '../lib/errors.ts';
-import { signalExitCode } from '../lib/signals.ts';
+import { signalExitCode, trapStopSignals } from '../lib/signals.ts';
 import { FILES, newManifest, type RunManifest } from '../lib/rundir.ts';
 import type { RunConfig } from '../lib/types.ts';
 import { endChild, exitText, startChild, type Child } from './children.ts';
@@ -52,16 +52,13 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
   const dir = makeRunDir(req.out, cfg.close);
   const kernel = new KernelSetup(req.config, dir);
   // a Ctrl-C while the namespace is being made still undoes it
-  let early: NodeJS.Signals | null = null;
-  const onEarly = (sig: NodeJS.Signals): void => void (early ??= sig);
-  process.on('SIGINT', onEarly);
-  process.on('SIGTERM', onEarly);
+  const earlySignals = trapStopSignals();
   try {
     await kernel.prepare();
   } finally {
-    process.off('SIGINT', onEarly);
-    process.off('SIGTERM', onEarly);
+    earlySignals.release();
   }
+  const early = earlySignals.first;
   if (kernel.restoredFirst.length > 0) process.stderr.write(`sockspike: first restored what dead runs left: ${kernel.restoredFirst.join('; ')}\n`);
   if (early !== null) {
     await kernel.teardown();
@@ -132,11 +129,8 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
     for (const c of clients) c.send({ type: 'stop', reason });
     changed();
   };
-  let signals = 0;
-  let signal: NodeJS.Signals | null = null;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    signal ??= sig;
-    if (++signals > 1) {
+  const signals = trapStopSignals((sig, count) => {
+    if (count > 1) {
       // asked twice: stop waiting on anyone
       for (const c of clients) c.proc.kill('SIGKILL');
       server?.proc.kill('SIGKILL');
@@ -144,9 +138,7 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
     }
     progress.line(`${sig}: stopping (in-flight transactions get 2 s), then writing the report`);
     stop(`interrupted by ${sig}`, 'interrupted');
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  });
   let serverExit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
   void server?.exited.then((e) => {
     serverExit = e;
@@ -269,8 +261,7 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
     for (const p of manifest.processes) if (p.role !== 'server' && !p.role.startsWith('client') && p.exit === null) p.exit = 'stopped';
     for (const c of clients) c.send({ type: 'stop', reason: 'run ended' });
     await Promise.all(clients.map((c) => endChild(c, 5000)));
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    signals.release();
     progress.end();
   }
 
@@ -284,7 +275,7 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
     manifest.workload = { firstStartNs: d.firstStartNs, lastEndNs: d.lastEndNs, missedStarts: d.missedStarts, attempted: d.attempted };
   }
   writeManifest(dir, manifest);
-  return { dir, manifest, signal };
+  return { dir, manifest, signal: signals.first };
 }
 
 /** An external server never listened: the run ends as failed, with its report. */

@@ -9,7 +9,7 @@ import { RecordFile } from '../lib/record-file.ts';
 import { defaultConfig } from '../harness/config.ts';
 import { META_FILE, PROBES_DIR, SAMPLES_FILE, type ProbeColumn, type ProbeMeta } from '../probes/format.ts';
 import { SampleWriter } from '../probes/sample-writer.ts';
-import { syntheticProbeMeta, writeSyntheticSrv, writeSyntheticTxn, type SyntheticTxn } from '../fixtures/synthetic-records.ts';
+import { completeSyntheticManifest, syntheticProbeMeta, writeSyntheticSrv, writeSyntheticTxn, type SyntheticTxn } from '../fixtures/synthetic-records.ts';
 
 // A synthetic run directory, for measuring the analysis (issue 4 "Speed")
 // and for tests: the files a real `sockspike run` writes, in their real
@@ -164,22 +164,7 @@ export function makeSyntheticRun(dir: string, opts: SyntheticOptions = {}): Synt
   const sampleRows = Math.round((durationS * 1e9) / intervalNs);
   const probes = writeProbes(dir, m.t0Ns, intervalNs, sampleRows, N, firstNs, stepNs, outlierStarts, rnd);
 
-  m.status = 'complete';
-  m.endNs = lastEndNs;
-  m.workload = { firstStartNs: firstNs, lastEndNs, missedStarts: 0, attempted: N };
-  m.processes = [
-    { role: 'server', pid: 1001, exit: 0 },
-    { role: 'probes', pid: 1002, exit: 'stopped' },
-    { role: 'client', pid: 1003, exit: 0 },
-  ];
-  m.probes = {
-    skipped: [{ probe: 'bpftrace', reason: 'synthetic run: no kernel events' }],
-    notes: [],
-    samples: sampleRows,
-    kernelEvents: null,
-    kernelEventsByKind: {},
-    overheadPct: 4,
-  };
+  completeSyntheticManifest(m, { firstNs, lastEndNs, attempted: N, samples: sampleRows, why: 'synthetic run', overheadPct: 4 });
   m.notes = [`synthetic run written by bench/synthetic-run.ts (seed ${seed}): ${outliers} planted connect outliers of ~1 s, ${failures} resets`];
   writeJson(join(dir, FILES.manifest), m);
   const envSrc = join(FIXTURE, FILES.environment);

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { formatNs } from '../lib/duration.ts';
-import { FILES, writeJson } from '../lib/rundir.ts';
+import { FILES, writeJson, type ObserverSummary } from '../lib/rundir.ts';
 import { snapshotEnvironment } from '../probes/environment.ts';
 import { kernelEventsSkipped, startKernelEvents, type KernelEventsHandle, type StateEvents } from '../probes/kernel-events.ts';
 import { startProbes, type ProbeHandle } from '../probes/run-probes.ts';
@@ -11,15 +11,7 @@ import type { SkippedProbe } from '../lib/types.ts';
 // snapshot, the /proc sampler and the kernel events. Each can be missing
 // here; what cannot run is listed with its reason and the run goes on.
 
-export interface ObserverSummary {
-  skipped: SkippedProbe[];
-  notes: string[];
-  samples: number;
-  kernelEvents: number | null;
-  kernelEventsByKind: Record<string, number>;
-  /** CPU of the probe process, in percent of one core. */
-  overheadPct: number | null;
-}
+export type { ObserverSummary };
 
 /** How long the load waits for bpftrace to attach before it starts without it. */
 export const ATTACH_WAIT_MS = 3000;

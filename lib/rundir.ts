@@ -31,6 +31,17 @@ export interface ProcessRecord {
   exit: number | string | null;
 }
 
+/** run.json `probes`: what watched the run (harness/observers.ts writes it). */
+export interface ObserverSummary {
+  skipped: SkippedProbe[];
+  notes: string[];
+  samples: number;
+  kernelEvents: number | null;
+  kernelEventsByKind: Record<string, number>;
+  /** CPU of the probe process, in percent of one core. */
+  overheadPct: number | null;
+}
+
 /** run.json */
 export interface RunManifest {
   schemaVersion: number;
@@ -62,14 +73,7 @@ export interface RunManifest {
     attempted: number;
   } | null;
   /** What watched the run: probes that could not run here, with why; sample counts; overhead. */
-  probes?: {
-    skipped: SkippedProbe[];
-    notes: string[];
-    samples: number;
-    kernelEvents: number | null;
-    kernelEventsByKind: Record<string, number>;
-    overheadPct: number | null;
-  };
+  probes?: ObserverSummary;
   /** What the run could not do here (addon missing, ...), one line each. */
   notes: string[];
   /** The kernel side of an experiment: namespace, changed sysctls, injected faults. */

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { FILES, writeJson } from '../lib/rundir.ts';
+import { FILES, writeJson } from '../lib/run-files.ts';
 import { OUTCOME_OK, type Summary } from '../lib/types.ts';
 import { findModes } from './modes.ts';
 import { phaseBreakdown } from './phases.ts';
@@ -15,7 +15,7 @@ import { checkFaults } from './fault-match.ts';
 import { buildCauseInput } from './causes/input.ts';
 import { readKernelEventsFile } from '../probes/kernel-events-parse.ts';
 import type { Modes, Phases } from './causes/types.ts';
-import { META_FILE, PROBES_DIR } from '../probes/format.ts';
+import { META_FILE, PROBES_DIR } from '../probes/probe-files.ts';
 import { readEnvironment } from '../probes/environment.ts';
 
 /**

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readSummaryIfAny, type RunManifest } from '../lib/rundir.ts';
+import { readSummaryIfAny, type RunManifest } from '../lib/run-files.ts';
 import { OUTCOME_OK, type Summary } from '../lib/types.ts';
-import { META_FILE, PROBES_DIR } from '../probes/format.ts';
+import { META_FILE, PROBES_DIR } from '../probes/probe-files.ts';
 import { readProbes } from '../probes/read.ts';
 import { binOf, binValue, NBINS } from './compare-stats.ts';
 import { readTransactions } from './read-run.ts';

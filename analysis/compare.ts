@@ -1,7 +1,7 @@
 import { formatUs } from '../lib/duration.ts';
 import { UserError } from '../lib/errors.ts';
 import { prng } from '../lib/prng.ts';
-import type { RunManifest } from '../lib/rundir.ts';
+import type { RunManifest } from '../lib/run-files.ts';
 import { addMultinomial, binValue, holm, tInterval, twoStageVariance, varianceOf } from './compare-stats.ts';
 import {
   differingSettings,

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../lib/errors.ts';
 import { txnLayout, TXN_MAGIC } from '../lib/records.ts';
-import { FILES, writeJson } from '../lib/rundir.ts';
+import { FILES, writeJson } from '../lib/run-files.ts';
 import { OUTCOME_INDEX } from '../lib/types.ts';
 import { RecordFile } from '../lib/record-file.ts';
 import { readManifest } from './read-run.ts';

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../lib/errors.ts';
 import { HEADER_BYTES, readHeader, SRV, SRV_MAGIC, TXN_MAGIC, txnLayout } from '../lib/records.ts';
-import { FILES, SCHEMA_VERSION, type RunManifest } from '../lib/rundir.ts';
+import { FILES, SCHEMA_VERSION, type RunManifest } from '../lib/run-files.ts';
 
 // Read a run directory back: the manifest, and the binary records as
 // columns (typed arrays), so a million transactions cost a few arrays, not

@@ -1,6 +1,6 @@
 import { encodeIntoCompressedBase64 } from 'hdr-histogram-js';
 import { OUTCOMES, OUTCOME_OK, OUTCOME_TIMEOUT, type Summary } from '../lib/types.ts';
-import { SCHEMA_VERSION, type RunManifest } from '../lib/rundir.ts';
+import { SCHEMA_VERSION, type RunManifest } from '../lib/run-files.ts';
 import { SRV_FLAG_RESET, TXN_FLAG_REUSED } from '../lib/records.ts';
 import { newHistogram, phaseStats, record } from './latency.ts';
 import type { ServerColumns, TxnColumns } from './read-run.ts';

@@ -1,4 +1,4 @@
-import type { ColumnKind } from '../probes/format.ts';
+import type { ColumnKind } from '../probes/probe-files.ts';
 import { prng } from '../lib/prng.ts';
 
 // System state in outlier windows against normal windows, metric by metric.

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { median } from 'simple-statistics';
-import type { RunManifest } from '../lib/rundir.ts';
+import type { RunManifest } from '../lib/run-files.ts';
 
 const BIN = fileURLToPath(new URL('../bin/sockspike.js', import.meta.url));
 

@@ -3,11 +3,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { prng } from '../lib/prng.ts';
 import { SRV, SRV_MAGIC, TXN_MAGIC, txnLayout } from '../lib/records.ts';
-import { FILES, newManifest, writeJson } from '../lib/rundir.ts';
+import { FILES, newManifest, writeJson } from '../lib/run-files.ts';
 import { OUTCOME_OK, type RunConfig } from '../lib/types.ts';
 import { RecordFile } from '../lib/record-file.ts';
 import { defaultConfig } from '../harness/config.ts';
-import { META_FILE, PROBES_DIR, SAMPLES_FILE, type ProbeColumn, type ProbeMeta } from '../probes/format.ts';
+import { META_FILE, PROBES_DIR, SAMPLES_FILE, type ProbeColumn, type ProbeMeta } from '../probes/probe-files.ts';
 import { SampleWriter } from '../probes/sample-writer.ts';
 import { completeSyntheticManifest, syntheticProbeMeta, writeSyntheticSrv, writeSyntheticTxn, type SyntheticTxn } from '../fixtures/synthetic-records.ts';
 

@@ -3,7 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { compareRuns, type Comparison, type ComparisonRun } from '../analysis/compare.ts';
 import { UserError } from '../lib/errors.ts';
-import { FILES } from '../lib/rundir.ts';
+import { FILES } from '../lib/run-files.ts';
 import { int } from '../harness/config.ts';
 import { matrixRuns, readMatrix } from '../harness/matrix.ts';
 import { COMPARISON_FILES, writeComparison } from '../reports/comparison.ts';

@@ -2,7 +2,7 @@
 // register(program). User errors print one line and exit 2.
 import { Command, CommanderError } from 'commander';
 import { UserError } from '../lib/errors.ts';
-import { TOOL_VERSION } from '../lib/rundir.ts';
+import { TOOL_VERSION } from '../lib/run-files.ts';
 import * as analyze from './analyze.ts';
 import * as compare from './compare.ts';
 import * as exportCmd from './export.ts';

@@ -5,7 +5,7 @@ import { compareRuns } from '../analysis/compare.ts';
 import { UserError } from '../lib/errors.ts';
 import { signalExitCode } from '../lib/signals.ts';
 import { shellJoin } from '../lib/shell.ts';
-import { makeDirs } from '../harness/run-dir.ts';
+import { makeDirs } from '../harness/make-run-dir.ts';
 import { MATRIX_FORMAT, MATRIX_VERSION, matrixRuns, parseVary, runMatrix, scheduleOf, variantsOf, type MatrixManifest } from '../harness/matrix.ts';
 import { writeComparison } from '../reports/comparison.ts';
 import { int } from '../harness/config.ts';

@@ -6,11 +6,11 @@ import { monoNs } from '../lib/clock.ts';
 import { formatNs, parseDurationNs } from '../lib/duration.ts';
 import { UserError } from '../lib/errors.ts';
 import { signalExitCode, trapStopSignals } from '../lib/signals.ts';
-import { FILES, newManifest, type RunManifest } from '../lib/rundir.ts';
+import { FILES, newManifest, type RunManifest } from '../lib/run-files.ts';
 import { shellJoin } from '../lib/shell.ts';
 import type { RunConfig } from '../lib/types.ts';
-import { makeRunDir, writeManifest } from '../harness/run-dir.ts';
-import { META_FILE, PROBES_DIR, SAMPLES_FILE, type ProbeResult } from '../probes/format.ts';
+import { makeRunDir, writeManifest } from '../harness/make-run-dir.ts';
+import { META_FILE, PROBES_DIR, SAMPLES_FILE, type ProbeResult } from '../probes/probe-files.ts';
 import { checkNetns, checkProbeInterval, startProbes } from '../probes/run-probes.ts';
 import { analyzeAndReport } from './pipeline.ts';
 

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeJson } from '../lib/rundir.ts';
+import { writeJson } from '../lib/run-files.ts';
 
 // Changes a run makes outside its run directory (host sysctls, network
 // namespaces), written down BEFORE they are made, so that `sockspike

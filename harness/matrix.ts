@@ -6,7 +6,7 @@ import { UserError } from '../lib/errors.ts';
 import { trapStopSignals } from '../lib/signals.ts';
 import { packageFile } from '../lib/paths.ts';
 import { prng } from '../lib/prng.ts';
-import { FILES, readSummaryIfAny, writeJson } from '../lib/rundir.ts';
+import { FILES, readSummaryIfAny, writeJson } from '../lib/run-files.ts';
 
 // sockspike matrix: every combination of the --vary values, N times each,
 // each as a normal run directory made by a child `sockspike run` (so every

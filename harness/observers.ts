@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { formatNs } from '../lib/duration.ts';
-import { FILES, writeJson, type ObserverSummary } from '../lib/rundir.ts';
+import { FILES, writeJson, type ObserverSummary } from '../lib/run-files.ts';
 import { snapshotEnvironment } from '../probes/environment.ts';
 import { kernelEventsSkipped, startKernelEvents, type KernelEventsHandle, type StateEvents } from '../probes/kernel-events.ts';
 import { startProbes, type ProbeHandle } from '../probes/run-probes.ts';

@@ -1,6 +1,6 @@
 import { UserError } from '../lib/errors.ts';
 import { counterDelta, TWO32 } from './delta.ts';
-import { MAX_COLUMNS, type ColumnKind, type ProbeColumn } from './format.ts';
+import { MAX_COLUMNS, type ColumnKind, type ProbeColumn } from './probe-files.ts';
 
 // Every number the sampler tracks is a column with a fixed index: raw values
 // (current and previous, split hi/lo) live in typed arrays indexed by it, so

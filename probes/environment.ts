@@ -9,7 +9,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { UserError, errnoCode } from '../lib/errors.ts';
-import { FILES } from '../lib/rundir.ts';
+import { FILES } from '../lib/run-files.ts';
 
 /** Sysctls that matter to connection-per-transaction TCP, in report order. */
 export const TCP_SYSCTLS = [

@@ -1,4 +1,4 @@
-import type { ProbeResult, SkippedProbe } from './format.ts';
+import type { ProbeResult, SkippedProbe } from './probe-files.ts';
 import type { ListenerTarget } from './listen-queue.ts';
 
 // IPC between run-probes.ts (the run's process) and sampler-process.ts.

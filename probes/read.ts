@@ -21,7 +21,7 @@ import {
   SELF_RUN,
   type ProbeColumn,
   type ProbeMeta,
-} from './format.ts';
+} from './probe-files.ts';
 
 // Reader of the probes stage's files (format in probes/README.md). Decodes
 // samples.bin in two passes (count, then fill) into one sparse array pair

@@ -5,7 +5,7 @@ import { formatNs } from '../lib/duration.ts';
 import { UserError } from '../lib/errors.ts';
 import { COMPILED, moduleFile, packageFile } from '../lib/paths.ts';
 import { systemBinary } from '../lib/system-binary.ts';
-import { META_FILE, PROBES_DIR, type ProbeMeta, type ProbeResult, type SkippedProbe } from './format.ts';
+import { META_FILE, PROBES_DIR, type ProbeMeta, type ProbeResult, type SkippedProbe } from './probe-files.ts';
 import type { ListenerTarget } from './listen-queue.ts';
 import type { FromSampler, SamplerConfig, ToSampler } from './messages.ts';
 

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { BLOCK_HEADER_BYTES, BLOCK_MAGIC, ENTRY_BYTES, FILE_HEADER_BYTES, ROW_HEADER_BYTES, SAMPLES_MAGIC, SAMPLES_VERSION } from './format.ts';
+import { BLOCK_HEADER_BYTES, BLOCK_MAGIC, ENTRY_BYTES, FILE_HEADER_BYTES, ROW_HEADER_BYTES, SAMPLES_MAGIC, SAMPLES_VERSION } from './probe-files.ts';
 
 // samples.bin writer: rows are sparse (a value of 0, the common case for a
 // counter's delta, is not stored), gathered in a reused buffer and appended

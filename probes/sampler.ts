@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runClock } from '../lib/clock.ts';
 import { UserError } from '../lib/errors.ts';
-import { writeJson } from '../lib/rundir.ts';
+import { writeJson } from '../lib/run-files.ts';
 import { Columns } from './columns.ts';
 import {
   META_FILE,
@@ -19,8 +19,8 @@ import {
   type ProbeProcess,
   type ProbeResult,
   type SkippedProbe,
-} from './format.ts';
-import { DEFAULT_SOURCES, SYSTEM_SOURCES } from './formats.ts';
+} from './probe-files.ts';
+import { DEFAULT_SOURCES, SYSTEM_SOURCES } from './proc-names.ts';
 import { ListenQueueProbe, type ListenerTarget } from './listen-queue.ts';
 import { ProcessProbe } from './process-probe.ts';
 import { SampleWriter } from './sample-writer.ts';
@@ -42,7 +42,7 @@ export interface SamplerOptions {
   procRoot?: string;
   /** Per-CPU columns; 'auto': when there are at most 32 CPUs. */
   perCpu?: boolean | 'auto';
-  /** System sources to sample (ids from formats.ts); default DEFAULT_SOURCES. */
+  /** System sources to sample (ids from proc-names.ts); default DEFAULT_SOURCES. */
   sources?: string[];
   /** USER_HZ; default: getconf CLK_TCK, else 100. */
   clkTck?: number;

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { monitorEventLoopDelay, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { runClock } from '../lib/clock.ts';
-import { PROBES_DIR, SELF_ELD, SELF_GC, SELF_HEADER_BYTES, SELF_MAGIC, SELF_RUN, SELF_PREFIX, SELF_RECORD_BYTES, SELF_VERSION } from './format.ts';
+import { PROBES_DIR, SELF_ELD, SELF_GC, SELF_HEADER_BYTES, SELF_MAGIC, SELF_RUN, SELF_PREFIX, SELF_RECORD_BYTES, SELF_VERSION } from './probe-files.ts';
 
 // Self-monitoring of a harness process (client, server), run inside that
 // process: event-loop delay per interval and over the whole run

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Columns } from './columns.ts';
-import type { NameContext, SourceDef } from './formats.ts';
+import type { NameContext, SourceDef } from './proc-names.ts';
 import { ProcFile, procFailure } from './procfile.ts';
 import { bindTemplate, match, tokenize, type Template } from './template.ts';
 

@@ -1,4 +1,4 @@
-import type { JitterStats } from './format.ts';
+import type { JitterStats } from './probe-files.ts';
 
 // A self-correcting schedule: slot k is at start + k * interval, never
 // "interval after the last one", so lateness does not accumulate. The wait

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { formatMetric, METRICS, type Comparison } from '../analysis/compare.ts';
 import { formatUs } from '../lib/duration.ts';
-import { writeJson } from '../lib/rundir.ts';
+import { writeJson } from '../lib/run-files.ts';
 import { COMPARISON_CHART_FILE, buildComparisonSpec } from './comparison-chart.ts';
 import { code, int, table } from './markdown.ts';
 import { svgToPng } from './png.ts';

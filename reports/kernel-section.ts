@@ -1,4 +1,4 @@
-import type { RunManifest } from '../lib/rundir.ts';
+import type { RunManifest } from '../lib/run-files.ts';
 import type { Summary } from '../lib/types.ts';
 import { table } from './markdown.ts';
 

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeFromCompressedBase64 } from 'hdr-histogram-js';
 import type * as vegaLite from 'vega-lite';
-import { readSummaryIfAny } from '../lib/rundir.ts';
+import { readSummaryIfAny } from '../lib/run-files.ts';
 import type { Summary } from '../lib/types.ts';
 import { CHART_CONFIG, renderSvg } from './timeline-chart.ts';
 

@@ -2,9 +2,9 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as vegaLite from 'vega-lite';
 import { readManifest, readTransactions, type TxnColumns } from '../analysis/read-run.ts';
-import { readSummaryIfAny } from '../lib/rundir.ts';
+import { readSummaryIfAny } from '../lib/run-files.ts';
 import { OUTCOME_INDEX, OUTCOME_OK, OUTCOME_TIMEOUT } from '../lib/types.ts';
-import { META_FILE, PROBES_DIR } from '../probes/format.ts';
+import { META_FILE, PROBES_DIR } from '../probes/probe-files.ts';
 import { readProbes, type ProbeData } from '../probes/read.ts';
 import { txnStartNs } from '../analysis/summarize.ts';
 

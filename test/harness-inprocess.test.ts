@@ -14,7 +14,7 @@ import { Journal, otherJournals, orphanJournals, type JournalFile } from '../har
 import type { FromChild, StartMessage } from '../harness/messages.ts';
 import { BuiltinServer } from '../harness/server.ts';
 import { monoNs } from '../lib/clock.ts';
-import { SCHEMA_VERSION, type RunManifest } from '../lib/rundir.ts';
+import { SCHEMA_VERSION, type RunManifest } from '../lib/run-files.ts';
 import { OUTCOMES } from '../lib/types.ts';
 import { assertAccounting, tempDir } from './helpers/cli.ts';
 import { clientConfig } from './helpers/client.ts';

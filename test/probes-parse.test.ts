@@ -7,7 +7,7 @@ import { listeningInodes } from '../probes/listen-queue.ts';
 import { ProcessProbe } from '../probes/process-probe.ts';
 import { readProbes } from '../probes/read.ts';
 import { Sampler } from '../probes/sampler.ts';
-import { SYSTEM_SOURCES } from '../probes/formats.ts';
+import { SYSTEM_SOURCES } from '../probes/proc-names.ts';
 import { match, tokenize, bindTemplate } from '../probes/template.ts';
 
 // Parsing of every /proc format, from files recorded on a 2-CPU VM

@@ -1,4 +1,5 @@
-import { counterNear, outlierSpan, score, fmtN, kernelOutliers, runCommand, type Cause, type CauseInput, type CauseModule } from './types.ts';
+import type { Cause, CauseInput, CauseModule } from './types.ts';
+import { counterNear, outlierSpan, score, fmtN, kernelOutliers, runCommand } from './evidence.ts';
 
 // Connections ended by a reset (SO_LINGER {1,0}, a full queue with
 // tcp_abort_on_overflow, a peer that closed with unread data): the other side

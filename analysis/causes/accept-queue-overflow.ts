@@ -1,18 +1,5 @@
-import {
-  counterNear,
-  modeShare,
-  outlierSpan,
-  phaseShare,
-  pctS,
-  runCommand,
-  score,
-  clamp01,
-  fmtN,
-  kernelOutliers,
-  type Cause,
-  type CauseInput,
-  type CauseModule,
-} from './types.ts';
+import type { Cause, CauseInput, CauseModule } from './types.ts';
+import { counterNear, modeShare, outlierSpan, phaseShare, pctS, runCommand, score, clamp01, fmtN, kernelOutliers } from './evidence.ts';
 
 // The listen (accept) queue overflowed: the kernel dropped the client's
 // handshake ACK or SYN, and the connect waited for a SYN retransmission.

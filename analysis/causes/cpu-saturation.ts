@@ -1,4 +1,5 @@
-import { levelNear, outlierSpan, pctS, pressureFraction, score, clamp01, runCommand, type Cause, type CauseInput, type CauseModule } from './types.ts';
+import type { Cause, CauseInput, CauseModule } from './types.ts';
+import { levelNear, outlierSpan, pctS, pressureFraction, score, clamp01, runCommand } from './evidence.ts';
 
 // The machine's CPUs were busy (user + system time) around the outliers:
 // runnable threads waited for a CPU, the harness's and the server's included.

@@ -1,4 +1,5 @@
-import { outlierSpan, pctS, risingShare, type Cause, type CauseInput, type CauseModule } from './types.ts';
+import type { Cause, CauseInput, CauseModule } from './types.ts';
+import { outlierSpan, pctS, risingShare } from './evidence.ts';
 
 // The hypervisor ran other guests on our virtual CPUs (steal time).
 //

@@ -1,19 +1,5 @@
-import {
-  counterNear,
-  isExchange,
-  modeShare,
-  outlierSpan,
-  phaseShare,
-  pctS,
-  score,
-  clamp01,
-  fmtN,
-  kernelOutliers,
-  runCommand,
-  type Cause,
-  type CauseInput,
-  type CauseModule,
-} from './types.ts';
+import type { Cause, CauseInput, CauseModule } from './types.ts';
+import { counterNear, isExchange, modeShare, outlierSpan, phaseShare, pctS, score, clamp01, fmtN, kernelOutliers, runCommand } from './evidence.ts';
 
 // Data (or FIN) segments lost and resent after a retransmission timeout:
 // the exchange or close waits for the RTO (200 ms minimum, doubling).

@@ -1,4 +1,5 @@
-import { fmtN, pctS, score, type Cause, type CauseInput, type CauseModule } from './types.ts';
+import type { Cause, CauseInput, CauseModule } from './types.ts';
+import { fmtN, pctS, score } from './evidence.ts';
 
 // The harness's own processes stalled (event loop blocked, GC pause) while
 // the outliers were in flight: the latency is ours, not the system's. The

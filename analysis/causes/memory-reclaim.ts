@@ -1,4 +1,5 @@
-import { counterNear, outlierSpan, pctS, pressureFraction, score, clamp01, fmtN, type Cause, type CauseInput, type CauseModule } from './types.ts';
+import type { Cause, CauseInput, CauseModule } from './types.ts';
+import { counterNear, outlierSpan, pctS, pressureFraction, score, clamp01, fmtN } from './evidence.ts';
 
 // Allocations stalled in direct reclaim (or compaction): a process that
 // needs memory frees it itself, synchronously.

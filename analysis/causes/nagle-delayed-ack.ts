@@ -1,18 +1,5 @@
-import {
-  counterNear,
-  isExchange,
-  modeShare,
-  outlierSpan,
-  phaseShare,
-  pctS,
-  score,
-  clamp01,
-  fmtN,
-  runCommand,
-  type Cause,
-  type CauseInput,
-  type CauseModule,
-} from './types.ts';
+import type { Cause, CauseInput, CauseModule } from './types.ts';
+import { counterNear, isExchange, modeShare, outlierSpan, phaseShare, pctS, score, clamp01, fmtN, runCommand } from './evidence.ts';
 
 // Nagle's algorithm holds the second write of a request until the first is
 // ACKed, and the peer delays that ACK (40 ms): each exchange of a split

@@ -1,4 +1,5 @@
-import { levelNear, outlierSpan, phaseShare, pctS, score, clamp01, fmtN, runCommand, type Cause, type CauseInput, type CauseModule } from './types.ts';
+import type { Cause, CauseInput, CauseModule } from './types.ts';
+import { levelNear, outlierSpan, phaseShare, pctS, score, clamp01, fmtN, runCommand } from './evidence.ts';
 
 // Ephemeral ports used up (TIME_WAIT holds them): connect() fails with
 // EADDRNOTAVAIL, or slows while the kernel searches the port range.

@@ -1,4 +1,5 @@
-import { outlierSpan, pctS, risingShare, type Cause, type CauseInput, type CauseModule } from './types.ts';
+import type { Cause, CauseInput, CauseModule } from './types.ts';
+import { outlierSpan, pctS, risingShare } from './evidence.ts';
 
 // Packet processing in softirq context took the CPUs (or the one CPU the
 // NIC queue interrupts): packets wait in the backlog.

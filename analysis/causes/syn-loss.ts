@@ -1,18 +1,5 @@
-import {
-  counterNear,
-  modeShare,
-  outlierSpan,
-  phaseShare,
-  pctS,
-  score,
-  clamp01,
-  fmtN,
-  kernelOutliers,
-  runCommand,
-  type Cause,
-  type CauseInput,
-  type CauseModule,
-} from './types.ts';
+import type { Cause, CauseInput, CauseModule } from './types.ts';
+import { counterNear, modeShare, outlierSpan, phaseShare, pctS, score, clamp01, fmtN, kernelOutliers, runCommand } from './evidence.ts';
 
 // SYNs (or SYN-ACKs) lost without the listen queue overflowing: a firewall,
 // a SYN flood protection, packet loss on the path, a full SYN queue.

@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { RunManifest } from '../../lib/rundir.ts';
+import type { RunManifest } from '../../lib/run-files.ts';
 import type { Summary } from '../../lib/types.ts';
 import { timeWaitSides } from './netns.ts';
 

@@ -12,7 +12,7 @@ import type { DoneMessage, FromChild, StartMessage } from '../../harness/message
 import { readTransactions, type TxnColumns } from '../../analysis/read-run.ts';
 import { summarize } from '../../analysis/summarize.ts';
 import { monoNs } from '../../lib/clock.ts';
-import { SCHEMA_VERSION, type RunManifest } from '../../lib/rundir.ts';
+import { SCHEMA_VERSION, type RunManifest } from '../../lib/run-files.ts';
 import type { RunConfig, Summary } from '../../lib/types.ts';
 
 import { ROOT } from './cli.ts';

@@ -1,7 +1,7 @@
 import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { UserError, errnoCode } from '../lib/errors.ts';
-import { FILES, writeJson, type RunManifest } from '../lib/rundir.ts';
+import { FILES, writeJson, type RunManifest } from '../lib/run-files.ts';
 
 /** Create the run directory (default: runs/<timestamp>-<label>) or fail with one line. */
 export function makeRunDir(out: string | undefined, label: string): string {

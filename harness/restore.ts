@@ -1,6 +1,6 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { errnoCode, UserError } from '../lib/errors.ts';
-import { orphanJournals, otherJournals, type JournalEntry, type JournalOnDisk } from './journal.ts';
+import { otherJournals, type JournalEntry, type JournalOnDisk } from './journal.ts';
 import { deleteNetns } from './netns.ts';
 import { sysctlPath } from './sysctl-spec.ts';
 
@@ -16,11 +16,17 @@ type SysctlEntry = Extract<JournalEntry, { kind: 'sysctl' }>;
 const whose = (j: JournalOnDisk): string => `run ${j.file.runDir}, pid ${j.file.pid}`;
 const when = (j: JournalOnDisk, e: SysctlEntry): number => e.at ?? Date.parse(j.file.startedAt);
 
-export async function restoreLeftovers(): Promise<{ done: string[]; failed: string[] }> {
+/** done: what was undone; left: keys left to a running run that changed them too; failed: what could not be undone. One line each. */
+export async function restoreLeftovers(): Promise<{ done: string[]; left: string[]; failed: string[] }> {
   const done: string[] = [];
+  const left: string[] = [];
   const failed: string[] = [];
-  const orphans = orphanJournals();
+  const journals = otherJournals();
+  const orphans = journals.filter((j) => !j.running);
   const unfinished = new Set<JournalOnDisk>();
+  // a key a running run has changed is that run's to put back when it ends
+  const held = new Map<string, JournalOnDisk>();
+  for (const j of journals) if (j.running) for (const e of j.file.entries) if (e.kind === 'sysctl') held.set(e.key, j);
 
   // sysctls: per key, the earliest journalled change's "before", written once
   const byKey = new Map<string, { j: JournalOnDisk; e: SysctlEntry; i: number }[]>();
@@ -34,6 +40,14 @@ export async function restoreLeftovers(): Promise<{ done: string[]; failed: stri
   for (const [key, changes] of byKey) {
     changes.sort((a, b) => when(a.j, a.e) - when(b.j, b.e) || Date.parse(a.j.file.startedAt) - Date.parse(b.j.file.startedAt) || a.i - b.i);
     const first = changes[0];
+    const holder = held.get(key);
+    if (holder !== undefined) {
+      for (const c of changes) unfinished.add(c.j);
+      left.push(
+        `left ${key} alone: ${whose(holder)} is still running and has changed it too (it puts it back when it ends); run \`sockspike restore\` again after that`,
+      );
+      continue;
+    }
     const others = changes.length > 1 ? `; ${changes.length} dead runs had changed it, the first was this one` : '';
     try {
       writeFileSync(sysctlPath(key), first.e.before + '\n');
@@ -46,7 +60,7 @@ export async function restoreLeftovers(): Promise<{ done: string[]; failed: stri
   for (const j of orphans)
     for (const e of j.file.entries) if (e.kind === 'netns' && (await deleteNetns(e.name))) done.push(`deleted network namespace ${e.name} (${whose(j)})`);
   for (const j of orphans) if (!unfinished.has(j)) rmSync(j.path, { force: true });
-  return { done, failed };
+  return { done, left, failed };
 }
 
 /**

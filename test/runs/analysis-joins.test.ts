@@ -3,7 +3,15 @@ import { execa } from 'execa';
 import { join } from 'node:path';
 import { joinKernelEvents } from '../../analysis/join-kernel.ts';
 import { joinServer } from '../../analysis/join-server.ts';
-import { allocServerColumns, allocTxnColumns, readManifest, readServer, readTransactions, type ServerColumns, type TxnColumns } from '../../analysis/read-run.ts';
+import {
+  allocServerColumns,
+  allocTxnColumns,
+  readManifest,
+  readServer,
+  readTransactions,
+  type ServerColumns,
+  type TxnColumns,
+} from '../../analysis/read-run.ts';
 import type { KernelEvent } from '../../probes/kernel-events-parse.ts';
 import { OUTCOME_INDEX, OUTCOME_OK } from '../../lib/types.ts';
 import { BIN, ROOT, tempDir } from '../helpers/cli.ts';
@@ -147,7 +155,10 @@ test('kernel join: a SYN retransmit counts for its transaction, not a later one 
     j.eventsFor(0).map((e) => e.kind),
     ['retransmit', 'retransmit', 'send-reset', 'receive-reset'],
   );
-  t.deepEqual(j.eventsFor(1).map((e) => e.kind), ['drop', 'state']);
+  t.deepEqual(
+    j.eventsFor(1).map((e) => e.kind),
+    ['drop', 'state'],
+  );
   t.deepEqual(j.eventsFor(3), []);
 });
 

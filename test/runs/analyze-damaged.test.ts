@@ -54,13 +54,17 @@ test('analyze of a run directory damaged in every file: a report or one line and
   t.is(r.exitCode, 0, String(r.stderr));
   const files = filesOf(original).filter((f) => READ.test(f));
   t.true(files.includes('run.json') && files.includes('environment.json') && files.includes('transactions.bin'), files.join(', '));
-  t.true(files.some((f) => f.startsWith('probes/')), 'the run has probe files to damage');
+  t.true(
+    files.some((f) => f.startsWith('probes/')),
+    'the run has probe files to damage',
+  );
   const rand = prng(20261129);
   const outcomes: string[] = [];
   const bad: string[] = [];
   let n = 0;
   for (const file of files) {
-    const hows: Damage[] = file.endsWith('.json') || file.endsWith('.ndjson') ? ['json-cut', 'flipped', 'emptied', 'removed'] : ['truncated', 'flipped', 'emptied', 'removed'];
+    const hows: Damage[] =
+      file.endsWith('.json') || file.endsWith('.ndjson') ? ['json-cut', 'flipped', 'emptied', 'removed'] : ['truncated', 'flipped', 'emptied', 'removed'];
     for (const how of hows) {
       const copy = join(base, `d${n++}`);
       cpSync(original, copy, { recursive: true });

@@ -77,7 +77,10 @@ test('analyze --latency-log imports a CSV on either clock and finds the planted 
   const m = readManifest(dir);
   const t0 = BigInt(m.t0Ns);
   const c = readTransactions(dir, m);
-  const slowStarts = [...Array(c.n).keys()].filter((i) => c.endUs[i] > 100_000).map((i) => c.intendedNs[i]).sort((x, y) => x - y);
+  const slowStarts = [...Array(c.n).keys()]
+    .filter((i) => c.endUs[i] > 100_000)
+    .map((i) => c.intendedNs[i])
+    .sort((x, y) => x - y);
   const plantedStarts = planted.map((i) => Number(rows[i].monoNs - t0));
   t.deepEqual(slowStarts, plantedStarts, 'at the times they started, on the run clock');
   t.true(s.systemState !== undefined, 'probe samples around the outliers were compared');
@@ -90,7 +93,10 @@ test('analyze --latency-log imports a CSV on either clock and finds the planted 
   t.regex(String(b.stdout), /imported \d+ transactions \(Unix epoch us, mapped with the offset measured at the probe's start/);
   t.is(readSummaryFile(dir).outliers.count, planted.length);
   const c2 = readTransactions(dir, readManifest(dir));
-  const slow2 = [...Array(c2.n).keys()].filter((i) => c2.endUs[i] > 100_000).map((i) => c2.intendedNs[i]).sort((x, y) => x - y);
+  const slow2 = [...Array(c2.n).keys()]
+    .filter((i) => c2.endUs[i] > 100_000)
+    .map((i) => c2.intendedNs[i])
+    .sort((x, y) => x - y);
   t.is(slow2.length, planted.length);
   for (let k = 0; k < planted.length; k++)
     t.true(Math.abs(slow2[k] - plantedStarts[k]) < 2e6, `epoch row ${k} lands ${(slow2[k] - plantedStarts[k]) / 1e3} us from its monotonic time`);

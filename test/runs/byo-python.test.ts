@@ -20,7 +20,7 @@ function serverPid(t: import('ava').ExecutionContext, dir: string): number {
 }
 
 test('python fixture: a normal run is all ok, the server is probed, stopped and its output kept', async (t) => {
-  if (!python) return t.pass(), t.log('skipped: python3 is not installed');
+  if (!python) return (t.pass(), t.log('skipped: python3 is not installed'));
   const dir = join(tempDir(t), 'run');
   // no {port} here: the fixture takes its port from SOCKSPIKE_PORT (the other tests use {port})
   const r = await sockspike(['run', '--server-cmd', `python3 ${SERVER}`, '--duration', '2s', '--out', dir, '--no-progress', '--json']);
@@ -38,16 +38,25 @@ test('python fixture: a normal run is all ok, the server is probed, stopped and 
   t.is(m.status, 'complete');
   t.is(m.processes.find((p) => p.role === 'server')?.exit, 0, 'the fixture left on SIGTERM with 0');
   t.regex(readFileSync(join(dir, 'server-command.log'), 'utf8'), /listening on 127\.0\.0\.1:\d+ backlog 1/);
-  const meta = JSON.parse(readFileSync(join(dir, 'probes', 'meta.json'), 'utf8')) as { columns: { name: string }[]; processes?: { role: string; pid: number }[] };
-  t.true(meta.columns.some((c) => c.name.startsWith('proc.server.')), 'the server process is sampled');
-  t.true(meta.columns.some((c) => c.name === 'listen.depth'), 'its listen queue is watched (found by port)');
+  const meta = JSON.parse(readFileSync(join(dir, 'probes', 'meta.json'), 'utf8')) as {
+    columns: { name: string }[];
+    processes?: { role: string; pid: number }[];
+  };
+  t.true(
+    meta.columns.some((c) => c.name.startsWith('proc.server.')),
+    'the server process is sampled',
+  );
+  t.true(
+    meta.columns.some((c) => c.name === 'listen.depth'),
+    'its listen queue is watched (found by port)',
+  );
   const report = readFileSync(join(dir, 'report.md'), 'utf8');
   t.regex(report, /[Ss]erver events: not recorded \(external server\)/);
   t.regex(report, /checked byte for byte/, 'the built-in echo is still checked byte for byte');
 });
 
 test('python fixture: --crash-after mid-run counts failures, fails the run with one line, keeps a report, leaves no process', async (t) => {
-  if (!python) return t.pass(), t.log('skipped: python3 is not installed');
+  if (!python) return (t.pass(), t.log('skipped: python3 is not installed'));
   const dir = join(tempDir(t), 'run');
   const r = await sockspike(['run', '--server-cmd', cmd(' --crash-after 50'), '--duration', '20s', '--out', dir, '--no-progress', '--no-probes']);
   const pid = serverPid(t, dir);
@@ -71,7 +80,7 @@ test('python fixture: --crash-after mid-run counts failures, fails the run with 
 });
 
 test('python fixture: --never-listen gives a clear error after the bounded wait and leaves no process', async (t) => {
-  if (!python) return t.pass(), t.log('skipped: python3 is not installed');
+  if (!python) return (t.pass(), t.log('skipped: python3 is not installed'));
   const dir = join(tempDir(t), 'run');
   const started = Date.now();
   const r = await sockspike(['run', '--server-cmd', cmd(' --never-listen'), '--server-wait', '1500ms', '--duration', '2s', '--out', dir, '--no-progress']);
@@ -97,7 +106,9 @@ test('python fixture: --never-listen gives a clear error after the bounded wait 
 /** A 30 s run against the python fixture, once its server is up: the CLI, its run directory and the server's pid. */
 async function runningPythonServer(t: ExecutionContext): Promise<{ cli: ReturnType<typeof startSockspike>; dir: string; pid: number }> {
   const dir = join(tempDir(t), 'run');
-  const cli = startSockspike(t, ['run', '--server-cmd', cmd(), '--duration', '30s', '--out', dir, '--no-progress', '--no-probes'], { forceKillAfterDelay: false });
+  const cli = startSockspike(t, ['run', '--server-cmd', cmd(), '--duration', '30s', '--out', dir, '--no-progress', '--no-probes'], {
+    forceKillAfterDelay: false,
+  });
   const m = await waitForClient(dir);
   const pid = m.processes.find((p) => p.role === 'server')!.pid;
   t.teardown(() => killGroup(pid));
@@ -105,7 +116,7 @@ async function runningPythonServer(t: ExecutionContext): Promise<{ cli: ReturnTy
 }
 
 test('python fixture: SIGTERM to sockspike stops the server command too', async (t) => {
-  if (!python) return t.pass(), t.log('skipped: python3 is not installed');
+  if (!python) return (t.pass(), t.log('skipped: python3 is not installed'));
   const { cli, dir, pid } = await runningPythonServer(t);
   await sleep(500);
   t.true(alive(pid));
@@ -118,7 +129,7 @@ test('python fixture: SIGTERM to sockspike stops the server command too', async 
 });
 
 test('python fixture: SIGKILL to sockspike (no chance to clean up) still ends the server command', async (t) => {
-  if (!python) return t.pass(), t.log('skipped: python3 is not installed');
+  if (!python) return (t.pass(), t.log('skipped: python3 is not installed'));
   const { cli, pid } = await runningPythonServer(t);
   t.true(alive(pid));
   cli.kill('SIGKILL');
@@ -141,7 +152,17 @@ test('--server-cmd with a --port in use is refused with one line', async (t) => 
 
 test('a server command that exits before listening: one line naming its exit code and log, status failed', async (t) => {
   const dir = join(tempDir(t), 'run');
-  const r = await sockspike(['run', '--server-cmd', "sh -c 'echo bad configuration >&2; exit 7'", '--duration', '2s', '--out', dir, '--no-progress', '--no-probes']);
+  const r = await sockspike([
+    'run',
+    '--server-cmd',
+    "sh -c 'echo bad configuration >&2; exit 7'",
+    '--duration',
+    '2s',
+    '--out',
+    dir,
+    '--no-progress',
+    '--no-probes',
+  ]);
   t.is(r.exitCode, 1);
   t.deepEqual(lines(r.stderr), [
     `sockspike: the server command exited with code 7 before accepting connections on 127.0.0.1:${readManifestFile(dir).config.port}; its output is in ${dir}/server-command.log`,

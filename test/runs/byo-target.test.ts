@@ -27,8 +27,7 @@ test('--target outside loopback is refused with one line; --allow-remote passes 
   t.is(cfg.host, '10.1.2.3');
   t.is(cfg.port, 80);
   t.deepEqual(cfg.external, { kind: 'target', allowRemote: true });
-  for (const ok of ['127.0.0.1:80', '127.9.9.9:80', 'localhost:80', '[::1]:80'])
-    t.notThrows(() => resolveConfig({ ...DEFAULTS, target: ok }), ok);
+  for (const ok of ['127.0.0.1:80', '127.9.9.9:80', 'localhost:80', '[::1]:80']) t.notThrows(() => resolveConfig({ ...DEFAULTS, target: ok }), ok);
   for (const bad of ['192.168.1.1:80', '[2001:db8::1]:80', 'example.com:80'])
     t.throws(() => resolveConfig({ ...DEFAULTS, target: bad }), { instanceOf: UserError }, bad);
   t.throws(() => resolveConfig({ ...DEFAULTS, target: '127.0.0.1' }), { message: /use HOST:PORT/ });
@@ -88,9 +87,23 @@ async function lineServer(t: import('ava').ExecutionContext, stall = false): Pro
 test('--target with a template: three exchanges per connection, each complete at its delimiter', async (t) => {
   const port = await lineServer(t);
   const dir = join(tempDir(t), 'run');
-  const r = await sockspike(
-    ['run', '--target', `127.0.0.1:${port}`, '--request', 'PING 1\\r\\n', '--response-until', 'delimiter:\\r\\n', '--exchanges', '3', '--transactions', '300', '--out', dir, '--no-progress', '--no-probes'],
-  );
+  const r = await sockspike([
+    'run',
+    '--target',
+    `127.0.0.1:${port}`,
+    '--request',
+    'PING 1\\r\\n',
+    '--response-until',
+    'delimiter:\\r\\n',
+    '--exchanges',
+    '3',
+    '--transactions',
+    '300',
+    '--out',
+    dir,
+    '--no-progress',
+    '--no-probes',
+  ]);
   t.is(r.exitCode, 0, String(r.stderr));
   const s = readSummaryFile(dir);
   assertAccounting(t, s);
@@ -100,7 +113,10 @@ test('--target with a template: three exchanges per connection, each complete at
   const m = readManifestFile(dir);
   t.deepEqual(m.config.external, { kind: 'target', allowRemote: false });
   t.is(m.processes.filter((p) => p.role === 'server').length, 0, 'nothing started for a target');
-  t.true(m.notes.some((n) => /not checked byte for byte, only for completeness: complete at the delimiter/.test(n)), m.notes.join(' | '));
+  t.true(
+    m.notes.some((n) => /not checked byte for byte, only for completeness: complete at the delimiter/.test(n)),
+    m.notes.join(' | '),
+  );
   const report = readFileSync(join(dir, 'report.md'), 'utf8');
   t.regex(report, /already running server, --target/);
   t.regex(report, /not checked byte for byte/);
@@ -109,9 +125,25 @@ test('--target with a template: three exchanges per connection, each complete at
 test('a templated answer not complete within --io-timeout is a counted timeout', async (t) => {
   const port = await lineServer(t, true);
   const dir = join(tempDir(t), 'run');
-  const r = await sockspike(
-    ['run', '--target', `127.0.0.1:${port}`, '--request', 'PING 1\\r\\n', '--response-until', 'delimiter:\\r\\n', '--exchanges', '1', '--transactions', '4', '--io-timeout', '300ms', '--out', dir, '--no-progress', '--no-probes'],
-  );
+  const r = await sockspike([
+    'run',
+    '--target',
+    `127.0.0.1:${port}`,
+    '--request',
+    'PING 1\\r\\n',
+    '--response-until',
+    'delimiter:\\r\\n',
+    '--exchanges',
+    '1',
+    '--transactions',
+    '4',
+    '--io-timeout',
+    '300ms',
+    '--out',
+    dir,
+    '--no-progress',
+    '--no-probes',
+  ]);
   t.is(r.exitCode, 0, String(r.stderr));
   const s = readSummaryFile(dir);
   assertAccounting(t, s);
@@ -128,7 +160,7 @@ test('--target where nothing listens: one line, exit 2', async (t) => {
 
 test('--target --allow-remote drives a non-loopback address inside a namespace of the test own', async (t) => {
   const why = netnsUnavailable() ?? (hasCommand('python3') ? null : 'python3 is not installed');
-  if (why !== null) return t.log(`skipped: ${why}`), t.pass();
+  if (why !== null) return (t.log(`skipped: ${why}`), t.pass());
   const ns = netnsFor(t);
   const tag = randomBytes(3).toString('hex');
   const [hostIf, nsIf] = [`sv${tag}`, `sp${tag}`];
@@ -150,10 +182,14 @@ test('--target --allow-remote drives a non-loopback address inside a namespace o
   ip('-n', ns, 'addr', 'add', `${net}.2/30`, 'dev', nsIf);
   ip('-n', ns, 'link', 'set', nsIf, 'up');
   // the reported-case server inside the namespace, on its veth address (ip netns exec execs it: same pid)
-  const server = execa('ip', ['netns', 'exec', ns, 'python3', join(ROOT, 'fixtures', 'servers', 'reported-case-server.py'), '--host', `${net}.2`, '--port', '18080', '--backlog', '64'], {
-    reject: false,
-    stdio: 'ignore',
-  });
+  const server = execa(
+    'ip',
+    ['netns', 'exec', ns, 'python3', join(ROOT, 'fixtures', 'servers', 'reported-case-server.py'), '--host', `${net}.2`, '--port', '18080', '--backlog', '64'],
+    {
+      reject: false,
+      stdio: 'ignore',
+    },
+  );
   t.teardown(() => {
     if (server.pid !== undefined && server.exitCode === null) process.kill(server.pid, 'SIGKILL');
   });
@@ -174,7 +210,9 @@ test('--target --allow-remote drives a non-loopback address inside a namespace o
 });
 
 test('settings of the built-in server are refused with an external one', (t) => {
-  t.throws(() => resolveConfig({ ...DEFAULTS, serverCmd: 'x {port}', backlog: '1' }), { message: /--backlog sets the built-in server's listen backlog: with --server-cmd/ });
+  t.throws(() => resolveConfig({ ...DEFAULTS, serverCmd: 'x {port}', backlog: '1' }), {
+    message: /--backlog sets the built-in server's listen backlog: with --server-cmd/,
+  });
   t.throws(() => resolveConfig({ ...DEFAULTS, target: '127.0.0.1:80', acceptDelay: '5ms' }), { message: /--accept-delay .* with --target/ });
   t.notThrows(() => resolveConfig({ ...DEFAULTS, serverCmd: 'x {port}' }));
 });
@@ -185,9 +223,23 @@ test('--request-file with --response-until bytes:N', async (t) => {
   const req = join(base, 'ping.bin');
   writeFileSync(req, 'PING 42\r\n');
   const dir = join(base, 'run');
-  const r = await sockspike(
-    ['run', '--target', `localhost:${port}`, '--request-file', req, '--response-until', 'bytes:9', '--exchanges', '2', '--transactions', '100', '--out', dir, '--no-progress', '--no-probes'],
-  );
+  const r = await sockspike([
+    'run',
+    '--target',
+    `localhost:${port}`,
+    '--request-file',
+    req,
+    '--response-until',
+    'bytes:9',
+    '--exchanges',
+    '2',
+    '--transactions',
+    '100',
+    '--out',
+    dir,
+    '--no-progress',
+    '--no-probes',
+  ]);
   t.is(r.exitCode, 0, String(r.stderr));
   const s = readSummaryFile(dir);
   assertAccounting(t, s);
@@ -199,9 +251,25 @@ test('--request-file with --response-until bytes:N', async (t) => {
   t.is(cfg.template?.source, `--request-file ${req}`);
   // one byte short of the answer: every exchange times out
   const dir2 = join(base, 'short');
-  const r2 = await sockspike(
-    ['run', '--target', `127.0.0.1:${port}`, '--request-file', req, '--response-until', 'bytes:10', '--exchanges', '1', '--transactions', '3', '--io-timeout', '200ms', '--out', dir2, '--no-progress', '--no-probes'],
-  );
+  const r2 = await sockspike([
+    'run',
+    '--target',
+    `127.0.0.1:${port}`,
+    '--request-file',
+    req,
+    '--response-until',
+    'bytes:10',
+    '--exchanges',
+    '1',
+    '--transactions',
+    '3',
+    '--io-timeout',
+    '200ms',
+    '--out',
+    dir2,
+    '--no-progress',
+    '--no-probes',
+  ]);
   t.is(r2.exitCode, 0, String(r2.stderr));
   t.is(readSummaryFile(dir2).transactions.timedOut, 3);
 });

@@ -133,7 +133,21 @@ test('connect timeout: SYNs dropped by a full accept queue, recorded as timeouts
   killLeftoversOnTeardown(t, dir);
   // backlog 0 holds one connection; the server accepts it only after 1.5 s, so
   // the other clients' SYNs are dropped and connect() waits past 200 ms
-  const r = await sockspike(['run', '--backlog', '0', '--accept-delay', '1500ms', '--connect-timeout', '200ms', '--concurrency', '4', '--transactions', '8', '--out', dir]);
+  const r = await sockspike([
+    'run',
+    '--backlog',
+    '0',
+    '--accept-delay',
+    '1500ms',
+    '--connect-timeout',
+    '200ms',
+    '--concurrency',
+    '4',
+    '--transactions',
+    '8',
+    '--out',
+    dir,
+  ]);
   t.is(r.exitCode, 0, String(r.stderr));
   const s = readSummaryFile(dir);
   assertAccounting(t, s);

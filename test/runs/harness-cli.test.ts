@@ -9,16 +9,7 @@ import { join } from 'node:path';
 import { DEFAULTS } from '../../harness/config.ts';
 import { register as registerRun } from '../../cli/run.ts';
 import type { PhaseStats, Summary } from '../../lib/types.ts';
-import {
-  assertAccounting,
-  killLeftoversOnTeardown,
-  leftoverProcesses,
-  lines,
-  readManifestFile,
-  readSummaryFile,
-  sockspike,
-  tempDir,
-} from '../helpers/cli.ts';
+import { assertAccounting, killLeftoversOnTeardown, leftoverProcesses, lines, readManifestFile, readSummaryFile, sockspike, tempDir } from '../helpers/cli.ts';
 
 /** One line on stderr, exit 2, no stack trace. */
 function assertUserError(t: ExecutionContext, r: { exitCode?: number; stderr: unknown; stdout: unknown }, what: RegExp, label: string): void {
@@ -96,13 +87,17 @@ test('analyze: rebuilds the same summary from the directory; refuses corrupt dir
   const original = readSummaryFile(dir);
   const again = await sockspike(['analyze', dir, '--json']);
   t.is(again.exitCode, 0, String(again.stderr));
-  t.deepEqual(JSON.parse(String(again.stdout)), original, 'analyze gives back the run\'s own summary');
+  t.deepEqual(JSON.parse(String(again.stdout)), original, "analyze gives back the run's own summary");
   t.true(existsSync(join(dir, 'report.md')));
 
   const variants: Array<{ label: string; spoil: (d: string) => void; what: RegExp }> = [
     { label: 'transactions.bin header cut', spoil: (d) => truncateSync(join(d, 'transactions.bin'), 10), what: /corrupt run directory.*transactions\.bin/ },
     { label: 'transactions.bin wrong magic', spoil: (d) => writeFileSync(join(d, 'transactions.bin'), Buffer.alloc(64, 0x41)), what: /corrupt run directory/ },
-    { label: 'run.json garbled', spoil: (d) => writeFileSync(join(d, 'run.json'), '{"schemaVersion": 1, "tool": "socks'), what: /corrupt run directory.*run\.json/ },
+    {
+      label: 'run.json garbled',
+      spoil: (d) => writeFileSync(join(d, 'run.json'), '{"schemaVersion": 1, "tool": "socks'),
+      what: /corrupt run directory.*run\.json/,
+    },
     { label: 'run.json of another tool', spoil: (d) => writeFileSync(join(d, 'run.json'), '{"hello": "world"}\n'), what: /corrupt run directory.*run\.json/ },
     { label: 'server.bin header cut', spoil: (d) => truncateSync(join(d, 'server.bin'), 3), what: /corrupt run directory.*server\.bin/ },
   ];

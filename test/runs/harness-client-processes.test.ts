@@ -32,7 +32,13 @@ test('run --client-processes 2: two transaction files, every transaction account
   t.is(r.exitCode, 0, String(r.stderr));
   const m = readManifestFile(out);
   t.deepEqual(m.files.transactions, ['transactions.bin', 'transactions-2.bin']);
-  t.deepEqual(m.processes.filter((p) => p.role.startsWith('client')).map((p) => [p.role, p.exit]), [['client', 0], ['client-2', 0]]);
+  t.deepEqual(
+    m.processes.filter((p) => p.role.startsWith('client')).map((p) => [p.role, p.exit]),
+    [
+      ['client', 0],
+      ['client-2', 0],
+    ],
+  );
   const s = readSummaryFile(out);
   t.is(s.transactions.attempted, 601);
   t.is(s.transactions.ok, 601);

@@ -58,7 +58,23 @@ async function closeVariant(t: ExecutionContext, c: Expect): Promise<void> {
   }
   const netns = ns!;
   const dir = join(tempDir(t), 'run');
-  const args = ['netns', 'exec', netns, 'node', BIN, 'run', '--transactions', String(N), '--close', c.variant, '--port', String(c.port), ...(c.extra ?? []), '--out', dir];
+  const args = [
+    'netns',
+    'exec',
+    netns,
+    'node',
+    BIN,
+    'run',
+    '--transactions',
+    String(N),
+    '--close',
+    c.variant,
+    '--port',
+    String(c.port),
+    ...(c.extra ?? []),
+    '--out',
+    dir,
+  ];
   const r = await cmd('ip', args, { timeout: 90_000 });
   t.is(r.exitCode, 0, `run failed: ${String(r.stderr)}`);
 

@@ -59,7 +59,22 @@ test('transactions: NDJSON and CSV have one row per transaction with the same va
   t.is(rows.length, N);
   t.is(table.rows.length, N);
   t.deepEqual(table.header, Object.keys(rows[0]), 'same columns, same order');
-  for (const col of ['seq', 'intended_ns', 'start_ns', 'late_us', 'connect_us', 'exchange1_us', 'exchange2_us', 'end_us', 'total_us', 'outcome', 'local_port', 'worker', 'bytes_out', 'bytes_in'])
+  for (const col of [
+    'seq',
+    'intended_ns',
+    'start_ns',
+    'late_us',
+    'connect_us',
+    'exchange1_us',
+    'exchange2_us',
+    'end_us',
+    'total_us',
+    'outcome',
+    'local_port',
+    'worker',
+    'bytes_out',
+    'bytes_in',
+  ])
     t.true(table.header.includes(col), `column ${col}`);
   let mismatches = 0;
   for (let i = 0; i < N; i++) {
@@ -74,7 +89,10 @@ test('transactions: NDJSON and CSV have one row per transaction with the same va
   }
   t.is(mismatches, 0);
   // values are real: distinct ports, both workers, whole bytes, phases in order
-  t.deepEqual(rows.map((r) => r.seq), Array.from({ length: N }, (_, i) => i));
+  t.deepEqual(
+    rows.map((r) => r.seq),
+    Array.from({ length: N }, (_, i) => i),
+  );
   t.is(new Set(rows.map((r) => r.local_port)).size, N, 'a new connection (port) per transaction');
   t.deepEqual([...new Set(rows.map((r) => r.worker))].sort(), [0, 1]);
   for (const r of rows.filter((x) => x.outcome === 'ok')) {
@@ -135,10 +153,7 @@ test('server: one CSV row per connection, each joined to a transaction by client
 
 test('--output writes the export to a file, identical to stdout', async (t) => {
   const out = join(tempDir(t), 'txns.csv');
-  const [toFile, toStdout] = await Promise.all([
-    sockspike(['export', dir, '--format', 'csv', '--output', out]),
-    sockspike(['export', dir, '--format', 'csv']),
-  ]);
+  const [toFile, toStdout] = await Promise.all([sockspike(['export', dir, '--format', 'csv', '--output', out]), sockspike(['export', dir, '--format', 'csv'])]);
   t.is(toFile.exitCode, 0, String(toFile.stderr));
   t.is(String(toFile.stdout), '', 'nothing on stdout');
   const text = readFileSync(out, 'utf8');

@@ -39,7 +39,11 @@ async function interrupt(t: ExecutionContext, signal: 'SIGINT' | 'SIGTERM', code
   // the whole process tree of the run (server, client, probes), to check afterwards
   const tree = descendants(cli.pid!);
   t.teardown(() => killStillRunning(tree));
-  for (const p of running.processes) t.true(tree.some((x) => x.pid === p.pid), `${p.role} ${p.pid} is a descendant of the CLI`);
+  for (const p of running.processes)
+    t.true(
+      tree.some((x) => x.pid === p.pid),
+      `${p.role} ${p.pid} is a descendant of the CLI`,
+    );
   const sentAt = Date.now();
   const sentNs = process.hrtime.bigint(); // CLOCK_MONOTONIC, as the run's t0Ns
   t.true(cli.kill(signal), `${signal} delivered to the CLI (pid ${cli.pid})`);
@@ -72,7 +76,13 @@ async function interrupt(t: ExecutionContext, signal: 'SIGINT' | 'SIGTERM', code
   t.is(size, HEADER_BYTES + s.transactions.attempted * txnRecordSize(m.config.exchanges));
   t.regex(readFileSync(join(dir, 'report.md'), 'utf8'), new RegExp(`${s.transactions.attempted}`));
   // every process of the run (server, client, and the probes where they ran) ended, and the run says how
-  t.deepEqual(m.processes.map((p) => p.role).filter((r) => r === 'server' || r === 'client').sort(), ['client', 'server']);
+  t.deepEqual(
+    m.processes
+      .map((p) => p.role)
+      .filter((r) => r === 'server' || r === 'client')
+      .sort(),
+    ['client', 'server'],
+  );
   for (const p of m.processes) t.not(p.exit, null, `${p.role} exit recorded`);
   t.deepEqual(leftoverProcesses(m), []);
   t.deepEqual(await leftoversAfter(tree), [], 'processes of the run still running after it ended');
@@ -129,14 +139,20 @@ test('client told to stop with transactions stuck in flight: they are recorded a
   t.true(took >= 2000 && took < 10_000, `stopped ${took} ms after it was told to (in-flight transactions get a 2 s grace)`);
   t.is(r.done!.attempted, 3);
   t.is(r.txns.n, 3);
-  t.deepEqual(Array.from(r.txns.outcome, (o) => OUTCOMES[o]), ['stopped', 'stopped', 'stopped']);
+  t.deepEqual(
+    Array.from(r.txns.outcome, (o) => OUTCOMES[o]),
+    ['stopped', 'stopped', 'stopped'],
+  );
   t.deepEqual(r.summary.transactions.errors, { stopped: 3 });
   t.is(r.summary.transactions.failed, 3);
   assertAccounting(t, r.summary);
 });
 
 // `sockspike probe` stops on a signal as `run` does, with the same exit codes.
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const) {
   test(`sockspike probe: ${signal} stops sampling, writes the report, exit ${code}`, async (t) => {
     const dir = join(tempDir(t), 'probe');
     const cli = startSockspike(t, ['probe', '--duration', '60s', '--out', dir], { forceKillAfterDelay: false });

@@ -76,7 +76,9 @@ test('script: port filter, sockaddr or port layout, missing tracepoints skipped'
   t.regex(older.text, /tracepoint:tcp:tcp_send_reset \/\(args->sport == 8080/);
   t.regex(older.text, /args->state, -1\)/); // no reason field on that kernel
 
-  const SET_STATE = 'format:\n' + ['oldstate', 'newstate'].map((f) => `\tfield:int ${f};\toffset:16;\tsize:4;\tsigned:1;\n`).join('') +
+  const SET_STATE =
+    'format:\n' +
+    ['oldstate', 'newstate'].map((f) => `\tfield:int ${f};\toffset:16;\tsize:4;\tsigned:1;\n`).join('') +
     ['sport', 'dport', 'family', 'protocol'].map((f) => `\tfield:__u16 ${f};\toffset:24;\tsize:2;\tsigned:0;\n`).join('');
   const hs = buildScript(new Map([['sock:inet_sock_set_state', SET_STATE]]), { ...req, states: 'handshake' });
   t.regex(hs.text, /args->protocol == 6 && \(args->oldstate == 2 \|\| args->oldstate == 3\) && \(args->sport == 8080/);
@@ -90,7 +92,15 @@ test('script: port filter, sockaddr or port layout, missing tracepoints skipped'
   t.regex(drops.text, /tracepoint:skb:kfree_skb \/args->reason != 2 && \(args->protocol == 0x0800/);
   t.deepEqual(drops.reasons.drop, { 2: 'NOT_SPECIFIED', 3: 'NO_SOCKET' });
 
-  const noBtf = buildScript(new Map([['skb:kfree_skb', 'format:\n\tfield:void * skbaddr;\toffset:8;\tsize:8;\tsigned:0;\n\tfield:unsigned short protocol;\toffset:32;\tsize:2;\tsigned:0;\n\tfield:enum skb_drop_reason reason;\toffset:36;\tsize:4;\tsigned:0;\n']]), req);
+  const noBtf = buildScript(
+    new Map([
+      [
+        'skb:kfree_skb',
+        'format:\n\tfield:void * skbaddr;\toffset:8;\tsize:8;\tsigned:0;\n\tfield:unsigned short protocol;\toffset:32;\tsize:2;\tsigned:0;\n\tfield:enum skb_drop_reason reason;\toffset:36;\tsize:4;\tsigned:0;\n',
+      ],
+    ]),
+    req,
+  );
   t.regex(noBtf.skipped.find((s) => s.probe === 'skb:kfree_skb')?.reason ?? '', /BTF/);
 });
 
@@ -134,7 +144,20 @@ test('readKernelEvents: null without a file, cut last line skipped, header read'
   t.is(await readKernelEvents(dir), null);
   t.is(await readKernelEventsHeader(dir), null);
   await mkdir(join(dir, 'events'));
-  const header = { format: 'sockspike-kernel-events', version: 1, t0Ns: '5', ports: [1], netns: null, bpftrace: 'v0', kernel: 'x', states: 'all', probes: [], skipped: [], startupMs: 1, notes: [] };
+  const header = {
+    format: 'sockspike-kernel-events',
+    version: 1,
+    t0Ns: '5',
+    ports: [1],
+    netns: null,
+    bpftrace: 'v0',
+    kernel: 'x',
+    states: 'all',
+    probes: [],
+    skipped: [],
+    startupMs: 1,
+    notes: [],
+  };
   await writeFile(
     join(dir, KERNEL_EVENTS_FILE),
     JSON.stringify(header) + '\n' + '{"tNs":10,"kind":"retransmit","family":4,"sport":5,"dport":1,"state":"SYN_SENT"}\n' + '{"tNs":20,"kind":"sta',
@@ -276,41 +299,47 @@ test.serial('real: resets, linger-0 abort and state changes, on the run clock', 
   });
 
   // (a) connect to a closed port: RST sent by the kernel, received by the client
-  const refused = await windowed(t0, () =>
-    new Promise<{ code: string | undefined; port: number }>((resolve) => {
-      const c = net.connect(closed, '127.0.0.1');
-      c.on('error', (e: NodeJS.ErrnoException) => resolve({ code: e.code, port: c.localPort ?? 0 }));
-    }),
+  const refused = await windowed(
+    t0,
+    () =>
+      new Promise<{ code: string | undefined; port: number }>((resolve) => {
+        const c = net.connect(closed, '127.0.0.1');
+        c.on('error', (e: NodeJS.ErrnoException) => resolve({ code: e.code, port: c.localPort ?? 0 }));
+      }),
   );
   t.is(refused.value.code, 'ECONNREFUSED');
 
   // (b) client abort with SO_LINGER {1,0}: RST from the client, received by the server
-  const abort = await windowed(t0, () =>
-    new Promise<number>((resolve) => {
-      const c = net.connect(port, '127.0.0.1', () => {
-        const lp = c.localPort ?? 0;
-        // a moment for the server's accept, so the RST meets an established socket
-        setTimeout(() => {
-          c.resetAndDestroy();
-          c.on('close', () => setTimeout(() => resolve(lp), 20));
-        }, 20);
-      });
-      c.on('error', () => {});
-    }),
+  const abort = await windowed(
+    t0,
+    () =>
+      new Promise<number>((resolve) => {
+        const c = net.connect(port, '127.0.0.1', () => {
+          const lp = c.localPort ?? 0;
+          // a moment for the server's accept, so the RST meets an established socket
+          setTimeout(() => {
+            c.resetAndDestroy();
+            c.on('close', () => setTimeout(() => resolve(lp), 20));
+          }, 20);
+        });
+        c.on('error', () => {});
+      }),
   );
 
   // (c) a normal connection: write, read the echo, close
-  const normal = await windowed(t0, () =>
-    new Promise<number>((resolve, reject) => {
-      let lp = 0;
-      const c = net.connect(port, '127.0.0.1', () => {
-        lp = c.localPort ?? 0;
-        c.end('hello');
-      });
-      c.resume();
-      c.on('error', reject);
-      c.on('close', () => setTimeout(() => resolve(lp), 20));
-    }),
+  const normal = await windowed(
+    t0,
+    () =>
+      new Promise<number>((resolve, reject) => {
+        let lp = 0;
+        const c = net.connect(port, '127.0.0.1', () => {
+          lp = c.localPort ?? 0;
+          c.end('hello');
+        });
+        c.resume();
+        c.on('error', reject);
+        c.on('close', () => setTimeout(() => resolve(lp), 20));
+      }),
   );
 
   const res = await h.stop();
@@ -353,7 +382,10 @@ test.serial('real: resets, linger-0 abort and state changes, on the run clock', 
   t.truthy(tr('ESTABLISHED', 'FIN_WAIT1', normal.value), 'client ESTABLISHED -> FIN_WAIT1');
   for (const e of mine) t.true(inWindow(e, normal), `${e.oldState}->${e.newState} at ${e.tNs} in [${normal.lo}, ${normal.hi}]`);
   // the same clock: the handshake lies inside the window measured with hrtime
-  if (established) t.log(`SYN_SENT->ESTABLISHED ${established.tNs - normal.lo} ns after the hrtime before connect(), ${normal.hi - established.tNs} ns before the one after close`);
+  if (established)
+    t.log(
+      `SYN_SENT->ESTABLISHED ${established.tNs - normal.lo} ns after the hrtime before connect(), ${normal.hi - established.tNs} ns before the one after close`,
+    );
 
   const header = await readKernelEventsHeader(dir);
   t.deepEqual(header?.ports, [port, closed]);

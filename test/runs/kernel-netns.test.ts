@@ -14,7 +14,7 @@ const kt = why === null ? test : test.skip;
 
 const nsExists = (name: string): boolean => existsSync(`/run/netns/${name}`);
 
-kt('--netns: server, client and probes in a namespace of the run\'s own, deleted afterwards', async (t) => {
+kt("--netns: server, client and probes in a namespace of the run's own, deleted afterwards", async (t) => {
   const out = join(tempDir(t), 'run');
   const r = await sockspike(['run', '--netns', '--duration', '1.5', '--out', out]);
   t.is(r.exitCode, 0, String(r.stderr));
@@ -32,7 +32,18 @@ kt('--netns: server, client and probes in a namespace of the run\'s own, deleted
 kt('--sysctl: per-namespace keys inside the namespace; host keys refused without --host-sysctl, restored with it', async (t) => {
   const dir = tempDir(t);
   const hostReuse = readFileSync('/proc/sys/net/ipv4/tcp_tw_reuse', 'utf8').trim();
-  const r = await sockspike(['run', '--duration', '1', '--no-probes', '--out', join(dir, 'a'), '--sysctl', 'net.ipv4.tcp_tw_reuse=0', '--sysctl', 'net.ipv4.ip_local_port_range=40000 40999']);
+  const r = await sockspike([
+    'run',
+    '--duration',
+    '1',
+    '--no-probes',
+    '--out',
+    join(dir, 'a'),
+    '--sysctl',
+    'net.ipv4.tcp_tw_reuse=0',
+    '--sysctl',
+    'net.ipv4.ip_local_port_range=40000 40999',
+  ]);
   t.is(r.exitCode, 0, String(r.stderr));
   const m = readManifestFile(join(dir, 'a'));
   t.truthy(m.kernel?.netns, '--sysctl of a per-namespace key implies --netns');
@@ -56,12 +67,18 @@ kt('--sysctl: per-namespace keys inside the namespace; host keys refused without
 
   const hostBacklog = readFileSync('/proc/sys/net/core/netdev_max_backlog', 'utf8').trim();
   const state = tempDir(t);
-  const host = await sockspike(['run', '--duration', '1', '--no-probes', '--out', join(dir, 'd'), '--sysctl', 'net.core.netdev_max_backlog=1234', '--host-sysctl'], {
-    env: { SOCKSPIKE_STATE_DIR: state },
-  });
+  const host = await sockspike(
+    ['run', '--duration', '1', '--no-probes', '--out', join(dir, 'd'), '--sysctl', 'net.core.netdev_max_backlog=1234', '--host-sysctl'],
+    {
+      env: { SOCKSPIKE_STATE_DIR: state },
+    },
+  );
   t.is(host.exitCode, 0, String(host.stderr));
   const hm = readManifestFile(join(dir, 'd'));
-  t.deepEqual(hm.kernel?.sysctls.map((s) => [s.key, s.scope, s.before, s.after]), [['net.core.netdev_max_backlog', 'host', hostBacklog, '1234']]);
+  t.deepEqual(
+    hm.kernel?.sysctls.map((s) => [s.key, s.scope, s.before, s.after]),
+    [['net.core.netdev_max_backlog', 'host', hostBacklog, '1234']],
+  );
   t.is(readFileSync('/proc/sys/net/core/netdev_max_backlog', 'utf8').trim(), hostBacklog, 'restored after the run');
   t.deepEqual(readdirSync(state), [], 'the journal is gone once everything is undone');
 });
@@ -71,7 +88,11 @@ kt('sockspike restore undoes what a killed run left: host sysctl and namespace',
   const state = tempDir(t);
   const env = { SOCKSPIKE_STATE_DIR: state };
   const hostBacklog = readFileSync('/proc/sys/net/core/netdev_max_backlog', 'utf8').trim();
-  const run = startSockspike(t, ['run', '--netns', '--duration', '30', '--no-probes', '--out', join(dir, 'r'), '--sysctl', 'net.core.netdev_max_backlog=1235', '--host-sysctl'], { env });
+  const run = startSockspike(
+    t,
+    ['run', '--netns', '--duration', '30', '--no-probes', '--out', join(dir, 'r'), '--sysctl', 'net.core.netdev_max_backlog=1235', '--host-sysctl'],
+    { env },
+  );
   const ns = (await waitForClient(join(dir, 'r'), 60_000)).kernel?.netns ?? null;
   t.truthy(ns, 'the run started in a namespace');
   process.kill(run.pid as number, 'SIGKILL');
@@ -112,7 +133,10 @@ kt('without root: one clear line, exit 2', async (t) => {
     return t.pass();
   }
   for (const flags of [['--netns'], ['--sysctl', 'net.ipv4.tcp_tw_reuse=0'], ['--fault', 'syn-drop:5%']]) {
-    const r = await cmd('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'node', BIN, 'run', '--duration', '1', ...flags], { cwd: '/tmp', env: { HOME: '/tmp' } });
+    const r = await cmd('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'node', BIN, 'run', '--duration', '1', ...flags], {
+      cwd: '/tmp',
+      env: { HOME: '/tmp' },
+    });
     t.is(r.exitCode, 2, flags.join(' '));
     t.regex(String(r.stderr), /^sockspike: --(netns|sysctl|fault) needs root/);
     t.is(String(r.stderr).trim().split('\n').length, 1);
@@ -132,7 +156,9 @@ kt('--fault syn-drop in a window: recorded on/off times, nft counter, and the di
   t.true((f?.stopNs ?? 0) > (f?.startNs ?? 0));
   // the window is relative to the workload's start: on about 2.5 s (switching nft on and off takes a process start each)
   const onS = ((f?.stopNs ?? 0) - (f?.startNs ?? 0)) / 1e9;
-  t.log(`fault on ${((f?.startNs ?? 0) / 1e9).toFixed(2)} s to ${((f?.stopNs ?? 0) / 1e9).toFixed(2)} s; workload ${((m.workload?.firstStartNs ?? 0) / 1e9).toFixed(2)} s to ${((m.workload?.lastEndNs ?? 0) / 1e9).toFixed(2)} s`);
+  t.log(
+    `fault on ${((f?.startNs ?? 0) / 1e9).toFixed(2)} s to ${((f?.stopNs ?? 0) / 1e9).toFixed(2)} s; workload ${((m.workload?.firstStartNs ?? 0) / 1e9).toFixed(2)} s to ${((m.workload?.lastEndNs ?? 0) / 1e9).toFixed(2)} s`,
+  );
   t.true(onS > 1.5 && onS < 3, `${onS} s`);
   t.true((f?.startNs ?? 0) >= (m.workload?.firstStartNs ?? 0) + 0.4e9);
   t.regex(f?.detail.join(' ') ?? '', /\d+ SYNs dropped \(nft counter\)/);

@@ -8,7 +8,18 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { JournalFile } from '../../harness/journal.ts';
-import { descendants, killStillRunning, leftoversAfter, lines, readManifestFile, sockspike, startSockspike, tempDir, waitForClient, type ProcId } from '../helpers/cli.ts';
+import {
+  descendants,
+  killStillRunning,
+  leftoversAfter,
+  lines,
+  readManifestFile,
+  sockspike,
+  startSockspike,
+  tempDir,
+  waitForClient,
+  type ProcId,
+} from '../helpers/cli.ts';
 import { guardHost, hostState } from '../helpers/host-state.ts';
 
 const why = guardHost(test, 'host restore');
@@ -48,9 +59,25 @@ kt('several runs changing the same host key, SIGKILLed at random moments: restor
     const out = join(dir, `r${i}`);
     const cli = startSockspike(
       t,
-      ['run', '--duration', '30', '--concurrency', '2', '--out', out, '--no-progress',
-        '--sysctl', `${KEY}=${changed}`, '--host-sysctl', '--sysctl', 'net.ipv4.tcp_tw_reuse=0',
-        '--fault', 'syn-drop:5%', '--fault', 'cpu-hog:1'],
+      [
+        'run',
+        '--duration',
+        '30',
+        '--concurrency',
+        '2',
+        '--out',
+        out,
+        '--no-progress',
+        '--sysctl',
+        `${KEY}=${changed}`,
+        '--host-sysctl',
+        '--sysctl',
+        'net.ipv4.tcp_tw_reuse=0',
+        '--fault',
+        'syn-drop:5%',
+        '--fault',
+        'cpu-hog:1',
+      ],
       { env, forceKillAfterDelay: false },
     );
     // the first run dies before it can change anything (node has not even
@@ -75,8 +102,14 @@ kt('several runs changing the same host key, SIGKILLed at random moments: restor
     }
   }
   t.log(when.join('; '));
-  t.true(when.some((w) => w.endsWith('after the change')), 'some runs were killed after their change');
-  t.true(when.some((w) => w.endsWith('before the change')), 'some runs were killed before it');
+  t.true(
+    when.some((w) => w.endsWith('after the change')),
+    'some runs were killed after their change',
+  );
+  t.true(
+    when.some((w) => w.endsWith('before the change')),
+    'some runs were killed before it',
+  );
   t.is(readKey(), changed, 'the last run left the key changed');
 
   const r = await sockspike(['restore'], { env });
@@ -124,11 +157,15 @@ kt('journals of older runs that each took the one before for the original: resto
   t.deepEqual(readdirSync(state), []);
 });
 
-kt('a run that changes a host key over a dead run\'s journal restores it first and journals the host\'s own value', async (t) => {
+kt("a run that changes a host key over a dead run's journal restores it first and journals the host's own value", async (t) => {
   const orig = keepKey(t);
   const dir = tempDir(t);
   const env = { SOCKSPIKE_STATE_DIR: tempDir(t) };
-  const killed = startSockspike(t, ['run', '--duration', '30', '--no-probes', '--out', join(dir, 'dead'), '--sysctl', `${KEY}=${Number(orig) + 17}`, '--host-sysctl'], { env, forceKillAfterDelay: false });
+  const killed = startSockspike(
+    t,
+    ['run', '--duration', '30', '--no-probes', '--out', join(dir, 'dead'), '--sysctl', `${KEY}=${Number(orig) + 17}`, '--host-sysctl'],
+    { env, forceKillAfterDelay: false },
+  );
   await waitForClient(join(dir, 'dead'), 60_000);
   const tree = descendants(killed.pid!);
   t.teardown(() => killStillRunning(tree));
@@ -137,13 +174,23 @@ kt('a run that changes a host key over a dead run\'s journal restores it first a
   t.is(readKey(), String(Number(orig) + 17), 'the dead run left its change');
 
   const out = join(dir, 'next');
-  const r = await sockspike(['run', '--duration', '1', '--no-probes', '--no-progress', '--out', out, '--sysctl', `${KEY}=${Number(orig) + 5}`, '--host-sysctl'], { env });
+  const r = await sockspike(
+    ['run', '--duration', '1', '--no-probes', '--no-progress', '--out', out, '--sysctl', `${KEY}=${Number(orig) + 5}`, '--host-sysctl'],
+    { env },
+  );
   t.is(r.exitCode, 0, String(r.stderr));
   const err = lines(r.stderr);
   t.is(err.length, 1, String(r.stderr));
-  t.regex(err[0] ?? '', new RegExp(`^sockspike: first restored what dead runs left: restored ${KEY.replaceAll('.', '\\.')} = ${orig} \\(its value before run .*dead`));
+  t.regex(
+    err[0] ?? '',
+    new RegExp(`^sockspike: first restored what dead runs left: restored ${KEY.replaceAll('.', '\\.')} = ${orig} \\(its value before run .*dead`),
+  );
   const m = readManifestFile(out);
-  t.deepEqual(m.kernel?.sysctls.map((s) => [s.key, s.scope, s.before, s.after]), [[KEY, 'host', orig, String(Number(orig) + 5)]], 'the host\'s own value journalled as before');
+  t.deepEqual(
+    m.kernel?.sysctls.map((s) => [s.key, s.scope, s.before, s.after]),
+    [[KEY, 'host', orig, String(Number(orig) + 5)]],
+    "the host's own value journalled as before",
+  );
   t.true(m.notes.some((n) => /before this run's host changes, sockspike restored/.test(n)));
   t.is(readKey(), orig, 'back at the original after the run');
   t.deepEqual(readdirSync(env.SOCKSPIKE_STATE_DIR), []);
@@ -154,13 +201,36 @@ kt('a run is refused, with one line, a host key that a running run has changed',
   const orig = keepKey(t);
   const dir = tempDir(t);
   const env = { SOCKSPIKE_STATE_DIR: tempDir(t) };
-  const first = startSockspike(t, ['run', '--duration', '30', '--no-probes', '--out', join(dir, 'a'), '--sysctl', `${KEY}=${Number(orig) + 3}`, '--host-sysctl'], { env, forceKillAfterDelay: false });
+  const first = startSockspike(
+    t,
+    ['run', '--duration', '30', '--no-probes', '--out', join(dir, 'a'), '--sysctl', `${KEY}=${Number(orig) + 3}`, '--host-sysctl'],
+    { env, forceKillAfterDelay: false },
+  );
   await waitForClient(join(dir, 'a'), 60_000);
-  const second = await sockspike(['run', '--duration', '1', '--no-probes', '--out', join(dir, 'b'), '--sysctl', `${KEY}=${Number(orig) + 4}`, '--host-sysctl'], { env });
+  const second = await sockspike(
+    ['run', '--duration', '1', '--no-probes', '--out', join(dir, 'b'), '--sysctl', `${KEY}=${Number(orig) + 4}`, '--host-sysctl'],
+    { env },
+  );
   t.is(second.exitCode, 2);
   t.is(lines(second.stderr).length, 1);
-  t.regex(String(second.stderr), new RegExp(`^sockspike: --sysctl ${KEY.replaceAll('.', '\\.')}: run .*, pid ${first.pid} has changed it and is still running`));
-  t.is(readKey(), String(Number(orig) + 3), 'the running run\'s change stands');
+  t.regex(
+    String(second.stderr),
+    new RegExp(`^sockspike: --sysctl ${KEY.replaceAll('.', '\\.')}: run .*, pid ${first.pid} has changed it and is still running`),
+  );
+  t.is(readKey(), String(Number(orig) + 3), "the running run's change stands");
+  // a dead run's journal of the same key (written before runs settled them):
+  // restore leaves the key to the running run, which puts it back itself
+  const dead: JournalFile = {
+    pid: deadPid(),
+    startedAt: new Date(Date.now() - 60_000).toISOString(),
+    runDir: '/tmp/dead-before',
+    entries: [{ kind: 'sysctl', key: KEY, before: orig, value: String(Number(orig) + 9) }],
+  };
+  writeFileSync(join(env.SOCKSPIKE_STATE_DIR, `run-${dead.pid}.json`), JSON.stringify(dead));
+  const r2 = await sockspike(['restore'], { env });
+  t.is(r2.exitCode, 0, String(r2.stderr));
+  t.regex(String(r2.stdout), new RegExp(`^left ${KEY.replaceAll('.', '\\.')} alone: run .*, pid ${first.pid} is still running`, 'm'));
+  t.is(readKey(), String(Number(orig) + 3), 'restore did not pull the key from under the running run');
   first.kill('SIGINT');
   const r = await first;
   t.is(r.exitCode, 130);

@@ -11,7 +11,11 @@ import { leftoverProcesses, readManifestFile, startSockspike, tempDir, waitFor, 
 test('SIGINT stops the matrix after the running run has stopped cleanly, exit 130', async (t) => {
   const dir = join(tempDir(t), 'mx');
   const child = startSockspike(t, ['matrix', '--vary', 'backlog=64,128', '--repeat', '2', '--duration', '30s', '--no-probes', '--out', dir]);
-  const m0 = await waitFor('matrix.json', () => existsSync(join(dir, 'matrix.json')) && (JSON.parse(readFileSync(join(dir, 'matrix.json'), 'utf8')) as MatrixManifest), 60_000);
+  const m0 = await waitFor(
+    'matrix.json',
+    () => existsSync(join(dir, 'matrix.json')) && (JSON.parse(readFileSync(join(dir, 'matrix.json'), 'utf8')) as MatrixManifest),
+    60_000,
+  );
   const first = join(dir, m0.schedule[0].dir);
   await waitForClient(first, 60_000);
   const t0 = Date.now();
@@ -23,7 +27,10 @@ test('SIGINT stops the matrix after the running run has stopped cleanly, exit 13
   const m = JSON.parse(readFileSync(join(dir, 'matrix.json'), 'utf8')) as MatrixManifest;
   t.is(m.status, 'interrupted');
   t.is(m.schedule[0].exit, 130, 'the run itself was interrupted and said so');
-  t.true(m.schedule.slice(1).every((s) => s.exit === null), 'no run started after Ctrl-C');
+  t.true(
+    m.schedule.slice(1).every((s) => s.exit === null),
+    'no run started after Ctrl-C',
+  );
   t.true(m.schedule[0].interrupted);
   const run = readManifestFile(first);
   t.is(run.status, 'interrupted');

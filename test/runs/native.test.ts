@@ -57,11 +57,7 @@ const waitFor = async (cond: () => boolean, ms = 2000): Promise<boolean> => {
 };
 
 /** A Node server on 127.0.0.1:0, closed at teardown together with every socket it accepted. */
-const nodeServer = async (
-  t: ExecutionContext,
-  onConnection: (s: net.Socket) => void,
-  backlog?: number,
-): Promise<{ server: net.Server; port: number }> => {
+const nodeServer = async (t: ExecutionContext, onConnection: (s: net.Socket) => void, backlog?: number): Promise<{ server: net.Server; port: number }> => {
   const accepted = new Set<net.Socket>();
   const server = net.createServer((s) => {
     accepted.add(s);
@@ -119,20 +115,15 @@ const runChild = (
   ms = 10_000,
 ): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> =>
   new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import=tsx', '--input-type=module', '-e', code],
-      { env: { ...process.env, ...env }, timeout: ms },
-      (err, stdout, stderr) => {
-        const e = err as (Error & { code?: number | string; signal?: string }) | null;
-        resolve({
-          code: e ? (typeof e.code === 'number' ? e.code : null) : 0,
-          signal: e?.signal ?? null,
-          stdout,
-          stderr,
-        });
-      },
-    );
+    execFile(process.execPath, ['--import=tsx', '--input-type=module', '-e', code], { env: { ...process.env, ...env }, timeout: ms }, (err, stdout, stderr) => {
+      const e = err as (Error & { code?: number | string; signal?: string }) | null;
+      resolve({
+        code: e ? (typeof e.code === 'number' ? e.code : null) : 0,
+        signal: e?.signal ?? null,
+        stdout,
+        stderr,
+      });
+    });
   });
 
 // ------------------------------------------------------------------ loading
@@ -221,7 +212,10 @@ nt('tcpInfo on an ESTABLISHED client socket', async (t) => {
 nt('tcpInfo returns false on a bad fd and rejects a wrong buffer', (t) => {
   const info = newTcpInfoBuffer().fill(7);
   t.false(n().tcpInfo(999_999, info));
-  t.true(info.every((v) => v === 7), 'out untouched on failure');
+  t.true(
+    info.every((v) => v === 7),
+    'out untouched on failure',
+  );
   const devnull = openSync('/dev/null', 'r');
   t.teardown(() => closeSync(devnull));
   t.false(n().tcpInfo(devnull, info));

@@ -43,7 +43,17 @@ async function loopbackTraffic(n: number): Promise<void> {
 }
 
 test('an open /proc fd re-read at offset 0 gives fresh data, for every file the probes read', async (t) => {
-  const files = ['stat', 'softirqs', 'vmstat', 'net/snmp', 'net/netstat', 'net/sockstat', `${process.pid}/stat`, `${process.pid}/status`, `${process.pid}/schedstat`];
+  const files = [
+    'stat',
+    'softirqs',
+    'vmstat',
+    'net/snmp',
+    'net/netstat',
+    'net/sockstat',
+    `${process.pid}/stat`,
+    `${process.pid}/status`,
+    `${process.pid}/schedstat`,
+  ];
   const opened = files.map((f) => new ProcFile(path.join('/proc', f)));
   const before = opened.map((f) => f.buf.toString('latin1', 0, f.read()));
   let x = 0;
@@ -251,7 +261,10 @@ test('report section: timeline, counters that moved, processes, marks, overhead'
   for (const block of md.split('\n\n').filter((b) => b.startsWith('|'))) {
     const lines = block.split('\n');
     const cells = (l: string): number => l.split('|').length;
-    t.true(lines.every((l) => cells(l) === cells(lines[0])), block);
+    t.true(
+      lines.every((l) => cells(l) === cells(lines[0])),
+      block,
+    );
   }
 });
 

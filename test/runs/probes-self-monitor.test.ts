@@ -49,7 +49,9 @@ test('a 100 ms busy loop shows as >= 90 ms of event-loop delay; a forced GC as a
       at = m.eld.t[i];
     }
   });
-  t.log(`max event-loop delay ${(worst / 1e6).toFixed(1)} ms at ${(at / 1e6).toFixed(0)} ms (busy from ${(busyFrom / 1e6).toFixed(0)} ms); ${m.eld.t.length} intervals; ${m.gc.start.length} GC pauses`);
+  t.log(
+    `max event-loop delay ${(worst / 1e6).toFixed(1)} ms at ${(at / 1e6).toFixed(0)} ms (busy from ${(busyFrom / 1e6).toFixed(0)} ms); ${m.eld.t.length} intervals; ${m.gc.start.length} GC pauses`,
+  );
   // A stall of S ms reads as S - resolution .. S (it may start up to one
   // resolution after the last tick): >= 90 ms, with a little slack for timer granularity.
   t.true(worst >= 88e6, `max delay ${worst / 1e6} ms`);
@@ -59,7 +61,12 @@ test('a 100 ms busy loop shows as >= 90 ms of event-loop delay; a forced GC as a
   t.true((m.run?.max ?? 0) >= 88e6);
   // the forced GC: a major (kind 4) pause starting at the gc() call
   const forced = Array.from(m.gc.start).findIndex((s, i) => m.gc.kind[i] === 4 && Math.abs(s - gcAt) < 20e6);
-  t.true(forced >= 0, `GC pauses at ${Array.from(m.gc.start).map((s) => (s / 1e6).toFixed(1)).join(', ')} ms; gc() at ${(gcAt / 1e6).toFixed(1)} ms`);
+  t.true(
+    forced >= 0,
+    `GC pauses at ${Array.from(m.gc.start)
+      .map((s) => (s / 1e6).toFixed(1))
+      .join(', ')} ms; gc() at ${(gcAt / 1e6).toFixed(1)} ms`,
+  );
   t.true(m.gc.duration[forced] > 0);
   // intervals tile the run
   for (let i = 1; i < m.eld.t.length; i++) t.true(Math.abs(m.eld.t[i] - m.eld.dt[i] - m.eld.t[i - 1]) < 1e3);

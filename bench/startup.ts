@@ -8,12 +8,13 @@
 //
 //   node --import tsx bench/startup.ts [durationS, default 20] [--json]
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { median } from 'simple-statistics';
-import type { RunManifest } from '../lib/run-files.ts';
+import { readManifest } from '../analysis/read-run.ts';
+import { readKernelEventsFile } from '../probes/kernel-events-parse.ts';
 
 const BIN = fileURLToPath(new URL('../bin/sockspike.js', import.meta.url));
 
@@ -56,9 +57,9 @@ export function measureStartup(durationS: number): StartupFigures {
     const r = spawnSync(process.execPath, [BIN, 'run', '--duration', `${durationS}s`, '--no-progress', '--out', out], { encoding: 'utf8' });
     const endMs = Date.now();
     if (r.status !== 0) throw new Error(`sockspike run exited with ${r.status ?? r.signal}: ${(r.stderr ?? '').trim().split('\n').pop() ?? ''}`);
-    const m = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as RunManifest;
+    const m = readManifest(out);
     if (m.workload === null) throw new Error('the run recorded no workload');
-    const events = readKernelEventsAttached(out);
+    const events = readKernelEventsFile(out)?.header?.attachedNs ?? null;
     return {
       helpS,
       scenariosS,
@@ -72,17 +73,6 @@ export function measureStartup(durationS: number): StartupFigures {
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** attachedNs from the kernel-events header, or null. */
-function readKernelEventsAttached(runDir: string): number | null {
-  try {
-    const first = readFileSync(join(runDir, 'events', 'kernel-events.ndjson'), 'utf8').split('\n', 1)[0];
-    const h = JSON.parse(first) as { attachedNs?: unknown };
-    return typeof h.attachedNs === 'number' ? h.attachedNs : null;
-  } catch {
-    return null;
   }
 }
 

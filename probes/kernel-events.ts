@@ -33,15 +33,7 @@ import { execa } from 'execa';
 import { UserError, errnoCode } from '../lib/errors.ts';
 import { dyingWithUs } from '../lib/parent-death.ts';
 import { ALL_TRACEPOINTS, READY_MARKER, buildScript, type BuiltScript, type StateEvents } from './kernel-events-script.ts';
-import {
-  KERNEL_EVENTS_FILE,
-  KERNEL_EVENTS_FORMAT,
-  KERNEL_EVENTS_VERSION,
-  LineSplitter,
-  decodeEventLine,
-  readKernelEventsFile,
-  type KernelEvent,
-} from './kernel-events-parse.ts';
+import { KERNEL_EVENTS_FILE, KERNEL_EVENTS_FORMAT, KERNEL_EVENTS_VERSION, LineSplitter, decodeEventLine } from './kernel-events-parse.ts';
 import type { SkippedProbe } from '../lib/types.ts';
 
 export type { KernelEvent } from './kernel-events-parse.ts';
@@ -392,17 +384,4 @@ class Session {
     });
     return result;
   }
-}
-
-/** The header of a run's events file, or null when the probe did not run (readKernelEventsFile). */
-export async function readKernelEventsHeader(runDir: string): Promise<KernelEventsHeader | null> {
-  const r = readKernelEventsFile(runDir);
-  if (r === null) return null;
-  if (r.header === null) throw new UserError(`${join(runDir, KERNEL_EVENTS_FILE)}: not a sockspike kernel-events file (bad header)`);
-  return r.header as unknown as KernelEventsHeader;
-}
-
-/** The events of a run (readKernelEventsFile), null when the probe did not run. */
-export async function readKernelEvents(runDir: string): Promise<KernelEvent[] | null> {
-  return readKernelEventsFile(runDir)?.events ?? null;
 }

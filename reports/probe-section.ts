@@ -193,18 +193,7 @@ function selfCheck(d: ProbeData): string {
       }
       return [m.role, String(m.pid), ms(max), m.run ? ms(m.run.p99) : '-', String(over), String(m.gc.duration.length), ms(gcSum), ms(gcMax)];
     });
-    lines.push(
-      table(['process', 'pid', 'loop delay max', 'p99', 'intervals > 10 ms', 'GC pauses', 'GC total', 'GC max'], rows, [
-        'l',
-        'r',
-        'r',
-        'r',
-        'r',
-        'r',
-        'r',
-        'r',
-      ]),
-    );
+    lines.push(table(['process', 'pid', 'loop delay max', 'p99', 'intervals > 10 ms', 'GC pauses', 'GC total', 'GC max'], rows));
   } else {
     lines.push('No self-monitor files: event-loop delay and GC pauses of the harness were not recorded.');
   }
@@ -260,17 +249,9 @@ function processes(d: ProbeData): string | null {
       p.exitedNs === null ? '' : `exited at ${(p.exitedNs / 1e9).toFixed(2)} s`,
     ];
   });
-  return table(['process', 'pid', 'CPU %', 'peak %', 'voluntary cs', 'involuntary cs', 'run-queue wait', 'max wait / sample', ''], rows, [
-    'l',
-    'r',
-    'r',
-    'r',
-    'r',
-    'r',
-    'r',
-    'r',
-    'l',
-  ]);
+  // figures right-aligned between the process and its note
+  const align = ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'] as const;
+  return table(['process', 'pid', 'CPU %', 'peak %', 'voluntary cs', 'involuntary cs', 'run-queue wait', 'max wait / sample', ''], rows, [...align]);
 }
 
 function sockets(d: ProbeData): string | null {

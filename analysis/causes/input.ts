@@ -8,6 +8,7 @@ import { comparisonWindows } from '../windows.ts';
 import { cpuContention } from './contention.ts';
 import { selfCheck } from './self-check.ts';
 import type { CauseInput, MetricNear, Modes, Phases } from './types.ts';
+import { RECLAIM } from './memory-reclaim.ts';
 
 // Build a CauseInput from what analyze-run has read: the self-check first,
 // then every other piece of evidence over the outliers it leaves.
@@ -29,12 +30,7 @@ export const CAUSE_METRICS = [
   'TcpExt.ListenDrops',
   'TcpExt.DelayedACKs',
   'sockstat.TCP.tw',
-  'vmstat.allocstall_dma',
-  'vmstat.allocstall_dma32',
-  'vmstat.allocstall_normal',
-  'vmstat.allocstall_movable',
-  'vmstat.allocstall_device',
-  'vmstat.pgscan_direct',
+  ...RECLAIM,
   'listen.limit', // the kernel's backlog of the listener: an external server's own
 ];
 

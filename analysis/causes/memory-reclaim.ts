@@ -10,7 +10,8 @@ import { counterNear, outlierSpan, pctS, pressureFraction, score, clamp01, fmtN 
 //         (strength 0 unless higher near the outliers than otherwise)
 // Required: direct reclaim near the outliers, or memory pressure >= 0.02 there and above otherwise.
 
-const RECLAIM = [
+/** The /proc/vmstat counters of direct reclaim (also among the metrics the causes read, input.ts). */
+export const RECLAIM = [
   'vmstat.allocstall_dma',
   'vmstat.allocstall_dma32',
   'vmstat.allocstall_normal',

@@ -5,17 +5,9 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../../lib/errors.ts';
-import {
-  kernelEventsSkipped,
-  readKernelEvents,
-  readKernelEventsHeader,
-  startKernelEvents,
-  KERNEL_EVENTS_FILE,
-  type KernelEvent,
-  type KernelEventsHandle,
-} from '../../probes/kernel-events.ts';
+import { kernelEventsSkipped, startKernelEvents, KERNEL_EVENTS_FILE, type KernelEvent, type KernelEventsHandle } from '../../probes/kernel-events.ts';
 import { buildScript, parseTracepointFormat, symbolicTable } from '../../probes/kernel-events-script.ts';
-import { LineSplitter, decodeEventLine } from '../../probes/kernel-events-parse.ts';
+import { LineSplitter, decodeEventLine, readKernelEventsFile } from '../../probes/kernel-events-parse.ts';
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const hasBpftrace = spawnSync('bpftrace', ['--version']).error === undefined;
@@ -138,11 +130,11 @@ test('decoding: event lines, states, reasons; other output and cut lines ignored
   t.is(sp.end(), null);
 });
 
-test('readKernelEvents: null without a file, cut last line skipped, header read', async (t) => {
+test('readKernelEventsFile: null without a file, cut last line skipped, header read', async (t) => {
   const dir = await tmp();
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  t.is(await readKernelEvents(dir), null);
-  t.is(await readKernelEventsHeader(dir), null);
+  t.is(readKernelEventsFile(dir)?.events ?? null, null);
+  t.is(readKernelEventsFile(dir)?.header ?? null, null);
   await mkdir(join(dir, 'events'));
   const header = {
     format: 'sockspike-kernel-events',
@@ -162,8 +154,8 @@ test('readKernelEvents: null without a file, cut last line skipped, header read'
     join(dir, KERNEL_EVENTS_FILE),
     JSON.stringify(header) + '\n' + '{"tNs":10,"kind":"retransmit","family":4,"sport":5,"dport":1,"state":"SYN_SENT"}\n' + '{"tNs":20,"kind":"sta',
   );
-  t.deepEqual(await readKernelEvents(dir), [{ tNs: 10, kind: 'retransmit', family: 4, sport: 5, dport: 1, state: 'SYN_SENT' }]);
-  t.is((await readKernelEventsHeader(dir))?.t0Ns, '5');
+  t.deepEqual(readKernelEventsFile(dir)?.events ?? null, [{ tNs: 10, kind: 'retransmit', family: 4, sport: 5, dport: 1, state: 'SYN_SENT' }]);
+  t.is(readKernelEventsFile(dir)?.header?.t0Ns, '5');
 });
 
 test('bad ports are a user error', async (t) => {
@@ -180,7 +172,7 @@ test('skip path: a bpftrace binary that does not exist', async (t) => {
   t.true(kernelEventsSkipped(r));
   if (!kernelEventsSkipped(r)) return;
   t.regex(r.skipped, isRoot ? /bpftrace not found \(\/nonexistent\/bpftrace\)/ : /not root/);
-  t.is(await readKernelEvents(dir), null);
+  t.is(readKernelEventsFile(dir)?.events ?? null, null);
 });
 
 // ---------- a fake bpftrace: attach failure, timeout, early exit, cut output ----------
@@ -230,7 +222,7 @@ test('fake bpftrace: early exit, lost events and a cut last line', async (t) => 
   t.deepEqual(res.byKind, { 'receive-reset': 1, 'send-reset': 1 });
   t.is(res.lost, 3);
   t.true(res.notes.some((n) => /bpftrace exited early/.test(n)));
-  const evs = await readKernelEvents(dir);
+  const evs = readKernelEventsFile(dir)?.events ?? null;
   t.deepEqual(
     evs?.map((e) => [e.kind, e.tNs]),
     [
@@ -345,7 +337,7 @@ test.serial('real: resets, linger-0 abort and state changes, on the run clock', 
   const res = await h.stop();
   stopped = true;
   t.log(`stop: ${JSON.stringify(res)}`);
-  const evs = (await readKernelEvents(dir)) ?? [];
+  const evs = readKernelEventsFile(dir)?.events ?? [];
   t.is(evs.length, res.events);
   t.is(res.lost, undefined);
 
@@ -387,7 +379,7 @@ test.serial('real: resets, linger-0 abort and state changes, on the run clock', 
       `SYN_SENT->ESTABLISHED ${established.tNs - normal.lo} ns after the hrtime before connect(), ${normal.hi - established.tNs} ns before the one after close`,
     );
 
-  const header = await readKernelEventsHeader(dir);
+  const header = readKernelEventsFile(dir)?.header ?? null;
   t.deepEqual(header?.ports, [port, closed]);
   t.is(header?.t0Ns, t0.toString());
 });
@@ -432,7 +424,7 @@ test.serial('real: SYN retransmission after accept-queue overflow', async (t) =>
   const res = await h.stop();
   for (const c of clients) c.destroy();
   t.log(`stop: ${JSON.stringify(res)}`);
-  const evs = (await readKernelEvents(dir)) ?? [];
+  const evs = readKernelEventsFile(dir)?.events ?? [];
   const synRetrans = evs.filter((e) => e.kind === 'retransmit' && e.dport === port && e.state === 'SYN_SENT');
   t.true(synRetrans.length >= 1, 'at least one SYN retransmitted');
   for (const e of synRetrans) {

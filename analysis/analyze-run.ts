@@ -9,11 +9,11 @@ import { summarize, totalUs } from './summarize.ts';
 import { timerConstants } from './timers.ts';
 import { analyzeSystemState } from './system-state.ts';
 import { comparisonWindows } from './windows.ts';
-import { readProbes, readSelfMonitors, type ProbeData } from '../probes/read.ts';
+import { readProbes, readStallMonitors, type ProbeData } from '../probes/read.ts';
 import { findCauses } from './causes/index.ts';
 import { checkFaults } from './fault-match.ts';
 import { buildCauseInput } from './causes/input.ts';
-import { readKernelEventsFile } from '../probes/kernel-events-parse.ts';
+import { readKernelEventsFile } from '../probes/kernel-events/parse.ts';
 import type { Modes, Phases } from './causes/types.ts';
 import { META_FILE, PROBES_DIR } from '../probes/probe-files.ts';
 import { readEnvironment } from '../probes/environment.ts';
@@ -43,7 +43,7 @@ export function analyzeRun(dir: string, opts: { outlierUs?: number } = {}): Summ
         s,
         outliers,
         probes,
-        self: probes?.self ?? readSelfMonitors(dir),
+        self: probes?.self ?? readStallMonitors(dir),
         events: readKernelEventsFile(dir),
         describe: (idx) => describeSubset(c, idx, summary.outliers.thresholdUs, summary.outliers.referenceUs ?? summary.latencyUs.total.p50, sysctls),
       });

@@ -1,4 +1,5 @@
-import { fmtUs, type TimerConstant } from './timers.ts';
+import type { TimerConstant } from './timers.ts';
+import { formatUs } from '../lib/format.ts';
 
 // Cluster outlier latencies into modes and name each against the kernel timer
 // constants it matches. Works on the excess latency (latency minus the normal
@@ -184,7 +185,7 @@ function describe(s: Float64Array, a: number, b: number, total: number, base: nu
     .map((x) => x.t);
   let match: TimerConstant | null = null;
   let label: string;
-  const range = `${fmtUs(s[a])}–${fmtUs(s[b - 1])}`;
+  const range = `${formatUs(s[a])}–${formatUs(s[b - 1])}`;
   if (ranked.length > 0) {
     const t = ranked[0];
     const tol = matchTolerance(t, rel, absTol);
@@ -192,12 +193,12 @@ function describe(s: Float64Array, a: number, b: number, total: number, base: nu
     // spread whose median happens to fall near a timer would be named for it.
     if (q1 >= t.us - tol && q3 <= t.us + tol) {
       match = t;
-      label = `${t.label}: median excess ${fmtUs(ex)}`;
+      label = `${t.label}: median excess ${formatUs(ex)}`;
     } else {
-      label = `no kernel timer: spread ${range} too wide for ${t.label} (median excess ${fmtUs(ex)})`;
+      label = `no kernel timer: spread ${range} too wide for ${t.label} (median excess ${formatUs(ex)})`;
     }
   } else {
-    label = `no kernel timer matches (median excess ${fmtUs(ex)}, ${range})`;
+    label = `no kernel timer matches (median excess ${formatUs(ex)}, ${range})`;
   }
   return {
     count,

@@ -1,4 +1,5 @@
 import type { Environment } from '../probes/environment.ts';
+import { formatUs } from '../lib/format.ts';
 
 // The kernel timer constants an outlier's excess latency can match, derived
 // from the run's own sysctls (environment.json) rather than folklore.
@@ -87,12 +88,6 @@ export function doublingSchedule(firstUs: number, steps: number): number[] {
   return out;
 }
 
-export function fmtUs(us: number): string {
-  if (us >= 1e6) return `${+(us / 1e6).toFixed(3)} s`;
-  if (us >= 1e3) return `${+(us / 1e3).toFixed(1)} ms`;
-  return `${+us.toFixed(0)} us`;
-}
-
 export interface TimerSettings {
   synRetries: number;
   synLinearTimeouts: number;
@@ -118,14 +113,14 @@ export function timerConstants(env: Environment | Sysctls): TimerConstant[] {
   const t = timerSettings(env);
   const out: TimerConstant[] = [];
   synRetransmitSchedule(t.synRetries, t.synLinearTimeouts).forEach((us, i) =>
-    out.push({ id: `syn-retransmit-${i + 1}`, label: `SYN retransmission #${i + 1} (${fmtUs(us)})`, us, family: 'syn-retransmit' }),
+    out.push({ id: `syn-retransmit-${i + 1}`, label: `SYN retransmission #${i + 1} (${formatUs(us)})`, us, family: 'syn-retransmit' }),
   );
   doublingSchedule(TCP_TIMEOUT_INIT_US, t.synackRetries).forEach((us, i) =>
-    out.push({ id: `synack-retransmit-${i + 1}`, label: `SYN-ACK retransmission #${i + 1} (${fmtUs(us)})`, us, family: 'synack-retransmit' }),
+    out.push({ id: `synack-retransmit-${i + 1}`, label: `SYN-ACK retransmission #${i + 1} (${formatUs(us)})`, us, family: 'synack-retransmit' }),
   );
   doublingSchedule(t.rtoMinUs, RTO_STEPS).forEach((us, i) =>
-    out.push({ id: `rto-${i + 1}`, label: `data retransmission timeout #${i + 1} (${fmtUs(us)})`, us, family: 'rto' }),
+    out.push({ id: `rto-${i + 1}`, label: `data retransmission timeout #${i + 1} (${formatUs(us)})`, us, family: 'rto' }),
   );
-  out.push({ id: 'delayed-ack', label: `delayed ACK (${fmtUs(TCP_DELACK_MIN_US)})`, us: TCP_DELACK_MIN_US, family: 'delayed-ack' });
+  out.push({ id: 'delayed-ack', label: `delayed ACK (${formatUs(TCP_DELACK_MIN_US)})`, us: TCP_DELACK_MIN_US, family: 'delayed-ack' });
   return out;
 }

@@ -1,9 +1,9 @@
-import { differencesOf, variantReplicates, variantResult } from '../analysis/compare.ts';
-import { NBINS } from '../analysis/compare-stats.ts';
-import { NCATEGORIES, okCategory, type RunDigest } from '../analysis/compare-runs.ts';
+import { differencesOf, variantReplicates, variantResult } from '../analysis/compare/variants.ts';
+import { NBINS } from '../analysis/compare/statistics.ts';
+import { NCATEGORIES, okCategory, type RunDigest } from '../analysis/compare/run-digest.ts';
 import { prng } from '../lib/prng.ts';
 
-// How often the comparison calls a difference significant (analysis/compare.ts),
+// How often the comparison calls a difference significant (analysis/compare/variants.ts),
 // by simulation: many trials of two variants of R runs each, drawn in
 // memory (no files), with run-to-run drift (each run's latencies and
 // throughput scaled by a log-normal factor) on top of the transaction noise.

@@ -3,7 +3,7 @@
 // port reuse never slow the next; on the host, with a note, otherwise.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { addNetns, deleteNetns, newNetnsName } from '../harness/netns.ts';
+import { addNetns, deleteNetns, newNetnsName } from '../harness/kernel/netns.ts';
 import { systemBinary } from '../lib/system-binary.ts';
 import type { RunFigures, RunSpec } from './one-run.ts';
 

@@ -121,7 +121,7 @@ function configFor(spec: RunSpec, port: number) {
 async function builtinServer(spec: RunSpec, dir: string, t0: bigint): Promise<Server> {
   let listening: ListeningMessage | null = null;
   let wake = (): void => {};
-  const c = startChild('server', 'harness/server-main.ts', join(dir, 'server.log'), (m: FromChild) => {
+  const c = startChild('server', 'harness/workload/server-main.ts', join(dir, 'server.log'), (m: FromChild) => {
     if (m.type === 'listening') listening = m;
     wake();
   });
@@ -176,7 +176,7 @@ async function nativeClient(spec: RunSpec, ref: string, port: number): Promise<O
 }
 
 async function builtinClient(spec: RunSpec, dir: string, t0: bigint, port: number): Promise<Omit<RunFigures, 'serverCpuS'>> {
-  // K client processes share the load as `sockspike run --client-processes K` splits it (harness/client-share.ts)
+  // K client processes share the load as `sockspike run --client-processes K` splits it (harness/workload/client-share.ts)
   const k = Math.max(1, Math.min(spec.clientProcesses ?? 1, spec.concurrency));
   const parts = await Promise.all(Array.from({ length: k }, (_, i) => oneClient(spec, dir, t0, port, i, k)));
   const lat = latencies(
@@ -213,7 +213,7 @@ async function oneClient(
   let cpuEnd = NaN;
   let client: Child | null = null;
   const file = i === 0 ? 'transactions.bin' : `transactions-${i}.bin`;
-  const c = (client = startChild('client', 'harness/client-main.ts', join(dir, `client-${i}.log`), (m: FromChild) => {
+  const c = (client = startChild('client', 'harness/workload/client-main.ts', join(dir, `client-${i}.log`), (m: FromChild) => {
     if (m.type === 'done') {
       done = m;
       cpuEnd = cpuSeconds(client!.proc.pid!);

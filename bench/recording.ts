@@ -1,5 +1,5 @@
 // Recording cost: nanoseconds and heap bytes per transaction recorded by the
-// client's TxnRecorder (harness/txn-recorder.ts) into a real transactions.bin,
+// client's TxnRecorder (harness/workload/txn-recorder.ts) into a real transactions.bin,
 // from a real client Worker's state (the object the client records, with the
 // same hidden class). Runs in a child with --expose-gc and a new space large
 // enough that a recorder allocating nothing sees no GC at all; GCs during the
@@ -17,8 +17,8 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { getHeapStatistics } from 'node:v8';
 import { defaultConfig } from '../harness/config.ts';
-import { Worker, type WorkerHost } from '../harness/client-worker.ts';
-import { TxnRecorder } from '../harness/txn-recorder.ts';
+import { Worker, type WorkerHost } from '../harness/workload/client-worker.ts';
+import { TxnRecorder } from '../harness/workload/txn-recorder.ts';
 
 export interface RecordingFigures {
   records: number;

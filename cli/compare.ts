@@ -1,12 +1,13 @@
 import type { Command } from 'commander';
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { compareRuns, type Comparison, type ComparisonRun } from '../analysis/compare.ts';
+import { compareRuns, type Comparison, type ComparisonRun } from '../analysis/compare/variants.ts';
 import { UserError } from '../lib/errors.ts';
 import { FILES } from '../lib/run-files.ts';
 import { int } from '../harness/config.ts';
 import { matrixRuns, readMatrix } from '../harness/matrix.ts';
 import { COMPARISON_FILES, writeComparison } from '../reports/comparison.ts';
+import { formatUs } from '../lib/format.ts';
 
 // sockspike compare DIR...: the comparison of existing run directories (or
 // matrix directories), grouped into variants by how their configurations
@@ -70,7 +71,7 @@ export function expandDirs(dirs: string[]): { runs: ComparisonRun[]; matrixDirs:
 /** The verdicts and where the comparison is, on stdout. */
 export function printVerdicts(c: Comparison, out: string): void {
   const lines = [
-    `baseline ${c.baseline}; outliers above ${(c.threshold.us / 1e3).toPrecision(3)} ms (${c.threshold.how})`,
+    `baseline ${c.baseline}; outliers above ${formatUs(c.threshold.us)} (${c.threshold.how})`,
     ...c.verdicts.map((v) => `  ${v.text}`),
     ...c.knees.map((k) => `  scaling: ${k.text}`),
     `comparison: ${join(out, COMPARISON_FILES.report)}`,

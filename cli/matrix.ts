@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { compareRuns } from '../analysis/compare.ts';
+import { compareRuns } from '../analysis/compare/variants.ts';
 import { UserError } from '../lib/errors.ts';
 import { signalExitCode } from '../lib/signals.ts';
 import { shellJoin } from '../lib/shell.ts';

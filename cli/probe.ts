@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { execa, type ResultPromise } from 'execa';
 import { monoNs } from '../lib/clock.ts';
-import { formatNs, parseDurationNs } from '../lib/duration.ts';
+import { parseDurationNs } from '../lib/duration.ts';
+import { formatNs, formatPercent } from '../lib/format.ts';
 import { UserError } from '../lib/errors.ts';
 import { signalExitCode, trapStopSignals } from '../lib/signals.ts';
 import { FILES, newManifest, type RunManifest } from '../lib/run-files.ts';
@@ -213,7 +214,7 @@ async function probeCommand(command: string[], o: ProbeCliOptions): Promise<numb
     await analyzeAndReport(dir);
     const o = result.overhead;
     const overhead = Number.isFinite(o.cpuPerSecond)
-      ? `; probe CPU ${(o.cpuPerSecond * 100).toFixed(2)}% of a core${o.wallNs < 10e9 ? ' (a short run: mostly warm-up)' : ''}`
+      ? `; probe CPU ${formatPercent(o.cpuPerSecond)} of a core${o.wallNs < 10e9 ? ' (a short run: mostly warm-up)' : ''}`
       : '';
     process.stdout.write(
       `${result.samples} samples every ${formatNs(intervalNs)} (${stopReason})${overhead}` +

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { restoreLeftovers } from '../harness/restore.ts';
+import { restoreLeftovers } from '../harness/kernel/restore.ts';
 
 // sockspike restore: undo what a crashed or killed run left changed.
 

@@ -1,8 +1,8 @@
 import { Command, Option } from 'commander';
-import { formatUs } from '../lib/duration.ts';
+import { formatRate, formatUs } from '../lib/format.ts';
 import { shellJoin } from '../lib/shell.ts';
 import { DEFAULTS, resolveConfig, type RunOptions } from '../harness/config.ts';
-import { BYO_DEFAULTS } from '../harness/byo-config.ts';
+import { BYO_DEFAULTS } from '../harness/external/options.ts';
 import { scenarioNamed, SCENARIOS } from '../harness/scenarios.ts';
 import { UserError } from '../lib/errors.ts';
 import { signalExitCode } from '../lib/signals.ts';
@@ -93,7 +93,7 @@ export function register(program: Command): void {
         const t = s.transactions;
         const L = s.latencyUs.total;
         process.stdout.write(
-          `${t.attempted} transactions (${t.ok} ok, ${t.failed} failed, ${t.timedOut} timed out), ${s.throughput.tps.toFixed(0)}/s; ` +
+          `${t.attempted} transactions (${t.ok} ok, ${t.failed} failed, ${t.timedOut} timed out), ${formatRate(s.throughput.tps)}; ` +
             (L.count > 0 ? `p50 ${formatUs(L.p50)} p99 ${formatUs(L.p99)} max ${formatUs(L.max)}; ` : '') +
             `${s.outliers.count} outliers > ${formatUs(s.outliers.thresholdUs)}\n` +
             `report: ${result.dir}/report.md\n`,

@@ -16,7 +16,7 @@ export interface Child {
 }
 
 /** The modules that run as the harness's child processes, by source path from the package root. */
-export type ChildEntry = 'harness/client-main.ts' | 'harness/server-main.ts';
+export type ChildEntry = 'harness/workload/client-main.ts' | 'harness/workload/server-main.ts';
 
 /** With `netns`, the child runs inside that network namespace (ip netns exec keeps the IPC fd and the PID). */
 export function startChild(role: string, entry: ChildEntry, logPath: string, onMessage: (m: FromChild) => void, netns: string | null = null): Child {

@@ -2,16 +2,16 @@ import { isIP } from 'node:net';
 import { parseDurationNs } from '../lib/duration.ts';
 import { UserError } from '../lib/errors.ts';
 import { CLOSE_MODES, type CloseMode, type RunConfig } from '../lib/types.ts';
-import { needsNetns, parseFault } from './fault-spec.ts';
-import { requireRoot } from './netns.ts';
-import { mayBePerNetns, parseSysctl } from './sysctl-spec.ts';
-import { resolveExternal, type ByoOptions } from './byo-config.ts';
-import { resolveTemplate } from './request-template.ts';
+import { needsNetns, parseFault } from './kernel/fault-spec.ts';
+import { requireRoot } from './kernel/netns.ts';
+import { mayBePerNetns, parseSysctl } from './kernel/sysctl-spec.ts';
+import { resolveExternal, type ExternalServerOptions } from './external/options.ts';
+import { resolveTemplate } from './workload/request-template.ts';
 
 // From the command line's strings to a validated RunConfig. Every bound is
 // here, so a bad value fails before anything starts.
 
-export interface RunOptions extends ByoOptions {
+export interface RunOptions extends ExternalServerOptions {
   transactions?: string;
   duration?: string;
   concurrency: string;
@@ -120,15 +120,15 @@ export function resolveConfig(o: RunOptions): RunConfig {
     throw new UserError(`--rate: "${o.rate}" must be a number of transactions per second in (0, 1000000]`);
   if (o.arrivals !== 'uniform' && o.arrivals !== 'poisson') throw new UserError(`--arrivals: "${o.arrivals}" must be uniform or poisson`);
   if (o.nodelay !== 'on' && o.nodelay !== 'off') throw new UserError(`--nodelay: "${o.nodelay}" must be on or off`);
-  const byo = resolveExternal(o, DEFAULTS); // --server-cmd / --target: harness/byo-config.ts
-  if (byo.target !== null) checkLoopback(byo.target.host, { flag: '--target', allowRemote: o.allowRemote === true });
+  const ext = resolveExternal(o, DEFAULTS); // --server-cmd / --target: harness/external/options.ts
+  if (ext.target !== null) checkLoopback(ext.target.host, { flag: '--target', allowRemote: o.allowRemote === true });
   else checkLoopback(o.host);
   const requestBytes = int(o.requestBytes, '--request-bytes', 1, 64 << 20);
   const splitWrites = int(o.splitWrites, '--split-writes', 1, 1024);
   if (splitWrites > requestBytes) throw new UserError(`--split-writes ${splitWrites} exceeds --request-bytes ${requestBytes}`);
   const cfg: RunConfig = {
-    host: byo.target?.host ?? (o.host === 'localhost' ? '127.0.0.1' : o.host),
-    port: byo.target?.port ?? (o.port === undefined ? 0 : int(o.port, '--port', 1, 65535)),
+    host: ext.target?.host ?? (o.host === 'localhost' ? '127.0.0.1' : o.host),
+    port: ext.target?.port ?? (o.port === undefined ? 0 : int(o.port, '--port', 1, 65535)),
     transactions,
     durationNs,
     concurrency: int(o.concurrency, '--concurrency', 1, 10000),
@@ -184,10 +184,10 @@ export function resolveConfig(o: RunOptions): RunConfig {
     throw new UserError('--fault accept-delay and --accept-delay together: use one (the fault is --accept-delay in a window)');
   if (cfg.faults.some((f) => f.kind === 'cpu-hog') && cfg.faults.filter((f) => f.kind === 'cpu-hog').length > 1)
     throw new UserError('--fault cpu-hog: give it once, with the number of processes');
-  if (byo.external !== null) cfg.external = byo.external;
-  const template = resolveTemplate(o, cfg.exchanges); // --request / --response-until: harness/request-template.ts
+  if (ext.external !== null) cfg.external = ext.external;
+  const template = resolveTemplate(o, cfg.exchanges); // --request / --response-until: harness/workload/request-template.ts
   if (template !== null) {
-    if (byo.external === null)
+    if (ext.external === null)
       throw new UserError(
         `${template.source.split(' ')[0]} drives your own server: add --server-cmd "CMD" or --target HOST:PORT (the built-in server speaks only its echo protocol)`,
       );

@@ -1,7 +1,7 @@
 import { execa, type ResultPromise } from 'execa';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { formatUs } from '../lib/duration.ts';
+import { formatSeconds, formatUs } from '../lib/format.ts';
 import { UserError } from '../lib/errors.ts';
 import { trapStopSignals } from '../lib/signals.ts';
 import { packageFile } from '../lib/paths.ts';
@@ -218,8 +218,8 @@ export async function runMatrix(o: RunMatrixOptions): Promise<{ manifest: Matrix
 function describe(runDir: string, s: ScheduledRun): string {
   const x = s.exit === 0 ? readSummaryIfAny(runDir) : null;
   if (s.exit !== 0) return `exit ${String(s.exit)}${s.error ? `: ${s.error}` : ''}`;
-  if (x === null) return `done (${s.seconds.toFixed(1)} s)`;
-  return `${x.transactions.attempted} transactions, p99 ${formatUs(x.latencyUs.total.p99)}, ${x.outliers.count} outliers (${s.seconds.toFixed(1)} s)`;
+  if (x === null) return `done (${formatSeconds(s.seconds * 1e9, 1)})`;
+  return `${x.transactions.attempted} transactions, p99 ${formatUs(x.latencyUs.total.p99)}, ${x.outliers.count} outliers (${formatSeconds(s.seconds * 1e9, 1)})`;
 }
 
 /** Read a matrix directory's matrix.json (null when the directory has none). */

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
-import { formatNs } from '../lib/duration.ts';
+import { formatNs } from '../lib/format.ts';
 import { FILES, writeJson, type ObserverSummary } from '../lib/run-files.ts';
 import { snapshotEnvironment } from '../probes/environment.ts';
-import { kernelEventsSkipped, startKernelEvents, type KernelEventsHandle, type StateEvents } from '../probes/kernel-events.ts';
+import { kernelEventsSkipped, startKernelEvents, type KernelEventsHandle, type StateEvents } from '../probes/kernel-events/tracer.ts';
 import { startProbes, type ProbeHandle } from '../probes/run-probes.ts';
 import type { ListenerTarget } from '../probes/listen-queue.ts';
 import type { SkippedProbe } from '../lib/types.ts';

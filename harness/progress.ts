@@ -1,4 +1,4 @@
-import { formatUs } from '../lib/duration.ts';
+import { formatRate, formatUs } from '../lib/format.ts';
 import type { ProgressMessage } from './messages.ts';
 
 // One status line on a terminal (stderr), rewritten in place; nothing at
@@ -21,7 +21,7 @@ export class Progress {
     this.lastTime = now;
     const errors = m.failed + m.timedOut;
     const text =
-      `${m.attempted} transactions  ${rate.toFixed(0)}/s  ok ${m.ok}  errors ${errors}` +
+      `${m.attempted} transactions  ${formatRate(rate)}  ok ${m.ok}  errors ${errors}` +
       (m.timedOut > 0 ? ` (timeouts ${m.timedOut})` : '') +
       `  in flight ${m.inflight}  p99 ${m.p99Us > 0 ? formatUs(m.p99Us) : '-'}`;
     process.stderr.write(`\r\x1b[K${text}`);

@@ -12,12 +12,12 @@ import type { DoneMessage, FromChild, ListeningMessage } from './messages.ts';
 import { makeRunDir, writeManifest } from './make-run-dir.ts';
 import { Progress } from './progress.ts';
 import { Observers, type ObserverSummary } from './observers.ts';
-import { KernelSetup } from './kernel-setup.ts';
-import { FaultRunner } from './faults.ts';
-import { checkPortFree, childPids, freePort, startServerCommand } from './server-command.ts';
-import { checkTarget } from './target.ts';
-import { describeCheck } from './request-template.ts';
-import { clientLogFile, clientRole, combineDone, combineProgress, transactionsFile } from './client-share.ts';
+import { KernelSetup } from './kernel/setup.ts';
+import { FaultRunner } from './kernel/faults.ts';
+import { checkPortFree, childPids, freePort, startServerCommand } from './external/server-command.ts';
+import { checkTarget } from './external/target.ts';
+import { describeCheck } from './workload/request-template.ts';
+import { clientLogFile, clientRole, combineDone, combineProgress, transactionsFile } from './workload/client-share.ts';
 
 export interface RunRequest {
   config: RunConfig;
@@ -114,7 +114,7 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
   };
   const server: Child | null =
     ext === null
-      ? startChild('server', 'harness/server-main.ts', join(dir, FILES.serverLog), onServer, netns)
+      ? startChild('server', 'harness/workload/server-main.ts', join(dir, FILES.serverLog), onServer, netns)
       : ext.kind === 'command'
         ? startServerCommand(cfg, join(dir, FILES.serverCommandLog), onServer, netns)
         : null;
@@ -190,7 +190,7 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
     for (let i = 0; i < K; i++) {
       const c = startChild(
         clientRole(i),
-        'harness/client-main.ts',
+        'harness/workload/client-main.ts',
         join(dir, clientLogFile(i)),
         (m: FromChild) => {
           if (m.type === 'progress') {

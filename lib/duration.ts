@@ -14,18 +14,3 @@ export function parseDurationNs(text: string, what: string, bareUnit: keyof type
   if (!Number.isFinite(ns)) throw new UserError(`${what}: "${text}" is out of range`);
   return Math.round(ns);
 }
-
-/** Human form of a nanosecond duration: 850ns, 12.3us, 4.56ms, 1.20s, 2m03s. */
-export function formatNs(ns: number): string {
-  const a = Math.abs(ns);
-  if (a < 1e3) return `${Math.round(ns)}ns`;
-  if (a < 1e6) return `${trim(ns / 1e3)}us`;
-  if (a < 1e9) return `${trim(ns / 1e6)}ms`;
-  if (a < 60e9) return `${trim(ns / 1e9)}s`;
-  const s = Math.round(ns / 1e9);
-  return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-}
-
-const trim = (v: number): string => (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2));
-
-export const formatUs = (us: number): string => formatNs(us * 1e3);

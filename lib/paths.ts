@@ -15,7 +15,7 @@ export const ROOT = COMPILED ? resolve(here, '../..') : resolve(here, '..');
 /** A file shipped as is (not compiled), by its path from the root: 'fixtures/servers/x.py'. */
 export const packageFile = (relPath: string): string => join(ROOT, relPath);
 
-/** The runnable file of a module, by its source path from the root: 'harness/client.ts'. */
+/** The runnable file of a module, by its source path from the root: 'harness/workload/client.ts'. */
 export const moduleFile = (sourcePath: string): string => (COMPILED ? join(ROOT, 'dist', sourcePath.replace(/\.ts$/, '.js')) : join(ROOT, sourcePath));
 
 /** Node's flags for a child that runs moduleFile(...): tsx only when running from sources. */

@@ -272,7 +272,7 @@ export interface Summary {
     matched: boolean;
     verdict: string;
   }[];
-  /** Outliers that coincide with stalls of sockspike's own processes (absent: no self-monitor files). */
+  /** Outliers that coincide with stalls of sockspike's own processes (absent: no stall-monitor files). */
   selfCheck?: HarnessCheck;
   probes?: { skipped: SkippedProbe[] } & Record<string, unknown>;
 }

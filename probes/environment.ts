@@ -10,6 +10,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { UserError, errnoCode } from '../lib/errors.ts';
 import { FILES } from '../lib/run-files.ts';
+import { formatBytes } from '../lib/format.ts';
 
 /** Sysctls that matter to connection-per-transaction TCP, in report order. */
 export const TCP_SYSCTLS = [
@@ -353,8 +354,6 @@ export interface FormatOptions {
 
 const cell = (s: string): string => s.replaceAll('|', '\\|').replace(/\s+/g, ' ').trim() || '(empty)';
 
-const gib = (b: number): string => `${(b / 2 ** 30).toFixed(1)} GiB`;
-
 /**
  * The one reader of a run's environment.json: the snapshot, or null with
  * why (missing: none was taken; damaged: one line naming the file). A
@@ -408,7 +407,7 @@ export function formatEnvironment(env: Environment, opts: FormatOptions = {}): s
     ['Kernel', o.kernel],
     ['Host', opts.redact ? '(redacted)' : o.hostname],
     ['CPU', `${[c.manufacturer, c.brand].filter((s) => s).join(' ') || 'unknown'}: ${cores.join(', ')}`],
-    ['Memory', gib(env.memory.totalBytes)],
+    ['Memory', formatBytes(env.memory.totalBytes)],
     ['Virtualisation', virt.join('; ')],
     ['Container', v.container ?? 'no hint'],
     [

@@ -34,7 +34,7 @@ export interface SparseColumn {
   values: Float64Array;
 }
 
-export interface SelfMonitorData {
+export interface StallMonitorData {
   role: string;
   pid: number;
   file: string;
@@ -65,7 +65,7 @@ export interface ProbeData {
   /** Dense values of a column (NaN where it had none), or null if no such column. */
   get(name: string): Float64Array | null;
   sparse(name: string): SparseColumn | null;
-  self: SelfMonitorData[];
+  self: StallMonitorData[];
 }
 
 const fail = (file: string, what: string): never => {
@@ -94,7 +94,7 @@ function readMeta(runDir: string): ProbeMeta {
   return meta;
 }
 
-/** Read a run's probe samples and self-monitor files. UserError on a missing or corrupt file. */
+/** Read a run's probe samples and stall-monitor files. UserError on a missing or corrupt file. */
 export function readProbes(runDir: string): ProbeData {
   const meta = readMeta(runDir);
   const file = path.join(runDir, PROBES_DIR, meta.samples.file);
@@ -201,12 +201,12 @@ export function readProbes(runDir: string): ProbeData {
       const c = index.get(name);
       return c === undefined ? null : sparse[c];
     },
-    self: readSelfMonitors(runDir),
+    self: readStallMonitors(runDir),
   };
 }
 
-/** Every self-monitor file of the run (probes/self-<role>.<pid>.bin). */
-export function readSelfMonitors(runDir: string): SelfMonitorData[] {
+/** Every stall-monitor file of the run (probes/self-<role>.<pid>.bin). */
+export function readStallMonitors(runDir: string): StallMonitorData[] {
   const dir = path.join(runDir, PROBES_DIR);
   let names: string[];
   try {
@@ -220,9 +220,9 @@ export function readSelfMonitors(runDir: string): SelfMonitorData[] {
   return names.map((name) => readSelfFile(path.join(dir, name)));
 }
 
-export function readSelfFile(file: string): SelfMonitorData {
+export function readSelfFile(file: string): StallMonitorData {
   const buf = fs.readFileSync(file);
-  if (buf.length < SELF_HEADER_BYTES || buf.toString('latin1', 0, 8) !== SELF_MAGIC) fail(file, 'corrupt (not a sockspike self-monitor file)');
+  if (buf.length < SELF_HEADER_BYTES || buf.toString('latin1', 0, 8) !== SELF_MAGIC) fail(file, 'corrupt (not a sockspike stall-monitor file)');
   const pid = buf.readUInt32LE(12);
   const m = /^self-(.*)\.(\d+)\.bin$/.exec(path.basename(file));
   const n = Math.floor((buf.length - SELF_HEADER_BYTES) / SELF_RECORD_BYTES);
@@ -237,7 +237,7 @@ export function readSelfFile(file: string): SelfMonitorData {
   const f = (k: number): Float64Array => new Float64Array(k);
   const eld = { t: f(neld), dt: f(neld), mean: f(neld), max: f(neld), min: f(neld), ticks: f(neld) };
   const gc = { start: f(ngc), duration: f(ngc), kind: f(ngc) };
-  let run: SelfMonitorData['run'] = null;
+  let run: StallMonitorData['run'] = null;
   let e = 0;
   let g = 0;
   for (let i = 0; i < n; i++) {

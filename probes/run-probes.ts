@@ -1,7 +1,7 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { formatNs } from '../lib/duration.ts';
+import { formatNs } from '../lib/format.ts';
 import { UserError } from '../lib/errors.ts';
 import { COMPILED, moduleFile, packageFile } from '../lib/paths.ts';
 import { systemBinary } from '../lib/system-binary.ts';

@@ -1,6 +1,7 @@
 import type * as vegaLite from 'vega-lite';
-import type { Comparison } from '../analysis/compare.ts';
+import type { Comparison } from '../analysis/compare/variants.ts';
 import { CHART_CONFIG } from './timeline-chart.ts';
+import { formatUs } from '../lib/format.ts';
 
 // The comparison picture (comparison.svg beside comparison.md): one row per
 // variant; left, its p50, p99, p99.9 and max latency on a log scale, with the
@@ -41,7 +42,7 @@ export function buildComparisonSpec(c: Comparison): vegaLite.TopLevelSpec {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: {
       text: 'sockspike comparison',
-      subtitle: `${c.variants.length} variants; outliers above ${(c.threshold.us / 1e3).toPrecision(3)} ms (${c.threshold.how})`,
+      subtitle: `${c.variants.length} variants; outliers above ${formatUs(c.threshold.us)} (${c.threshold.how})`,
       anchor: 'start',
       fontSize: 15,
     },

@@ -1,10 +1,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
-import { formatMetric, METRICS, type Comparison } from '../analysis/compare.ts';
-import { formatUs } from '../lib/duration.ts';
+import { formatMetric, METRICS, type Comparison } from '../analysis/compare/variants.ts';
+import { formatCount, formatPercent, formatRate, formatShare, formatUs } from '../lib/format.ts';
 import { writeJson } from '../lib/run-files.ts';
 import { COMPARISON_CHART_FILE, buildComparisonSpec } from './comparison-chart.ts';
-import { code, int, table } from './markdown.ts';
+import { code, table } from './markdown.ts';
 import { svgToPng } from './png.ts';
 import { renderSvg } from './timeline-chart.ts';
 
@@ -24,14 +24,13 @@ export interface MatrixContext {
   interrupted: boolean;
 }
 
-const pctOf = (r: number): string => (r === 0 ? '0 %' : `${(100 * r).toPrecision(3)} %`);
-const share = (r: number | undefined): string => (r === undefined ? '-' : `${(100 * r).toFixed(1)} %`);
+const share = (r: number | undefined): string => (r === undefined ? '-' : formatPercent(r, 1));
 
 function fmtDelta(metric: string, v: number): string {
   const sign = v > 0 ? '+' : v < 0 ? '-' : '';
   const a = Math.abs(v);
   if (metric === 'outlierRate') return `${sign}${(100 * a).toPrecision(3)} pp`;
-  if (metric === 'tps') return `${sign}${a.toFixed(a >= 100 ? 0 : 1)}/s`;
+  if (metric === 'tps') return `${sign}${formatRate(a)}`;
   return `${sign}${formatUs(a)}`;
 }
 
@@ -63,13 +62,13 @@ export function renderComparison(c: Comparison, matrix: MatrixContext | null = n
       c.variants.map((v) => [
         v.name === c.baseline ? `${v.name} (baseline)` : v.name,
         v.runs.length,
-        int(v.transactions),
-        `${v.tps.toFixed(0)}/s`,
+        formatCount(v.transactions),
+        formatRate(v.tps),
         formatUs(v.latencyUs.p50),
         formatUs(v.latencyUs.p99),
         formatUs(v.latencyUs.p999),
         formatUs(v.latencyUs.max),
-        `${pctOf(v.outlierRate)} (${int(v.outliers)})`,
+        `${formatShare(v.outlierRate)} (${formatCount(v.outliers)})`,
         v.topCause ?? 'none',
       ]),
       ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],

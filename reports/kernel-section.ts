@@ -1,12 +1,11 @@
 import type { RunManifest } from '../lib/run-files.ts';
 import type { Summary } from '../lib/types.ts';
 import { table } from './markdown.ts';
+import { formatSeconds } from '../lib/format.ts';
 
 // The kernel side of a run in the report: its namespace, the sysctls it
 // changed (where, from what) and the faults it injected, with when each was
 // really on and whether the diagnosis found it.
-
-const seconds = (ns: number): string => `${Number((ns / 1e9).toFixed(3))} s`;
 
 export function kernelSection(m: RunManifest, s: Summary): string | null {
   const k = m.kernel;
@@ -35,8 +34,8 @@ export function kernelSection(m: RunManifest, s: Summary): string | null {
         ['fault', 'asked for', 'was on (s)', 'outliers while on', 'should show as', 'what happened'],
         k.faults.map((f, i) => {
           const c = checks[i];
-          const asked = `${seconds(f.fromNs)} – ${f.toNs === null ? 'end' : seconds(f.toNs)}`;
-          const on = f.startNs === null ? 'never' : `${(f.startNs / 1e9).toFixed(2)} – ${f.stopNs === null ? '?' : (f.stopNs / 1e9).toFixed(2)}`;
+          const asked = `${formatSeconds(f.fromNs)} – ${f.toNs === null ? 'end' : formatSeconds(f.toNs)}`;
+          const on = f.startNs === null ? 'never' : `${formatSeconds(f.startNs)} – ${f.stopNs === null ? '?' : formatSeconds(f.stopNs)}`;
           const found = c === undefined ? '' : c.matched ? 'found: ranks first' : c.rank !== null ? `ranks #${c.rank}` : 'not found';
           return [
             `\`${f.text}\``,

@@ -5,6 +5,7 @@ import type * as vegaLite from 'vega-lite';
 import { readSummaryIfAny } from '../lib/run-files.ts';
 import type { Summary } from '../lib/types.ts';
 import { CHART_CONFIG, renderSvg } from './timeline-chart.ts';
+import { formatUs } from '../lib/format.ts';
 
 // The report's latency distribution picture (latency.svg beside report.md):
 // the classic HdrHistogram percentile plot of summary.json's hdr.total, with
@@ -86,7 +87,7 @@ export function buildLatencySpec(summary: Summary): vegaLite.TopLevelSpec | null
     ];
     const datasets: Record<string, object[]> = { curve: points };
     if (hasThreshold) {
-      datasets.threshold = [{ ms: ms(thresholdUs), label: `outlier threshold ${(thresholdUs / 1e3).toPrecision(3)} ms` }];
+      datasets.threshold = [{ ms: ms(thresholdUs), label: `outlier threshold ${formatUs(thresholdUs)}` }];
       layers.push(
         {
           data: { name: 'threshold' },
@@ -100,12 +101,12 @@ export function buildLatencySpec(summary: Summary): vegaLite.TopLevelSpec | null
         },
       );
     }
-    const p = (q: number): string => `${(h.getValueAtPercentile(q) / 1e3).toPrecision(3)} ms`;
+    const p = (q: number): string => formatUs(h.getValueAtPercentile(q));
     return {
       $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
       title: {
         text: 'sockspike latency distribution',
-        subtitle: `${h.totalCount} successful transactions: p50 ${p(50)}, p99 ${p(99)}, p99.9 ${p(99.9)}, max ${(h.maxValue / 1e3).toPrecision(3)} ms`,
+        subtitle: `${h.totalCount} successful transactions: p50 ${p(50)}, p99 ${p(99)}, p99.9 ${p(99.9)}, max ${formatUs(h.maxValue)}`,
         anchor: 'start',
         fontSize: 15,
       },

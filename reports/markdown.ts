@@ -9,8 +9,4 @@ export function table(head: string[], rows: (string | number)[][], align?: ('l' 
   return [line(cells[0]), rule, ...cells.slice(1).map(line)].join('\n');
 }
 
-export const pct = (x: number, digits = 2): string => `${(100 * x).toFixed(digits)} %`;
-
-export const int = (n: number): string => Math.round(n).toLocaleString('en-US').replace(/,/g, ' ');
-
 export const code = (text: string, lang = ''): string => '```' + lang + '\n' + text.replace(/\n$/, '') + '\n```';

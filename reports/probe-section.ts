@@ -1,7 +1,7 @@
-import { formatNs } from '../lib/duration.ts';
+import { formatCount, formatNs, formatPercent, formatSeconds } from '../lib/format.ts';
 import { UserError } from '../lib/errors.ts';
-import { readProbes, type ProbeData, type SelfMonitorData } from '../probes/read.ts';
-import { int, table } from './markdown.ts';
+import { readProbes, type ProbeData, type StallMonitorData } from '../probes/read.ts';
+import { table } from './markdown.ts';
 
 // The report's system-state section, from the probe files alone: a timeline
 // on the run's time axis (CPU breakdown, pressure, the key counters that
@@ -136,13 +136,13 @@ function timeline(d: ProbeData, opts: ProbeSectionOptions, moved: string[]): str
   for (const name of moved.slice(0, TIMELINE_COUNTERS)) {
     const a = bucketize(d, name, starts, width) as Agg[];
     head.push(short(name));
-    cols.push((b) => (a[b].n > 0 ? int(a[b].sum) : '-'));
+    cols.push((b) => (a[b].n > 0 ? formatCount(a[b].sum) : '-'));
   }
   const gauge = (name: string, label: string): void => {
     const a = bucketize(d, name, starts, width);
     if (!a || !a.some((x) => x.max > 0)) return;
     head.push(label);
-    cols.push((b) => (a[b].n > 0 ? int(a[b].max) : '-'));
+    cols.push((b) => (a[b].n > 0 ? formatCount(a[b].max) : '-'));
   };
   gauge('sockstat.TCP.tw', 'TIME_WAIT max');
   gauge('listen.depth', 'accept q max');
@@ -158,7 +158,7 @@ function timeline(d: ProbeData, opts: ProbeSectionOptions, moved: string[]): str
     head.push('marked');
   }
   const rows = starts.map((s, b) => {
-    const row = [`${(s / 1e9).toFixed(width < 1e9 ? 2 : 0)} s`, ...cols.map((f) => f(b))];
+    const row = [formatSeconds(s, width < 1e9 ? 2 : 0), ...cols.map((f) => f(b))];
     if (marks) row.push(marks[b] > 0 ? `◀ ${marks[b]}` : '');
     return row;
   });
@@ -175,7 +175,7 @@ function timeline(d: ProbeData, opts: ProbeSectionOptions, moved: string[]): str
 
 function selfCheck(d: ProbeData): string {
   const lines: string[] = [];
-  const mons: SelfMonitorData[] = d.self;
+  const mons: StallMonitorData[] = d.self;
   if (mons.length > 0) {
     const rows = mons.map((m) => {
       let max = 0;
@@ -195,14 +195,14 @@ function selfCheck(d: ProbeData): string {
     });
     lines.push(table(['process', 'pid', 'loop delay max', 'p99', 'intervals > 10 ms', 'GC pauses', 'GC total', 'GC max'], rows));
   } else {
-    lines.push('No self-monitor files: event-loop delay and GC pauses of the harness were not recorded.');
+    lines.push('No stall-monitor files: event-loop delay and GC pauses of the harness were not recorded.');
   }
   const r = d.meta.result;
   if (r) {
     const o = r.overhead;
     lines.push(
       '',
-      `Probe process: ${(o.cpuPerSecond * 100).toFixed(2)} % of one core over ${formatNs(o.wallNs)} ` +
+      `Probe process: ${formatPercent(o.cpuPerSecond)} of one core over ${formatNs(o.wallNs)} ` +
         `(read and parse ${ms(o.meanSampleNs)} per sample, max ${ms(o.maxSampleNs)}); samples late against their slot by ` +
         `p50 ${ms(r.jitter.p50Ns)}, p99 ${ms(r.jitter.p99Ns)}, max ${ms(r.jitter.maxNs)}` +
         (r.jitter.missedSlots > 0 ? `; ${r.jitter.missedSlots} slots missed (the probe process was more than half an interval late)` : '') +
@@ -242,11 +242,11 @@ function processes(d: ProbeData): string | null {
       String(p.pid),
       time > 0 ? pct1(cpuTime / time) : '-',
       pct1(peak),
-      int(sum('voluntary_ctxt_switches')),
-      int(sum('nonvoluntary_ctxt_switches')),
+      formatCount(sum('voluntary_ctxt_switches')),
+      formatCount(sum('nonvoluntary_ctxt_switches')),
       ms(sum('wait_ns')),
       ms(waitMax),
-      p.exitedNs === null ? '' : `exited at ${(p.exitedNs / 1e9).toFixed(2)} s`,
+      p.exitedNs === null ? '' : `exited at ${formatSeconds(p.exitedNs)}`,
     ];
   });
   // figures right-aligned between the process and its note
@@ -284,7 +284,7 @@ function sockets(d: ProbeData): string | null {
     }
     if (n === 0) continue;
     const unit = d.columns.find((c) => c.name === name)?.unit ?? '';
-    rows.push([name, int(min), int(sum / n), int(max), unit === 'count' ? '' : unit]);
+    rows.push([name, formatCount(min), formatCount(sum / n), formatCount(max), unit === 'count' ? '' : unit]);
   }
   return rows.length ? table(['gauge', 'min', 'mean', 'max', 'unit'], rows, ['l', 'r', 'r', 'r', 'l']) : null;
 }
@@ -302,7 +302,7 @@ export function renderProbeSection(runDir: string, opts: ProbeSectionOptions = {
   const m = d.meta;
   out.push(
     '',
-    `Sampled every ${formatNs(m.intervalNs)}: ${int(d.rows)} samples, ${d.columns.length} columns` +
+    `Sampled every ${formatNs(m.intervalNs)}: ${formatCount(d.rows)} samples, ${d.columns.length} columns` +
       (m.netns ? `, TCP counters of network namespace ${m.netns}` : '') +
       ` (probes/meta.json, probes/samples.bin).` +
       (d.truncated || !m.complete ? ' The probe process did not finish cleanly: the last samples may be missing.' : ''),
@@ -333,7 +333,7 @@ export function renderProbeSection(runDir: string, opts: ProbeSectionOptions = {
           ['counter', 'total', 'peak /s', 'samples'],
           movedNames.slice(0, MOVED_ROWS).map((n) => {
             const s = stats.get(n) as { total: number; peakPerS: number; moved: number };
-            return [n, int(s.total), int(s.peakPerS), int(s.moved)];
+            return [n, formatCount(s.total), formatCount(s.peakPerS), formatCount(s.moved)];
           }),
           ['l', 'r', 'r', 'r'],
         ),

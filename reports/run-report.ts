@@ -1,14 +1,14 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeFromCompressedBase64 } from 'hdr-histogram-js';
-import { formatNs, formatUs } from '../lib/duration.ts';
+import { formatCount, formatNs, formatPercent, formatRate, formatUs } from '../lib/format.ts';
 import { FILES, readSummary, type RunManifest } from '../lib/run-files.ts';
 import { OUTCOMES, type PhaseStats, type RunConfig, type Summary } from '../lib/types.ts';
 import { TXN_FLAG_REUSED } from '../lib/records.ts';
 import { readManifest, readServer, readTransactions, type TxnColumns } from '../analysis/read-run.ts';
-import { joinServer } from '../analysis/join-server.ts';
+import { joinServer } from '../analysis/joins/server.ts';
 import { totalUs } from '../analysis/summarize.ts';
-import { code, int, pct, table } from './markdown.ts';
+import { code, table } from './markdown.ts';
 import { renderProbeSection } from './probe-section.ts';
 import { kernelSection } from './kernel-section.ts';
 import { redactText } from './redact.ts';
@@ -16,7 +16,7 @@ import { TIMELINE_FILE } from './timeline-chart.ts';
 import { LATENCY_FILE } from './latency-chart.ts';
 import { META_FILE, PROBES_DIR } from '../probes/probe-files.ts';
 import { formatEnvironment, readEnvironment } from '../probes/environment.ts';
-import { KERNEL_EVENTS_FILE } from '../probes/kernel-events.ts';
+import { KERNEL_EVENTS_FILE } from '../probes/kernel-events/tracer.ts';
 import { CATALOGUE, MIN_CONFIDENCE } from '../analysis/causes/index.ts';
 
 // report.md of one run: what happened first, then the evidence, then how
@@ -99,15 +99,16 @@ function verdict(m: RunManifest, s: Summary): string {
   const t = s.transactions;
   const lines: string[] = [];
   if (m.status !== 'complete') lines.push(`**Run ${m.status}: ${m.stopReason ?? 'no reason recorded'}.** What follows is what it saw.`, '');
-  if (t.unrecorded > 0) lines.push(`**${int(t.unrecorded)} transactions the client counted are missing from the records**: the figures below undercount.`, '');
+  if (t.unrecorded > 0)
+    lines.push(`**${formatCount(t.unrecorded)} transactions the client counted are missing from the records**: the figures below undercount.`, '');
   const cause = causeLine(s);
   if (cause !== null) lines.push(cause, '');
   for (const f of s.faults ?? []) lines.push(`**Injected fault:** ${f.verdict}`, '');
   const okRate = t.attempted > 0 ? t.ok / t.attempted : 0;
   lines.push(
-    `**${int(t.attempted)} transactions in ${s.durationS.toFixed(1)} s** (${s.throughput.tps.toFixed(0)}/s, ${s.throughput.mibps.toFixed(2)} MiB/s); ` +
-      `${pct(okRate)} succeeded` +
-      (t.attempted - t.ok > 0 ? `, ${int(t.failed)} failed and ${int(t.timedOut)} timed out` : '') +
+    `**${formatCount(t.attempted)} transactions in ${s.durationS.toFixed(1)} s** (${formatRate(s.throughput.tps)}, ${s.throughput.mibps.toFixed(2)} MiB/s); ` +
+      `${formatPercent(okRate)} succeeded` +
+      (t.attempted - t.ok > 0 ? `, ${formatCount(t.failed)} failed and ${formatCount(t.timedOut)} timed out` : '') +
       '.',
   );
   const L = s.latencyUs.total;
@@ -116,7 +117,7 @@ function verdict(m: RunManifest, s: Summary): string {
       `Latency p50 ${formatUs(L.p50)}, p99 ${formatUs(L.p99)}, p99.9 ${formatUs(L.p999)}, max ${formatUs(L.max)}. ` +
         (s.outliers.count === 0
           ? `No transaction exceeded the outlier threshold of ${formatUs(s.outliers.thresholdUs)}: nothing unusual seen.`
-          : `${int(s.outliers.count)} outliers (${pct(s.outliers.rate, 3)}) above ${formatUs(s.outliers.thresholdUs)} (${s.outliers.how}).`),
+          : `${formatCount(s.outliers.count)} outliers (${formatPercent(s.outliers.rate, 3)}) above ${formatUs(s.outliers.thresholdUs)} (${s.outliers.how}).`),
     );
   const shape = outlierLine(s);
   if (shape !== null) lines.push(shape);
@@ -126,10 +127,10 @@ function verdict(m: RunManifest, s: Summary): string {
 function outcomes(s: Summary): string {
   const t = s.transactions;
   const rows: (string | number)[][] = [
-    ['attempted', int(t.attempted), ''],
-    ['ok', int(t.ok), t.attempted ? pct(t.ok / t.attempted) : ''],
-    ['failed', int(t.failed), t.attempted ? pct(t.failed / t.attempted) : ''],
-    ['timed out', int(t.timedOut), t.attempted ? pct(t.timedOut / t.attempted) : ''],
+    ['attempted', formatCount(t.attempted), ''],
+    ['ok', formatCount(t.ok), t.attempted ? formatPercent(t.ok / t.attempted) : ''],
+    ['failed', formatCount(t.failed), t.attempted ? formatPercent(t.failed / t.attempted) : ''],
+    ['timed out', formatCount(t.timedOut), t.attempted ? formatPercent(t.timedOut / t.attempted) : ''],
   ];
   const out = [
     table(['transactions', 'count', 'share'], rows),
@@ -142,16 +143,19 @@ function outcomes(s: Summary): string {
       '',
       table(
         ['outcome', 'count'],
-        errs.map(([k, v]) => [`\`${k}\``, int(v)]),
+        errs.map(([k, v]) => [`\`${k}\``, formatCount(v)]),
       ),
     );
-  out.push('', `Accounting: attempted ${int(t.attempted)} = ok ${int(t.ok)} + failed ${int(t.failed)} + timed out ${int(t.timedOut)}.`);
+  out.push(
+    '',
+    `Accounting: attempted ${formatCount(t.attempted)} = ok ${formatCount(t.ok)} + failed ${formatCount(t.failed)} + timed out ${formatCount(t.timedOut)}.`,
+  );
   return out.join('\n');
 }
 
 const row = (name: string, p: PhaseStats): (string | number)[] => [
   name,
-  int(p.count),
+  formatCount(p.count),
   formatUs(p.p50),
   formatUs(p.p90),
   formatUs(p.p99),
@@ -221,9 +225,9 @@ function openLoop(s: Summary): string {
   return [
     `Target rate ${o.rate}/s. Latency is measured from each intended start, so a stalled client does not hide the stall.`,
     '',
-    `- late starts (more than ${formatUs(o.lateThresholdUs)} behind schedule): **${int(o.lateStarts)}** of ${int(s.transactions.attempted)}` +
+    `- late starts (more than ${formatUs(o.lateThresholdUs)} behind schedule): **${formatCount(o.lateStarts)}** of ${formatCount(s.transactions.attempted)}` +
       ` (lateness p50 ${formatUs(o.lateUs.p50)}, p99 ${formatUs(o.lateUs.p99)}, max ${formatUs(o.lateUs.max)})`,
-    `- intended starts that never began before the run ended (all workers busy): **${int(o.missedStarts)}**`,
+    `- intended starts that never began before the run ended (all workers busy): **${formatCount(o.missedStarts)}**`,
   ].join('\n');
 }
 
@@ -231,8 +235,8 @@ function server(s: Summary): string {
   const v = s.server!;
   const errs = Object.entries(v.errors);
   return (
-    `${int(v.connections)} connections accepted; ${int(v.resets)} ended with a reset.` +
-    (errs.length > 0 ? ` Connection outcomes other than ok: ${errs.map(([k, n]) => `\`${k}\` ${int(n)}`).join(', ')}.` : '')
+    `${formatCount(v.connections)} connections accepted; ${formatCount(v.resets)} ended with a reset.` +
+    (errs.length > 0 ? ` Connection outcomes other than ok: ${errs.map(([k, n]) => `\`${k}\` ${formatCount(n)}`).join(', ')}.` : '')
   );
 }
 
@@ -346,13 +350,13 @@ function observerSections(dir: string, m: RunManifest, highlightNs: number[], re
         [
           '## Kernel events (bpftrace)',
           '',
-          `${int(p.kernelEvents)} events on the run's ports (tcp and sock tracepoints), in \`${KERNEL_EVENTS_FILE}\`.`,
+          `${formatCount(p.kernelEvents)} events on the run's ports (tcp and sock tracepoints), in \`${KERNEL_EVENTS_FILE}\`.`,
           ...(kinds.length > 0
             ? [
                 '',
                 table(
                   ['event', 'count'],
-                  kinds.map(([k, n]) => [k, int(n)]),
+                  kinds.map(([k, n]) => [k, formatCount(n)]),
                 ),
               ]
             : []),
@@ -407,7 +411,7 @@ function outlierShape(s: Summary): string {
       '',
       table(
         ['mode', 'outliers', 'share', 'min', 'median', 'max'],
-        modes.map((m) => [m.label, int(m.count), pct(m.share, 1), formatUs(m.minUs), formatUs(m.medianUs), formatUs(m.maxUs)]),
+        modes.map((m) => [m.label, formatCount(m.count), formatPercent(m.share, 1), formatUs(m.minUs), formatUs(m.medianUs), formatUs(m.maxUs)]),
         ['l', 'r', 'r', 'r', 'r', 'r'],
       ),
     );
@@ -422,11 +426,11 @@ function outlierShape(s: Summary): string {
         ['phase', 'outliers', 'share', 'median excess', 'normal median', 'never finished'],
         rows.map((r) => [
           r.phase,
-          int(r.outliers),
-          pct(r.share, 1),
+          formatCount(r.outliers),
+          formatPercent(r.share, 1),
           formatUs(r.medianExcessUs),
           r.normalMedianUs === null ? '-' : formatUs(r.normalMedianUs),
-          int(r.unfinished),
+          formatCount(r.unfinished),
         ]),
         ['l', 'r', 'r', 'r', 'r', 'r'],
       ),
@@ -440,7 +444,7 @@ function systemStateSection(st: NonNullable<Summary['systemState']>): string {
     st.window === 'span'
       ? 'the probe samples each outlier overlaps, plus the one before it started'
       : "the samples at each outlier's start (and the one before) and at its end (outliers covered the whole load, leaving no normal time to compare with)";
-  const head = `Every probe metric in ${how} (${int(st.rows.outlier)} samples) against the rest of the load (${int(st.rows.normal)} samples): rank-sum test, Benjamini-Hochberg q < 0.01, strongest effect first (Cliff's delta, -1..1). Samples are a time series, so read q as a filter and the counts as the evidence.`;
+  const head = `Every probe metric in ${how} (${formatCount(st.rows.outlier)} samples) against the rest of the load (${formatCount(st.rows.normal)} samples): rank-sum test, Benjamini-Hochberg q < 0.01, strongest effect first (Cliff's delta, -1..1). Samples are a time series, so read q as a filter and the counts as the evidence.`;
   if (st.metrics.length === 0) return `${head}\n\nNo metric differed significantly between outlier windows and normal ones.`;
   const v = (x: number): string => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(2));
   return [
@@ -468,9 +472,9 @@ function outlierLine(s: Summary): string | null {
   if (o.count === 0) return null;
   const parts: string[] = [];
   const top = [...(o.modes ?? [])].sort((a, b) => b.count - a.count)[0];
-  if (top !== undefined && top.timer !== null) parts.push(`${pct(top.share, 0)} sit at ${top.label.split(':')[0]}`);
+  if (top !== undefined && top.timer !== null) parts.push(`${formatPercent(top.share, 0)} sit at ${top.label.split(':')[0]}`);
   const dominant = o.phases?.rows.find((r) => r.phase === o.phases?.dominant);
-  if (dominant !== undefined) parts.push(`${pct(dominant.share, 0)} spent their excess time in ${dominant.phase}`);
+  if (dominant !== undefined) parts.push(`${formatPercent(dominant.share, 0)} spent their excess time in ${dominant.phase}`);
   const ev = s.systemState?.metrics[0];
   if (ev !== undefined && ev.total !== null)
     parts.push(
@@ -553,10 +557,10 @@ function likelyCause(s: Summary): string | null {
   const h = s.selfCheck;
   out.push(
     h === undefined
-      ? 'Harness self-check: no self-monitor files, so stalls of sockspike itself could not be ruled out.'
+      ? 'Harness self-check: no stall-monitor files, so stalls of sockspike itself could not be ruled out.'
       : h.stalled === 0
-        ? `Harness self-check: none of the ${int(h.outliers)} outliers coincide with an event-loop stall or GC pause of sockspike's own processes (${h.monitors} monitored).`
-        : `Harness self-check: **${int(h.stalled)} of ${int(h.outliers)} outliers were sockspike's own doing** (${int(h.byLoopDelay)} event-loop stalls, ${int(h.byGc)} GC pauses, the longest ${h.worstMs} ms); they are left out of the other causes' evidence.`,
+        ? `Harness self-check: none of the ${formatCount(h.outliers)} outliers coincide with an event-loop stall or GC pause of sockspike's own processes (${h.monitors} monitored).`
+        : `Harness self-check: **${formatCount(h.stalled)} of ${formatCount(h.outliers)} outliers were sockspike's own doing** (${formatCount(h.byLoopDelay)} event-loop stalls, ${formatCount(h.byGc)} GC pauses, the longest ${h.worstMs} ms); they are left out of the other causes' evidence.`,
   );
   out.push(
     '',
@@ -569,6 +573,6 @@ function likelyCause(s: Summary): string | null {
 function totalText(total: number, rateUnit: string): string {
   const unit = rateUnit.replace(/\/s$/, '');
   if (unit === 'us') return `${formatUs(total)} of stall`;
-  if (unit === 'count' || unit === '') return `${int(total)} events`;
-  return `${int(total)} ${unit}`;
+  if (unit === 'count' || unit === '') return `${formatCount(total)} events`;
+  return `${formatCount(total)} ${unit}`;
 }

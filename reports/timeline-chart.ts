@@ -7,6 +7,7 @@ import { OUTCOME_INDEX, OUTCOME_OK, OUTCOME_TIMEOUT } from '../lib/types.ts';
 import { META_FILE, PROBES_DIR } from '../probes/probe-files.ts';
 import { readProbes, type ProbeData } from '../probes/read.ts';
 import { txnStartNs } from '../analysis/summarize.ts';
+import { formatUs } from '../lib/format.ts';
 
 // The report's timeline picture (timeline.svg beside report.md): on one time
 // axis (seconds since t0), transaction latency with outliers and failures
@@ -394,7 +395,7 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
   const presentKinds = KINDS.filter((kind) => lat.stats.drawn[kind] > 0);
   panels.push({
     title: {
-      text: `transactions (${lat.stats.transactions} total, ${lat.stats.outliers} outliers above ${(thresholdUs / 1e3).toPrecision(3)} ms, ${lat.stats.failures} failed)`,
+      text: `transactions (${lat.stats.transactions} total, ${lat.stats.outliers} outliers above ${formatUs(thresholdUs)}, ${lat.stats.failures} failed)`,
       anchor: 'start',
       fontSize: 12,
     },

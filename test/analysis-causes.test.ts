@@ -5,11 +5,11 @@ import { dirname, join } from 'node:path';
 import { analyzeRun } from '../analysis/analyze-run.ts';
 import { CATALOGUE, findCauses, type CauseInput } from '../analysis/causes/index.ts';
 import { buildCauseInput } from '../analysis/causes/input.ts';
-import { selfCheck } from '../analysis/causes/self-check.ts';
+import { selfCheck } from '../analysis/causes/harness-check.ts';
 import { allocTxnColumns, readManifest, readTransactions } from '../analysis/read-run.ts';
 import { totalUs } from '../analysis/summarize.ts';
 import { writeReport } from '../reports/run-report.ts';
-import type { ProbeData, SelfMonitorData } from '../probes/read.ts';
+import type { ProbeData, StallMonitorData } from '../probes/read.ts';
 import type { RunConfig, Summary } from '../lib/types.ts';
 
 // The cause catalogue: on the recorded backlog-1 run (known answer:
@@ -247,7 +247,7 @@ function stallRun(withMonitors: boolean): CauseInput {
   } as unknown as ProbeData;
   // the client's event loop: a 140 ms stall in the 20 ms interval where each slow transaction starts
   const eldT = outliers.map((i) => c.intendedNs[i] + 20e6);
-  const mon: SelfMonitorData = {
+  const mon: StallMonitorData = {
     role: 'client',
     pid: 1,
     file: 'probes/self-client.1.bin',
@@ -312,7 +312,7 @@ test('self-check: a GC pause counts only when it is a large part of the excess',
   const c = allocTxnColumns(1, 1);
   c.intendedNs[0] = 1e9;
   c.endUs[0] = 200_000;
-  const gc = (ms: number): SelfMonitorData => ({
+  const gc = (ms: number): StallMonitorData => ({
     role: 'server',
     pid: 2,
     file: 'x',

@@ -1,7 +1,7 @@
 import test from 'ava';
-import { parseFault } from '../harness/fault-spec.ts';
-import { nftTable } from '../harness/faults.ts';
-import { parseSysctl, sysctlPath } from '../harness/sysctl-spec.ts';
+import { parseFault } from '../harness/kernel/fault-spec.ts';
+import { nftTable } from '../harness/kernel/faults.ts';
+import { parseSysctl, sysctlPath } from '../harness/kernel/sysctl-spec.ts';
 import { SCENARIOS } from '../harness/scenarios.ts';
 import { CATALOGUE } from '../analysis/causes/index.ts';
 import { UserError } from '../lib/errors.ts';

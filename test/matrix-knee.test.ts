@@ -1,7 +1,7 @@
 import test from 'ava';
-import { findKnee, expectedAt, type KneeLevel } from '../analysis/knee.ts';
+import { findKnee, expectedAt, type KneeLevel } from '../analysis/compare/knee.ts';
 
-// The scaling-knee rule (analysis/knee.ts) on synthetic level data.
+// The scaling-knee rule (analysis/compare/knee.ts) on synthetic level data.
 
 const lv = (level: number, values: KneeLevel['values']): KneeLevel => ({ level, values });
 

@@ -1,5 +1,6 @@
 import type { Cause, CauseInput, CauseModule } from './types.ts';
-import { counterNear, outlierSpan, score, fmtN, kernelOutliers, runCommand } from './evidence.ts';
+import { counterNear, outlierSpan, score, kernelOutliers, runCommand } from './evidence.ts';
+import { formatNumber } from '../../lib/format.ts';
 
 // Connections ended by a reset (SO_LINGER {1,0}, a full queue with
 // tcp_abort_on_overflow, a peer that closed with unread data): the other side
@@ -25,12 +26,16 @@ export const abortiveCloseReset: CauseModule = {
     const n = input.outliers.count;
     const rst = counterNear(input, ['Tcp.OutRsts', 'Tcp.EstabResets']);
     const { confidence, evidence } = score([
-      { weight: 0.45, strength: 1, text: `${fmtN(e.ECONNRESET ?? 0)} transactions failed with ECONNRESET and ${fmtN(e.EPIPE ?? 0)} with EPIPE` },
+      {
+        weight: 0.45,
+        strength: 1,
+        text: `${formatNumber(e.ECONNRESET ?? 0)} transactions failed with ECONNRESET and ${formatNumber(e.EPIPE ?? 0)} with EPIPE`,
+      },
       { weight: 0.2, strength: rstClose ? 1 : 0, text: `the run closes with a reset (close ${input.config.close})` },
       {
         weight: 0.2,
         strength: k === null || k.outliers === 0 ? null : k.outliersWithReset / k.outliers,
-        text: `kernel events: ${fmtN(k?.outliersWithReset ?? 0)} of ${kernelOutliers(input)} saw a reset`,
+        text: `kernel events: ${formatNumber(k?.outliersWithReset ?? 0)} of ${kernelOutliers(input)} saw a reset`,
       },
       { weight: 0.15, strength: n === 0 ? null : rst.strength, text: rst.text },
     ]);
@@ -38,7 +43,7 @@ export const abortiveCloseReset: CauseModule = {
       id: this.id,
       confidence,
       summary:
-        `${fmtN(errs)} transactions were cut off by a reset` +
+        `${formatNumber(errs)} transactions were cut off by a reset` +
         (rstClose ? ` (this run closes connections with ${input.config.close}: the peer can still be writing or reading when the reset arrives)` : '') +
         (n > 0 ? `; ${outlierSpan(input)}` : '') +
         '.',

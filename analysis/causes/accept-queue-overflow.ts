@@ -1,5 +1,6 @@
 import type { Cause, CauseInput, CauseModule } from './types.ts';
-import { counterNear, modeShare, outlierSpan, phaseShare, pctS, runCommand, score, clamp01, fmtN, kernelOutliers } from './evidence.ts';
+import { counterNear, modeShare, outlierSpan, phaseShare, runCommand, score, clamp01, kernelOutliers } from './evidence.ts';
+import { formatNumber, formatShare } from '../../lib/format.ts';
 
 // The listen (accept) queue overflowed: the kernel dropped the client's
 // handshake ACK or SYN, and the connect waited for a SYN retransmission.
@@ -27,13 +28,13 @@ export const acceptQueueOverflow: CauseModule = {
     const k = input.txn.kernel;
     const kShare = k && k.outliers > 0 ? k.outliersWithSynRetrans / k.outliers : 0;
     const { confidence, evidence } = score([
-      { weight: 0.2, strength: connect.share, text: `${pctS(connect.share)} of the outliers spent their extra time in connect` },
-      { weight: 0.25, strength: clamp01(syn.share / 0.5), text: `${pctS(syn.share)} of the outliers sit at ${syn.labels.join(', ')}` },
+      { weight: 0.2, strength: connect.share, text: `${formatShare(connect.share)} of the outliers spent their extra time in connect` },
+      { weight: 0.25, strength: clamp01(syn.share / 0.5), text: `${formatShare(syn.share)} of the outliers sit at ${syn.labels.join(', ')}` },
       { weight: 0.35, strength: listen.strength, text: listen.text },
       {
         weight: 0.2,
         strength: k === null || k.outliers === 0 ? null : kShare,
-        text: `kernel events: ${fmtN(k?.outliersWithSynRetrans ?? 0)} of ${kernelOutliers(input)} retransmitted their SYN`,
+        text: `kernel events: ${formatNumber(k?.outliersWithSynRetrans ?? 0)} of ${kernelOutliers(input)} retransmitted their SYN`,
       },
     ]);
     const backlog = input.config.backlog;
@@ -43,8 +44,8 @@ export const acceptQueueOverflow: CauseModule = {
       confidence,
       summary:
         `The server's accept queue (${input.config.external ? externalBacklog(input) : `backlog ${backlog}`}${somax ? `, somaxconn ${somax}` : ''}) overflowed: the kernel dropped handshakes ` +
-        `(${fmtN(listen.near)} listen overflows/drops around the outliers), and ${outlierSpan(input)} waited for the client to resend its SYN` +
-        (syn.count > 0 ? ` (${pctS(syn.share)} at ${syn.labels[0]})` : '') +
+        `(${formatNumber(listen.near)} listen overflows/drops around the outliers), and ${outlierSpan(input)} waited for the client to resend its SYN` +
+        (syn.count > 0 ? ` (${formatShare(syn.share)} at ${syn.labels[0]})` : '') +
         '.',
       evidence,
       tryNext: [
@@ -61,5 +62,5 @@ export const acceptQueueOverflow: CauseModule = {
 /** An external server's backlog: as the listen-queue probe saw it (the kernel's limit), when it ran. */
 function externalBacklog(input: CauseInput): string {
   const limit = input.metrics['listen.limit'];
-  return limit !== undefined && limit.max > 0 ? `backlog ${fmtN(limit.max)}, as the listen-queue probe read it` : "the server's own backlog";
+  return limit !== undefined && limit.max > 0 ? `backlog ${formatNumber(limit.max)}, as the listen-queue probe read it` : "the server's own backlog";
 }

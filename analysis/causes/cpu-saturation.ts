@@ -1,5 +1,6 @@
 import type { Cause, CauseInput, CauseModule } from './types.ts';
-import { levelNear, outlierSpan, pctS, pressureFraction, score, clamp01, runCommand } from './evidence.ts';
+import { levelNear, outlierSpan, pressureFraction, score, clamp01, runCommand } from './evidence.ts';
+import { formatShare } from '../../lib/format.ts';
 
 // The machine's CPUs were busy (user + system time) around the outliers:
 // runnable threads waited for a CPU, the harness's and the server's included.
@@ -31,19 +32,19 @@ export const cpuSaturation: CauseModule = {
       {
         weight: 0.45,
         strength: clamp01((busy - 0.6) / 0.3),
-        text: `CPUs ${pctS(busy)} busy (user ${pctS(u.near)}, system ${pctS(s.near)}) in the ${u.nearRows} samples around the outliers`,
+        text: `CPUs ${formatShare(busy)} busy (user ${formatShare(u.near)}, system ${formatShare(s.near)}) in the ${u.nearRows} samples around the outliers`,
       },
-      { weight: 0.2, strength: clamp01((busy - busyOther) / 0.2), text: `against ${pctS(busyOther)} busy in the other ${u.otherRows} samples` },
+      { weight: 0.2, strength: clamp01((busy - busyOther) / 0.2), text: `against ${formatShare(busyOther)} busy in the other ${u.otherRows} samples` },
       {
         weight: 0.35,
         strength: psi === null ? null : psi.near > psi.otherwise ? clamp01(psi.near / 0.3) : 0,
-        text: `some task waited for a CPU ${pctS(psi?.near ?? 0)} of the time around the outliers (pressure.cpu.some), ${pctS(psi?.otherwise ?? 0)} otherwise`,
+        text: `some task waited for a CPU ${formatShare(psi?.near ?? 0)} of the time around the outliers (pressure.cpu.some), ${formatShare(psi?.otherwise ?? 0)} otherwise`,
       },
     ]);
     return {
       id: this.id,
       confidence,
-      summary: `The CPUs were saturated around the outliers (${pctS(busy)} busy in user and system time): ${outlierSpan(input)} most likely waited for a CPU.`,
+      summary: `The CPUs were saturated around the outliers (${formatShare(busy)} busy in user and system time): ${outlierSpan(input)} most likely waited for a CPU.`,
       evidence,
       tryNext: [
         'Find who used the CPU: `pidstat -u 1`, `top -H`, `perf top`.',

@@ -1,5 +1,6 @@
 import type { Cause, CauseInput, CauseModule } from './types.ts';
-import { outlierSpan, pctS, risingShare } from './evidence.ts';
+import { outlierSpan, risingShare } from './evidence.ts';
+import { formatShare } from '../../lib/format.ts';
 
 // The hypervisor ran other guests on our virtual CPUs (steal time).
 //
@@ -20,7 +21,7 @@ export const cpuSteal: CauseModule = {
     return {
       id: this.id,
       confidence,
-      summary: `The hypervisor took the CPUs away (steal ${pctS(r.level.near)} around the outliers): ${outlierSpan(input)} waited while other guests ran.`,
+      summary: `The hypervisor took the CPUs away (steal ${formatShare(r.level.near)} around the outliers): ${outlierSpan(input)} waited while other guests ran.`,
       evidence,
       tryNext: [
         'Run on dedicated or bigger instances (no CPU credits / overcommit), or ask the provider about noisy neighbours.',

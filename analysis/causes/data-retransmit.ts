@@ -1,5 +1,6 @@
 import type { Cause, CauseInput, CauseModule } from './types.ts';
-import { counterNear, isExchange, modeShare, outlierSpan, phaseShare, pctS, score, clamp01, fmtN, kernelOutliers, runCommand } from './evidence.ts';
+import { counterNear, isExchange, modeShare, outlierSpan, phaseShare, score, clamp01, kernelOutliers, runCommand } from './evidence.ts';
+import { formatNumber, formatShare } from '../../lib/format.ts';
 
 // Data (or FIN) segments lost and resent after a retransmission timeout:
 // the exchange or close waits for the RTO (200 ms minimum, doubling).
@@ -39,22 +40,22 @@ export const dataRetransmit: CauseModule = {
     const kShare = k && k.outliers > 0 ? k.outliersWithRetrans / k.outliers : 0;
     if (rto.count === 0 && !(phase.share >= 0.3 && ((counter.strength ?? 0) > 0 || tiShare > tiNormal || kShare > 0))) return null;
     const { confidence, evidence } = score([
-      { weight: 0.25, strength: clamp01(rto.share / 0.5), text: `${pctS(rto.share)} of the outliers sit at ${rto.labels.join(', ')}` },
+      { weight: 0.25, strength: clamp01(rto.share / 0.5), text: `${formatShare(rto.share)} of the outliers sit at ${rto.labels.join(', ')}` },
       {
         weight: 0.2,
         strength: phase.share,
-        text: `${pctS(phase.share)} of the outliers spent their extra time in an exchange or close (mostly ${phase.phase})`,
+        text: `${formatShare(phase.share)} of the outliers spent their extra time in an exchange or close (mostly ${phase.phase})`,
       },
       { weight: 0.2, strength: counter.strength === null ? null : counter.strength * phase.share, text: counter.text },
       {
         weight: 0.2,
         strength: ti === null || ti.outliers === 0 ? null : clamp01((tiShare - tiNormal) * 2) * phase.share,
-        text: `TCP_INFO: ${fmtN(ti?.outliersRetrans ?? 0)} of ${fmtN(ti?.outliers ?? 0)} outlier connections had retransmitted (total_retrans > 0), against ${pctS(tiNormal)} of normal ones`,
+        text: `TCP_INFO: ${formatNumber(ti?.outliersRetrans ?? 0)} of ${formatNumber(ti?.outliers ?? 0)} outlier connections had retransmitted (total_retrans > 0), against ${formatShare(tiNormal)} of normal ones`,
       },
       {
         weight: 0.15,
         strength: k === null || k.outliers === 0 ? null : kShare,
-        text: `kernel events: ${fmtN(k?.outliersWithRetrans ?? 0)} of ${kernelOutliers(input)} had a data/FIN retransmit`,
+        text: `kernel events: ${formatNumber(k?.outliersWithRetrans ?? 0)} of ${kernelOutliers(input)} had a data/FIN retransmit`,
       },
     ]);
     return {
@@ -62,7 +63,7 @@ export const dataRetransmit: CauseModule = {
       confidence,
       summary:
         `${outlierSpan(input)} waited for lost segments to be resent after a retransmission timeout` +
-        (rto.count > 0 ? ` (${pctS(rto.share)} at ${rto.labels[0]})` : '') +
+        (rto.count > 0 ? ` (${formatShare(rto.share)} at ${rto.labels[0]})` : '') +
         '.',
       evidence,
       tryNext: [

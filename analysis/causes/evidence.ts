@@ -1,8 +1,9 @@
 // The scoring every cause module shares: evidence items weighed into a
 // confidence, the shares and counters they are built from, and the words
 // and numbers they are told in.
-import { byoArgs } from '../../lib/byo-args.ts';
+import { externalServerArgs } from '../../lib/external-server-args.ts';
 import type { CauseInput, MetricNear } from './types.ts';
+import { formatNumber, formatSeconds, formatShare, formatUs } from '../../lib/format.ts';
 
 /** One evidence item: weight (share of the score), strength 0..1 (0: does not hold), null strength: not available (left out of the denominator). */
 export interface Item {
@@ -89,7 +90,7 @@ export function counterNear(
   const ro = otherRows > 0 ? otherwise / otherRows : 0;
   const strength = near <= 0 ? 0 : ro === 0 || rn >= 2 * ro ? 1 : 0.5;
   const label = ms.map(([n]) => n).join(' + ');
-  const text = `${label}: ${fmtN(near)} in the ${nearRows} probe samples around outliers, ${fmtN(otherwise)} in the other ${otherRows}`;
+  const text = `${label}: ${formatNumber(near)} in the ${nearRows} probe samples around outliers, ${formatNumber(otherwise)} in the other ${otherRows}`;
   return { strength, near, otherwise, nearRows, otherRows, text };
 }
 
@@ -117,9 +118,9 @@ export function risingShare(
     {
       weight: 0.6,
       strength: clamp01(st.near / full),
-      text: `${what} ${pctS(st.near)} of the CPUs in the ${st.nearRows} samples around the outliers (up to ${pctS(st.nearMax)})`,
+      text: `${what} ${formatShare(st.near)} of the CPUs in the ${st.nearRows} samples around the outliers (up to ${formatShare(st.nearMax)})`,
     },
-    { weight: 0.4, strength: ratio === Infinity ? 1 : clamp01(ratio - 1), text: `against ${pctS(st.otherwise)} in the other ${st.otherRows} samples` },
+    { weight: 0.4, strength: ratio === Infinity ? 1 : clamp01(ratio - 1), text: `against ${formatShare(st.otherwise)} in the other ${st.otherRows} samples` },
   ]);
   return { level: st, confidence, evidence };
 }
@@ -139,20 +140,15 @@ export function kernelOutliers(input: CauseInput): string {
   const n = k?.outliers ?? input.outliers.count;
   const all = input.outliers.count;
   return k !== null && n < all
-    ? `${fmtN(n)} outlier connections (the ${fmtN(all - n)} before bpftrace attached at ${secS(k.fromNs)} cannot show events)`
-    : `${fmtN(n)} outlier connections`;
+    ? `${formatNumber(n)} outlier connections (the ${formatNumber(all - n)} before bpftrace attached at ${formatSeconds(k.fromNs)} cannot show events)`
+    : `${formatNumber(n)} outlier connections`;
 }
-
-export const fmtN = (v: number): string => (Number.isInteger(v) ? v.toLocaleString('en-US') : v.toFixed(2));
-export const pctS = (v: number): string => `${(v * 100).toFixed(v < 0.1 ? 1 : 0)}%`;
-export const msS = (us: number): string => (us >= 1e6 ? `${(us / 1e6).toFixed(2)} s` : `${(us / 1000).toFixed(us < 10_000 ? 1 : 0)} ms`);
-export const secS = (ns: number): string => `${(ns / 1e9).toFixed(2)} s`;
 
 /** "N of M outliers (between a s and b s after the start)". */
 export function outlierSpan(input: CauseInput): string {
   const o = input.outliers;
-  const when = Number.isFinite(o.firstNs) ? ` between ${secS(o.firstNs)} and ${secS(o.lastNs)} into the run` : '';
-  return `${fmtN(o.count)} outlier${o.count === 1 ? '' : 's'} above ${msS(o.thresholdUs)}${when}`;
+  const when = Number.isFinite(o.firstNs) ? ` between ${formatSeconds(o.firstNs)} and ${formatSeconds(o.lastNs)} into the run` : '';
+  return `${formatNumber(o.count)} outlier${o.count === 1 ? '' : 's'} above ${formatUs(o.thresholdUs)}${when}`;
 }
 
 /** A `sockspike run` command (in backticks): the run's own command line shape with some options changed. */
@@ -168,7 +164,7 @@ export function runCommand(input: CauseInput, change: Record<string, string | nu
     '--outlier': `${Math.round(input.outliers.thresholdUs / 1000)}ms`,
     ...change,
   };
-  const parts = ['sockspike run', ...byoArgs(c)];
+  const parts = ['sockspike run', ...externalServerArgs(c)];
   if (c.durationNs) parts.push(`--duration ${Math.round(c.durationNs / 1e9)}`);
   for (const [k, v] of Object.entries(opts)) {
     if (v === null || v === false) continue;

@@ -1,5 +1,6 @@
 import type { Cause, CauseInput, CauseModule } from './types.ts';
-import { fmtN, pctS, score } from './evidence.ts';
+import { score } from './evidence.ts';
+import { formatNumber, formatShare } from '../../lib/format.ts';
 
 // The harness's own processes stalled (event loop blocked, GC pause) while
 // the outliers were in flight: the latency is ours, not the system's. The
@@ -12,7 +13,7 @@ import { fmtN, pctS, score } from './evidence.ts';
 export const harnessStall: CauseModule = {
   id: 'harness-stall',
   title: "The harness's own stalls (event loop, GC)",
-  needs: ['self-monitor files (event-loop delay, GC pauses of the client and server processes)'],
+  needs: ['stall-monitor files (event-loop delay, GC pauses of the client and server processes)'],
   match(input: CauseInput): Cause | null {
     const h = input.harness;
     if (h === null || h.stalled === 0 || h.outliers === 0) return null;
@@ -21,13 +22,13 @@ export const harnessStall: CauseModule = {
       {
         weight: 1,
         strength: share,
-        text: `${fmtN(h.stalled)} of ${fmtN(h.outliers)} outliers coincide with a stall of sockspike's own processes (${fmtN(h.byLoopDelay)} event-loop delays, ${fmtN(h.byGc)} GC pauses; the longest ${h.worstMs} ms)`,
+        text: `${formatNumber(h.stalled)} of ${formatNumber(h.outliers)} outliers coincide with a stall of sockspike's own processes (${formatNumber(h.byLoopDelay)} event-loop delays, ${formatNumber(h.byGc)} GC pauses; the longest ${h.worstMs} ms)`,
       },
     ]);
     return {
       id: this.id,
       confidence,
-      summary: `${fmtN(h.stalled)} of ${fmtN(h.outliers)} outliers (${pctS(share)}) were sockspike's own doing: its event loop or garbage collector stalled while they were in flight, so they say nothing about the system.`,
+      summary: `${formatNumber(h.stalled)} of ${formatNumber(h.outliers)} outliers (${formatShare(share)}) were sockspike's own doing: its event loop or garbage collector stalled while they were in flight, so they say nothing about the system.`,
       evidence: [...evidence, ...h.examples],
       tryNext: [
         'Give the harness room: fewer concurrent transactions per process, an idle core, or a shorter probe interval that the machine can keep up with.',

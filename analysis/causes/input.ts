@@ -1,12 +1,12 @@
 import { OUTCOMES, OUTCOME_OK, type RunConfig, type Summary } from '../../lib/types.ts';
-import type { KernelEvent } from '../../probes/kernel-events-parse.ts';
-import type { ProbeData, SelfMonitorData } from '../../probes/read.ts';
-import { joinKernelEvents } from '../join-kernel.ts';
-import { joinServer } from '../join-server.ts';
+import type { KernelEvent } from '../../probes/kernel-events/parse.ts';
+import type { ProbeData, StallMonitorData } from '../../probes/read.ts';
+import { joinKernelEvents } from '../joins/kernel.ts';
+import { joinServer } from '../joins/server.ts';
 import type { ServerColumns, TxnColumns } from '../read-run.ts';
 import { comparisonWindows } from '../windows.ts';
 import { cpuContention } from './contention.ts';
-import { selfCheck } from './self-check.ts';
+import { selfCheck } from './harness-check.ts';
 import type { CauseInput, MetricNear, Modes, Phases } from './types.ts';
 import { RECLAIM } from './memory-reclaim.ts';
 
@@ -44,8 +44,8 @@ export interface InputSources {
   outliers: Uint32Array;
   probes: ProbeData | null;
   /** Self-monitor files (probes.self when probes were read). */
-  self: SelfMonitorData[];
-  /** Kernel events (probes/kernel-events-parse.ts readKernelEventsFile) and from when they were recorded. */
+  self: StallMonitorData[];
+  /** Kernel events (probes/kernel-events/parse.ts readKernelEventsFile) and from when they were recorded. */
   events: { events: KernelEvent[]; fromNs: number } | null;
   /** Modes and phases of a subset of the outliers (for when the self-check takes some away). */
   describe: (outliers: Uint32Array) => { modes: Modes; phases: Phases | null };

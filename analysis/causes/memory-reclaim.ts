@@ -1,5 +1,6 @@
 import type { Cause, CauseInput, CauseModule } from './types.ts';
-import { counterNear, outlierSpan, pctS, pressureFraction, score, clamp01, fmtN } from './evidence.ts';
+import { counterNear, outlierSpan, pressureFraction, score, clamp01 } from './evidence.ts';
+import { formatNumber, formatShare } from '../../lib/format.ts';
 
 // Allocations stalled in direct reclaim (or compaction): a process that
 // needs memory frees it itself, synchronously.
@@ -34,13 +35,13 @@ export const memoryReclaim: CauseModule = {
       {
         weight: 0.5,
         strength: psi === null ? null : psi.near > psi.otherwise ? clamp01(psi.near / 0.1) : 0,
-        text: `some task waited for memory ${pctS(psi?.near ?? 0)} of the time around the outliers (pressure.memory.some), ${pctS(psi?.otherwise ?? 0)} otherwise`,
+        text: `some task waited for memory ${formatShare(psi?.near ?? 0)} of the time around the outliers (pressure.memory.some), ${formatShare(psi?.otherwise ?? 0)} otherwise`,
       },
     ]);
     return {
       id: this.id,
       confidence,
-      summary: `Memory ran short around the outliers (${fmtN(r.near)} direct-reclaim events nearby): ${outlierSpan(input)} likely stalled while the kernel freed memory.`,
+      summary: `Memory ran short around the outliers (${formatNumber(r.near)} direct-reclaim events nearby): ${outlierSpan(input)} likely stalled while the kernel freed memory.`,
       evidence,
       tryNext: [
         'Check free memory and who holds it (`free -m`, `smem`, cgroup memory.current / memory.max).',

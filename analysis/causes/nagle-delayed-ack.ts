@@ -1,5 +1,6 @@
 import type { Cause, CauseInput, CauseModule } from './types.ts';
-import { counterNear, isExchange, modeShare, outlierSpan, phaseShare, pctS, score, clamp01, fmtN, runCommand } from './evidence.ts';
+import { counterNear, isExchange, modeShare, outlierSpan, phaseShare, score, clamp01, runCommand } from './evidence.ts';
+import { formatNumber, formatShare } from '../../lib/format.ts';
 
 // Nagle's algorithm holds the second write of a request until the first is
 // ACKed, and the peer delays that ACK (40 ms): each exchange of a split
@@ -30,8 +31,12 @@ export const nagleDelayedAck: CauseModule = {
     const dack = counterNear(input, ['TcpExt.DelayedACKs']);
     if (!trap && !(dack.strength !== null && dack.strength >= 1)) return null;
     const { confidence, evidence } = score([
-      { weight: 0.35, strength: clamp01(mode.share / 0.5), text: `${pctS(mode.share)} of the outliers (${fmtN(mode.count)}) sit at ${mode.labels.join(', ')}` },
-      { weight: 0.2, strength: phase.share, text: `${pctS(phase.share)} of the outliers spent their extra time in an exchange (mostly ${phase.phase})` },
+      {
+        weight: 0.35,
+        strength: clamp01(mode.share / 0.5),
+        text: `${formatShare(mode.share)} of the outliers (${formatNumber(mode.count)}) sit at ${mode.labels.join(', ')}`,
+      },
+      { weight: 0.2, strength: phase.share, text: `${formatShare(phase.share)} of the outliers spent their extra time in an exchange (mostly ${phase.phase})` },
       { weight: 0.3, strength: trap ? 1 : 0, text: `requests are sent in ${c.splitWrites} writes with TCP_NODELAY off` },
       { weight: 0.15, strength: dack.strength, text: dack.text },
     ]);
@@ -39,7 +44,7 @@ export const nagleDelayedAck: CauseModule = {
       id: this.id,
       confidence,
       summary:
-        `${outlierSpan(input)}: ${pctS(mode.share)} waited about 40 ms in an exchange, the peer's delayed ACK holding back a request Nagle's algorithm had split` +
+        `${outlierSpan(input)}: ${formatShare(mode.share)} waited about 40 ms in an exchange, the peer's delayed ACK holding back a request Nagle's algorithm had split` +
         (trap ? ` (${c.splitWrites} writes per request, TCP_NODELAY off)` : '') +
         '.',
       evidence,

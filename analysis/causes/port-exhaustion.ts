@@ -1,5 +1,6 @@
 import type { Cause, CauseInput, CauseModule } from './types.ts';
-import { levelNear, outlierSpan, phaseShare, pctS, score, clamp01, fmtN, runCommand } from './evidence.ts';
+import { levelNear, outlierSpan, phaseShare, score, clamp01, runCommand } from './evidence.ts';
+import { formatNumber, formatShare } from '../../lib/format.ts';
 
 // Ephemeral ports used up (TIME_WAIT holds them): connect() fails with
 // EADDRNOTAVAIL, or slows while the kernel searches the port range.
@@ -31,18 +32,18 @@ export const portExhaustion: CauseModule = {
     const connect = phaseShare(input, (p) => p === 'connect');
     if (errs === 0 && !(input.outliers.count > 0 && connect.share >= 0.5 && twRatio !== null && twRatio >= 0.5)) return null;
     const { confidence, evidence } = score([
-      { weight: 0.55, strength: errs > 0 ? 1 : 0, text: `${fmtN(errs)} connects failed with EADDRNOTAVAIL (no free local port)` },
+      { weight: 0.55, strength: errs > 0 ? 1 : 0, text: `${formatNumber(errs)} connects failed with EADDRNOTAVAIL (no free local port)` },
       {
         weight: 0.25,
         strength: twRatio === null ? null : clamp01(twRatio / 0.8),
         text:
-          `up to ${fmtN(twMax ?? 0)} sockets in TIME_WAIT` +
-          (range ? ` against ${fmtN(range)} local ports (net.ipv4.ip_local_port_range ${input.sysctls['net.ipv4.ip_local_port_range']})` : ''),
+          `up to ${formatNumber(twMax ?? 0)} sockets in TIME_WAIT` +
+          (range ? ` against ${formatNumber(range)} local ports (net.ipv4.ip_local_port_range ${input.sysctls['net.ipv4.ip_local_port_range']})` : ''),
       },
       {
         weight: 0.2,
         strength: input.outliers.count > 0 ? connect.share : null,
-        text: `${pctS(connect.share)} of the outliers spent their extra time in connect`,
+        text: `${formatShare(connect.share)} of the outliers spent their extra time in connect`,
       },
     ]);
     return {
@@ -50,9 +51,9 @@ export const portExhaustion: CauseModule = {
       confidence,
       summary:
         (errs > 0
-          ? `${fmtN(errs)} connects found no free local port (EADDRNOTAVAIL)`
+          ? `${formatNumber(errs)} connects found no free local port (EADDRNOTAVAIL)`
           : `${outlierSpan(input)} slowed in connect while the kernel searched for a free local port`) +
-        (twMax !== null ? `, with up to ${fmtN(twMax)} connections in TIME_WAIT` : '') +
+        (twMax !== null ? `, with up to ${formatNumber(twMax)} connections in TIME_WAIT` : '') +
         '.',
       evidence,
       tryNext: [

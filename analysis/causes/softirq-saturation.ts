@@ -1,5 +1,6 @@
 import type { Cause, CauseInput, CauseModule } from './types.ts';
-import { outlierSpan, pctS, risingShare } from './evidence.ts';
+import { outlierSpan, risingShare } from './evidence.ts';
+import { formatShare } from '../../lib/format.ts';
 
 // Packet processing in softirq context took the CPUs (or the one CPU the
 // NIC queue interrupts): packets wait in the backlog.
@@ -22,7 +23,7 @@ export const softirqSaturation: CauseModule = {
     return {
       id: this.id,
       confidence,
-      summary: `Packet processing (softirq) took ${pctS(r.level.near)} of the CPUs around the outliers: ${outlierSpan(input)} most likely waited in the network stack's backlog.`,
+      summary: `Packet processing (softirq) took ${formatShare(r.level.near)} of the CPUs around the outliers: ${outlierSpan(input)} most likely waited in the network stack's backlog.`,
       evidence,
       tryNext: [
         'See which CPU handles the softirqs: `mpstat -P ALL 1`, /proc/softirqs (NET_RX); spread them with RSS/RPS or irqbalance.',

@@ -1,5 +1,6 @@
 import type { Cause, CauseInput, CauseModule } from './types.ts';
-import { counterNear, modeShare, outlierSpan, phaseShare, pctS, score, clamp01, fmtN, kernelOutliers, runCommand } from './evidence.ts';
+import { counterNear, modeShare, outlierSpan, phaseShare, score, clamp01, kernelOutliers, runCommand } from './evidence.ts';
+import { formatNumber, formatShare } from '../../lib/format.ts';
 
 // SYNs (or SYN-ACKs) lost without the listen queue overflowing: a firewall,
 // a SYN flood protection, packet loss on the path, a full SYN queue.
@@ -33,13 +34,13 @@ export const synLoss: CauseModule = {
     if (syn.count === 0 && !(counter.strength !== null && counter.strength > 0) && !(kShare > 0)) return null;
     const connect = phaseShare(input, (p) => p === 'connect');
     const { confidence, evidence } = score([
-      { weight: 0.25, strength: connect.share, text: `${pctS(connect.share)} of the outliers spent their extra time in connect` },
-      { weight: 0.35, strength: clamp01(syn.share / 0.5), text: `${pctS(syn.share)} of the outliers sit at ${syn.labels.join(', ')}` },
+      { weight: 0.25, strength: connect.share, text: `${formatShare(connect.share)} of the outliers spent their extra time in connect` },
+      { weight: 0.35, strength: clamp01(syn.share / 0.5), text: `${formatShare(syn.share)} of the outliers sit at ${syn.labels.join(', ')}` },
       { weight: 0.2, strength: counter.strength, text: counter.text },
       {
         weight: 0.2,
         strength: k === null || k.outliers === 0 ? null : kShare,
-        text: `kernel events: ${fmtN(k?.outliersWithSynRetrans ?? 0)} of ${kernelOutliers(input)} retransmitted their SYN`,
+        text: `kernel events: ${formatNumber(k?.outliersWithSynRetrans ?? 0)} of ${kernelOutliers(input)} retransmitted their SYN`,
       },
     ]);
     return {

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Comparison } from '../../analysis/compare.ts';
+import type { Comparison } from '../../analysis/compare/variants.ts';
 import type { MatrixManifest } from '../../harness/matrix.ts';
 import { makeSyntheticRun } from '../../bench/synthetic-run.ts';
 import { lines, readManifestFile, sockspike, tempDir } from '../helpers/cli.ts';

@@ -7,7 +7,7 @@ import test, { type ExecutionContext } from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertAccounting, readManifestFile, readSummaryFile, sockspike, tempDir } from '../helpers/cli.ts';
-import { alive, groupMembers, hasCommand, killGroup } from '../helpers/byo.ts';
+import { alive, groupMembers, hasCommand, killGroup } from '../helpers/processes.ts';
 
 const nginx = hasCommand('nginx', ['-v']);
 const SKIP = 'nginx is not installed (apt-get install -y nginx; CI installs it from .ci/apt-packages.txt)';

@@ -1,5 +1,5 @@
 // Drive the harness's client process on its own (no run, no built-in
-// server): fork the compiled client process (dist/harness/client-main.js, built by
+// server): fork the compiled client process (dist/harness/workload/client-main.js, built by
 // `npm test` before the tests) as harness/children.ts does, send it a
 // StartMessage, wait for its DoneMessage and its exit, then read back what
 // it recorded.

@@ -1,8 +1,8 @@
 import test from 'ava';
 import { execa } from 'execa';
 import { join } from 'node:path';
-import { joinKernelEvents } from '../../analysis/join-kernel.ts';
-import { joinServer } from '../../analysis/join-server.ts';
+import { joinKernelEvents } from '../../analysis/joins/kernel.ts';
+import { joinServer } from '../../analysis/joins/server.ts';
 import {
   allocServerColumns,
   allocTxnColumns,
@@ -12,7 +12,7 @@ import {
   type ServerColumns,
   type TxnColumns,
 } from '../../analysis/read-run.ts';
-import type { KernelEvent } from '../../probes/kernel-events-parse.ts';
+import type { KernelEvent } from '../../probes/kernel-events/parse.ts';
 import { OUTCOME_INDEX, OUTCOME_OK } from '../../lib/types.ts';
 import { BIN, ROOT, tempDir } from '../helpers/cli.ts';
 

@@ -2,7 +2,7 @@
 // its own transactions file; accounting stays exact and worker ids unique.
 import test from 'ava';
 import { join } from 'node:path';
-import { shareOf, combineDone } from '../../harness/client-share.ts';
+import { shareOf, combineDone } from '../../harness/workload/client-share.ts';
 import { defaultConfig } from '../../harness/config.ts';
 import { readManifestFile, readSummaryFile, sockspike, tempDir } from '../helpers/cli.ts';
 import { readManifest, readTransactions } from '../../analysis/read-run.ts';

@@ -5,9 +5,9 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../../lib/errors.ts';
-import { kernelEventsSkipped, startKernelEvents, KERNEL_EVENTS_FILE, type KernelEvent, type KernelEventsHandle } from '../../probes/kernel-events.ts';
-import { buildScript, parseTracepointFormat, symbolicTable } from '../../probes/kernel-events-script.ts';
-import { LineSplitter, decodeEventLine, readKernelEventsFile } from '../../probes/kernel-events-parse.ts';
+import { kernelEventsSkipped, startKernelEvents, KERNEL_EVENTS_FILE, type KernelEvent, type KernelEventsHandle } from '../../probes/kernel-events/tracer.ts';
+import { buildScript, parseTracepointFormat, symbolicTable } from '../../probes/kernel-events/script.ts';
+import { LineSplitter, decodeEventLine, readKernelEventsFile } from '../../probes/kernel-events/parse.ts';
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const hasBpftrace = spawnSync('bpftrace', ['--version']).error === undefined;

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { JournalFile } from '../../harness/journal.ts';
+import type { JournalFile } from '../../harness/kernel/journal.ts';
 import {
   descendants,
   killStillRunning,

@@ -1,0 +1,223 @@
+import type { KernelEvent } from '../../probes/kernel-events/parse.ts';
+import { lowerBound, portTimeIndex } from './server.ts';
+import type { TxnColumns } from '../read-run.ts';
+import { txnStartNs } from '../summarize.ts';
+
+// Join kernel events (events/kernel-events.ndjson) to transactions: an event
+// belongs to transaction i when one of its ports is the transaction's local
+// port and the other the server port, and its time lies within the
+// transaction's window [start, start + endUs] widened by 10 ms on each side.
+// Ports cycle over a run, so when the widened windows of two transactions on
+// the same port both hold an event, it goes to the one whose own window is
+// nearest (distance 0 when inside).
+//
+// Cost: O(n + e) bucketing plus sorts (O(n log n + e log e) worst case), then
+// a binary search per event; the backward scan per event stops at the first
+// transaction whose window (or any earlier one's) ends before the event, so it
+// is O(1) for the sequential use a port gets. Memory: typed arrays of n and e.
+
+export const KERNEL_JOIN_PAD_NS = 10_000_000;
+
+export interface KernelJoin {
+  /** Per transaction: SYN retransmissions (retransmit of a SYN_SENT socket). */
+  synRetransmits: Uint32Array;
+  /** Per transaction: other retransmissions, either side (data, FIN). */
+  retransmits: Uint32Array;
+  /** Per transaction: SYN-ACK retransmissions by the server. */
+  synackRetransmits: Uint32Array;
+  /**
+   * Per transaction: resets the client sent (to the server). A reset can be
+   * seen twice, sent by one side and received by the other: each direction
+   * counts the larger of its send-reset and receive-reset events.
+   */
+  resetsSent: Uint32Array;
+  /** Per transaction: resets the server sent (the client received), counted as resetsSent. */
+  resetsReceived: Uint32Array;
+  /** Per transaction: packets the kernel dropped (skb:kfree_skb with a reason), either direction. */
+  drops: Uint32Array;
+  /** Per transaction: socket state changes (inet_sock_set_state). */
+  states: Uint32Array;
+  /** Per input event (in the order given): the transaction it belongs to, -1 none. */
+  eventTxn: Int32Array;
+  /** Events joined to a transaction. */
+  matched: number;
+  /**
+   * Events joined to none: not between a client port and the server port (a
+   * CLOSE->SYN_SENT change has source port 0), or outside every window.
+   */
+  unmatched: number;
+  /** Transactions with at least one event. */
+  transactionsWithEvents: number;
+  /** The events of transaction i, in time order (empty when none). */
+  eventsFor(i: number): KernelEvent[];
+}
+
+export interface KernelJoinOptions {
+  /** Widen each transaction's window by this on both sides, ns. Default 10 ms. */
+  padNs?: number;
+}
+
+/** Indices sorted by key (stable; NaN keys compare as equal, so give none). */
+function sortedIndex(key: Float64Array): Uint32Array {
+  const n = key.length;
+  const idx = new Uint32Array(n);
+  let sorted = true;
+  for (let i = 0; i < n; i++) {
+    idx[i] = i;
+    if (i > 0 && key[i] < key[i - 1]) sorted = false;
+  }
+  if (!sorted) idx.sort((a, b) => key[a] - key[b] || a - b);
+  return idx;
+}
+
+export function joinKernelEvents(c: TxnColumns, serverPort: number, events: KernelEvent[], opts: KernelJoinOptions = {}): KernelJoin {
+  const pad = opts.padNs ?? KERNEL_JOIN_PAD_NS;
+  const n = c.n;
+  const e = events.length;
+
+  // Transaction windows, and the transactions bucketed by port, by start.
+  const start = new Float64Array(n);
+  const end = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const s = txnStartNs(c, i);
+    const endUs = c.endUs[i];
+    const connectUs = c.connectUs[i];
+    const span = Number.isNaN(endUs) ? (Number.isNaN(connectUs) ? 0 : connectUs) : endUs;
+    start[i] = s;
+    end[i] = s + Math.max(0, span) * 1000;
+  }
+  const ix = portTimeIndex(c.localPort, start, n);
+  const { order, bucketStart, times } = ix;
+  // Running maximum of window ends along each bucket: bounds the backward scan.
+  const maxEnd = new Float64Array(n);
+  for (let p = 1; p < 65536; p++) {
+    let m = -Infinity;
+    for (let k = bucketStart[p]; k < bucketStart[p + 1]; k++) {
+      const en = end[order[k]];
+      if (en > m) m = en;
+      maxEnd[k] = m;
+    }
+  }
+
+  // Events in time order, so each transaction's list comes out in time order.
+  const tNs = new Float64Array(e);
+  for (let j = 0; j < e; j++) tNs[j] = Number.isFinite(events[j].tNs) ? events[j].tNs : Infinity;
+  const evOrder = sortedIndex(tNs);
+
+  const eventTxn = new Int32Array(e).fill(-1);
+  const synRetransmits = new Uint32Array(n);
+  const retransmits = new Uint32Array(n);
+  const synackRetransmits = new Uint32Array(n);
+  const drops = new Uint32Array(n);
+  const states = new Uint32Array(n);
+  // Resets by who sent them, as seen by the sender (send) and the receiver (receive).
+  const clientRstSend = new Uint32Array(n);
+  const clientRstRecv = new Uint32Array(n);
+  const serverRstSend = new Uint32Array(n);
+  const serverRstRecv = new Uint32Array(n);
+  const perTxn = new Uint32Array(n + 1);
+  let matched = 0;
+
+  for (let q = 0; q < e; q++) {
+    const j = evOrder[q];
+    const ev = events[j];
+    const t = tNs[j];
+    if (!Number.isFinite(t)) continue;
+    let clientPort: number;
+    let serverSide: boolean;
+    if (ev.dport === serverPort && ev.sport !== serverPort) {
+      clientPort = ev.sport;
+      serverSide = false;
+    } else if (ev.sport === serverPort && ev.dport !== serverPort) {
+      clientPort = ev.dport;
+      serverSide = true;
+    } else continue;
+    if (!(clientPort > 0 && clientPort < 65536)) continue;
+    const a = bucketStart[clientPort];
+    const b = bucketStart[clientPort + 1];
+    if (a === b) continue;
+    // Last transaction starting at or before t + pad, then backwards.
+    let k = lowerBound(ix, a, b, t + pad);
+    while (k < b && times[order[k]] === t + pad) k++;
+    let best = -1;
+    let bestDist = Infinity;
+    for (let m = k - 1; m >= a; m--) {
+      if (maxEnd[m] + pad < t) break;
+      const i = order[m];
+      const dist = t < start[i] ? start[i] - t : t > end[i] ? t - end[i] : 0;
+      if (dist <= pad && dist < bestDist) {
+        bestDist = dist;
+        best = i;
+        if (dist === 0) break;
+      }
+    }
+    if (best < 0) continue;
+    eventTxn[j] = best;
+    matched++;
+    perTxn[best + 1]++;
+    switch (ev.kind) {
+      case 'retransmit':
+        if (!serverSide && ev.state === 'SYN_SENT') synRetransmits[best]++;
+        else retransmits[best]++;
+        break;
+      case 'retransmit-synack':
+        synackRetransmits[best]++;
+        break;
+      case 'send-reset':
+        if (serverSide) serverRstSend[best]++;
+        else clientRstSend[best]++;
+        break;
+      case 'receive-reset':
+        // the receiving socket's port is sport: the other side sent it
+        if (serverSide) clientRstRecv[best]++;
+        else serverRstRecv[best]++;
+        break;
+      case 'drop':
+        drops[best]++;
+        break;
+      case 'state':
+        states[best]++;
+        break;
+    }
+  }
+
+  const resetsSent = clientRstSend;
+  const resetsReceived = serverRstSend;
+  let transactionsWithEvents = 0;
+  for (let i = 0; i < n; i++) {
+    if (clientRstRecv[i] > resetsSent[i]) resetsSent[i] = clientRstRecv[i];
+    if (serverRstRecv[i] > resetsReceived[i]) resetsReceived[i] = serverRstRecv[i];
+    if (perTxn[i + 1] > 0) transactionsWithEvents++;
+  }
+
+  // Sparse per-transaction lists: offsets (CSR) over the matched events in time order.
+  for (let i = 0; i < n; i++) perTxn[i + 1] += perTxn[i];
+  const fill = perTxn.slice(0, n);
+  const list = new Uint32Array(matched);
+  for (let q = 0; q < e; q++) {
+    const j = evOrder[q];
+    const i = eventTxn[j];
+    if (i >= 0) list[fill[i]++] = j;
+  }
+  const eventsFor = (i: number): KernelEvent[] => {
+    if (!(i >= 0 && i < n)) return [];
+    const out: KernelEvent[] = [];
+    for (let k = perTxn[i]; k < perTxn[i + 1]; k++) out.push(events[list[k]]);
+    return out;
+  };
+
+  return {
+    synRetransmits,
+    retransmits,
+    synackRetransmits,
+    resetsSent,
+    resetsReceived,
+    drops,
+    states,
+    eventTxn,
+    matched,
+    unmatched: e - matched,
+    transactionsWithEvents,
+    eventsFor,
+  };
+}

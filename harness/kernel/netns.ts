@@ -1,0 +1,48 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { execa } from 'execa';
+import { UserError } from '../../lib/errors.ts';
+import { systemBinary } from '../../lib/system-binary.ts';
+
+const IP = systemBinary('ip');
+
+// The run's own network namespace: loopback up, nothing else. Server,
+// client and the network probes run inside it (ip netns exec), so its TCP
+// counters and per-namespace sysctls are the run's alone.
+
+export const NETNS_PREFIX = 'sspk-';
+
+export function requireRoot(what: string): void {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0)
+    throw new UserError(`${what} needs root (network namespaces, sysctls, nftables): run as root, or leave it out`);
+}
+
+/** A fresh name: the run's (sspk-<pid>-<hex>), or another prefix's for namespaces no run owns (the bench's). */
+export function newNetnsName(prefix = NETNS_PREFIX): string {
+  return `${prefix}${process.pid}-${randomBytes(3).toString('hex')}`;
+}
+
+export async function addNetns(name: string): Promise<void> {
+  const add = await execa(IP, ['netns', 'add', name], { reject: false, timeout: 10_000 });
+  if (add.failed) throw new UserError(`could not create network namespace ${name}: ${oneLine(String(add.stderr ?? '') || String(add.message))}`);
+  const up = await execa(IP, ['-n', name, 'link', 'set', 'lo', 'up'], { reject: false, timeout: 10_000 });
+  if (up.failed) {
+    await deleteNetns(name);
+    throw new UserError(`could not bring up loopback in ${name}: ${oneLine(String(up.stderr ?? '') || String(up.message))}`);
+  }
+}
+
+/** Delete a namespace; false when there was none by that name. */
+export async function deleteNetns(name: string): Promise<boolean> {
+  if (!existsSync(`/run/netns/${name}`)) return false;
+  await execa(IP, ['netns', 'del', name], { reject: false, timeout: 10_000 });
+  return true;
+}
+
+/** Run a command inside a namespace; its output, or a one-line failure. */
+export async function inNetns(name: string, cmd: string, args: string[], input?: string): Promise<{ ok: boolean; out: string; err: string }> {
+  const r = await execa(IP, ['netns', 'exec', name, cmd, ...args], { reject: false, timeout: 10_000, input });
+  return { ok: !r.failed, out: String(r.stdout), err: oneLine(String(r.stderr ?? '') || String(r.message)) };
+}
+
+export const oneLine = (s: string): string => s.trim().split('\n').pop() ?? '';

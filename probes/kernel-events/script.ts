@@ -1,0 +1,228 @@
+// Builds the bpftrace program for the kernel-events probe from the
+// tracepoint format files of the running kernel. Field layouts change
+// between kernels (tcp_send_reset lost sport/dport for two sockaddrs in
+// 6.10; enum numbering of drop reasons changes every release), so nothing
+// is assumed: each probe checks the fields it needs and is skipped with a
+// reason otherwise, and enum names come from the format's print fmt.
+import { TCP_STATES } from '../../lib/tcp-states.ts';
+import type { SkippedProbe } from '../../lib/types.ts';
+
+export const KERNEL_EVENT_KINDS = ['retransmit', 'retransmit-synack', 'send-reset', 'receive-reset', 'state', 'drop'] as const;
+export type KernelEventKind = (typeof KERNEL_EVENT_KINDS)[number];
+
+/** Code printed by bpftrace for each kind: index + 1. */
+export const kindCode = (k: KernelEventKind): number => KERNEL_EVENT_KINDS.indexOf(k) + 1;
+
+export { TCP_STATES };
+
+export interface TracepointField {
+  type: string;
+  name: string;
+  /** Array length for `__u8 saddr[28]`, else null. */
+  arrayLen: number | null;
+  size: number;
+}
+
+export interface TracepointFormat {
+  fields: Map<string, TracepointField>;
+  printFmt: string;
+}
+
+/** Parse a tracefs `format` file. */
+export function parseTracepointFormat(text: string): TracepointFormat {
+  const fields = new Map<string, TracepointField>();
+  for (const m of text.matchAll(/^\s*field:([^;]*?)\s+([A-Za-z_]\w*)(?:\[(\d+)\])?;\s*offset:\d+;\s*size:(\d+);/gm)) {
+    const name = m[2];
+    if (name.startsWith('common_')) continue;
+    fields.set(name, { type: m[1].trim(), name, arrayLen: m[3] === undefined ? null : Number(m[3]), size: Number(m[4]) });
+  }
+  const pf = /^print fmt:(.*)$/m.exec(text);
+  return { fields, printFmt: pf ? pf[1] : '' };
+}
+
+/**
+ * Numeric → name table of `__print_symbolic(REC->field, { 2, "NAME" }, ...)`
+ * in a print fmt. Entries whose value is a macro name are not resolvable
+ * here and are left out.
+ */
+export function symbolicTable(printFmt: string, field: string): Record<number, string> {
+  const start = printFmt.indexOf(`__print_symbolic(REC->${field},`);
+  if (start < 0) return {};
+  const next = printFmt.indexOf('__print_symbolic(', start + 1);
+  const part = printFmt.slice(start, next < 0 ? undefined : next);
+  const table: Record<number, string> = {};
+  for (const m of part.matchAll(/\{\s*(\d+)\s*,\s*"([^"]*)"\s*\}/g)) table[Number(m[1])] = m[2];
+  return table;
+}
+
+/**
+ * Which inet_sock_set_state transitions to record: all (~10 per
+ * connection), the end of each handshake (leaving SYN_SENT or SYN_RECV:
+ * 2 per connection, success or failure), or none.
+ */
+export type StateEvents = 'all' | 'handshake' | 'off';
+
+export interface ProbeRequest {
+  ports: number[];
+  states: StateEvents;
+  drops: boolean;
+  /** Kernel BTF present (needed to read ports out of a dropped skb). */
+  btf: boolean;
+}
+
+export interface BuiltScript {
+  text: string;
+  /** "category:name" of each attached tracepoint. */
+  probes: string[];
+  skipped: SkippedProbe[];
+  /** Enum names per kind, for decoding the `reason` column. */
+  reasons: Partial<Record<KernelEventKind, Record<number, string>>>;
+}
+
+export const READY_MARKER = '@READY';
+/** Prefix of every event line: "@E kind nsecs family sport dport a b". */
+export const EVENT_PREFIX = '@E ';
+
+interface ProbeDef {
+  kind: KernelEventKind;
+  tp: string;
+  /** Returns the probe body or a skip reason. */
+  build(fmt: TracepointFormat, req: ProbeRequest, filter: (s: string, d: string) => string): string | { skip: string };
+}
+
+const need = (fmt: TracepointFormat, ...names: string[]): string | null => {
+  const missing = names.filter((n) => !fmt.fields.has(n));
+  return missing.length ? `format has no ${missing.join(', ')} field` : null;
+};
+
+const emit = (kind: KernelEventKind, fam: string, s: string, d: string, a: string, b: string): string =>
+  `printf("${EVENT_PREFIX}${kindCode(kind)} %llu %u %u %u %d %d\\n", nsecs, ${fam}, ${s}, ${d}, ${a}, ${b});`;
+
+// sockaddr_in / sockaddr_in6 as raw bytes: family is a host-order u16 at
+// 0, the port a network-order u16 at 2 (same offsets in both).
+const SA_FAM = (f: string): string => `(args->${f}[0] | (args->${f}[1] << 8))`;
+const SA_PORT = (f: string): string => `((args->${f}[2] << 8) | args->${f}[3])`;
+
+const PROBES: ProbeDef[] = [
+  {
+    kind: 'retransmit',
+    tp: 'tcp:tcp_retransmit_skb',
+    build(fmt, _req, filter) {
+      const miss = need(fmt, 'sport', 'dport', 'family');
+      if (miss) return { skip: miss };
+      const state = fmt.fields.has('state') ? 'args->state' : '0';
+      return `/${filter('args->sport', 'args->dport')}/ { ${emit('retransmit', 'args->family', 'args->sport', 'args->dport', state, '0')} }`;
+    },
+  },
+  {
+    kind: 'retransmit-synack',
+    tp: 'tcp:tcp_retransmit_synack',
+    build(fmt, _req, filter) {
+      const miss = need(fmt, 'sport', 'dport', 'family');
+      if (miss) return { skip: miss };
+      return `/${filter('args->sport', 'args->dport')}/ { ${emit('retransmit-synack', 'args->family', 'args->sport', 'args->dport', '0', '0')} }`;
+    },
+  },
+  {
+    kind: 'send-reset',
+    tp: 'tcp:tcp_send_reset',
+    build(fmt, _req, filter) {
+      const state = fmt.fields.has('state') ? 'args->state' : '0';
+      const reason = fmt.fields.has('reason') ? 'args->reason' : '-1';
+      if (!need(fmt, 'sport', 'dport', 'family')) {
+        return `/${filter('args->sport', 'args->dport')}/ { ${emit('send-reset', 'args->family', 'args->sport', 'args->dport', state, reason)} }`;
+      }
+      // 6.10+: addresses as sockaddr bytes (28 = sizeof sockaddr_in6)
+      const sa = fmt.fields.get('saddr');
+      if (!sa || sa.arrayLen !== 28 || fmt.fields.get('daddr')?.arrayLen !== 28) return { skip: 'format has neither sport/dport nor sockaddr saddr/daddr' };
+      return `{ $s = ${SA_PORT('saddr')}; $d = ${SA_PORT('daddr')}; if (${filter('$s', '$d')}) { ${emit('send-reset', SA_FAM('saddr'), '$s', '$d', state, reason)} } }`;
+    },
+  },
+  {
+    kind: 'receive-reset',
+    tp: 'tcp:tcp_receive_reset',
+    build(fmt, _req, filter) {
+      const miss = need(fmt, 'sport', 'dport', 'family');
+      if (miss) return { skip: miss };
+      return `/${filter('args->sport', 'args->dport')}/ { ${emit('receive-reset', 'args->family', 'args->sport', 'args->dport', '0', '0')} }`;
+    },
+  },
+  {
+    kind: 'state',
+    tp: 'sock:inet_sock_set_state',
+    build(fmt, req, filter) {
+      if (req.states === 'off') return { skip: 'state changes not requested' };
+      const miss = need(fmt, 'sport', 'dport', 'family', 'oldstate', 'newstate', 'protocol');
+      if (miss) return { skip: miss };
+      // protocol 6: TCP only (the tracepoint also fires for SCTP and MPTCP)
+      const which =
+        req.states === 'handshake' ? `(args->oldstate == ${TCP_STATES.indexOf('SYN_SENT')} || args->oldstate == ${TCP_STATES.indexOf('SYN_RECV')}) && ` : '';
+      return `/args->protocol == 6 && ${which}${filter('args->sport', 'args->dport')}/ { ${emit('state', 'args->family', 'args->sport', 'args->dport', 'args->oldstate', 'args->newstate')} }`;
+    },
+  },
+  {
+    kind: 'drop',
+    tp: 'skb:kfree_skb',
+    build(fmt, req, filter) {
+      if (!req.drops) return { skip: 'drops not requested' };
+      const miss = need(fmt, 'skbaddr', 'protocol', 'reason');
+      if (miss) return { skip: miss };
+      if (!req.btf) return { skip: 'no kernel BTF (/sys/kernel/btf/vmlinux): cannot read the ports of a dropped packet' };
+      // Ordinary teardown, not loss: NOT_SPECIFIED is TCP's discard path
+      // (e.g. the last ACK reaching a socket in LAST_ACK), QUEUE_PURGE the
+      // queues emptied when a socket closes. Both fire once per connection.
+      const table = symbolicTable(fmt.printFmt, 'reason');
+      const noise = Object.entries(table)
+        .filter(([, n]) => n === 'NOT_SPECIFIED' || n === 'QUEUE_PURGE')
+        .map(([k]) => `args->reason != ${k} && `);
+      const notNoise = noise.join('');
+      // The tracepoint has no ports: read them from the TCP header through
+      // BTF. 0xffff marks an unset header offset. kfree_skb fires for every
+      // drop in the system, so bail out early on anything not IP.
+      return (
+        `/${notNoise}(args->protocol == 0x0800 || args->protocol == 0x86DD)/ {` +
+        ` $skb = (struct sk_buff *)args->skbaddr;` +
+        ` if ($skb->transport_header != 0xffff && $skb->network_header != 0xffff) {` +
+        ` $v4 = args->protocol == 0x0800;` +
+        ` $l4 = $v4 ? ((struct iphdr *)($skb->head + $skb->network_header))->protocol : ((struct ipv6hdr *)($skb->head + $skb->network_header))->nexthdr;` +
+        ` if ($l4 == 6) {` +
+        ` $th = (struct tcphdr *)($skb->head + $skb->transport_header);` +
+        ` $s = (($th->source & 0xff) << 8) | ($th->source >> 8); $d = (($th->dest & 0xff) << 8) | ($th->dest >> 8);` +
+        ` if (${filter('$s', '$d')}) { ${emit('drop', '($v4 ? 2 : 10)', '$s', '$d', '0', 'args->reason')} } } } }`
+      );
+    },
+  },
+];
+
+/** Every tracepoint the probe can use, "category:name". */
+export const ALL_TRACEPOINTS = PROBES.map((p) => p.tp);
+
+/**
+ * Build the program. `formats` maps "category:name" to its format text,
+ * or null when the tracepoint does not exist on this kernel.
+ */
+export function buildScript(formats: Map<string, string | null>, req: ProbeRequest): BuiltScript {
+  const filter = (s: string, d: string): string => '(' + req.ports.map((p) => `${s} == ${p} || ${d} == ${p}`).join(' || ') + ')';
+  const out: BuiltScript = { text: '', probes: [], skipped: [], reasons: {} };
+  const bodies: string[] = [];
+  for (const p of PROBES) {
+    const text = formats.get(p.tp);
+    if (text == null) {
+      out.skipped.push({ probe: p.tp, reason: 'tracepoint not present on this kernel' });
+      continue;
+    }
+    const fmt = parseTracepointFormat(text);
+    const body = p.build(fmt, req, filter);
+    if (typeof body !== 'string') {
+      out.skipped.push({ probe: p.tp, reason: body.skip });
+      continue;
+    }
+    if (fmt.fields.has('reason')) out.reasons[p.kind] = symbolicTable(fmt.printFmt, 'reason');
+    out.probes.push(p.tp);
+    bodies.push(`tracepoint:${p.tp} ${body}`);
+  }
+  // BEGIN runs once every probe is attached: the ready marker means "attached".
+  bodies.push(`BEGIN { printf("${READY_MARKER}\\n"); }`);
+  out.text = bodies.join('\n') + '\n';
+  return out;
+}

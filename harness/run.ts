@@ -72,210 +72,296 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
   }
 }
 
-async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: Awaited<ReturnType<typeof checkTarget>> | null): Promise<RunResult> {
-  const cfg = req.config;
-  const netns = kernel.netns;
-  const ext = cfg.external ?? null;
-  const t0 = monoNs();
-  const manifest = newManifest({
-    argv: req.argv,
-    reproduce: req.reproduce,
-    t0,
-    config: cfg,
-    // an external server records no server.bin
-    files: { transactions: Array.from({ length: cfg.clientProcesses }, (_, i) => transactionsFile(i)), server: ext === null ? [FILES.server] : [] },
-  });
-  manifest.kernel = { netns, sysctls: kernel.sysctls, faults: cfg.faults.map((f) => ({ ...f, startNs: null, stopNs: null, detail: [] })) };
-  if (cfg.template) manifest.notes.push(describeCheck(cfg.template));
-  for (const line of kernel.restoredFirst) manifest.notes.push(`before this run's host changes, sockspike ${line}`);
-  writeManifest(dir, manifest);
-  writeFileSync(join(dir, FILES.command), req.reproduce + '\n');
-
-  const progress = new Progress(req.progress);
-  const observers = new Observers(dir, t0, cfg.probeIntervalNs, cfg.kernelStates, netns);
-  observers.snapshot();
-  let observed: ObserverSummary | null = null;
-  let stopReason: string | null = null;
-  let status: RunManifest['status'] = 'complete';
-  // --client-processes K: K clients, done when every one is
-  const clients: Child[] = [];
-  const dones: DoneMessage[] = [];
-  let done: DoneMessage | null = null;
-  let listening: ListeningMessage | null = null;
-  let serverFailure: string | null = null;
-  let faults: FaultRunner | null = null;
-  let wake: () => void = () => {};
-  const changed = (): void => wake();
-
-  const onServer = (m: FromChild): void => {
-    if (m.type === 'listening') listening = m;
-    else if (m.type === 'failed') serverFailure = m.message;
-    changed();
-  };
-  const server: Child | null =
-    ext === null
-      ? startChild('server', 'harness/workload/server-main.ts', join(dir, FILES.serverLog), onServer, netns)
-      : ext.kind === 'command'
-        ? startServerCommand(cfg, join(dir, FILES.serverCommandLog), onServer, netns)
-        : null;
-  if (target !== null) listening = target;
-  if (server !== null) manifest.processes.push({ role: 'server', pid: server.proc.pid ?? -1, exit: null });
-  writeManifest(dir, manifest);
-
-  const stop = (reason: string, how: RunManifest['status']): void => {
-    if (stopReason !== null) return;
-    stopReason = reason;
-    status = how;
-    for (const c of clients) c.send({ type: 'stop', reason });
-    changed();
-  };
-  const signals = trapStopSignals((sig, count) => {
-    if (count > 1) {
-      // asked twice: stop waiting on anyone
-      for (const c of clients) c.proc.kill('SIGKILL');
-      server?.proc.kill('SIGKILL');
-      return;
-    }
-    progress.line(`${sig}: stopping (in-flight transactions get 2 s), then writing the report`);
-    stop(`interrupted by ${sig}`, 'interrupted');
-  });
-  let serverExit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
-  void server?.exited.then((e) => {
-    serverExit = e;
-    if (done === null)
-      stop(
-        ext === null
-          ? `the server exited unexpectedly (${exitText(e)})`
-          : `the server command ${e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`} ${listening === null ? `before accepting connections on ${cfg.host}:${cfg.port}` : 'during the run'}; its output is in ${join(dir, FILES.serverCommandLog)}`,
-        'failed',
-      );
-    changed();
-  });
-
+async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: Target | null): Promise<RunResult> {
+  const run = new OneRun(req, dir, kernel, target);
   try {
-    server?.send({ type: 'start', config: cfg, t0: t0.toString(), runDir: dir, file: FILES.server, progress: false });
+    run.writeFirstManifest();
+    run.startServer();
+    const ready = await run.waitListening();
+    run.startClients(ready);
+    await run.startObservers(ready);
+    run.startFaults(ready);
+    run.go();
+    await run.awaitClients();
+  } catch (err) {
+    if (!(err instanceof NotListening)) throw err;
+  } finally {
+    await run.wrapUp();
+  }
+  return run.finish();
+}
+
+type Target = Awaited<ReturnType<typeof checkTarget>>;
+
+/**
+ * One run's state, shared by its steps: the run directory's manifest, the
+ * server and client processes, what they reported, and why the run stopped.
+ * The steps run in order (runIn above); any may be cut short by stop().
+ */
+class OneRun {
+  readonly cfg: RunConfig;
+  readonly ext: NonNullable<RunConfig['external']> | null;
+  readonly t0 = monoNs();
+  readonly manifest: RunManifest;
+  readonly progress: Progress;
+  readonly observers: Observers;
+  readonly signals: ReturnType<typeof trapStopSignals>;
+  server: Child | null = null;
+  /** --client-processes K: K clients, done when every one is. */
+  readonly clients: Child[] = [];
+  readonly dones: DoneMessage[] = [];
+  done: DoneMessage | null = null;
+  listening: ListeningMessage | null = null;
+  serverFailure: string | null = null;
+  serverExit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+  faults: FaultRunner | null = null;
+  observed: ObserverSummary | null = null;
+  stopReason: string | null = null;
+  status: RunManifest['status'] = 'complete';
+  private wake: () => void = () => {};
+
+  constructor(
+    readonly req: RunRequest,
+    readonly dir: string,
+    readonly kernel: KernelSetup,
+    readonly target: Target | null,
+  ) {
+    this.cfg = req.config;
+    this.ext = this.cfg.external ?? null;
+    this.manifest = newManifest({
+      argv: req.argv,
+      reproduce: req.reproduce,
+      t0: this.t0,
+      config: this.cfg,
+      // an external server records no server.bin
+      files: {
+        transactions: Array.from({ length: this.cfg.clientProcesses }, (_, i) => transactionsFile(i)),
+        server: this.ext === null ? [FILES.server] : [],
+      },
+    });
+    this.progress = new Progress(req.progress);
+    this.observers = new Observers(dir, this.t0, this.cfg.probeIntervalNs, this.cfg.kernelStates, kernel.netns);
+    this.signals = trapStopSignals((sig, count) => {
+      if (count > 1) {
+        // asked twice: stop waiting on anyone
+        for (const c of this.clients) c.proc.kill('SIGKILL');
+        this.server?.proc.kill('SIGKILL');
+        return;
+      }
+      this.progress.line(`${sig}: stopping (in-flight transactions get 2 s), then writing the report`);
+      this.stop(`interrupted by ${sig}`, 'interrupted');
+    });
+  }
+
+  /** Something changed (a message, an exit, a stop): wake whoever waits. */
+  changed(): void {
+    this.wake();
+  }
+
+  stop(reason: string, how: RunManifest['status']): void {
+    if (this.stopReason !== null) return;
+    this.stopReason = reason;
+    this.status = how;
+    for (const c of this.clients) c.send({ type: 'stop', reason });
+    this.changed();
+  }
+
+  writeFirstManifest(): void {
+    const { manifest, kernel, cfg } = this;
+    manifest.kernel = { netns: kernel.netns, sysctls: kernel.sysctls, faults: cfg.faults.map((f) => ({ ...f, startNs: null, stopNs: null, detail: [] })) };
+    if (cfg.template) manifest.notes.push(describeCheck(cfg.template));
+    for (const line of kernel.restoredFirst) manifest.notes.push(`before this run's host changes, sockspike ${line}`);
+    writeManifest(this.dir, manifest);
+    writeFileSync(join(this.dir, FILES.command), this.req.reproduce + '\n');
+    this.observers.snapshot();
+  }
+
+  /** The built-in server, the user's --server-cmd, or nothing to start (--target). */
+  startServer(): void {
+    const { cfg, ext, dir } = this;
+    const netns = this.kernel.netns;
+    const onServer = (m: FromChild): void => {
+      if (m.type === 'listening') this.listening = m;
+      else if (m.type === 'failed') this.serverFailure = m.message;
+      this.changed();
+    };
+    this.server =
+      ext === null
+        ? startChild('server', 'harness/workload/server-main.ts', join(dir, FILES.serverLog), onServer, netns)
+        : ext.kind === 'command'
+          ? startServerCommand(cfg, join(dir, FILES.serverCommandLog), onServer, netns)
+          : null;
+    if (this.target !== null) this.listening = this.target;
+    if (this.server !== null) this.manifest.processes.push({ role: 'server', pid: this.server.proc.pid ?? -1, exit: null });
+    writeManifest(dir, this.manifest);
+    void this.server?.exited.then((e) => {
+      this.serverExit = e;
+      if (this.done === null)
+        this.stop(
+          ext === null
+            ? `the server exited unexpectedly (${exitText(e)})`
+            : `the server command ${e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`} ${this.listening === null ? `before accepting connections on ${cfg.host}:${cfg.port}` : 'during the run'}; its output is in ${join(dir, FILES.serverCommandLog)}`,
+          'failed',
+        );
+      this.changed();
+    });
+    this.server?.send({ type: 'start', config: cfg, t0: this.t0.toString(), runDir: dir, file: FILES.server, progress: false });
+  }
+
+  /** Wait for the server to listen; a server that never does fails the run (an external one still gets a report). */
+  async waitListening(): Promise<ListeningMessage> {
+    const { ext, dir } = this;
     // a --server-cmd server has its own bound (--server-wait), after which it reports 'failed'
     const deadline = Date.now() + Math.max(LISTEN_TIMEOUT_MS, ext?.kind === 'command' ? ext.waitNs / 1e6 + 5000 : 0);
-    while (listening === null && serverFailure === null && serverExit === null && stopReason === null && Date.now() < deadline) {
+    while (this.listening === null && this.serverFailure === null && this.serverExit === null && this.stopReason === null && Date.now() < deadline) {
       await new Promise<void>((r) => {
-        wake = r;
+        this.wake = r;
         setTimeout(r, 100);
       });
     }
-    const ready = listening as ListeningMessage | null;
+    const ready = this.listening;
     if (ready === null) {
       const why =
-        (ext !== null ? stopReason : null) ??
-        serverFailure ??
-        (serverExit !== null
-          ? `the server exited before listening (${exitText(serverExit)}); see ${join(dir, FILES.serverLog)}`
-          : (stopReason ?? 'the server did not listen within 20 s'));
+        (ext !== null ? this.stopReason : null) ??
+        this.serverFailure ??
+        (this.serverExit !== null
+          ? `the server exited before listening (${exitText(this.serverExit)}); see ${join(dir, FILES.serverLog)}`
+          : (this.stopReason ?? 'the server did not listen within 20 s'));
       if (ext === null) {
-        manifest.status = 'failed';
-        manifest.stopReason = why;
-        writeManifest(dir, manifest);
+        this.manifest.status = 'failed';
+        this.manifest.stopReason = why;
+        writeManifest(dir, this.manifest);
         throw new UserError(why);
       }
-      // an external server that never listened: a failed run, still with a report
-      stop(why, 'failed');
+      this.stop(why, 'failed');
       throw new NotListening();
     }
-    cfg.port = ready.port;
-    manifest.notes.push(...ready.notes);
-    writeManifest(dir, manifest);
-    // the client processes load (Node's start-up) while the probes attach;
-    // they begin when told to, below
-    const K = cfg.clientProcesses;
+    this.cfg.port = ready.port;
+    this.manifest.notes.push(...ready.notes);
+    writeManifest(dir, this.manifest);
+    return ready;
+  }
+
+  /** The client processes load (Node's start-up) while the probes attach; they begin on go(). */
+  startClients(_ready: ListeningMessage): void {
+    const K = this.cfg.clientProcesses;
     const progressParts = Array.from({ length: K }, () => combineProgress([]));
     for (let i = 0; i < K; i++) {
       const c = startChild(
         clientRole(i),
         'harness/workload/client-main.ts',
-        join(dir, clientLogFile(i)),
+        join(this.dir, clientLogFile(i)),
         (m: FromChild) => {
           if (m.type === 'progress') {
             progressParts[i] = m;
-            if (i === 0) progress.update(combineProgress(progressParts));
+            if (i === 0) this.progress.update(combineProgress(progressParts));
           } else if (m.type === 'done') {
-            dones.push(m);
-            if (dones.length === K) done = combineDone(dones);
-          } else if (m.type === 'started') faults?.begin();
-          changed();
+            this.dones.push(m);
+            if (this.dones.length === K) this.done = combineDone(this.dones);
+          } else if (m.type === 'started') this.faults?.begin();
+          this.changed();
         },
-        netns,
+        this.kernel.netns,
       );
-      clients.push(c);
-      manifest.processes.push({ role: c.role, pid: c.proc.pid ?? -1, exit: null });
+      this.clients.push(c);
+      this.manifest.processes.push({ role: c.role, pid: c.proc.pid ?? -1, exit: null });
     }
-    if (req.probes) {
-      const pid = server !== null ? (server.proc.pid ?? -1) : (target?.pid ?? -1);
+  }
+
+  async startObservers(ready: ListeningMessage): Promise<void> {
+    const { observers, manifest, ext } = this;
+    if (this.req.probes) {
+      const pid = this.server !== null ? (this.server.proc.pid ?? -1) : (this.target?.pid ?? -1);
       // an external server's listening fd is unknown: the listen-queue probe finds its socket by port
       await observers.start(ready.port, { pid, listener: ready.fd >= 0 ? { pid, fd: ready.fd } : { port: ready.port } });
       // a --server-cmd server's own children (nginx's workers) are probed too, as server-<pid>
       for (const child of ext?.kind === 'command' ? childPids(pid) : []) observers.addProcess('server', child);
       manifest.processes.push(...observers.processes());
-      for (const c of clients) observers.addProcess(c.role, c.proc.pid ?? -1);
+      for (const c of this.clients) observers.addProcess(c.role, c.proc.pid ?? -1);
     } else observers.off('turned off with --no-probes');
+    writeManifest(this.dir, manifest);
+  }
 
-    writeManifest(dir, manifest);
-    if (cfg.faults.length > 0) {
-      faults = new FaultRunner(cfg.faults, {
-        t0,
-        netns,
-        port: ready.port,
-        baseAcceptDelayNs: cfg.acceptDelayNs,
-        setAcceptDelay: (ns) => server?.send({ type: 'accept-delay', ns }),
-        started: (role, pid) => {
-          manifest.processes.push({ role, pid, exit: null });
-          observers.addProcess(role, pid);
-        },
-      });
-    }
-    clients.forEach((c, i) =>
-      c.send({ type: 'start', config: cfg, t0: t0.toString(), runDir: dir, file: transactionsFile(i), progress: req.progress, part: { index: i, of: K } }),
+  startFaults(ready: ListeningMessage): void {
+    if (this.cfg.faults.length === 0) return;
+    this.faults = new FaultRunner(this.cfg.faults, {
+      t0: this.t0,
+      netns: this.kernel.netns,
+      port: ready.port,
+      baseAcceptDelayNs: this.cfg.acceptDelayNs,
+      setAcceptDelay: (ns) => this.server?.send({ type: 'accept-delay', ns }),
+      started: (role, pid) => {
+        this.manifest.processes.push({ role, pid, exit: null });
+        this.observers.addProcess(role, pid);
+      },
+    });
+  }
+
+  /** Tell every client to begin (a stop that came meanwhile follows at once). */
+  go(): void {
+    const K = this.clients.length;
+    this.clients.forEach((c, i) =>
+      c.send({
+        type: 'start',
+        config: this.cfg,
+        t0: this.t0.toString(),
+        runDir: this.dir,
+        file: transactionsFile(i),
+        progress: this.req.progress,
+        part: { index: i, of: K },
+      }),
     );
-    if (stopReason !== null) for (const c of clients) c.send({ type: 'stop', reason: stopReason });
-    const exits = await Promise.all(clients.map((c) => c.exited));
-    exits.forEach((e, i) => setExit(manifest, clients[i].role, exitText(e)));
-    if (done === null && stopReason === null) {
+    if (this.stopReason !== null) for (const c of this.clients) c.send({ type: 'stop', reason: this.stopReason });
+  }
+
+  async awaitClients(): Promise<void> {
+    const exits = await Promise.all(this.clients.map((c) => c.exited));
+    exits.forEach((e, i) => setExit(this.manifest, this.clients[i].role, exitText(e)));
+    if (this.done === null && this.stopReason === null) {
       const i = Math.max(
         0,
         exits.findIndex((e) => e.code !== 0),
       );
-      stopReason = `the client exited unexpectedly (${exitText(exits[i])}); see ${join(dir, clientLogFile(i))}`;
-      status = 'failed';
+      this.stopReason = `the client exited unexpectedly (${exitText(exits[i])}); see ${join(this.dir, clientLogFile(i))}`;
+      this.status = 'failed';
     }
-  } catch (err) {
-    if (!(err instanceof NotListening)) throw err;
-  } finally {
-    if (faults !== null) manifest.kernel.faults = await faults.end();
-    const firstStartNs = (done as DoneMessage | null)?.firstStartNs;
-    observed = await observers.stop(firstStartNs !== undefined && Number.isFinite(firstStartNs) ? firstStartNs : null);
-    // bpftrace, if it attached after the load began
-    for (const p of observers.processes()) if (!manifest.processes.some((q) => q.pid === p.pid)) manifest.processes.push(p);
-    if (server !== null) {
-      server.send({ type: 'stop', reason: stopReason ?? 'done' });
-      await endChild(server, 5000);
-      setExit(manifest, 'server', exitText(await server.exited));
-    }
-    for (const p of manifest.processes) if (p.role !== 'server' && !p.role.startsWith('client') && p.exit === null) p.exit = 'stopped';
-    for (const c of clients) c.send({ type: 'stop', reason: 'run ended' });
-    await Promise.all(clients.map((c) => endChild(c, 5000)));
-    signals.release();
-    progress.end();
   }
 
-  const d = done as DoneMessage | null;
-  manifest.endNs = d !== null && Number.isFinite(d.lastEndNs) ? d.lastEndNs : Number(monoNs() - t0);
-  manifest.status = status;
-  if (observed !== null) manifest.probes = observed;
-  manifest.stopReason = stopReason;
-  if (d !== null) {
-    manifest.notes.push(...d.notes);
-    manifest.workload = { firstStartNs: d.firstStartNs, lastEndNs: d.lastEndNs, missedStarts: d.missedStarts, attempted: d.attempted };
+  /** On every path: faults off, observers stopped, server and clients ended. */
+  async wrapUp(): Promise<void> {
+    const { manifest } = this;
+    if (this.faults !== null && manifest.kernel !== undefined) manifest.kernel.faults = await this.faults.end();
+    const firstStartNs = this.done?.firstStartNs;
+    this.observed = await this.observers.stop(firstStartNs !== undefined && Number.isFinite(firstStartNs) ? firstStartNs : null);
+    // bpftrace, if it attached after the load began
+    for (const p of this.observers.processes()) if (!manifest.processes.some((q) => q.pid === p.pid)) manifest.processes.push(p);
+    if (this.server !== null) {
+      this.server.send({ type: 'stop', reason: this.stopReason ?? 'done' });
+      await endChild(this.server, 5000);
+      setExit(manifest, 'server', exitText(await this.server.exited));
+    }
+    for (const p of manifest.processes) if (p.role !== 'server' && !p.role.startsWith('client') && p.exit === null) p.exit = 'stopped';
+    for (const c of this.clients) c.send({ type: 'stop', reason: 'run ended' });
+    await Promise.all(this.clients.map((c) => endChild(c, 5000)));
+    this.signals.release();
+    this.progress.end();
   }
-  writeManifest(dir, manifest);
-  return { dir, manifest, signal: signals.first };
+
+  /** run.json's last write. */
+  finish(): RunResult {
+    const { manifest } = this;
+    const d = this.done;
+    manifest.endNs = d !== null && Number.isFinite(d.lastEndNs) ? d.lastEndNs : Number(monoNs() - this.t0);
+    manifest.status = this.status;
+    if (this.observed !== null) manifest.probes = this.observed;
+    manifest.stopReason = this.stopReason;
+    if (d !== null) {
+      manifest.notes.push(...d.notes);
+      manifest.workload = { firstStartNs: d.firstStartNs, lastEndNs: d.lastEndNs, missedStarts: d.missedStarts, attempted: d.attempted };
+    }
+    writeManifest(this.dir, manifest);
+    return { dir: this.dir, manifest, signal: this.signals.first };
+  }
 }
 
 /** An external server never listened: the run ends as failed, with its report. */

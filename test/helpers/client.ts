@@ -17,7 +17,7 @@ import type { RunConfig, Summary } from '../../lib/types.ts';
 
 import { ROOT } from './cli.ts';
 
-const CLIENT = join(ROOT, 'dist', 'harness', 'client-main.js');
+const CLIENT = join(ROOT, 'dist', 'harness', 'workload', 'client-main.js');
 
 /** A validated config as the CLI would make it: DEFAULTS, then the given flags (no --duration unless given). */
 export function clientConfig(flags: Partial<RunOptions>): RunConfig {

@@ -89,7 +89,7 @@ test('python fixture: --never-listen gives a clear error after the bounded wait 
   t.is(r.exitCode, 1, String(r.stderr));
   const err = lines(r.stderr);
   t.is(err.length, 1);
-  t.regex(err[0], /did not accept connections on 127\.0\.0\.1:\d+ within 1\.50s \(--server-wait\); its output is in .*server-command\.log/);
+  t.regex(err[0], /did not accept connections on 127\.0\.0\.1:\d+ within 1\.5 s \(--server-wait\); its output is in .*server-command\.log/);
   // bounded: the run's own clock (the CLI's start-up on a busy machine is not
   // the wait), and the 1.5 s given, not the 10 s default: below 1.5 + 6 s
   const endNs = readManifestFile(dir).endNs ?? Infinity;

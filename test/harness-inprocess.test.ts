@@ -1,11 +1,12 @@
 // The workload's logic without its processes: the built-in server and the
 // client classes driven in this process on loopback (their process
 // bootstraps, client-main.ts and server-main.ts, are what the run starts),
-// and the journals of host changes read back as a later run sees them.
+// the journals of host changes read back as a later run sees them, and a
+// host sysctl written and put back.
 import test from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readServer, readTransactions } from '../analysis/read-run.ts';
 import { summarize } from '../analysis/summarize.ts';
@@ -13,6 +14,9 @@ import { Client } from '../harness/workload/client.ts';
 import { Journal, otherJournals, orphanJournals, type JournalFile } from '../harness/kernel/journal.ts';
 import type { FromChild, StartMessage } from '../harness/messages.ts';
 import { BuiltinServer } from '../harness/workload/server.ts';
+import { applySysctls } from '../harness/kernel/sysctls.ts';
+import { sysctlPath } from '../harness/kernel/sysctl-spec.ts';
+import { UserError } from '../lib/errors.ts';
 import { monoNs } from '../lib/clock.ts';
 import { SCHEMA_VERSION, type RunManifest } from '../lib/run-files.ts';
 import { OUTCOMES } from '../lib/types.ts';
@@ -109,4 +113,35 @@ test("journals: a later run sees other runs' journals and which of them still ru
       .sort(),
     ['/tmp/dead', '/tmp/init', '/tmp/live'],
   );
+});
+
+test.serial('host sysctls in process: journalled before the write, put back by restore(), the journal gone after', async (t) => {
+  if (process.getuid?.() !== 0) return t.pass('skipped: writing a host sysctl needs root');
+  const state = tempDir(t);
+  const before = process.env.SOCKSPIKE_STATE_DIR;
+  process.env.SOCKSPIKE_STATE_DIR = state;
+  t.teardown(() => {
+    if (before === undefined) delete process.env.SOCKSPIKE_STATE_DIR;
+    else process.env.SOCKSPIKE_STATE_DIR = before;
+  });
+  // a host-only key that nothing in the suite depends on
+  const key = 'kernel.printk_ratelimit_burst';
+  const path = sysctlPath(key);
+  const original = readFileSync(path, 'utf8').trim();
+  const value = String(Number(original) + 7);
+  const ownJournal = join(state, `run-${process.pid}.json`);
+  await t.throwsAsync(applySysctls([{ key, value }], null, false, new Journal('/tmp/x')), { instanceOf: UserError, message: /add --host-sysctl/ });
+  await t.throwsAsync(applySysctls([{ key: 'kernel.no_such_key_here', value: '1' }], null, true, new Journal('/tmp/x')), { message: /no such sysctl/ });
+
+  const applied = await applySysctls([{ key, value }], null, true, new Journal('/tmp/run'));
+  try {
+    t.deepEqual(applied.records, [{ key, value, scope: 'host', before: original, after: value }]);
+    t.is(readFileSync(path, 'utf8').trim(), value);
+    const journal = JSON.parse(readFileSync(ownJournal, 'utf8')) as JournalFile;
+    t.like(journal.entries[0], { kind: 'sysctl', key, before: original, value });
+  } finally {
+    t.deepEqual(applied.restore(), []);
+  }
+  t.is(readFileSync(path, 'utf8').trim(), original);
+  t.false(existsSync(ownJournal), 'an undone change leaves the journal; an empty journal leaves the disk');
 });

@@ -1,9 +1,11 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { FILES, writeJson } from '../lib/run-files.ts';
+import { formatUs } from '../lib/format.ts';
 import { OUTCOME_OK, type Summary } from '../lib/types.ts';
 import { findModes } from './modes.ts';
-import { phaseBreakdown } from './phases.ts';
+import { normalPhaseMedians, phaseBreakdown } from './phases.ts';
+import { sharedChain } from './phase-timers.ts';
 import { readManifest, readServer, readTransactions, type TxnColumns } from './read-run.ts';
 import { summarize, totalUs } from './summarize.ts';
 import { timerConstants } from './timers.ts';
@@ -76,7 +78,7 @@ function describeOutliers(summary: Summary, c: TxnColumns, sysctls: Record<strin
   }
   const ref = referenceUs(c, normal.subarray(0, b), n);
   summary.outliers.referenceUs = ref;
-  summary.outliers.modes = modesOf(latencies, ref, sysctls);
+  summary.outliers.modes = modesOf(c, outliers, latencies, ref, normal.subarray(0, b), sysctls);
   summary.outliers.phases = phasesOf(c, outliers, normal.subarray(0, b));
   return outliers;
 }
@@ -93,16 +95,42 @@ function referenceUs(c: TxnColumns, normal: Uint32Array, outliers: number): numb
   return Math.round(v[v.length >> 1]);
 }
 
-function modesOf(latencies: Float64Array, p50: number, sysctls: Record<string, string>): Modes {
-  return findModes(latencies, p50, timerConstants(sysctls)).map((m) => ({
-    label: m.label,
-    count: m.count,
-    share: round3(m.share),
-    minUs: Math.round(m.minUs),
-    medianUs: Math.round(m.medianUs),
-    maxUs: Math.round(m.maxUs),
-    timer: m.match?.id ?? null,
-  }));
+/**
+ * Modes of the outliers' latencies, each named for the kernel timer its
+ * excess matches, or else for the chain of timers (one per phase) most of
+ * its outliers share (phase-timers.ts).
+ */
+function modesOf(c: TxnColumns, idx: Uint32Array, latencies: Float64Array, ref: number, normal: Uint32Array, sysctls: Record<string, string>): Modes {
+  const timers = timerConstants(sysctls);
+  let medians: ReturnType<typeof normalPhaseMedians> | null = null;
+  return findModes(latencies, ref, timers).map((m) => {
+    let label = m.label;
+    let timer = m.match?.id ?? null;
+    if (timer === null) {
+      medians ??= normalPhaseMedians(c, normal);
+      const members: number[] = [];
+      const excess: number[] = [];
+      for (let k = 0; k < idx.length; k++)
+        if (latencies[k] >= m.minUs && latencies[k] <= m.maxUs) {
+          members.push(idx[k]);
+          excess.push(latencies[k] - ref);
+        }
+      const chain = sharedChain(c, members, excess, medians, timers);
+      if (chain !== null) {
+        timer = chain.id;
+        label = `${chain.label}, one per phase (${[...new Set(chain.phases)].join(', ')}): median excess ${formatUs(m.medianExcessUs)}`;
+      }
+    }
+    return {
+      label,
+      count: m.count,
+      share: round3(m.share),
+      minUs: Math.round(m.minUs),
+      medianUs: Math.round(m.medianUs),
+      maxUs: Math.round(m.maxUs),
+      timer,
+    };
+  });
 }
 
 function phasesOf(c: TxnColumns, outliers: Uint32Array, normal: Uint32Array): Phases {
@@ -131,7 +159,7 @@ function describeSubset(
   const latencies = Float64Array.from(subset, (i) => totalUs(c, i));
   const normal: number[] = [];
   for (let i = 0; i < c.n; i++) if (totalUs(c, i) <= thresholdUs && c.outcome[i] === OUTCOME_OK) normal.push(i);
-  return { modes: modesOf(latencies, p50, sysctls), phases: phasesOf(c, subset, Uint32Array.from(normal)) };
+  return { modes: modesOf(c, subset, latencies, p50, Uint32Array.from(normal), sysctls), phases: phasesOf(c, subset, Uint32Array.from(normal)) };
 }
 
 const STRONGEST = 10;

@@ -115,7 +115,10 @@ function median(sorted: Float64Array | number[]): number {
   return n % 2 === 1 ? sorted[h] : (sorted[h - 1] + sorted[h]) / 2;
 }
 
-const medianOf = (m: PhaseMedians, p: number, E: number): number => (p === 0 ? m.late : p === 1 ? m.connect : p === E + 2 ? m.close : m.exchanges[p - 2]);
+/** The normal median of phase p (in phaseDurations' order) of a run with E exchanges. */
+export function phaseMedian(m: PhaseMedians, p: number, E: number): number {
+  return p === 0 ? m.late : p === 1 ? m.connect : p === E + 2 ? m.close : m.exchanges[p - 2];
+}
 
 /** The phase of transaction i holding the most time beyond its normal median. */
 export function dominantPhase(c: TxnColumns, i: number, normalMedians: PhaseMedians): DominantPhase {
@@ -127,7 +130,7 @@ export function dominantPhase(c: TxnColumns, i: number, normalMedians: PhaseMedi
   for (let p = 0; p < E + 3; p++) {
     const dur = scratch[p];
     if (!Number.isFinite(dur)) continue;
-    const m = medianOf(normalMedians, p, E);
+    const m = phaseMedian(normalMedians, p, E);
     const ex = dur - (Number.isFinite(m) ? m : 0);
     if (ex > bestEx) {
       bestEx = ex;
@@ -164,7 +167,7 @@ export function phaseBreakdown(c: TxnColumns, outliers: Uint32Array | number[], 
       outliers: excess[k].length,
       share: n > 0 ? excess[k].length / n : 0,
       medianExcessUs: ex.length > 0 ? median(ex) : 0,
-      normalMedianUs: medianOf(med, k, E),
+      normalMedianUs: phaseMedian(med, k, E),
       unfinished: unfinished[k],
     };
   });

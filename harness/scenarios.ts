@@ -68,6 +68,13 @@ export const SCENARIOS: Scenario[] = [
     flags: { netns: true, concurrency: '1', splitWrites: '2', nodelay: 'off', close: 'client-fin', outlier: '20ms', duration: '5s' },
   },
   {
+    name: 'nagle-several-exchanges',
+    cause: 'nagle-delayed-ack',
+    description:
+      'Nagle meets delayed ACK in four exchanges per connection: each exchange after the first waits ~40 ms, so a transaction waits 3 x 40 ms, which no single timer matches',
+    flags: { netns: true, concurrency: '1', splitWrites: '2', nodelay: 'off', exchanges: '4', close: 'client-fin', outlier: '20ms', duration: '5s' },
+  },
+  {
     name: 'port-exhaustion',
     cause: 'port-exhaustion',
     description: 'Client-first close with tcp_tw_reuse=0 and 200 local ports: TIME_WAIT holds every port, connect() fails with EADDRNOTAVAIL',

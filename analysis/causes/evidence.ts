@@ -3,6 +3,7 @@
 // and numbers they are told in.
 import { externalServerArgs } from '../../lib/external-server-args.ts';
 import type { CauseInput, MetricNear } from './types.ts';
+import { timerIdsOf } from '../phase-timers.ts';
 import { formatNumber, formatSeconds, formatShare, formatUs } from '../../lib/format.ts';
 
 /** One evidence item: weight (share of the score), strength 0..1 (0: does not hold), null strength: not available (left out of the denominator). */
@@ -35,7 +36,7 @@ export function modeShare(input: CauseInput, family: string): { share: number; c
   let count = 0;
   const labels: string[] = [];
   for (const m of input.outliers.modes) {
-    if (m.timer !== null && m.timer.startsWith(family)) {
+    if (m.timer !== null && timerIdsOf(m.timer).some((id) => id.startsWith(family))) {
       share += m.share;
       count += m.count;
       labels.push(m.label.split(':')[0]);

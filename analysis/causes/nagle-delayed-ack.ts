@@ -26,6 +26,8 @@ export const nagleDelayedAck: CauseModule = {
     const mode = modeShare(input, 'delayed-ack');
     if (mode.count === 0) return null;
     const phase = phaseShare(input, isExchange);
+    // a chain ("2 x delayed ACK"): one wait in each of several exchanges
+    const waits = Math.max(1, ...mode.labels.map((l) => Number(/^(\d+) x delayed ACK/.exec(l)?.[1] ?? 1)));
     const c = input.config;
     const trap = c.splitWrites > 1 && !c.nodelay;
     const dack = counterNear(input, ['TcpExt.DelayedACKs']);
@@ -44,7 +46,7 @@ export const nagleDelayedAck: CauseModule = {
       id: this.id,
       confidence,
       summary:
-        `${outlierSpan(input)}: ${formatShare(mode.share)} waited about 40 ms in an exchange, the peer's delayed ACK holding back a request Nagle's algorithm had split` +
+        `${outlierSpan(input)}: ${formatShare(mode.share)} waited about 40 ms in ${waits > 1 ? `each of ${waits} exchanges` : 'an exchange'}, the peer's delayed ACK holding back a request Nagle's algorithm had split` +
         (trap ? ` (${c.splitWrites} writes per request, TCP_NODELAY off)` : '') +
         '.',
       evidence,

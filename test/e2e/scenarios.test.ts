@@ -18,6 +18,7 @@ const DURATION: Record<string, string> = {
   'syn-loss': '4s',
   'data-retransmit': '4s',
   'nagle-delayed-ack': '3s',
+  'nagle-several-exchanges': '3s',
   'port-exhaustion': '3s',
   'abortive-close': '2s',
   'cpu-saturation': '6s',

@@ -15,7 +15,7 @@ import { readProbes, readStallMonitors, type ProbeData } from '../probes/read.ts
 import { findCauses } from './causes/index.ts';
 import { checkFaults } from './fault-match.ts';
 import { buildCauseInput } from './causes/input.ts';
-import { readKernelEventsFile } from '../probes/kernel-events/parse.ts';
+import { readKernelEventsFile } from '../probes/kernel-events/events-file.ts';
 import type { Modes, Phases } from './causes/types.ts';
 import { META_FILE, PROBES_DIR } from '../probes/probe-files.ts';
 import { readEnvironment } from '../probes/environment.ts';

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { median } from 'simple-statistics';
 import { readManifest } from '../analysis/read-run.ts';
-import { readKernelEventsFile } from '../probes/kernel-events/parse.ts';
+import { readKernelEventsFile } from '../probes/kernel-events/events-file.ts';
 
 const BIN = fileURLToPath(new URL('../bin/sockspike.js', import.meta.url));
 

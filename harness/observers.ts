@@ -122,6 +122,7 @@ export class Observers {
       samples: p?.samples ?? 0,
       kernelEvents: e?.events ?? null,
       kernelEventsByKind: e?.byKind ?? {},
+      ...(e !== null ? { kernelEventsRecorded: e.recorded } : {}),
       overheadPct: p === null ? null : 100 * p.overhead.cpuPerSecond,
     };
   }

@@ -36,8 +36,11 @@ export interface ObserverSummary {
   skipped: SkippedProbe[];
   notes: string[];
   samples: number;
+  /** Kernel events seen (counted in the kernel, those recorded one by one among them). */
   kernelEvents: number | null;
   kernelEventsByKind: Record<string, number>;
+  /** Kernel events recorded one by one (absent in older runs, which recorded every event). */
+  kernelEventsRecorded?: number;
   /** CPU of the probe process, in percent of one core. */
   overheadPct: number | null;
 }

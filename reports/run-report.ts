@@ -16,7 +16,7 @@ import { TIMELINE_FILE } from './timeline-chart.ts';
 import { LATENCY_FILE } from './latency-chart.ts';
 import { META_FILE, PROBES_DIR } from '../probes/probe-files.ts';
 import { formatEnvironment, readEnvironment } from '../probes/environment.ts';
-import { KERNEL_EVENTS_FILE } from '../probes/kernel-events/tracer.ts';
+import { KERNEL_EVENTS_FILE, KERNEL_EVENTS_FILE_V1 } from '../probes/kernel-events/events-file.ts';
 import { CATALOGUE, MIN_CONFIDENCE } from '../analysis/causes/index.ts';
 
 // report.md of one run: what happened first, then the evidence, then how
@@ -346,11 +346,17 @@ function observerSections(dir: string, m: RunManifest, highlightNs: number[], re
   if (p !== undefined) {
     if (p.kernelEvents !== null) {
       const kinds = Object.entries(p.kernelEventsByKind).sort((a, b) => b[1] - a[1]);
+      const file = existsSync(join(dir, KERNEL_EVENTS_FILE_V1)) ? KERNEL_EVENTS_FILE_V1 : KERNEL_EVENTS_FILE;
       out.push(
         [
           '## Kernel events (bpftrace)',
           '',
-          `${formatCount(p.kernelEvents)} events on the run's ports (tcp and sock tracepoints), in \`${KERNEL_EVENTS_FILE}\`.`,
+          `${formatCount(p.kernelEvents)} events on the run's ports (tcp and sock tracepoints), in \`${file}\`` +
+            (p.kernelEventsRecorded !== undefined && p.kernelEventsRecorded < p.kernelEvents
+              ? `: ${formatCount(p.kernelEventsRecorded)} recorded one by one, the rest counted in the kernel per 100 ms ` +
+                '(resets and state changes beyond two of a kind per 100 ms are only counted: they can come with every connection, and printing ' +
+                'each to user space costs bpftrace far more CPU than counting it; retransmits and drops are always recorded one by one).'
+              : '.'),
           ...(kinds.length > 0
             ? [
                 '',
@@ -407,7 +413,7 @@ function outlierShape(s: Summary): string {
   const modes = o.modes ?? [];
   if (modes.length > 0)
     out.push(
-      `Outlier latencies cluster into ${modes.length} mode${modes.length > 1 ? 's' : ''}; a mode is named after the kernel timer whose delay (from this run's sysctls) matches its excess over the median, or after the timers that add up to it, one per phase that waited:`,
+      `Outlier latencies cluster into ${modes.length} mode${modes.length > 1 ? 's' : ''}; a mode is named after the kernel timer whose delay (from this run's sysctls) matches its excess over the median:`,
       '',
       table(
         ['mode', 'outliers', 'share', 'min', 'median', 'max'],

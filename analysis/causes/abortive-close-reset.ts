@@ -9,7 +9,9 @@ import { formatNumber } from '../../lib/format.ts';
 // Scoring (see score()):
 //   0.45  ECONNRESET / EPIPE errors (1 when any)
 //   0.20  the configuration closes abortively (close client-rst / server-rst: 1)
-//   0.20  kernel events: resets on the outlier or failed connections (strength: share of outliers with one); left out without events
+//   0.20  kernel events: resets on the outlier or failed connections (strength: share of outliers with one); left out without events.
+//         Where resets were only counted in the kernel (more than its budget per 100 ms: a run that resets every
+//         connection), the outliers there count by the share of connections that had one (analysis/joins/kernel.ts)
 //   0.15  Tcp.OutRsts / Tcp.EstabResets moved around the outliers (1: >= 2x elsewhere, 0.5: nonzero); left out without probes or outliers
 // Required: ECONNRESET or EPIPE errors (resets alone are what an rst close does by design).
 
@@ -35,7 +37,11 @@ export const abortiveCloseReset: CauseModule = {
       {
         weight: 0.2,
         strength: k === null || k.outliers === 0 ? null : k.outliersWithReset / k.outliers,
-        text: `kernel events: ${formatNumber(k?.outliersWithReset ?? 0)} of ${kernelOutliers(input)} saw a reset`,
+        text:
+          `kernel events: ${formatNumber(k?.outliersWithReset ?? 0)} of ${kernelOutliers(input)} saw a reset` +
+          (k?.outliersWithResetEstimated
+            ? ` (${formatNumber(k.outliersWithResetEstimated.withReset)} of them estimated: for ${formatNumber(k.outliersWithResetEstimated.outliers)}, resets came with every connection and were counted in the kernel, not recorded one by one)`
+            : ''),
       },
       { weight: 0.15, strength: n === 0 ? null : rst.strength, text: rst.text },
     ]);

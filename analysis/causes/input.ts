@@ -1,7 +1,7 @@
 import { OUTCOMES, OUTCOME_OK, type RunConfig, type Summary } from '../../lib/types.ts';
-import type { KernelEvent } from '../../probes/kernel-events/parse.ts';
+import type { KernelEventsRead } from '../../probes/kernel-events/events-file.ts';
 import type { ProbeData, StallMonitorData } from '../../probes/read.ts';
-import { joinKernelEvents } from '../joins/kernel.ts';
+import { countedResetChance, joinKernelEvents } from '../joins/kernel.ts';
 import { joinServer } from '../joins/server.ts';
 import type { ServerColumns, TxnColumns } from '../read-run.ts';
 import { comparisonWindows } from '../windows.ts';
@@ -45,8 +45,8 @@ export interface InputSources {
   probes: ProbeData | null;
   /** Self-monitor files (probes.self when probes were read). */
   self: StallMonitorData[];
-  /** Kernel events (probes/kernel-events/parse.ts readKernelEventsFile) and from when they were recorded. */
-  events: { events: KernelEvent[]; fromNs: number } | null;
+  /** Kernel events (probes/kernel-events/events-file.ts readKernelEventsFile) and from when they were recorded. */
+  events: Pick<KernelEventsRead, 'events' | 'counts' | 'fromNs' | 'total'> | null;
   /** Modes and phases of a subset of the outliers (for when the self-check takes some away). */
   describe: (outliers: Uint32Array) => { modes: Modes; phases: Phases | null };
 }
@@ -102,18 +102,26 @@ export function buildCauseInput(src: InputSources): CauseInput {
   let kernel: CauseInput['txn']['kernel'] = null;
   if (src.events !== null) {
     const j = joinKernelEvents(c, src.config.port, src.events.events);
+    // resets only counted in the kernel (one with every connection): estimated per bucket
+    const chance = countedResetChance(c, src.config.port, j, src.events.events, src.events.counts);
     // only transactions that began once bpftrace was attached can show events
     const from = src.events.fromNs;
     let covered = 0;
     let syn = 0;
     let re = 0;
     let rst = 0;
+    let rstEstimated = 0;
+    let estimatedFrom = 0;
     for (const i of kept) {
       if (c.intendedNs[i] < from) continue;
       covered++;
       if (j.synRetransmits[i] > 0) syn++;
       if (j.retransmits[i] > 0) re++;
       if (j.resetsSent[i] + j.resetsReceived[i] > 0) rst++;
+      else if (chance[i] > 0) {
+        rstEstimated += chance[i];
+        estimatedFrom++;
+      }
     }
     let normal = 0;
     let normalSyn = 0;
@@ -122,13 +130,15 @@ export function buildCauseInput(src: InputSources): CauseInput {
       normal++;
       if (j.synRetransmits[i] > 0) normalSyn++;
     }
+    const estimated = Math.round(rstEstimated);
     kernel = {
-      events: src.events.events.length,
+      events: src.events.total,
       outliers: covered,
       fromNs: from,
       outliersWithSynRetrans: syn,
       outliersWithRetrans: re,
-      outliersWithReset: rst,
+      outliersWithReset: rst + estimated,
+      outliersWithResetEstimated: estimatedFrom > 0 ? { outliers: estimatedFrom, withReset: estimated } : null,
       normalWithSynRetrans: normalSyn,
       normal,
     };

@@ -40,7 +40,14 @@ export interface TxnEvidence {
     fromNs: number;
     outliersWithSynRetrans: number;
     outliersWithRetrans: number;
+    /** Recorded, plus those estimated from the kernel's counts (outliersWithResetEstimated). */
     outliersWithReset: number;
+    /**
+     * Outliers whose resets were only counted in the kernel (resets came with
+     * every connection): how many, and how many of them are estimated to have
+     * had one (included in outliersWithReset); null when every reset was recorded.
+     */
+    outliersWithResetEstimated?: { outliers: number; withReset: number } | null;
     normalWithSynRetrans: number;
     normal: number;
   } | null;

@@ -1,9 +1,11 @@
-import type { KernelEvent } from '../../probes/kernel-events/parse.ts';
+import { eventAt, kindCodeOf, type KernelEvent, type KernelEventColumns, type KernelEventCounts } from '../../probes/kernel-events/events-file.ts';
 import { lowerBound, portTimeIndex } from './server.ts';
 import type { TxnColumns } from '../read-run.ts';
 import { txnStartNs } from '../summarize.ts';
+import { TCP_STATES } from '../../lib/tcp-states.ts';
 
-// Join kernel events (events/kernel-events.ndjson) to transactions: an event
+// Join kernel events (events/kernel-events.bin, or .ndjson in older runs;
+// those recorded one by one) to transactions: an event
 // belongs to transaction i when one of its ports is the transaction's local
 // port and the other the server port, and its time lies within the
 // transaction's window [start, start + endUs] widened by 10 ms on each side.
@@ -17,6 +19,14 @@ import { txnStartNs } from '../summarize.ts';
 // is O(1) for the sequential use a port gets. Memory: typed arrays of n and e.
 
 export const KERNEL_JOIN_PAD_NS = 10_000_000;
+
+const K_RETRANSMIT = kindCodeOf('retransmit');
+const K_SYNACK = kindCodeOf('retransmit-synack');
+const K_SEND_RESET = kindCodeOf('send-reset');
+const K_RECEIVE_RESET = kindCodeOf('receive-reset');
+const K_DROP = kindCodeOf('drop');
+const K_STATE = kindCodeOf('state');
+const SYN_SENT = TCP_STATES.indexOf('SYN_SENT');
 
 export interface KernelJoin {
   /** Per transaction: SYN retransmissions (retransmit of a SYN_SENT socket). */
@@ -70,10 +80,10 @@ function sortedIndex(key: Float64Array): Uint32Array {
   return idx;
 }
 
-export function joinKernelEvents(c: TxnColumns, serverPort: number, events: KernelEvent[], opts: KernelJoinOptions = {}): KernelJoin {
+export function joinKernelEvents(c: TxnColumns, serverPort: number, events: KernelEventColumns, opts: KernelJoinOptions = {}): KernelJoin {
   const pad = opts.padNs ?? KERNEL_JOIN_PAD_NS;
   const n = c.n;
-  const e = events.length;
+  const e = events.n;
 
   // Transaction windows, and the transactions bucketed by port, by start.
   const start = new Float64Array(n);
@@ -101,7 +111,7 @@ export function joinKernelEvents(c: TxnColumns, serverPort: number, events: Kern
 
   // Events in time order, so each transaction's list comes out in time order.
   const tNs = new Float64Array(e);
-  for (let j = 0; j < e; j++) tNs[j] = Number.isFinite(events[j].tNs) ? events[j].tNs : Infinity;
+  for (let j = 0; j < e; j++) tNs[j] = Number.isFinite(events.tNs[j]) ? events.tNs[j] : Infinity;
   const evOrder = sortedIndex(tNs);
 
   const eventTxn = new Int32Array(e).fill(-1);
@@ -120,16 +130,17 @@ export function joinKernelEvents(c: TxnColumns, serverPort: number, events: Kern
 
   for (let q = 0; q < e; q++) {
     const j = evOrder[q];
-    const ev = events[j];
+    const sport = events.sport[j];
+    const dport = events.dport[j];
     const t = tNs[j];
     if (!Number.isFinite(t)) continue;
     let clientPort: number;
     let serverSide: boolean;
-    if (ev.dport === serverPort && ev.sport !== serverPort) {
-      clientPort = ev.sport;
+    if (dport === serverPort && sport !== serverPort) {
+      clientPort = sport;
       serverSide = false;
-    } else if (ev.sport === serverPort && ev.dport !== serverPort) {
-      clientPort = ev.dport;
+    } else if (sport === serverPort && dport !== serverPort) {
+      clientPort = dport;
       serverSide = true;
     } else continue;
     if (!(clientPort > 0 && clientPort < 65536)) continue;
@@ -155,27 +166,27 @@ export function joinKernelEvents(c: TxnColumns, serverPort: number, events: Kern
     eventTxn[j] = best;
     matched++;
     perTxn[best + 1]++;
-    switch (ev.kind) {
-      case 'retransmit':
-        if (!serverSide && ev.state === 'SYN_SENT') synRetransmits[best]++;
+    switch (events.kind[j]) {
+      case K_RETRANSMIT:
+        if (!serverSide && events.a[j] === SYN_SENT) synRetransmits[best]++;
         else retransmits[best]++;
         break;
-      case 'retransmit-synack':
+      case K_SYNACK:
         synackRetransmits[best]++;
         break;
-      case 'send-reset':
+      case K_SEND_RESET:
         if (serverSide) serverRstSend[best]++;
         else clientRstSend[best]++;
         break;
-      case 'receive-reset':
+      case K_RECEIVE_RESET:
         // the receiving socket's port is sport: the other side sent it
         if (serverSide) clientRstRecv[best]++;
         else serverRstRecv[best]++;
         break;
-      case 'drop':
+      case K_DROP:
         drops[best]++;
         break;
-      case 'state':
+      case K_STATE:
         states[best]++;
         break;
     }
@@ -202,7 +213,7 @@ export function joinKernelEvents(c: TxnColumns, serverPort: number, events: Kern
   const eventsFor = (i: number): KernelEvent[] => {
     if (!(i >= 0 && i < n)) return [];
     const out: KernelEvent[] = [];
-    for (let k = perTxn[i]; k < perTxn[i + 1]; k++) out.push(events[list[k]]);
+    for (let k = perTxn[i]; k < perTxn[i + 1]; k++) out.push(eventAt(events, list[k]));
     return out;
   };
 
@@ -220,4 +231,74 @@ export function joinKernelEvents(c: TxnColumns, serverPort: number, events: Kern
     transactionsWithEvents,
     eventsFor,
   };
+}
+
+/**
+ * Where resets were only counted in the kernel (more than the budget of one
+ * key in a 100 ms bucket: a run that resets every connection), which
+ * transactions had one cannot be told event by event. Per transaction, the
+ * chance that it had a reset that was counted but not recorded, from the
+ * bucket its window ends in (a close's reset comes at the end): the resets
+ * counted but not recorded there (each reset counted once per direction: the
+ * larger of its send and receive counts) over the transactions ending there
+ * without a recorded reset, at most 1. 0 where every reset was recorded (and
+ * for runs of format version 1, which recorded every event).
+ */
+export function countedResetChance(c: TxnColumns, serverPort: number, j: KernelJoin, events: KernelEventColumns, counts: KernelEventCounts): Float32Array {
+  const n = c.n;
+  const chance = new Float32Array(n);
+  const w = counts.bucketNs;
+  if (counts.n === 0 || !(w > 0)) return chance;
+  // bucket starts are multiples of w on the absolute clock: their offset from t0
+  const off = ((counts.tNs[0] % w) + w) % w;
+  const bucketOf = (t: number): number => Math.floor((t - off) / w);
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let k = 0; k < counts.n; k++) {
+    if (counts.kind[k] !== K_SEND_RESET && counts.kind[k] !== K_RECEIVE_RESET) continue;
+    const b = bucketOf(counts.tNs[k] + w / 2);
+    if (b < lo) lo = b;
+    if (b > hi) hi = b;
+  }
+  if (!(hi >= lo)) return chance;
+  const m = hi - lo + 1;
+  // per bucket: [client sent, server received, server sent, client received], counted and recorded
+  const counted = new Float64Array(4 * m);
+  const recorded = new Float64Array(4 * m);
+  const slot = (kind: number, serverSide: boolean): number => (kind === K_SEND_RESET ? (serverSide ? 2 : 0) : serverSide ? 1 : 3);
+  for (let k = 0; k < counts.n; k++) {
+    const kind = counts.kind[k];
+    if (kind !== K_SEND_RESET && kind !== K_RECEIVE_RESET) continue;
+    counted[4 * (bucketOf(counts.tNs[k] + w / 2) - lo) + slot(kind, counts.serverSide[k] === 1)] += counts.count[k];
+  }
+  for (let e = 0; e < events.n; e++) {
+    const kind = events.kind[e];
+    if (kind !== K_SEND_RESET && kind !== K_RECEIVE_RESET) continue;
+    const b = bucketOf(events.tNs[e]) - lo;
+    if (b >= 0 && b < m) recorded[4 * b + slot(kind, events.sport[e] === serverPort)]++;
+  }
+  const unrecorded = new Float64Array(m);
+  let any = false;
+  for (let b = 0; b < m; b++) {
+    const d = Math.max(counted[4 * b], counted[4 * b + 1]) + Math.max(counted[4 * b + 2], counted[4 * b + 3]);
+    const r = Math.max(recorded[4 * b], recorded[4 * b + 1]) + Math.max(recorded[4 * b + 2], recorded[4 * b + 3]);
+    unrecorded[b] = Math.max(0, d - r);
+    if (unrecorded[b] > 0) any = true;
+  }
+  if (!any) return chance;
+  const endBucket = new Int32Array(n);
+  const without = new Float64Array(m);
+  for (let i = 0; i < n; i++) {
+    const endUs = c.endUs[i];
+    const t = txnStartNs(c, i) + (Number.isNaN(endUs) ? 0 : Math.max(0, endUs)) * 1000;
+    const b = bucketOf(t) - lo;
+    endBucket[i] = b >= 0 && b < m ? b : -1;
+    if (endBucket[i] >= 0 && j.resetsSent[i] + j.resetsReceived[i] === 0) without[endBucket[i]]++;
+  }
+  for (let i = 0; i < n; i++) {
+    const b = endBucket[i];
+    if (b < 0 || unrecorded[b] === 0 || j.resetsSent[i] + j.resetsReceived[i] > 0) continue;
+    chance[i] = Math.min(1, unrecorded[b] / Math.max(1, without[b]));
+  }
+  return chance;
 }

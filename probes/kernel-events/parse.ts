@@ -1,30 +1,10 @@
-// Decoding of bpftrace's output lines into kernel events, and the on-disk
-// NDJSON form of events/kernel-events.ndjson (format documented in
-// kernel-events.ts).
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { UserError } from '../../lib/errors.ts';
-import { EVENT_PREFIX, KERNEL_EVENT_KINDS, TCP_STATES, type KernelEventKind } from './script.ts';
+// Decoding of bpftrace's output lines: events ("@E ...") into KernelEvent
+// objects or binary records, and count lines ("@C3[1, 7, 12, 17]: 45") into
+// count records, as events-file.ts writes them.
+import { COUNT_PREFIX, BUCKET_NS, EVENT_PREFIX, KERNEL_EVENT_KINDS, TCP_STATES } from './script.ts';
+import { FLAG_COUNT, FLAG_IPV6, FLAG_SERVER_SIDE, type KernelEvent, type KevRecord, type ReasonTables } from './events-file.ts';
 
-export const KERNEL_EVENTS_FILE = 'events/kernel-events.ndjson';
-export const KERNEL_EVENTS_FORMAT = 'sockspike-kernel-events';
-export const KERNEL_EVENTS_VERSION = 1;
-
-export interface KernelEvent {
-  /** ns since the run's t0 (CLOCK_MONOTONIC; negative if before t0). */
-  tNs: number;
-  kind: KernelEventKind;
-  family: 4 | 6;
-  sport: number;
-  dport: number;
-  /** Socket state at the event (retransmit, send-reset), where the kernel gives it. */
-  state?: string;
-  /** For kind 'state'. */
-  oldState?: string;
-  newState?: string;
-  /** Drop reason (SKB_DROP_REASON_* without prefix) or reset reason (SK_RST_REASON_*). */
-  reason?: string;
-}
+export type { KernelEvent } from './events-file.ts';
 
 /** Splits a byte stream into whole lines; keeps the tail until its newline comes. */
 export class LineSplitter {
@@ -49,7 +29,7 @@ const stateName = (n: number): string | undefined => (n > 0 ? (TCP_STATES[n] ?? 
  * Decode one bpftrace line "@E kind nsecs family sport dport a b".
  * Returns null for anything else (other bpftrace output, a cut line).
  */
-export function decodeEventLine(line: string, t0: bigint, reasons: Partial<Record<KernelEventKind, Record<number, string>>>): KernelEvent | null {
+export function decodeEventLine(line: string, t0: bigint, reasons: ReasonTables): KernelEvent | null {
   if (!line.startsWith(EVENT_PREFIX)) return null;
   const f = line.slice(EVENT_PREFIX.length).trimEnd().split(' ');
   if (f.length !== 7 || !f.every((x) => /^-?\d+$/.test(x))) return null;
@@ -76,52 +56,45 @@ export function decodeEventLine(line: string, t0: bigint, reasons: Partial<Recor
   return ev;
 }
 
-/** Parse one NDJSON line of the events file: an event, or null (header, trailer, junk). */
-export function parseEventRecord(line: string): KernelEvent | null {
-  if (!line.startsWith('{"tNs"')) return null;
-  try {
-    const v = JSON.parse(line) as Partial<KernelEvent>;
-    if (typeof v.tNs !== 'number' || typeof v.kind !== 'string' || !KERNEL_EVENT_KINDS.includes(v.kind)) return null;
-    if (typeof v.sport !== 'number' || typeof v.dport !== 'number') return null;
-    return v as KernelEvent;
-  } catch {
-    return null; // a line cut short by a crash
-  }
-}
-
-/** A run's kernel events as read back: the header (null: missing or damaged), the events, and from when they were recorded. */
-export interface KernelEventsRead {
-  header: { format: string; version: number; t0Ns: string; attachedNs?: number } & Record<string, unknown>;
-  events: KernelEvent[];
-  /** ns since t0 from which events were recorded (the header's attachedNs; 0 in older files or without a header). */
-  fromNs: number;
-}
-
 /**
- * The one reader of events/kernel-events.ndjson: null when the probe did not
- * run (no file). Cut or corrupt lines are skipped, and a damaged header only
- * loses what it said; a file of a newer format version is a UserError.
- * Events are in file order (bpftrace emits per CPU, so times can be slightly
- * out of order; sort by tNs if order matters).
+ * One bpftrace line as a record for events/kernel-events.bin: an event
+ * ("@E kind nsecs family sport dport a b") or a count ("@C<kind>[side, a, b,
+ * bucket]: N"); null for anything else. `ports`: the server ports (an
+ * event's side).
  */
-export function readKernelEventsFile(runDir: string): (Omit<KernelEventsRead, 'header'> & { header: KernelEventsRead['header'] | null }) | null {
-  const file = join(runDir, KERNEL_EVENTS_FILE);
-  if (!existsSync(file)) return null;
-  const lines = readFileSync(file, 'utf8').split('\n');
-  let header: KernelEventsRead['header'] | null = null;
-  try {
-    const h = JSON.parse(lines[0] ?? '') as KernelEventsRead['header'];
-    if (h !== null && typeof h === 'object' && h.format === KERNEL_EVENTS_FORMAT) header = h;
-  } catch {
-    // damaged: the events still count
+export function decodeRecordLine(line: string, t0: bigint, ports: number[]): KevRecord | null {
+  if (line.startsWith(EVENT_PREFIX)) {
+    const f = line.slice(EVENT_PREFIX.length).trimEnd().split(' ');
+    if (f.length !== 7) return null;
+    const kind = Number(f[0]);
+    const t = f[1];
+    const fam = Number(f[2]);
+    const sport = Number(f[3]);
+    const dport = Number(f[4]);
+    const a = Number(f[5]);
+    const b = Number(f[6]);
+    if (!f.every((x) => /^-?\d+$/.test(x)) || !(kind >= 1 && kind <= KERNEL_EVENT_KINDS.length) || t.startsWith('-')) return null;
+    const flags = (fam === 10 ? FLAG_IPV6 : 0) | (ports.includes(sport) ? FLAG_SERVER_SIDE : 0);
+    return { tNs: Number(BigInt(t) - t0), sport, dport, kind, flags, ...fields(kind, a, b), count: 1 };
   }
-  if (header !== null && typeof header.version === 'number' && header.version > KERNEL_EVENTS_VERSION)
-    throw new UserError(`${file}: format version ${header.version} is newer than this sockspike reads (${KERNEL_EVENTS_VERSION})`);
-  const events: KernelEvent[] = [];
-  for (const line of lines) {
-    const ev = parseEventRecord(line);
-    if (ev) events.push(ev);
+  if (line.startsWith(COUNT_PREFIX)) {
+    const m = /^@C(\d)\[(\d+), (-?\d+), (-?\d+), (\d+)\]: (\d+)$/.exec(line.trimEnd());
+    if (!m) return null;
+    const kind = Number(m[1]);
+    if (!(kind >= 1 && kind <= KERNEL_EVENT_KINDS.length)) return null;
+    const flags = FLAG_COUNT | (m[2] !== '0' ? FLAG_SERVER_SIDE : 0);
+    const tNs = Number(BigInt(m[5]) * BigInt(BUCKET_NS) - t0);
+    return { tNs, sport: 0, dport: 0, kind, flags, ...fields(kind, Number(m[3]), Number(m[4])), count: Number(m[6]) };
   }
-  const at = header?.attachedNs;
-  return { header, events, fromNs: typeof at === 'number' && Number.isFinite(at) && at > 0 ? at : 0 };
+  return null;
+}
+
+/** The printed a, b of a kind as the record's state fields and reason. */
+function fields(kind: number, a: number, b: number): { a: number; b: number; reason: number } {
+  const k = KERNEL_EVENT_KINDS[kind - 1];
+  if (k === 'state') return { a: a & 0xff, b: b & 0xff, reason: -1 };
+  if (k === 'send-reset') return { a: a > 0 ? a & 0xff : 0, b: 0, reason: b >= 0 ? b : -1 };
+  if (k === 'drop') return { a: 0, b: 0, reason: b >= 0 ? b : -1 };
+  if (k === 'retransmit') return { a: a > 0 ? a & 0xff : 0, b: 0, reason: -1 };
+  return { a: 0, b: 0, reason: -1 };
 }

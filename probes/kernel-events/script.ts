@@ -4,6 +4,24 @@
 // 6.10; enum numbering of drop reasons changes every release), so nothing
 // is assumed: each probe checks the fields it needs and is skipped with a
 // reason otherwise, and enum names come from the format's print fmt.
+//
+// What reaches user space (bpftrace's own CPU is almost all in printing an
+// event to user space, ~10-80 us each, so nothing that fires per transaction
+// is printed per transaction):
+// - every event is counted in the kernel per key (side, state or old state,
+//   new state or reason) and 100 ms bucket, in one count() map per kind
+//   (@C1..@C6), printed and cleared every second ("@C3[1, 7, 12, 17]: 45");
+// - retransmits, SYN-ACK retransmits and drops are also printed one by one:
+//   they are rare in a healthy run and the analysis joins each to its
+//   transaction (SYN retransmits for accept-queue-overflow and syn-loss, data
+//   retransmits for data-retransmit);
+// - resets and state changes, which a client-rst or server-rst run (resets)
+//   or --kernel-states (state changes) make once or more per transaction,
+//   are printed one by one only while their key has had at most `budget`
+//   (default 2) in the bucket: all of them when they are rare (a reset now
+//   and then is joined to its transaction exactly), a sample plus counts when
+//   they come with every transaction. The analysis then estimates the
+//   outliers with a reset from the counts (analysis/joins/kernel.ts).
 import { TCP_STATES } from '../../lib/tcp-states.ts';
 import type { SkippedProbe } from '../../lib/types.ts';
 
@@ -62,8 +80,19 @@ export function symbolicTable(printFmt: string, field: string): Record<number, s
  */
 export type StateEvents = 'all' | 'handshake' | 'off';
 
+/** Width of a count bucket, ns. */
+export const BUCKET_NS = 100_000_000;
+/** Events of a budgeted kind printed one by one per key and bucket; the rest are only counted. */
+export const DEFAULT_BUDGET = 2;
+/** The kinds that can fire with every transaction: printed one by one only within the budget. */
+export const BUDGETED: readonly KernelEventKind[] = ['send-reset', 'receive-reset', 'state'];
+/** Prefix of a count line: "@C<kind code>[side, a, b, bucket]: N". */
+export const COUNT_PREFIX = '@C';
+
 export interface ProbeRequest {
   ports: number[];
+  /** Events of a budgeted kind printed per key and bucket (default DEFAULT_BUDGET). */
+  budget?: number;
   states: StateEvents;
   drops: boolean;
   /** Kernel BTF present (needed to read ports out of a dropped skb). */
@@ -95,8 +124,22 @@ const need = (fmt: TracepointFormat, ...names: string[]): string | null => {
   return missing.length ? `format has no ${missing.join(', ')} field` : null;
 };
 
-const emit = (kind: KernelEventKind, fam: string, s: string, d: string, a: string, b: string): string =>
-  `printf("${EVENT_PREFIX}${kindCode(kind)} %llu %u %u %u %d %d\\n", nsecs, ${fam}, ${s}, ${d}, ${a}, ${b});`;
+/**
+ * The body that records one event. Every event is counted per key
+ * (side, a, b) and 100 ms bucket in a map of its kind, @C<code>, printed and
+ * cleared every second; an event of a budgeted kind is also printed one by one
+ * only while its key has had at most `budget` in the bucket (@B<code>, the
+ * same key), an event of any other kind always. `side` is 1 when the event's
+ * source port is a server port.
+ */
+const emit = (kind: KernelEventKind, req: ProbeRequest, fam: string, s: string, d: string, a: string, b: string): string => {
+  const code = kindCode(kind);
+  const side = '(' + req.ports.map((p) => `${s} == ${p}`).join(' || ') + ')';
+  const key = `$side, ${a}, ${b}, $k`;
+  const print = `printf("${EVENT_PREFIX}${code} %llu %u %u %u %d %d\\n", $t, ${fam}, ${s}, ${d}, ${a}, ${b});`;
+  const once = BUDGETED.includes(kind) ? `@B${code}[${key}]++; if (@B${code}[${key}] <= ${req.budget ?? DEFAULT_BUDGET}) { ${print} }` : print;
+  return `$t = nsecs; $k = $t / ${BUCKET_NS}; $side = ${side}; @C${code}[${key}] = count(); ${once}`;
+};
 
 // sockaddr_in / sockaddr_in6 as raw bytes: family is a host-order u16 at
 // 0, the port a network-order u16 at 2 (same offsets in both).
@@ -107,44 +150,44 @@ const PROBES: ProbeDef[] = [
   {
     kind: 'retransmit',
     tp: 'tcp:tcp_retransmit_skb',
-    build(fmt, _req, filter) {
+    build(fmt, req, filter) {
       const miss = need(fmt, 'sport', 'dport', 'family');
       if (miss) return { skip: miss };
       const state = fmt.fields.has('state') ? 'args->state' : '0';
-      return `/${filter('args->sport', 'args->dport')}/ { ${emit('retransmit', 'args->family', 'args->sport', 'args->dport', state, '0')} }`;
+      return `/${filter('args->sport', 'args->dport')}/ { ${emit('retransmit', req, 'args->family', 'args->sport', 'args->dport', state, '0')} }`;
     },
   },
   {
     kind: 'retransmit-synack',
     tp: 'tcp:tcp_retransmit_synack',
-    build(fmt, _req, filter) {
+    build(fmt, req, filter) {
       const miss = need(fmt, 'sport', 'dport', 'family');
       if (miss) return { skip: miss };
-      return `/${filter('args->sport', 'args->dport')}/ { ${emit('retransmit-synack', 'args->family', 'args->sport', 'args->dport', '0', '0')} }`;
+      return `/${filter('args->sport', 'args->dport')}/ { ${emit('retransmit-synack', req, 'args->family', 'args->sport', 'args->dport', '0', '0')} }`;
     },
   },
   {
     kind: 'send-reset',
     tp: 'tcp:tcp_send_reset',
-    build(fmt, _req, filter) {
+    build(fmt, req, filter) {
       const state = fmt.fields.has('state') ? 'args->state' : '0';
       const reason = fmt.fields.has('reason') ? 'args->reason' : '-1';
       if (!need(fmt, 'sport', 'dport', 'family')) {
-        return `/${filter('args->sport', 'args->dport')}/ { ${emit('send-reset', 'args->family', 'args->sport', 'args->dport', state, reason)} }`;
+        return `/${filter('args->sport', 'args->dport')}/ { ${emit('send-reset', req, 'args->family', 'args->sport', 'args->dport', state, reason)} }`;
       }
       // 6.10+: addresses as sockaddr bytes (28 = sizeof sockaddr_in6)
       const sa = fmt.fields.get('saddr');
       if (!sa || sa.arrayLen !== 28 || fmt.fields.get('daddr')?.arrayLen !== 28) return { skip: 'format has neither sport/dport nor sockaddr saddr/daddr' };
-      return `{ $s = ${SA_PORT('saddr')}; $d = ${SA_PORT('daddr')}; if (${filter('$s', '$d')}) { ${emit('send-reset', SA_FAM('saddr'), '$s', '$d', state, reason)} } }`;
+      return `{ $s = ${SA_PORT('saddr')}; $d = ${SA_PORT('daddr')}; if (${filter('$s', '$d')}) { ${emit('send-reset', req, SA_FAM('saddr'), '$s', '$d', state, reason)} } }`;
     },
   },
   {
     kind: 'receive-reset',
     tp: 'tcp:tcp_receive_reset',
-    build(fmt, _req, filter) {
+    build(fmt, req, filter) {
       const miss = need(fmt, 'sport', 'dport', 'family');
       if (miss) return { skip: miss };
-      return `/${filter('args->sport', 'args->dport')}/ { ${emit('receive-reset', 'args->family', 'args->sport', 'args->dport', '0', '0')} }`;
+      return `/${filter('args->sport', 'args->dport')}/ { ${emit('receive-reset', req, 'args->family', 'args->sport', 'args->dport', '0', '0')} }`;
     },
   },
   {
@@ -157,7 +200,7 @@ const PROBES: ProbeDef[] = [
       // protocol 6: TCP only (the tracepoint also fires for SCTP and MPTCP)
       const which =
         req.states === 'handshake' ? `(args->oldstate == ${TCP_STATES.indexOf('SYN_SENT')} || args->oldstate == ${TCP_STATES.indexOf('SYN_RECV')}) && ` : '';
-      return `/args->protocol == 6 && ${which}${filter('args->sport', 'args->dport')}/ { ${emit('state', 'args->family', 'args->sport', 'args->dport', 'args->oldstate', 'args->newstate')} }`;
+      return `/args->protocol == 6 && ${which}${filter('args->sport', 'args->dport')}/ { ${emit('state', req, 'args->family', 'args->sport', 'args->dport', 'args->oldstate', 'args->newstate')} }`;
     },
   },
   {
@@ -188,11 +231,13 @@ const PROBES: ProbeDef[] = [
         ` if ($l4 == 6) {` +
         ` $th = (struct tcphdr *)($skb->head + $skb->transport_header);` +
         ` $s = (($th->source & 0xff) << 8) | ($th->source >> 8); $d = (($th->dest & 0xff) << 8) | ($th->dest >> 8);` +
-        ` if (${filter('$s', '$d')}) { ${emit('drop', '($v4 ? 2 : 10)', '$s', '$d', '0', 'args->reason')} } } } }`
+        ` if (${filter('$s', '$d')}) { ${emit('drop', req, '($v4 ? 2 : 10)', '$s', '$d', '0', 'args->reason')} } } } }`
       );
     },
   },
 ];
+
+const budgetMaps = (codes: number[]): string[] => codes.filter((c) => BUDGETED.includes(KERNEL_EVENT_KINDS[c - 1])).map((c) => `@B${c}`);
 
 /** Every tracepoint the probe can use, "category:name". */
 export const ALL_TRACEPOINTS = PROBES.map((p) => p.tp);
@@ -220,6 +265,13 @@ export function buildScript(formats: Map<string, string | null>, req: ProbeReque
     if (fmt.fields.has('reason')) out.reasons[p.kind] = symbolicTable(fmt.printFmt, 'reason');
     out.probes.push(p.tp);
     bodies.push(`tracepoint:${p.tp} ${body}`);
+  }
+  // The counts every second; at exit bpftrace prints what is left in @C (the budgets are cleared first).
+  const codes = out.probes.map((tp) => kindCode(PROBES.find((p) => p.tp === tp)!.kind));
+  if (codes.length > 0) {
+    const b = budgetMaps(codes);
+    bodies.push(`interval:s:1 { ${[...codes.map((c) => `print(@C${c}); clear(@C${c});`), ...b.map((m) => `clear(${m});`)].join(' ')} }`);
+    if (b.length > 0) bodies.push(`END { ${b.map((m) => `clear(${m});`).join(' ')} }`);
   }
   // BEGIN runs once every probe is attached: the ready marker means "attached".
   bodies.push(`BEGIN { printf("${READY_MARKER}\\n"); }`);

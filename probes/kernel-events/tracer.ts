@@ -2,41 +2,39 @@
 // (tracepoints only: no kprobes, which some kernels lack), filtered in the
 // kernel to the run's ports, written to the run directory as they come.
 //
-// On-disk format, events/kernel-events.ndjson (version 1), one JSON object
-// a line:
-//   line 1, header: {"format":"sockspike-kernel-events","version":1,
-//     "t0Ns":"<CLOCK_MONOTONIC ns, decimal>","ports":[...],"netns":null|"NS",
-//     "bpftrace":"v0.17.0","kernel":"6.18...","states":"all"|"handshake"|"off",
-//     "probes":["tcp:tcp_send_reset",...],
-//     "skipped":[{"probe","reason"}],"startupMs":N,"attachedNs":N,"notes":[...]}
-//     attachedNs: ns since t0 when the probes were attached (events before it
-//     were not recorded; absent in older files). The run's load waits for
-//     bpftrace to attach for at most a few seconds (harness/observers.ts).
-//   events: {"tNs":N,"kind":K,"family":4|6,"sport":N,"dport":N,
-//     "state"?,"oldState"?,"newState"?,"reason"?}
-//     tNs: ns since t0 on CLOCK_MONOTONIC (bpftrace `nsecs`);
-//     kind: retransmit | retransmit-synack | send-reset | receive-reset | state | drop;
-//     sport/dport: as the kernel sees the socket or packet (for a state change
-//       or retransmit, the local port is sport; CLOSE->SYN_SENT has sport 0, the
-//       port is bound just after); states: ESTABLISHED, SYN_SENT, ...;
-//     reason: SKB_DROP_REASON_* (drop; NOT_SPECIFIED and QUEUE_PURGE are not recorded) or
-//       SK_RST_REASON_* (send-reset), without prefix.
-//   last line, written by stop(): {"end":true,"events":N,"byKind":{...},"lost":N}
-// A missing trailer means the probe process died before stop(); a cut last line is
-// ignored by the reader. The bpftrace program is saved as events/kernel-events.bt.
+// Written to events/kernel-events.bin (format version 2: the layout, and
+// the reader of it and of the NDJSON of version 1, are in events-file.ts and
+// docs/run-directory.md) as bpftrace prints: events one by one, and counts
+// per kind, key and 100 ms bucket every second. What is printed one by one
+// and what only counted is decided in the kernel (script.ts): retransmits
+// and drops always one by one, resets and state changes (which can come with
+// every transaction) within a budget per bucket, every kind counted. The
+// bpftrace program is saved as events/kernel-events.bt. A file without the
+// end record means the probe process died before stop().
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { UserError, errnoCode } from '../../lib/errors.ts';
 import { dyingWithUs } from '../../lib/parent-death.ts';
-import { ALL_TRACEPOINTS, READY_MARKER, buildScript, type BuiltScript, type StateEvents } from './script.ts';
-import { KERNEL_EVENTS_FILE, KERNEL_EVENTS_FORMAT, KERNEL_EVENTS_VERSION, LineSplitter, decodeEventLine } from './parse.ts';
+import {
+  ALL_TRACEPOINTS,
+  BUCKET_NS,
+  BUDGETED,
+  DEFAULT_BUDGET,
+  KERNEL_EVENT_KINDS,
+  READY_MARKER,
+  buildScript,
+  type BuiltScript,
+  type StateEvents,
+} from './script.ts';
+import { LineSplitter, decodeRecordLine } from './parse.ts';
+import { FLAG_COUNT, KERNEL_EVENTS_FILE, KERNEL_EVENTS_FORMAT, KERNEL_EVENTS_VERSION, KernelEventsWriter, type KernelEventsHeader } from './events-file.ts';
 import type { SkippedProbe } from '../../lib/types.ts';
 
-export type { KernelEvent } from './parse.ts';
+export type { KernelEvent, KernelEventsHeader } from './events-file.ts';
 export type { KernelEventKind, StateEvents } from './script.ts';
 
 export { KERNEL_EVENTS_FILE, KERNEL_EVENTS_FORMAT, KERNEL_EVENTS_VERSION };
@@ -60,13 +58,18 @@ export interface KernelEventsOptions {
   states?: StateEvents;
   /** skb:kfree_skb with a drop reason (NOT_SPECIFIED and QUEUE_PURGE left out). Default true. */
   drops?: boolean;
+  /** Resets and state changes printed one by one per key and 100 ms bucket; the rest only counted (default 2). */
+  budget?: number;
   attachTimeoutMs?: number;
   stopTimeoutMs?: number;
 }
 
 export interface KernelEventsResult {
+  /** Events seen (counted in the kernel; those recorded one by one among them). */
   events: number;
   byKind: Record<string, number>;
+  /** Events recorded one by one. */
+  recorded: number;
   /** Events the perf buffer dropped (bpftrace "Lost N events"). */
   lost?: number;
   skipped: SkippedProbe[];
@@ -85,23 +88,6 @@ export interface KernelEventsHandle {
   /** ns since t0 when attached: events are recorded from then on. */
   attachedNs: number;
   stop(): Promise<KernelEventsResult>;
-}
-
-export interface KernelEventsHeader {
-  format: string;
-  version: number;
-  t0Ns: string;
-  ports: number[];
-  netns: string | null;
-  bpftrace: string;
-  kernel: string;
-  states: StateEvents;
-  probes: string[];
-  skipped: SkippedProbe[];
-  startupMs: number;
-  /** ns since t0 when the probes were attached: nothing before it is recorded (absent in older files). */
-  attachedNs?: number;
-  notes: string[];
 }
 
 const MAX_PORTS = 32;
@@ -129,7 +115,13 @@ export async function startKernelEvents(opts: KernelEventsOptions): Promise<Kern
     const [cat, name] = tp.split(':');
     formats.set(tp, await readFile(join(tracefs, 'events', cat, name, 'format'), 'utf8').catch(() => null));
   }
-  const req = { ports, states: opts.states ?? 'all', drops: opts.drops ?? true, btf: existsSync('/sys/kernel/btf/vmlinux') };
+  const req = {
+    ports,
+    states: opts.states ?? 'all',
+    drops: opts.drops ?? true,
+    btf: existsSync('/sys/kernel/btf/vmlinux'),
+    budget: opts.budget ?? DEFAULT_BUDGET,
+  };
   if (opts.netns) {
     notes.push(`tracepoints are global: events from network namespaces other than ${opts.netns} on the same ports may appear`);
   }
@@ -162,6 +154,10 @@ export async function startKernelEvents(opts: KernelEventsOptions): Promise<Kern
     startupMs: started.startupMs,
     attachedNs: started.attachedNs,
     notes,
+    bucketNs: BUCKET_NS,
+    budget: req.budget,
+    budgeted: [...BUDGETED],
+    reasons: script.reasons,
   };
   return new Session(started, script, header, opts).handle();
 }
@@ -285,10 +281,11 @@ function onceExit(child: ChildProcess, ms: number): Promise<boolean> {
 
 /** A running bpftrace: decodes its lines into the events file until stopped. */
 class Session {
-  private readonly out: WriteStream;
-  private events = 0;
+  private readonly out: KernelEventsWriter;
+  private recorded = 0;
   private lost = 0;
-  private readonly byKind: Record<string, number> = {};
+  private readonly recordedByKind = new Float64Array(KERNEL_EVENT_KINDS.length + 1);
+  private readonly countedByKind = new Float64Array(KERNEL_EVENT_KINDS.length + 1);
   private readonly notes: string[];
   private stopping = false;
   private stopped: Promise<KernelEventsResult> | null = null;
@@ -304,8 +301,7 @@ class Session {
     private readonly opts: KernelEventsOptions,
   ) {
     this.notes = [...header.notes];
-    this.out = createWriteStream(join(opts.runDir, KERNEL_EVENTS_FILE));
-    this.out.write(JSON.stringify(header) + '\n');
+    this.out = new KernelEventsWriter(join(opts.runDir, KERNEL_EVENTS_FILE), header);
     this.take(a.rest);
     a.child.stdout!.on('data', (s: string) => this.take(a.splitter.push(s)));
     a.child.stdout!.resume();
@@ -331,19 +327,21 @@ class Session {
   }
 
   private take(lines: string[]): void {
-    let buf = '';
     for (const line of lines) {
-      const ev = decodeEventLine(line, this.opts.t0, this.script.reasons);
-      if (ev) {
-        buf += JSON.stringify(ev) + '\n';
-        this.events++;
-        this.byKind[ev.kind] = (this.byKind[ev.kind] ?? 0) + 1;
+      const r = decodeRecordLine(line, this.opts.t0, this.header.ports);
+      if (r !== null) {
+        this.out.add(r);
+        if (r.flags & FLAG_COUNT) this.countedByKind[r.kind] += r.count;
+        else {
+          this.recorded++;
+          this.recordedByKind[r.kind]++;
+        }
         continue;
       }
       const lost = /^Lost (\d+) events/.exec(line);
       if (lost) this.lost += Number(lost[1]);
     }
-    if (buf) this.out.write(buf);
+    this.out.flush();
   }
 
   private async stop(): Promise<KernelEventsResult> {
@@ -370,18 +368,17 @@ class Session {
     process.off('exit', this.killOnExit);
     const tail = this.a.splitter.end();
     if (tail !== null) this.take([tail]);
-    const result: KernelEventsResult = {
-      events: this.events,
-      byKind: { ...this.byKind },
-      skipped: this.script.skipped,
-      notes: this.notes,
-    };
+    const byKind: Record<string, number> = {};
+    let events = 0;
+    for (let k = 1; k <= KERNEL_EVENT_KINDS.length; k++) {
+      // counts can miss the few events between a print of the map and its clear
+      const v = Math.max(this.countedByKind[k], this.recordedByKind[k]);
+      if (v > 0) byKind[KERNEL_EVENT_KINDS[k - 1]] = v;
+      events += v;
+    }
+    const result: KernelEventsResult = { events, byKind, recorded: this.recorded, skipped: this.script.skipped, notes: this.notes };
     if (this.lost > 0) result.lost = this.lost;
-    const trailer = { end: true, events: this.events, byKind: result.byKind, lost: this.lost };
-    await new Promise<void>((resolve, reject) => {
-      this.out.end(JSON.stringify(trailer) + '\n', () => resolve());
-      this.out.once('error', reject);
-    });
+    await this.out.close(Number(process.hrtime.bigint() - this.opts.t0), this.lost);
     return result;
   }
 }

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { execa } from 'execa';
 import { join } from 'node:path';
-import { joinKernelEvents } from '../../analysis/joins/kernel.ts';
+import { countedResetChance, joinKernelEvents } from '../../analysis/joins/kernel.ts';
 import { joinServer } from '../../analysis/joins/server.ts';
 import {
   allocServerColumns,
@@ -12,7 +12,7 @@ import {
   type ServerColumns,
   type TxnColumns,
 } from '../../analysis/read-run.ts';
-import type { KernelEvent } from '../../probes/kernel-events/parse.ts';
+import { eventColumns, type KernelEvent, type KernelEventCounts } from '../../probes/kernel-events/events-file.ts';
 import { OUTCOME_INDEX, OUTCOME_OK } from '../../lib/types.ts';
 import { BIN, ROOT, tempDir } from '../helpers/cli.ts';
 
@@ -138,7 +138,7 @@ test('kernel join: a SYN retransmit counts for its transaction, not a later one 
     ev(100 * MS, 'state', 0, SERVER_PORT, { oldState: 'CLOSE', newState: 'SYN_SENT' }),
     ev(100 * MS, 'retransmit', 50000, SERVER_PORT),
   ];
-  const j = joinKernelEvents(c, SERVER_PORT, events);
+  const j = joinKernelEvents(c, SERVER_PORT, eventColumns(events));
   t.deepEqual([...j.synRetransmits], [1, 0, 0]);
   t.deepEqual([...j.retransmits], [1, 0, 0]);
   t.deepEqual([...j.synackRetransmits], [0, 0, 1]);
@@ -175,9 +175,66 @@ test('kernel join: padded windows are 10 ms, and the nearest transaction wins', 
     ev(112 * MS, 'drop', P, SERVER_PORT), // 11 ms after the first, 18 ms before the second: none
     ev(121 * MS, 'drop', P, SERVER_PORT), // 20 ms after the first, 9 ms before the second
   ];
-  const j = joinKernelEvents(c, SERVER_PORT, events);
+  const j = joinKernelEvents(c, SERVER_PORT, eventColumns(events));
   t.deepEqual([...j.eventTxn], [0, -1, 0, -1, 1]);
   t.deepEqual([...j.drops], [2, 1]);
+});
+
+/** Count records of send-reset (3) and receive-reset (4): [bucket start, kind, server side, count]. */
+function counts(rows: [number, number, number, number][], bucketNs: number): KernelEventCounts {
+  const n = rows.length;
+  return {
+    n,
+    bucketNs,
+    tNs: Float64Array.from(rows.map((r) => r[0])),
+    kind: Uint8Array.from(rows.map((r) => r[1])),
+    serverSide: Uint8Array.from(rows.map((r) => r[2])),
+    a: new Uint8Array(n),
+    b: new Uint8Array(n),
+    reason: new Int32Array(n).fill(-1),
+    count: Uint32Array.from(rows.map((r) => r[3])),
+  };
+}
+
+test('counted resets: where the kernel only counted them, each transaction has the share of those not recorded', (t) => {
+  // buckets of 100 ms starting 30 ms after t0 (t0 is not on the bucket grid)
+  const W = 100 * MS;
+  const off = 30 * MS;
+  // bucket A [30, 130) ms: 10 transactions, each aborted by the client: 10 resets counted on both sides, 2 recorded
+  // bucket B [130, 230) ms: 4 transactions, 1 reset, recorded (under the budget): nothing to estimate
+  const txns: Txn[] = [];
+  for (let k = 0; k < 10; k++) txns.push({ startNs: off + 5 * MS + k * 8 * MS, connectUs: 100, endUs: 1000, port: 40000 + k });
+  for (let k = 0; k < 4; k++) txns.push({ startNs: off + W + 5 * MS + k * 8 * MS, connectUs: 100, endUs: 1000, port: 41000 + k });
+  const c = txnColumns(txns);
+  const endOf = (i: number): number => txns[i].startNs + 1 * MS - 1000;
+  const ev = eventColumns([
+    { tNs: endOf(0), kind: 'send-reset', family: 4, sport: 40000, dport: SERVER_PORT },
+    { tNs: endOf(0) + 1000, kind: 'receive-reset', family: 4, sport: SERVER_PORT, dport: 40000 },
+    { tNs: endOf(1), kind: 'send-reset', family: 4, sport: 40001, dport: SERVER_PORT },
+    { tNs: endOf(1) + 1000, kind: 'receive-reset', family: 4, sport: SERVER_PORT, dport: 40001 },
+    { tNs: endOf(12), kind: 'send-reset', family: 4, sport: 41002, dport: SERVER_PORT },
+  ]);
+  const cn = counts(
+    [
+      [off, 3, 0, 10],
+      [off, 4, 1, 9], // the server saw one fewer (counts can miss one between a print and its clear)
+      [off + W, 3, 0, 1],
+    ],
+    W,
+  );
+  const j = joinKernelEvents(c, SERVER_PORT, ev);
+  t.deepEqual([...j.resetsSent], [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]);
+  const chance = countedResetChance(c, SERVER_PORT, j, ev, cn);
+  // bucket A: 10 resets counted, 2 recorded: 8 for the 8 transactions without one
+  t.deepEqual(
+    [...chance].map((x) => Math.round(x * 100) / 100),
+    [0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0],
+  );
+  // half of them counted: a chance of one half each
+  const half = countedResetChance(c, SERVER_PORT, j, ev, counts([[off, 3, 0, 6]], W));
+  t.deepEqual([...half.subarray(2, 10)], new Array(8).fill(0.5));
+  // every reset recorded (version 1 files have no counts): nothing estimated
+  t.deepEqual([...countedResetChance(c, SERVER_PORT, j, ev, counts([], W))], new Array(14).fill(0));
 });
 
 test('joins scale: 1e6 transactions, 1e5 events', (t) => {
@@ -219,7 +276,7 @@ test('joins scale: 1e6 transactions, 1e5 events', (t) => {
   const js = joinServer(big, srv);
   const serverMs = performance.now() - t0;
   t0 = performance.now();
-  const jk = joinKernelEvents(big, SERVER_PORT, events);
+  const jk = joinKernelEvents(big, SERVER_PORT, eventColumns(events));
   const kernelMs = performance.now() - t0;
   t.log(`joinServer ${n} txns x ${n} accepts: ${serverMs.toFixed(0)} ms; joinKernelEvents ${n} txns x ${e} events: ${kernelMs.toFixed(0)} ms`);
   t.is(js.matched, n);

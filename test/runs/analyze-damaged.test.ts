@@ -44,7 +44,7 @@ function filesOf(dir: string): string[] {
 }
 
 // the files analyze reads; the rest (logs, pictures, the old report) are written or ignored
-const READ = /^(run\.json|summary\.json|environment\.json|transactions.*\.bin|server\.bin|probes\/.*|events\/kernel-events\.ndjson)$/;
+const READ = /^(run\.json|summary\.json|environment\.json|transactions.*\.bin|server\.bin|probes\/.*|events\/kernel-events\.(bin|ndjson))$/;
 
 test('analyze of a run directory damaged in every file: a report or one line and exit 2, never a stack trace', async (t) => {
   t.timeout(600_000);

@@ -67,6 +67,12 @@ export function register(program: Command): void {
       collect,
       [],
     )
+    .addOption(
+      new Option(
+        '--engine <kind>',
+        'what runs the built-in client and server: the native engine (C) or Node (default: native where it is built, else node)',
+      ).choices(['native', 'node']),
+    )
     .option('--scenario <name>', 'start from a named preset (see `sockspike scenarios`); other flags override it (default: none)')
     .option('--out <dir>', 'run directory (default: runs/<timestamp>-<close>)')
     .option('--json', 'print summary.json on stdout instead of the short text summary')

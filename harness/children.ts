@@ -1,12 +1,13 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import type { FromChild, ToChild } from './messages.ts';
 import { moduleExecArgv, moduleFile } from '../lib/paths.ts';
 import { systemBinary } from '../lib/system-binary.ts';
+import { engineArgs, engineBinary, type EngineKind } from './engine.ts';
 
-// Start the harness's own child processes (client, server), compiled or
-// from sources as this process runs, their output captured in a log file of
-// the run directory.
+// Start the harness's own child processes (client, server): the native
+// engine's program, or the Node modules compiled or from sources as this
+// process runs; their output captured in a log file of the run directory.
 
 export interface Child {
   proc: ChildProcess;
@@ -28,6 +29,46 @@ export function startChild(role: string, entry: ChildEntry, logPath: string, onM
     serialization: 'json',
   });
   closeSync(log);
+  return wrap(proc, role, onMessage);
+}
+
+/**
+ * The engine's program (native/engine/) as a client or server process. It
+ * speaks the same messages over Node's IPC channel (NODE_CHANNEL_FD, one
+ * JSON object per line); its start message also carries `engineArgs`.
+ */
+export function startEngineChild(
+  role: string,
+  kind: 'client' | 'server',
+  logPath: string,
+  onMessage: (m: FromChild) => void,
+  netns: string | null = null,
+): Child {
+  const log = openSync(logPath, 'a');
+  const bin = engineBinary();
+  const proc =
+    netns === null
+      ? spawn(bin, [kind], { stdio: ['ignore', log, log, 'ipc'], serialization: 'json' })
+      : spawn(systemBinary('ip'), ['netns', 'exec', netns, bin, kind], { stdio: ['ignore', log, log, 'ipc'], serialization: 'json' });
+  closeSync(log);
+  const child = wrap(proc, role, onMessage);
+  return { ...child, send: (m: ToChild) => child.send(m.type === 'start' ? { ...m, engineArgs: engineArgs(m) } : m) };
+}
+
+/** The built-in client or server on the run's engine. */
+export function startWorkloadChild(
+  role: string,
+  kind: 'client' | 'server',
+  engine: EngineKind,
+  logPath: string,
+  onMessage: (m: FromChild) => void,
+  netns: string | null = null,
+): Child {
+  if (engine === 'native') return startEngineChild(role, kind, logPath, onMessage, netns);
+  return startChild(role, kind === 'client' ? 'harness/workload/client-main.ts' : 'harness/workload/server-main.ts', logPath, onMessage, netns);
+}
+
+function wrap(proc: ChildProcess, role: string, onMessage: (m: FromChild) => void): Child {
   proc.on('message', (m) => onMessage(m as FromChild));
   // a child that has just gone (EPIPE on send) is seen through 'exit'
   proc.on('error', () => {});

@@ -7,6 +7,7 @@ import { requireRoot } from './kernel/netns.ts';
 import { mayBePerNetns, parseSysctl } from './kernel/sysctl-spec.ts';
 import { resolveExternal, type ExternalServerOptions } from './external/options.ts';
 import { resolveTemplate } from './workload/request-template.ts';
+import { resolveEngine } from './engine.ts';
 
 // From the command line's strings to a validated RunConfig. Every bound is
 // here, so a bad value fails before anything starts.
@@ -43,6 +44,7 @@ export interface RunOptions extends ExternalServerOptions {
   hostSysctl?: boolean;
   fault?: string[];
   scenario?: string;
+  engine?: string;
 }
 
 export const DEFAULTS = {
@@ -196,6 +198,7 @@ export function resolveConfig(o: RunOptions): RunConfig {
     cfg.responseBytes = template.until.kind === 'bytes' ? template.until.bytes : 0;
     if (splitWrites > cfg.requestBytes) throw new UserError(`--split-writes ${splitWrites} exceeds the request's ${cfg.requestBytes} bytes`);
   }
+  cfg.engine = resolveEngine(o.engine, cfg); // harness/engine.ts: native where it is built, else node
   return cfg;
 }
 

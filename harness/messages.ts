@@ -14,6 +14,8 @@ export interface StartMessage {
   progress: boolean;
   /** Client process `index` of `of` (--client-processes): it runs its share of the load. */
   part?: { index: number; of: number };
+  /** To the native engine only: the configuration as k=v pairs (harness/engine.ts engineArgs). */
+  engineArgs?: string;
 }
 
 export interface StopMessage {

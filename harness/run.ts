@@ -7,7 +7,8 @@ import { UserError } from '../lib/errors.ts';
 import { signalExitCode, trapStopSignals } from '../lib/signals.ts';
 import { FILES, newManifest, type RunManifest } from '../lib/run-files.ts';
 import type { RunConfig } from '../lib/types.ts';
-import { endChild, exitText, startChild, type Child } from './children.ts';
+import { endChild, exitText, startWorkloadChild, type Child } from './children.ts';
+import { engineFallbackNote } from './engine.ts';
 import type { DoneMessage, FromChild, ListeningMessage } from './messages.ts';
 import { makeRunDir, writeManifest } from './make-run-dir.ts';
 import { Progress } from './progress.ts';
@@ -170,6 +171,13 @@ class OneRun {
     const { manifest, kernel, cfg } = this;
     manifest.kernel = { netns: kernel.netns, sysctls: kernel.sysctls, faults: cfg.faults.map((f) => ({ ...f, startNs: null, stopNs: null, detail: [] })) };
     if (cfg.template) manifest.notes.push(describeCheck(cfg.template));
+    // which engine runs the built-in client and server: run.json config.engine; a fallback to Node says why
+    const fallback = engineFallbackNote(cfg);
+    if (fallback !== null) {
+      process.stderr.write(`sockspike: ${fallback}\n`);
+      manifest.notes.push(fallback);
+    } else if (cfg.engine !== 'native' && cfg.external == null)
+      manifest.notes.push('the built-in client and server ran on Node (--engine node), which adds its own latency');
     for (const line of kernel.restoredFirst) manifest.notes.push(`before this run's host changes, sockspike ${line}`);
     writeManifest(this.dir, manifest);
     writeFileSync(join(this.dir, FILES.command), this.req.reproduce + '\n');
@@ -187,7 +195,7 @@ class OneRun {
     };
     this.server =
       ext === null
-        ? startChild('server', 'harness/workload/server-main.ts', join(dir, FILES.serverLog), onServer, netns)
+        ? startWorkloadChild('server', 'server', cfg.engine ?? 'node', join(dir, FILES.serverLog), onServer, netns)
         : ext.kind === 'command'
           ? startServerCommand(cfg, join(dir, FILES.serverCommandLog), onServer, netns)
           : null;
@@ -247,9 +255,10 @@ class OneRun {
     const K = this.cfg.clientProcesses;
     const progressParts = Array.from({ length: K }, () => combineProgress([]));
     for (let i = 0; i < K; i++) {
-      const c = startChild(
+      const c = startWorkloadChild(
         clientRole(i),
-        'harness/workload/client-main.ts',
+        'client',
+        this.cfg.engine ?? 'node',
         join(this.dir, clientLogFile(i)),
         (m: FromChild) => {
           if (m.type === 'progress') {

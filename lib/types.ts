@@ -57,6 +57,8 @@ export interface RunConfig {
   external?: ExternalServer | null;
   /** Protocol template (--request, --response-until); absent or null: the built-in echo pattern, checked byte for byte. */
   template?: ProtocolTemplate | null;
+  /** What ran the built-in client and server (--engine): the native engine (native/engine/) or Node; absent in older runs: node. */
+  engine?: 'native' | 'node';
 }
 
 export const FAULT_KINDS = ['syn-drop', 'data-drop', 'cpu-hog', 'accept-delay'] as const;

@@ -10,6 +10,7 @@ import { cpuSteal } from './cpu-steal.ts';
 import { softirqSaturation } from './softirq-saturation.ts';
 import { memoryReclaim } from './memory-reclaim.ts';
 import { harnessStall } from './harness-stall.ts';
+import { harnessCpu } from './harness-cpu.ts';
 
 export type { Cause, CauseInput, CauseModule, MetricNear, HarnessCheck, TxnEvidence } from './types.ts';
 
@@ -29,6 +30,7 @@ export const CATALOGUE: CauseModule[] = [
   softirqSaturation,
   memoryReclaim,
   harnessStall,
+  harnessCpu,
 ];
 
 /** Below this a cause is not reported. */

@@ -6,6 +6,7 @@ import { joinServer } from '../joins/server.ts';
 import type { ServerColumns, TxnColumns } from '../read-run.ts';
 import { comparisonWindows } from '../windows.ts';
 import { cpuContention } from './contention.ts';
+import { cpuOwners, type CpuOwners } from './cpu-owners.ts';
 import { selfCheck } from './harness-check.ts';
 import type { CauseInput, MetricNear, Modes, Phases } from './types.ts';
 import { RECLAIM } from './memory-reclaim.ts';
@@ -153,7 +154,8 @@ export function buildCauseInput(src: InputSources): CauseInput {
     server = { outliersMatched: waits.length, medianAcceptAfterStartUs: waits.length > 0 ? Math.round(waits[waits.length >> 1]) : null };
   }
 
-  const { metrics, intervalNs } = src.probes !== null && kept.length > 0 ? metricsNear(src.probes, c, kept) : { metrics: {}, intervalNs: 0 };
+  const { metrics, intervalNs, cpu } =
+    src.probes !== null && kept.length > 0 ? metricsNear(src.probes, c, kept, src.config.external == null) : { metrics: {}, intervalNs: 0, cpu: null };
 
   return {
     config: src.config,
@@ -176,6 +178,7 @@ export function buildCauseInput(src: InputSources): CauseInput {
     },
     metrics,
     probeIntervalNs: intervalNs,
+    cpu,
     txn: { tcpInfo: tiO + tiN > 0 ? { outliers: tiO, outliersRetrans: tiOR, normal: tiN, normalRetrans: tiNR } : null, kernel, server },
     harness: check?.check ?? null,
   };
@@ -186,7 +189,12 @@ export function buildCauseInput(src: InputSources): CauseInput {
  * samples of the load, by the same windows as the system-state comparison
  * (windows.ts comparisonWindows).
  */
-function metricsNear(probes: ProbeData, c: TxnColumns, outliers: Uint32Array): { metrics: Record<string, MetricNear>; intervalNs: number } {
+function metricsNear(
+  probes: ProbeData,
+  c: TxnColumns,
+  outliers: Uint32Array,
+  builtinServer: boolean,
+): { metrics: Record<string, MetricNear>; intervalNs: number; cpu: CpuOwners | null } {
   const { consider, windows: w } = comparisonWindows(probes, c, outliers);
   let dtSum = 0;
   let dtN = 0;
@@ -241,5 +249,5 @@ function metricsNear(probes: ProbeData, c: TxnColumns, outliers: Uint32Array): {
       nearMaxAtNs,
     };
   }
-  return { metrics, intervalNs: dtN > 0 ? dtSum / dtN : 0 };
+  return { metrics, intervalNs: dtN > 0 ? dtSum / dtN : 0, cpu: cpuOwners(probes, consider, w.rows, builtinServer) };
 }

@@ -1,4 +1,5 @@
 import type { Cause, HarnessCheck, RunConfig, Summary } from '../../lib/types.ts';
+import type { CpuOwners } from './cpu-owners.ts';
 
 export type { Cause, HarnessCheck };
 
@@ -78,6 +79,8 @@ export interface CauseInput {
   metrics: Record<string, MetricNear>;
   /** Mean interval between probe samples, ns (0: no probes). */
   probeIntervalNs: number;
+  /** Whose CPU: busy cores around the outliers by owner (null: no CPU samples). */
+  cpu?: CpuOwners | null;
   txn: TxnEvidence;
   harness: HarnessCheck | null;
 }

@@ -1,13 +1,15 @@
 // Drive the harness's client process on its own (no run, no built-in
-// server): fork the compiled client process (dist/harness/workload/client-main.js, built by
-// `npm test` before the tests) as harness/children.ts does, send it a
-// StartMessage, wait for its DoneMessage and its exit, then read back what
-// it recorded.
+// server): the engine the config names, as harness/children.ts starts it:
+// the native engine's program (native/build/engine/sockspike-engine), or
+// the compiled Node client (dist/harness/workload/client-main.js, built by
+// `npm test` before the tests); send it a StartMessage, wait for its
+// DoneMessage and its exit, then read back what it recorded.
 import type { ExecutionContext } from 'ava';
-import { fork } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULTS, resolveConfig, type RunOptions } from '../../harness/config.ts';
+import { engineArgs, engineBinary } from '../../harness/engine.ts';
 import type { DoneMessage, FromChild, StartMessage } from '../../harness/messages.ts';
 import { readTransactions, type TxnColumns } from '../../analysis/read-run.ts';
 import { summarize } from '../../analysis/summarize.ts';
@@ -48,10 +50,13 @@ export async function runClient(
   timeoutMs = 60_000,
   opts: { stopAfterMs?: number } = {},
 ): Promise<ClientRun> {
-  if (!existsSync(CLIENT)) throw new Error(`${CLIENT} is missing: run \`npm run build\` (npm test does)`);
+  const native = config.engine === 'native';
+  if (!native && !existsSync(CLIENT)) throw new Error(`${CLIENT} is missing: run \`npm run build\` (npm test does)`);
   const t0 = monoNs();
   const log = openSync(join(dir, 'client.log'), 'a');
-  const child = fork(CLIENT, [], { execArgv: [], stdio: ['ignore', log, log, 'ipc'], serialization: 'json' });
+  const child = native
+    ? spawn(engineBinary(), ['client'], { stdio: ['ignore', log, log, 'ipc'], serialization: 'json' })
+    : fork(CLIENT, [], { execArgv: [], stdio: ['ignore', log, log, 'ipc'], serialization: 'json' });
   closeSync(log);
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -73,7 +78,7 @@ export async function runClient(
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
   const start: StartMessage = { type: 'start', config, t0: t0.toString(), runDir: dir, file: 'transactions.bin', progress: false };
-  child.send(start);
+  child.send(native ? { ...start, engineArgs: engineArgs(start) } : start);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), timeoutMs)));
   const exit = await Promise.race([exited, timeout]);

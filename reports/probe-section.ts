@@ -13,6 +13,12 @@ export interface ProbeSectionOptions {
   highlightNs?: number[];
   /** Rows of the timeline, about (default 30). */
   buckets?: number;
+  /**
+   * The load's start, ns since t0 (the first transaction's intended start):
+   * times are shown from it, and what came before it is one "start-up" row.
+   * Absent: times since t0, no start-up row (a probe-only run).
+   */
+  originNs?: number;
 }
 
 // The counters that name known causes come first, in this order.
@@ -67,16 +73,15 @@ interface Agg {
 }
 const agg = (): Agg => ({ sum: 0, max: -Infinity, weighted: 0, time: 0, n: 0 });
 
-/** Per bucket: sum, max, and dt-weighted mean of a column (NaN skipped). */
-function bucketize(d: ProbeData, name: string, starts: number[], width: number): Agg[] | null {
+/** Per bucket: sum, max, and dt-weighted mean of a column (NaN skipped); `bucketOf` maps a sample's end time to its row. */
+function bucketize(d: ProbeData, name: string, rows: number, bucketOf: (tNs: number) => number): Agg[] | null {
   const v = d.get(name);
   if (!v) return null;
-  const out = starts.map(() => agg());
-  const first = starts[0];
+  const out = Array.from({ length: rows }, agg);
   for (let r = 0; r < d.rows; r++) {
     const x = v[r];
     if (x !== x) continue;
-    const b = Math.min(out.length - 1, Math.max(0, Math.floor((d.t[r] - first) / width)));
+    const b = bucketOf(d.t[r]);
     const a = out[b];
     a.sum += x;
     if (x > a.max) a.max = x;
@@ -106,16 +111,22 @@ function counterStats(d: ProbeData, name: string): { total: number; peakPerS: nu
 }
 
 function timeline(d: ProbeData, opts: ProbeSectionOptions, moved: string[]): string {
-  // A sample covers (t - dt, t]: it goes in the row holding its end.
-  const span = d.t[d.rows - 1] - (d.t[0] - d.dt[0]);
+  // A sample covers (t - dt, t]: it goes in the row holding its end. With an
+  // origin (the load's start), every sample ending at or before it goes in
+  // one "start-up" row and the rows count from the origin.
+  const origin = opts.originNs;
+  const startup = origin !== undefined && d.t[0] <= origin ? 1 : 0;
+  const from = origin ?? d.t[0] - d.dt[0];
+  const span = Math.max(d.t[d.rows - 1] - from, 1);
   const width = niceWidth(span, opts.buckets ?? 30);
-  const first = Math.floor(d.t[0] / width) * width;
-  const n = Math.max(1, Math.ceil((d.t[d.rows - 1] - first) / width));
-  const starts = Array.from({ length: n }, (_, i) => first + i * width);
+  const first = origin ?? Math.floor(d.t[0] / width) * width;
+  const n = startup + Math.max(1, Math.ceil((d.t[d.rows - 1] - first) / width));
+  const starts = Array.from({ length: n }, (_, i) => first + (i - startup) * width);
+  const bucketOf = (t: number): number => (startup === 1 && t <= first ? 0 : Math.min(n - 1, Math.max(startup, startup + Math.floor((t - first) / width))));
   const head: string[] = ['time'];
   const cols: ((b: number) => string)[] = [];
   const frac = (name: string, label: string): void => {
-    const a = bucketize(d, name, starts, width);
+    const a = bucketize(d, name, n, bucketOf);
     if (!a) return;
     head.push(label);
     cols.push((b) => (a[b].time > 0 ? pct1(a[b].weighted / a[b].time) : '-'));
@@ -127,19 +138,22 @@ function timeline(d: ProbeData, opts: ProbeSectionOptions, moved: string[]): str
   frac('cpu.steal', 'steal %');
   frac('cpu.iowait', 'iowait %');
   for (const res of ['cpu', 'io', 'memory']) {
-    // stall us per interval / interval ns: the share of time some task stalled
-    const a = bucketize(d, `pressure.${res}.some`, starts, width);
+    // stall us per interval / interval ns: the share of time some task stalled;
+    // at most 100 %: /proc is read a little after a sample is stamped, later
+    // still when the CPUs are busy, so a row's stall time can exceed its
+    // interval by that read delay (and the first sample's covers the baseline read too)
+    const a = bucketize(d, `pressure.${res}.some`, n, bucketOf);
     if (!a || !a.some((x) => x.sum > 0)) continue;
     head.push(`psi ${res} %`);
-    cols.push((b) => (a[b].time > 0 ? pct1((a[b].sum * 1e3) / a[b].time) : '-'));
+    cols.push((b) => (a[b].time > 0 ? pct1(Math.min(1, (a[b].sum * 1e3) / a[b].time)) : '-'));
   }
   for (const name of moved.slice(0, TIMELINE_COUNTERS)) {
-    const a = bucketize(d, name, starts, width) as Agg[];
+    const a = bucketize(d, name, n, bucketOf) as Agg[];
     head.push(short(name));
     cols.push((b) => (a[b].n > 0 ? formatCount(a[b].sum) : '-'));
   }
   const gauge = (name: string, label: string): void => {
-    const a = bucketize(d, name, starts, width);
+    const a = bucketize(d, name, n, bucketOf);
     if (!a || !a.some((x) => x.max > 0)) return;
     head.push(label);
     cols.push((b) => (a[b].n > 0 ? formatCount(a[b].max) : '-'));
@@ -149,21 +163,25 @@ function timeline(d: ProbeData, opts: ProbeSectionOptions, moved: string[]): str
   let marks: number[] | null = null;
   if (opts.highlightNs && opts.highlightNs.length > 0) {
     marks = starts.map(() => 0);
-    const from = d.t[0] - d.dt[0];
+    const covered = d.t[0] - d.dt[0];
     for (const h of opts.highlightNs) {
       // before the first row's start but inside the first sample's interval: first row
-      const b = h >= from ? Math.max(0, Math.floor((h - first) / width)) : -1;
-      if (b >= 0 && b < n) marks[b]++;
+      // a mark at the origin itself is the load's (a sample at the origin is start-up's)
+      if (h >= covered && h <= d.t[d.rows - 1] + width) marks[startup === 1 && h >= first ? Math.max(1, bucketOf(h)) : bucketOf(h)]++;
     }
     head.push('marked');
   }
   const rows = starts.map((s, b) => {
-    const row = [formatSeconds(s, width < 1e9 ? 2 : 0), ...cols.map((f) => f(b))];
+    const row = [b < startup ? 'start-up' : formatSeconds(s - (origin ?? 0), width < 1e9 ? 2 : 0), ...cols.map((f) => f(b))];
     if (marks) row.push(marks[b] > 0 ? `◀ ${marks[b]}` : '');
     return row;
   });
   const lines = [
-    `Each row covers ${formatNs(width)} from the time shown (run time, since t0). CPU columns are shares of all ${d.meta.cpus} CPUs; ` +
+    (origin === undefined
+      ? `Each row covers ${formatNs(width)} from the time shown (run time, since t0). `
+      : `Each row covers ${formatNs(width)} from the time shown, in seconds into the load (from the first transaction's intended start)` +
+        (startup === 1 ? `; "start-up" is the ${formatNs(origin - (d.t[0] - d.dt[0]))} sampled before the load began, in one row. ` : '. ')) +
+      `CPU columns are shares of all ${d.meta.cpus} CPUs; ` +
       `psi is the share of time some task stalled (/proc/pressure); counters are sums over the row; ` +
       `"TIME_WAIT max" the most sockets in TIME_WAIT (/proc/net/sockstat), "accept q max" the deepest accept queue seen.`,
     '',
@@ -214,7 +232,10 @@ function selfCheck(d: ProbeData): string {
   return lines.join('\n');
 }
 
-function processes(d: ProbeData): string | null {
+/** A process's CPU peak is taken over windows of at least this long: one 20 ms sample holds 0, 1 or 2 ticks of 10 ms. */
+const PEAK_WINDOW_NS = 200e6;
+
+function processes(d: ProbeData, originNs: number): string | null {
   if (d.meta.processes.length === 0) return null;
   const rows = d.meta.processes.map((p) => {
     const k = `proc.${p.key}`;
@@ -225,13 +246,26 @@ function processes(d: ProbeData): string | null {
     const u = f('utime');
     const s = f('stime');
     if (u && s) {
+      // the peak over windows of PEAK_WINDOW_NS (a single sample's share is
+      // quantised to whole ticks over a jittered interval: 616 % on 2 CPUs),
+      // and never above the CPUs there are
+      let wCpu = 0;
+      let wTime = 0;
       for (let r = 0; r < d.rows; r++) {
         const x = u[r] + s[r];
         if (x !== x) continue;
         cpuTime += x * d.dt[r];
         time += d.dt[r];
-        if (x > peak) peak = x;
+        wCpu += x * d.dt[r];
+        wTime += d.dt[r];
+        if (wTime >= PEAK_WINDOW_NS) {
+          peak = Math.max(peak, wCpu / wTime);
+          wCpu = 0;
+          wTime = 0;
+        }
       }
+      if (peak === 0 && wTime > 0) peak = wCpu / wTime;
+      peak = Math.min(peak, d.meta.cpus);
     }
     const sum = (name: string): number => counterStats(d, `${k}.${name}`).total;
     const wait = f('wait_ns');
@@ -246,7 +280,7 @@ function processes(d: ProbeData): string | null {
       formatCount(sum('nonvoluntary_ctxt_switches')),
       ms(sum('wait_ns')),
       ms(waitMax),
-      p.exitedNs === null ? '' : `exited at ${formatSeconds(p.exitedNs)}`,
+      p.exitedNs === null ? '' : `exited at ${formatSeconds(p.exitedNs - originNs)}`,
     ];
   });
   // figures right-aligned between the process and its note
@@ -303,7 +337,7 @@ export function renderProbeSection(runDir: string, opts: ProbeSectionOptions = {
   out.push(
     '',
     `Sampled every ${formatNs(m.intervalNs)}: ${formatCount(d.rows)} samples, ${d.columns.length} columns` +
-      (m.netns ? `, TCP counters of network namespace ${m.netns}` : '') +
+      (m.netns ? `, TCP counters of network namespace ${m.netns}` : ", TCP counters host-wide (the host's network namespace: other programs' traffic counts too)") +
       ` (probes/meta.json, probes/samples.bin).` +
       (d.truncated || !m.complete ? ' The probe process did not finish cleanly: the last samples may be missing.' : ''),
   );
@@ -342,7 +376,7 @@ export function renderProbeSection(runDir: string, opts: ProbeSectionOptions = {
     }
     const sock = sockets(d);
     if (sock) out.push('', '### Sockets', '', sock);
-    const procs = processes(d);
+    const procs = processes(d, opts.originNs ?? 0);
     if (procs) {
       out.push(
         '',
@@ -350,8 +384,8 @@ export function renderProbeSection(runDir: string, opts: ProbeSectionOptions = {
         '',
         procs,
         '',
-        'CPU % is of one core, from /proc/PID/stat: the whole process, so threads can take it past 100 %, and a single ' +
-          'sample is quantised to 10 ms of CPU (the peak is coarse). Context switches and run-queue wait (time runnable ' +
+        `CPU % is of one core, from /proc/PID/stat: the whole process, so threads can take it past 100 % (at most ${d.meta.cpus * 100} % on ${d.meta.cpus} CPUs). ` +
+          `Peak % is the busiest ${formatNs(PEAK_WINDOW_NS)} (one sample holds whole 10 ms ticks, too coarse to show alone). Context switches and run-queue wait (time runnable ` +
           'but not running) are of the main thread, i.e. the event loop.',
       );
     }

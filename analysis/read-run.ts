@@ -176,3 +176,18 @@ export function readServer(dir: string, manifest: RunManifest): ServerColumns | 
   }
   return s;
 }
+
+/**
+ * The load's start, ns since t0: the first transaction's intended start
+ * (run.json `workload.firstStartNs`, else the earliest record; 0 when there
+ * is neither, as in a probe-only run). Everything a person reads counts
+ * time from here ("2.1 s into the load"); what came before it is start-up.
+ * The run directory's own times stay ns since t0.
+ */
+export function loadStartNs(m: Pick<RunManifest, 'workload'>, c?: Pick<TxnColumns, 'n' | 'intendedNs'>): number {
+  const w = m.workload?.firstStartNs;
+  if (typeof w === 'number' && Number.isFinite(w)) return w;
+  let lo = Infinity;
+  if (c !== undefined) for (let i = 0; i < c.n; i++) if (c.intendedNs[i] < lo) lo = c.intendedNs[i];
+  return Number.isFinite(lo) ? lo : 0;
+}

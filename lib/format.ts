@@ -39,6 +39,9 @@ export const formatShare = (fraction: number): string => {
 /** A count, grouped by thousands with spaces: 11190 -> "11 190". */
 export const formatCount = (n: number): string => Math.round(n).toLocaleString('en-US').replace(/,/g, ' ');
 
+/** A count and its noun, singular or plural: "1 outlier", "2 outliers", "11 190 resets". */
+export const formatCountOf = (n: number, noun: string, plural = `${noun}s`): string => `${formatCount(n)} ${Math.round(n) === 1 ? noun : plural}`;
+
 /** Any measured number: whole ones grouped ("11 190"), others to two places ("0.73"). */
 export const formatNumber = (v: number): string => (Number.isInteger(v) ? formatCount(v) : v.toFixed(2));
 

@@ -2,6 +2,7 @@ import type { RunManifest } from '../lib/run-files.ts';
 import type { Summary } from '../lib/types.ts';
 import { table } from './markdown.ts';
 import { formatSeconds } from '../lib/format.ts';
+import { loadStartNs } from '../analysis/read-run.ts';
 
 // The kernel side of a run in the report: its namespace, the sysctls it
 // changed (where, from what) and the faults it injected, with when each was
@@ -29,13 +30,15 @@ export function kernelSection(m: RunManifest, s: Summary): string | null {
   }
   if (k.faults.length > 0) {
     const checks = s.faults ?? [];
+    // run.json has when each fault was really on in ns since t0; the report counts from the load's start, as the windows asked for do
+    const origin = loadStartNs(m);
     out.push(
       table(
         ['fault', 'asked for', 'was on (s)', 'outliers while on', 'should show as', 'what happened'],
         k.faults.map((f, i) => {
           const c = checks[i];
           const asked = `${formatSeconds(f.fromNs)} – ${f.toNs === null ? 'end' : formatSeconds(f.toNs)}`;
-          const on = f.startNs === null ? 'never' : `${formatSeconds(f.startNs)} – ${f.stopNs === null ? '?' : formatSeconds(f.stopNs)}`;
+          const on = f.startNs === null ? 'never' : `${formatSeconds(f.startNs - origin)} – ${f.stopNs === null ? '?' : formatSeconds(f.stopNs - origin)}`;
           const found = c === undefined ? '' : c.matched ? 'found: ranks first' : c.rank !== null ? `ranks #${c.rank}` : 'not found';
           return [
             `\`${f.text}\``,
@@ -49,7 +52,7 @@ export function kernelSection(m: RunManifest, s: Summary): string | null {
         ['l', 'l', 'l', 'r', 'l', 'l'],
       ),
       '',
-      'Times are seconds since the run began; the timeline shades each fault while it was on.',
+      'Times are seconds into the load (from the first transaction\'s intended start); the timeline shades each fault while it was on.',
     );
   }
   return out.join('\n');

@@ -1,11 +1,11 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeFromCompressedBase64 } from 'hdr-histogram-js';
-import { formatCount, formatNs, formatPercent, formatRate, formatUs } from '../lib/format.ts';
+import { formatCount, formatCountOf, formatNs, formatPercent, formatRate, formatSeconds, formatUs } from '../lib/format.ts';
 import { FILES, readSummary, type RunManifest } from '../lib/run-files.ts';
 import { OUTCOMES, type PhaseStats, type RunConfig, type Summary } from '../lib/types.ts';
 import { TXN_FLAG_REUSED } from '../lib/records.ts';
-import { readManifest, readServer, readTransactions, type TxnColumns } from '../analysis/read-run.ts';
+import { loadStartNs, readManifest, readServer, readTransactions, type TxnColumns } from '../analysis/read-run.ts';
 import { joinServer } from '../analysis/joins/server.ts';
 import { totalUs } from '../analysis/summarize.ts';
 import { code, table } from './markdown.ts';
@@ -37,7 +37,7 @@ export function writeReport(dir: string, opts: ReportOptions = {}): string {
   const latencyPicture = existsSync(join(dir, LATENCY_FILE)) ? LATENCY_FILE : null;
   const server = readServer(dir, m);
   const accepted = server === null ? null : joinServer(c, server).acceptAfterStartUs;
-  let md = renderReport(m, s, c, observerSections(dir, m, outlierStarts(c, s.outliers.thresholdUs), opts.redact === true), picture, latencyPicture, accepted);
+  let md = renderReport(m, s, c, observerSections(dir, m, outlierStarts(c, s.outliers.thresholdUs), opts.redact === true, loadStartNs(m, c)), picture, latencyPicture, accepted);
   if (opts.redact) md = redactText(md, hostNames(dir));
   writeFileSync(join(dir, FILES.report), md);
   return md;
@@ -61,7 +61,7 @@ export function renderReport(
   if (m.files.transactions.length === 0) return renderProbeOnly(m, extra);
   const out: string[] = [];
   out.push(`# sockspike run report`, '');
-  out.push(verdict(m, s), '');
+  out.push(verdict(m, s, c), '');
   out.push('## Outcomes', '', outcomes(s), '');
   out.push('## Latency', '', latency(s, m.config), '');
   if (timeline !== null)
@@ -70,7 +70,8 @@ export function renderReport(
       '',
       `![Transaction latency with outliers marked, CPU breakdown and the counters that moved, on one time axis](${timeline})`,
       '',
-      `Every outlier and failure is drawn; normal transactions are thinned on long runs. The tables under "System state" below hold the same numbers.`,
+      `Time 0 is the load's start (the first transaction's intended start, ${formatNs(loadStartNs(m, c))} after sockspike started); start-up before it is left out. ` +
+        `Every outlier and failure is drawn; normal transactions are thinned on long runs. The tables under "System state" below hold the same numbers.`,
       '',
     );
   if (latencyPicture !== null) out.push('![Latency distribution: latency by percentile, with the outlier threshold](' + latencyPicture + ')', '');
@@ -80,7 +81,7 @@ export function renderReport(
   const kernel = kernelSection(m, s);
   if (kernel !== null) out.push('## Namespace, sysctls and injected faults', '', kernel, '');
   if (s.systemState !== undefined) out.push('## System state around the outliers', '', systemStateSection(s.systemState), '');
-  out.push('## Slowest transactions', '', slowest(c, m, accepted), '');
+  out.push('## Slowest transactions', '', slowest(c, m, accepted, loadStartNs(m, c)), '');
   if (s.openLoop !== null) out.push('## Open-loop schedule', '', openLoop(s), '');
   if (s.server !== null) out.push('## Server', '', server(s), '');
   else if (m.config.external) out.push('## Server', '', externalServer(m.config), '');
@@ -95,7 +96,7 @@ export function renderReport(
   return out.join('\n');
 }
 
-function verdict(m: RunManifest, s: Summary): string {
+function verdict(m: RunManifest, s: Summary, c: TxnColumns): string {
   const t = s.transactions;
   const lines: string[] = [];
   if (m.status !== 'complete') lines.push(`**Run ${m.status}: ${m.stopReason ?? 'no reason recorded'}.** What follows is what it saw.`, '');
@@ -103,6 +104,8 @@ function verdict(m: RunManifest, s: Summary): string {
     lines.push(`**${formatCount(t.unrecorded)} transactions the client counted are missing from the records**: the figures below undercount.`, '');
   const cause = causeLine(s);
   if (cause !== null) lines.push(cause, '');
+  const probes = probeStatus(m);
+  if (probes !== null) lines.push(probes, '');
   for (const f of s.faults ?? []) lines.push(`**Injected fault:** ${f.verdict}`, '');
   const okRate = t.attempted > 0 ? t.ok / t.attempted : 0;
   lines.push(
@@ -117,9 +120,9 @@ function verdict(m: RunManifest, s: Summary): string {
       `Latency p50 ${formatUs(L.p50)}, p99 ${formatUs(L.p99)}, p99.9 ${formatUs(L.p999)}, max ${formatUs(L.max)}. ` +
         (s.outliers.count === 0
           ? `No transaction exceeded the outlier threshold of ${formatUs(s.outliers.thresholdUs)}: nothing unusual seen.`
-          : `${formatCount(s.outliers.count)} outliers (${formatPercent(s.outliers.rate, 3)}) above ${formatUs(s.outliers.thresholdUs)} (${s.outliers.how}).`),
+          : `${formatCountOf(s.outliers.count, 'outlier')} (${formatPercent(s.outliers.rate, 3)}) above ${formatUs(s.outliers.thresholdUs)} (${s.outliers.how}).`),
     );
-  const shape = outlierLine(s);
+  const shape = outlierLine(s, c, loadStartNs(m, c));
   if (shape !== null) lines.push(shape);
   return lines.join('\n');
 }
@@ -180,7 +183,7 @@ function latency(s: Summary, cfg: RunConfig): string {
   ].join('\n');
 }
 
-function slowest(c: TxnColumns, m: RunManifest, accepted: Float32Array | null): string {
+function slowest(c: TxnColumns, m: RunManifest, accepted: Float32Array | null, originNs: number): string {
   if (c.n === 0) return 'No transaction was recorded.';
   // a partial selection: keep the SLOWEST largest indices without sorting everything
   const top: number[] = [];
@@ -202,7 +205,7 @@ function slowest(c: TxnColumns, m: RunManifest, accepted: Float32Array | null): 
     });
     const close = m.config.close === 'keepalive' || Number.isNaN(prev) ? '-' : phase(c.endUs[i] - prev);
     return [
-      formatNs(c.intendedNs[i]),
+      formatSeconds(c.intendedNs[i] - originNs),
       formatUs(totalUs(c, i)),
       (c.flags[i] & TXN_FLAG_REUSED) !== 0 ? 'reused' : phase(c.connectUs[i]),
       ex.join(' / '),
@@ -214,9 +217,9 @@ function slowest(c: TxnColumns, m: RunManifest, accepted: Float32Array | null): 
     ];
   });
   return [
-    table(['start (since t0)', 'total', 'connect', 'exchanges', 'close', 'outcome', 'local port', 'retrans', 'server accept'], rows),
+    table(['start', 'total', 'connect', 'exchanges', 'close', 'outcome', 'local port', 'retrans', 'server accept'], rows),
     '',
-    '`-`: phase not reached (or TCP_INFO not read, or no server record). Retrans: TCP_INFO total retransmissions on the client socket before close. Server accept: when the server accepted this connection (joined by client port and time), after the transaction started; far above connect, the connection waited in the accept queue.',
+    'Start: seconds into the load (from the first transaction\'s intended start). `-`: phase not reached (or TCP_INFO not read, or no server record). Retrans: TCP_INFO total retransmissions on the client socket before close. Server accept: when the server accepted this connection (joined by client port and time), after the transaction started; far above connect, the connection waited in the accept queue.',
   ].join('\n');
 }
 
@@ -339,9 +342,9 @@ function files(m: RunManifest): string {
 }
 
 /** System state, kernel events, skipped probes, then (last) the environment. */
-function observerSections(dir: string, m: RunManifest, highlightNs: number[], redact: boolean): string[] {
+function observerSections(dir: string, m: RunManifest, highlightNs: number[], redact: boolean, originNs: number): string[] {
   const out: string[] = [];
-  if (existsSync(join(dir, PROBES_DIR, META_FILE))) out.push(renderProbeSection(dir, { highlightNs }));
+  if (existsSync(join(dir, PROBES_DIR, META_FILE))) out.push(renderProbeSection(dir, { highlightNs, originNs: m.files.transactions.length > 0 ? originNs : undefined }));
   const p = m.probes;
   if (p !== undefined) {
     if (p.kernelEvents !== null) {
@@ -473,23 +476,52 @@ function systemStateSection(st: NonNullable<Summary['systemState']>): string {
 }
 
 /** One sentence on where the outliers sit and which phase holds their time (facts, not a cause). */
-function outlierLine(s: Summary): string | null {
+function outlierLine(s: Summary, c: TxnColumns, originNs: number): string | null {
   const o = s.outliers;
   if (o.count === 0) return null;
   const parts: string[] = [];
+  let first = Infinity;
+  let last = -Infinity;
+  for (let i = 0; i < c.n; i++)
+    if (totalUs(c, i) > o.thresholdUs) {
+      first = Math.min(first, c.intendedNs[i]);
+      last = Math.max(last, c.intendedNs[i]);
+    }
+  if (Number.isFinite(first))
+    parts.push(
+      first === last
+        ? `it started ${formatSeconds(first - originNs)} into the load`
+        : `they started between ${formatSeconds(first - originNs)} and ${formatSeconds(last - originNs)} into the load`,
+    );
   const top = [...(o.modes ?? [])].sort((a, b) => b.count - a.count)[0];
   if (top !== undefined && top.timer !== null) parts.push(`${formatPercent(top.share, 0)} sit at ${top.label.split(':')[0]}`);
   const dominant = o.phases?.rows.find((r) => r.phase === o.phases?.dominant);
   if (dominant !== undefined) parts.push(`${formatPercent(dominant.share, 0)} spent their excess time in ${dominant.phase}`);
-  const ev = s.systemState?.metrics[0];
+  // the counter that moved *with* the outliers (more near them), or none: a
+  // negative effect means it moved less near them, which explains nothing
+  const ev = withOutliers(s)[0];
   if (ev !== undefined && ev.total !== null)
     parts.push(
       `\`${ev.metric}\` moved most near them (${totalText(ev.total.outlier, ev.unit)} near outliers, ${totalText(ev.total.normal, ev.unit)} otherwise)`,
     );
-  return parts.length > 0 ? `Of the outliers: ${parts.join('; ')}.` : null;
+  return parts.length > 0 ? `${o.count === 1 ? 'The outlier' : 'Of the outliers'}: ${parts.join('; ')}.` : null;
 }
 
-/** A cause's title from the catalogue (its id when unknown). */
+/** Whether the system was sampled: a run without probes, or whose probes died, says so in its verdict (null: they ran). */
+export function probeStatus(m: RunManifest): string | null {
+  const skipped = m.probes?.skipped ?? [];
+  const off = skipped.find((k) => k.probe === 'system probes and kernel events');
+  if (off !== undefined)
+    return `**No system data:** the probes were off (${off.reason}): CPU, pressure, TCP counters and kernel events were not recorded, so only the transactions speak here and the causes that need system evidence cannot show.`;
+  const died = skipped.find((k) => k.probe === 'system probes');
+  if (died !== undefined)
+    return `**System data missing or cut short:** the system probes failed (${died.reason}): CPU, pressure and TCP counters are missing for the run or its end, and the causes that need them may not show.`;
+  return null;
+}
+
+/** System-state metrics that rose near the outliers (positive effect), strongest first. */
+const withOutliers = (s: Summary): NonNullable<Summary['systemState']>['metrics'] => (s.systemState?.metrics ?? []).filter((m) => m.effect > 0);
+
 /** The catalogue's confidence floor, as the report states it. */
 const FLOOR = `${Math.round(MIN_CONFIDENCE * 100)}%`;
 
@@ -511,7 +543,10 @@ function causeLine(s: Summary): string | null {
   if (s.causes === undefined || !unusual(s)) return null;
   const top = s.causes[0];
   if (top === undefined)
-    return '**No known cause matched.** The evidence fits none of the causes sockspike knows; see "System state around the outliers" for what moved with them.';
+    return (
+      '**No known cause matched.** The evidence fits none of the causes sockspike knows' +
+      (s.systemState !== undefined ? '; see "System state around the outliers" for what moved with them.' : '.')
+    );
   const pctc = `${Math.round(top.confidence * 100)}%`;
   const others =
     s.causes.length > 1
@@ -531,7 +566,7 @@ function likelyCause(s: Summary): string | null {
     out.push(
       `No known cause matched: none of the ${CATALOGUE.length} causes sockspike knows (${CATALOGUE.map((m) => m.title).join('; ')}) reached ${FLOOR} confidence.`,
     );
-    const top = (s.systemState?.metrics ?? []).slice(0, 3);
+    const top = withOutliers(s).slice(0, 3);
     out.push(
       '',
       top.length > 0
@@ -541,7 +576,9 @@ function likelyCause(s: Summary): string | null {
                 `\`${m.metric}\` (effect ${m.effect.toFixed(2)}${m.total !== null ? `, ${totalText(m.total.outlier, m.unit)} near outliers, ${totalText(m.total.normal, m.unit)} otherwise` : ''})`,
             )
             .join('; ')}.`
-        : 'No probe metric differed significantly around the outliers either (see "System state around the outliers", when probes ran).',
+        : s.systemState !== undefined
+          ? 'No probe metric differed significantly around the outliers either (see "System state around the outliers").'
+          : 'There are no probe samples to compare the outliers with (see the verdict).',
     );
   }
   s.causes.forEach((c, k) => {
@@ -565,8 +602,8 @@ function likelyCause(s: Summary): string | null {
     h === undefined
       ? 'Harness self-check: no stall-monitor files, so stalls of sockspike itself could not be ruled out.'
       : h.stalled === 0
-        ? `Harness self-check: none of the ${formatCount(h.outliers)} outliers coincide with an event-loop stall or GC pause of sockspike's own processes (${h.monitors} monitored).`
-        : `Harness self-check: **${formatCount(h.stalled)} of ${formatCount(h.outliers)} outliers were sockspike's own doing** (${formatCount(h.byLoopDelay)} event-loop stalls, ${formatCount(h.byGc)} GC pauses, the longest ${h.worstMs} ms); they are left out of the other causes' evidence.`,
+        ? `Harness self-check: ${h.outliers === 1 ? 'the outlier does not' : `none of the ${formatCount(h.outliers)} outliers`} coincide with an event-loop stall or GC pause of sockspike's own processes (${h.monitors} monitored).`
+        : `Harness self-check: **${formatCount(h.stalled)} of ${formatCountOf(h.outliers, 'outlier')} ${h.stalled === 1 ? 'was' : 'were'} sockspike's own doing** (${formatCount(h.byLoopDelay)} event-loop stalls, ${formatCount(h.byGc)} GC pauses, the longest ${h.worstMs} ms); they are left out of the other causes' evidence.`,
   );
   out.push(
     '',

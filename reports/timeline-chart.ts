@@ -1,7 +1,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as vegaLite from 'vega-lite';
-import { readManifest, readTransactions, type TxnColumns } from '../analysis/read-run.ts';
+import { loadStartNs, readManifest, readTransactions, type TxnColumns } from '../analysis/read-run.ts';
 import { readSummaryIfAny } from '../lib/run-files.ts';
 import { OUTCOME_INDEX, OUTCOME_OK, OUTCOME_TIMEOUT } from '../lib/types.ts';
 import { META_FILE, PROBES_DIR } from '../probes/probe-files.ts';
@@ -10,7 +10,8 @@ import { txnStartNs } from '../analysis/summarize.ts';
 import { formatUs } from '../lib/format.ts';
 
 // The report's timeline picture (timeline.svg beside report.md): on one time
-// axis (seconds since t0), transaction latency with outliers and failures
+// axis (seconds into the load: 0 is the first transaction's intended start;
+// start-up before it is left out), transaction latency with outliers and failures
 // marked, the CPU breakdown, and the key counters that moved, with a faint
 // rule at each outlier's start across every panel. Rendered headless with
 // vega-lite -> vega -> SVG (no canvas, no browser, no external fonts).
@@ -46,7 +47,7 @@ export const MAX_MARKED = 12_000;
 const PROBE_BUCKETS = 900;
 
 export const AXIS = {
-  time: 'time since start (s)',
+  time: 'time into the load (s)',
   latency: 'transaction latency (ms, log scale)',
   cpu: 'CPU, % of all CPUs',
   counters: 'per s',
@@ -92,6 +93,10 @@ export interface TimelineInput {
   probes?: ProbeData | null;
   /** Injected faults' actual windows, s since t0 (drawn as bands). */
   faults?: { label: string; from: number; to: number }[];
+  /** The load's start, ns since t0 (analysis/read-run.ts loadStartNs): the time axis counts from it and leaves out what came before. Default 0. */
+  originNs?: number;
+  /** The TCP counters are the host's (no network namespace of the run's own): their panels say so. */
+  hostWide?: boolean;
 }
 
 export interface TimelineSpec {
@@ -129,6 +134,7 @@ function failureKind(outcome: number): PointKind {
 export function latencyPoints(
   c: TxnColumns,
   thresholdUs: number,
+  originNs = 0,
 ): { points: TimelinePoint[]; outlierStarts: number[]; stats: Omit<TimelineSpec['stats'], 'probeRows' | 'counters'> } {
   const n = c.n;
   let lo = Infinity;
@@ -152,7 +158,7 @@ export function latencyPoints(
   }
   const drawn = Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<PointKind, number>;
   const points: TimelinePoint[] = [];
-  const startS = (i: number): number => txnStartNs(c, i) / 1e9;
+  const startS = (i: number): number => (txnStartNs(c, i) - originNs) / 1e9;
   const totalMs = (i: number): number => msOf(c.lateUs[i] + c.endUs[i]);
   const kindOf = (i: number): PointKind => (c.outcome[i] !== OUTCOME_OK ? failureKind(c.outcome[i]) : 'outlier');
   const span = Math.max(hi - lo, 1);
@@ -184,7 +190,7 @@ export function latencyPoints(
       const z = count[b + 1];
       if (z === a) continue;
       const v = lat.subarray(a, z).sort();
-      const t = round((lo + ((b + 0.5) / B) * span) / 1e9, 4);
+      const t = round((lo - originNs + ((b + 0.5) / B) * span) / 1e9, 4);
       const picks = new Set([0, (v.length - 1) >> 1, v.length - 1]);
       for (const k of picks) points.push({ t, ms: msOf(v[k]), kind });
     }
@@ -235,33 +241,39 @@ interface ProbeRows {
   rows: number;
 }
 
-/** Probe samples grouped into at most PROBE_BUCKETS intervals: CPU % (time-weighted), counter rates, TIME_WAIT max. */
-export function probeRows(d: ProbeData): ProbeRows {
-  const out: ProbeRows = { cpu: [], counters: [], tw: [], pressure: [], counterNames: [], rows: d.rows };
-  if (d.rows === 0) return out;
-  const start = d.t[0] - d.dt[0];
+/**
+ * Probe samples grouped into at most PROBE_BUCKETS intervals: CPU % (time-weighted), counter rates, TIME_WAIT max.
+ * Times in s from `originNs`; samples that end at or before it (start-up) are left out.
+ */
+export function probeRows(d: ProbeData, originNs = 0): ProbeRows {
+  let r0 = 0;
+  while (r0 < d.rows && d.t[r0] <= originNs) r0++;
+  const rows = d.rows - r0;
+  const out: ProbeRows = { cpu: [], counters: [], tw: [], pressure: [], counterNames: [], rows };
+  if (rows === 0) return out;
+  const start = Math.max(d.t[r0] - d.dt[r0], originNs);
   const end = d.t[d.rows - 1];
-  const nb = Math.min(d.rows, PROBE_BUCKETS);
+  const nb = Math.min(rows, PROBE_BUCKETS);
   const width = Math.max(end - start, 1) / nb;
-  // Bucket of each row (by its end time; a row per bucket when there are few rows).
-  const bucket = new Uint32Array(d.rows);
-  for (let r = 0; r < d.rows; r++) bucket[r] = nb === d.rows ? r : Math.min(nb - 1, Math.max(0, Math.floor((d.t[r] - start) / width)));
-  // Covered time per bucket and its start (the first row's interval start).
+  // Bucket of each row (by its end time; a row per bucket when there are few rows); start-up rows: none (-1).
+  const bucket = new Int32Array(d.rows).fill(-1);
+  for (let r = r0; r < d.rows; r++) bucket[r] = nb === rows ? r - r0 : Math.min(nb - 1, Math.max(0, Math.floor((d.t[r] - start) / width)));
+  // Covered time per bucket and its start (the first row's interval start, not before the origin).
   const time = new Float64Array(nb);
   const bStart = new Float64Array(nb).fill(NaN);
-  for (let r = 0; r < d.rows; r++) {
+  for (let r = r0; r < d.rows; r++) {
     const b = bucket[r];
     time[b] += d.dt[r];
-    if (Number.isNaN(bStart[b])) bStart[b] = d.t[r] - d.dt[r];
+    if (Number.isNaN(bStart[b])) bStart[b] = Math.max(d.t[r] - d.dt[r], originNs);
   }
-  const ts = (b: number): number => round(bStart[b] / 1e9, 4);
+  const ts = (b: number): number => round((bStart[b] - originNs) / 1e9, 4);
   for (const [name, state] of CPU_STATES) {
     const v = d.get(name);
     if (!v) continue;
     const w = new Float64Array(nb);
     const wt = new Float64Array(nb);
     let any = false;
-    for (let r = 0; r < d.rows; r++) {
+    for (let r = r0; r < d.rows; r++) {
       const x = v[r];
       if (x !== x) continue;
       w[bucket[r]] += x * d.dt[r];
@@ -276,7 +288,7 @@ export function probeRows(d: ProbeData): ProbeRows {
     if (!v) continue;
     const sum = new Float64Array(nb);
     let any = false;
-    for (let r = 0; r < d.rows; r++) {
+    for (let r = r0; r < d.rows; r++) {
       const x = v[r];
       if (x !== x) continue;
       sum[bucket[r]] += x;
@@ -294,7 +306,7 @@ export function probeRows(d: ProbeData): ProbeRows {
     const sum = new Float64Array(nb);
     const cov = new Float64Array(nb);
     let any = false;
-    for (let r = 0; r < d.rows; r++) {
+    for (let r = r0; r < d.rows; r++) {
       const x = v[r];
       if (x !== x) continue;
       sum[bucket[r]] += x;
@@ -309,7 +321,7 @@ export function probeRows(d: ProbeData): ProbeRows {
   if (tw) {
     const max = new Float64Array(nb).fill(NaN);
     let any = false;
-    for (let r = 0; r < d.rows; r++) {
+    for (let r = r0; r < d.rows; r++) {
       const x = tw[r];
       if (x !== x) continue;
       const b = bucket[r];
@@ -328,8 +340,9 @@ export function probeRows(d: ProbeData): ProbeRows {
 export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
   const { txn, thresholdUs } = input;
   if (txn.n === 0) return null;
-  const lat = latencyPoints(txn, thresholdUs);
-  const probes = input.probes && input.probes.rows > 0 ? probeRows(input.probes) : null;
+  const origin = input.originNs ?? 0;
+  const lat = latencyPoints(txn, thresholdUs, origin);
+  const probes = input.probes && input.probes.rows > 0 ? probeRows(input.probes, origin) : null;
   // One x domain for every panel.
   let lo = Infinity;
   let hi = -Infinity;
@@ -340,9 +353,10 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
   if (probes) {
     for (const r of probes.cpu) if (r.t < lo) lo = r.t;
     const d = input.probes!;
-    hi = Math.max(hi, d.t[d.rows - 1] / 1e9);
+    hi = Math.max(hi, (d.t[d.rows - 1] - origin) / 1e9);
   }
-  for (const f of input.faults ?? []) hi = Math.max(hi, f.from);
+  const faults = (input.faults ?? []).map((f) => ({ ...f, from: Math.max(0, f.from - origin / 1e9), to: f.to - origin / 1e9 }));
+  for (const f of faults) hi = Math.max(hi, f.from);
   lo = Math.min(0, Math.floor(lo * 10) / 10);
   hi = Math.ceil(hi * 10) / 10;
   if (!(hi > lo)) hi = lo + 1;
@@ -365,7 +379,7 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
         ];
   // injected faults: a shaded band over the time each was on, labelled in the latency panel
   const faultBands = (labelled: boolean): object[] =>
-    (input.faults ?? []).length === 0
+    faults.length === 0
       ? []
       : [
           {
@@ -433,7 +447,7 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
   const datasets: Record<string, object[]> = {
     points: lat.points.map((p) => ({ t: p.t, ms: p.ms, kind: p.kind, rank: KINDS.indexOf(p.kind) })),
     outlierStarts: lat.outlierStarts.map((t) => ({ t })),
-    faults: (input.faults ?? []).map((f) => ({ ...f, to: Math.min(f.to, hi) })),
+    faults: faults.map((f) => ({ ...f, to: Math.min(f.to, hi) })),
   };
   if (probes && probes.cpu.length > 0) {
     const states = CPU_STATES.map(([, s]) => s).filter((s) => probes.cpu.some((r) => r.state === s));
@@ -498,7 +512,12 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
   for (const [ci, name] of counterNames.entries()) {
     // One strip per counter, each on its own y scale: their magnitudes differ by orders.
     panels.push({
-      title: { text: `${name}: events per second of each probe interval`, anchor: 'start', fontSize: 11, offset: 2 },
+      title: {
+        text: `${name}: events per second of each probe interval${input.hostWide ? " (host-wide: other programs' traffic too)" : ''}`,
+        anchor: 'start',
+        fontSize: 11,
+        offset: 2,
+      },
       width: WIDTH,
       height: COUNTER_HEIGHT,
       layer: [
@@ -594,7 +613,14 @@ export async function writeTimelineChart(runDir: string): Promise<string | null>
   const faults = (manifest.kernel?.faults ?? [])
     .filter((f) => f.startNs !== null)
     .map((f) => ({ label: `fault ${f.text}`, from: (f.startNs as number) / 1e9, to: (f.stopNs ?? manifest.endNs ?? (f.startNs as number)) / 1e9 }));
-  const built = buildTimelineSpec({ txn, thresholdUs: thresholdOf(runDir), probes, faults });
+  const built = buildTimelineSpec({
+    txn,
+    thresholdUs: thresholdOf(runDir),
+    probes,
+    faults,
+    originNs: loadStartNs(manifest, txn),
+    hostWide: probes !== null && !probes.meta.netns,
+  });
   if (!built) return null;
   const svg = await renderSvg(built.spec);
   writeFileSync(join(runDir, TIMELINE_FILE), svg);

@@ -145,10 +145,13 @@ export function kernelOutliers(input: CauseInput): string {
     : `${formatNumber(n)} outlier connections`;
 }
 
-/** "N of M outliers (between a s and b s after the start)". */
+/** "N outliers above T between a s and b s into the load" (counted from the first transaction's intended start, not from t0). */
 export function outlierSpan(input: CauseInput): string {
   const o = input.outliers;
-  const when = Number.isFinite(o.firstNs) ? ` between ${formatSeconds(o.firstNs)} and ${formatSeconds(o.lastNs)} into the run` : '';
+  const origin = Number.isFinite(input.loadStartNs) ? (input.loadStartNs as number) : 0;
+  const when = Number.isFinite(o.firstNs)
+    ? ` between ${formatSeconds(Math.max(0, o.firstNs - origin))} and ${formatSeconds(Math.max(0, o.lastNs - origin))} into the load`
+    : '';
   return `${formatNumber(o.count)} outlier${o.count === 1 ? '' : 's'} above ${formatUs(o.thresholdUs)}${when}`;
 }
 

@@ -4,7 +4,7 @@ import type { ProbeData, StallMonitorData } from '../../probes/read.ts';
 import { countedResetChance, joinKernelEvents } from '../joins/kernel.ts';
 import { joinServer } from '../joins/server.ts';
 import type { ServerColumns, TxnColumns } from '../read-run.ts';
-import { comparisonWindows } from '../windows.ts';
+import { comparisonWindows, workloadSpan } from '../windows.ts';
 import { cpuContention } from './contention.ts';
 import { cpuOwners, type CpuOwners } from './cpu-owners.ts';
 import { selfCheck } from './harness-check.ts';
@@ -166,6 +166,7 @@ export function buildCauseInput(src: InputSources): CauseInput {
       errors: summary.transactions.errors,
     },
     latencyP50Us: p50,
+    loadStartNs: workloadSpan(c).fromNs,
     outliers: {
       thresholdUs: summary.outliers.thresholdUs,
       total: src.outliers.length,

@@ -75,6 +75,8 @@ export interface CauseInput {
     firstNs: number;
     lastNs: number;
   };
+  /** The load's start (the first transaction's intended start), ns since t0: times in the texts count from it (absent: from t0). */
+  loadStartNs?: number;
   /** Probe metrics near the outliers left (empty: no probes). */
   metrics: Record<string, MetricNear>;
   /** Mean interval between probe samples, ns (0: no probes). */

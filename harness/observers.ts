@@ -113,6 +113,8 @@ export class Observers {
           '(bpftrace was still attaching): transactions before then have no kernel events, and the causes count only those after',
       );
     await this.environment;
+    // a probe process that died mid-run: the report's verdict must say its data stops short
+    if (p !== null && p.stopReason.startsWith('error')) this.skipped.push({ probe: 'system probes', reason: `${p.stopReason.replace(/^error: /, '')} (samples stop there)` });
     const skipped = [...this.skipped];
     if (p !== null) for (const s of p.skipped) if (!skipped.some((k) => k.probe === s.probe)) skipped.push(s);
     if (e !== null) for (const s of e.skipped) if (!skipped.some((k) => k.probe === s.probe)) skipped.push(s);

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { UserError, errnoCode } from '../lib/errors.ts';
 import { FILES } from '../lib/run-files.ts';
 import { formatBytes } from '../lib/format.ts';
+import { requireSystemBinary } from '../lib/system-binary.ts';
 
 /** Sysctls that matter to connection-per-transaction TCP, in report order. */
 export const TCP_SYSCTLS = [
@@ -242,7 +243,7 @@ async function readSysctlsInNetns(netns: string, keys: readonly string[], missin
     throw new UserError(`network namespace "${netns}" not found (see: ip netns list)`);
   }
   const byPath = new Map(keys.map((k) => [sysctlPath(k), k]));
-  const r = await execa('ip', ['netns', 'exec', netns, 'sh', '-c', NETNS_READER, 'sh', ...byPath.keys()], {
+  const r = await execa(requireSystemBinary('ip', 'reading the sysctls of a network namespace'), ['netns', 'exec', netns, 'sh', '-c', NETNS_READER, 'sh', ...byPath.keys()], {
     reject: false,
     timeout: 5000,
     stripFinalNewline: false,

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { formatNs } from '../lib/format.ts';
 import { UserError } from '../lib/errors.ts';
 import { COMPILED, moduleFile, packageFile } from '../lib/paths.ts';
-import { systemBinary } from '../lib/system-binary.ts';
+import { requireSystemBinary } from '../lib/system-binary.ts';
 import { META_FILE, PROBES_DIR, type ProbeMeta, type ProbeResult, type SkippedProbe } from './probe-files.ts';
 import type { ListenerTarget } from './listen-queue.ts';
 import type { FromSampler, SamplerConfig, ToSampler } from './messages.ts';
@@ -72,7 +72,7 @@ function spawnSampler(netns: string | undefined): ChildProcess {
   const stdio: ['ignore', 'ignore', 'pipe', 'ipc'] = ['ignore', 'ignore', 'pipe', 'ipc'];
   if (!netns) return fork(SAMPLER, [], { execArgv: [], stdio });
   // The IPC channel's fd and NODE_CHANNEL_FD survive ip's exec of node.
-  return spawn(systemBinary('ip'), ['netns', 'exec', netns, process.execPath, SAMPLER], { stdio });
+  return spawn(requireSystemBinary('ip', 'sampling a network namespace'), ['netns', 'exec', netns, process.execPath, SAMPLER], { stdio });
 }
 
 /** Start the probe process; resolves once it has taken its baseline sample. */

@@ -11,6 +11,7 @@ import { totalUs } from '../analysis/summarize.ts';
 import { writeReport } from '../reports/run-report.ts';
 import type { ProbeData, StallMonitorData } from '../probes/read.ts';
 import type { RunConfig, Summary } from '../lib/types.ts';
+import { CONFIG, causeInput } from './helpers/cause-input.ts';
 
 // The cause catalogue: on the recorded backlog-1 run (known answer:
 // accept-queue overflow), on a clean threshold, and per cause on constructed
@@ -25,25 +26,7 @@ function copyFixture(t: { teardown: (f: () => void) => void }): string {
   return dir;
 }
 
-const CONFIG = { close: 'client-fin', nodelay: false, splitWrites: 1, backlog: 511, exchanges: 1, concurrency: 8, acceptDelayNs: 0 } as const;
-
-/** A CauseInput with nothing in it but `count` outliers; override what a test needs. */
-function input(over: Partial<Omit<CauseInput, 'outliers'>> & { outliers?: Partial<CauseInput['outliers']> } = {}): CauseInput {
-  const { outliers, ...rest } = over;
-  const count = outliers?.count ?? 10;
-  return {
-    config: { ...CONFIG },
-    sysctls: { 'net.ipv4.ip_local_port_range': '32768 60999' },
-    transactions: { attempted: 10_000, failed: 0, errors: {} },
-    latencyP50Us: 500,
-    metrics: {},
-    probeIntervalNs: 20e6,
-    txn: { tcpInfo: null, kernel: null, server: null },
-    harness: null,
-    ...rest,
-    outliers: { thresholdUs: 20_000, total: count, count, modes: [], phases: null, errors: {}, firstNs: 1e9, lastNs: 2e9, ...outliers },
-  };
-}
+const input = causeInput;
 
 test('the catalogue has every id of the issue, once, each with a title and the evidence it needs', (t) => {
   const ids = CATALOGUE.map((m) => m.id);
@@ -53,6 +36,7 @@ test('the catalogue has every id of the issue, once, each with a title and the e
     'cpu-saturation',
     'cpu-steal',
     'data-retransmit',
+    'harness-cpu',
     'harness-stall',
     'memory-reclaim',
     'nagle-delayed-ack',

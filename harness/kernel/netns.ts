@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { execa } from 'execa';
 import { UserError } from '../../lib/errors.ts';
-import { systemBinary } from '../../lib/system-binary.ts';
+import { requireSystemBinary } from '../../lib/system-binary.ts';
 
-const IP = systemBinary('ip');
+/** ip(8) by absolute path; missing, the run stops with one line naming iproute2. */
+const ip = (): string => requireSystemBinary('ip', 'a network namespace (--netns, --sysctl, --fault)');
 
 // The run's own network namespace: loopback up, nothing else. Server,
 // client and the network probes run inside it (ip netns exec), so its TCP
@@ -23,9 +24,9 @@ export function newNetnsName(prefix = NETNS_PREFIX): string {
 }
 
 export async function addNetns(name: string): Promise<void> {
-  const add = await execa(IP, ['netns', 'add', name], { reject: false, timeout: 10_000 });
+  const add = await execa(ip(), ['netns', 'add', name], { reject: false, timeout: 10_000 });
   if (add.failed) throw new UserError(`could not create network namespace ${name}: ${oneLine(String(add.stderr ?? '') || String(add.message))}`);
-  const up = await execa(IP, ['-n', name, 'link', 'set', 'lo', 'up'], { reject: false, timeout: 10_000 });
+  const up = await execa(ip(), ['-n', name, 'link', 'set', 'lo', 'up'], { reject: false, timeout: 10_000 });
   if (up.failed) {
     await deleteNetns(name);
     throw new UserError(`could not bring up loopback in ${name}: ${oneLine(String(up.stderr ?? '') || String(up.message))}`);
@@ -35,13 +36,13 @@ export async function addNetns(name: string): Promise<void> {
 /** Delete a namespace; false when there was none by that name. */
 export async function deleteNetns(name: string): Promise<boolean> {
   if (!existsSync(`/run/netns/${name}`)) return false;
-  await execa(IP, ['netns', 'del', name], { reject: false, timeout: 10_000 });
+  await execa(ip(), ['netns', 'del', name], { reject: false, timeout: 10_000 });
   return true;
 }
 
 /** Run a command inside a namespace; its output, or a one-line failure. */
 export async function inNetns(name: string, cmd: string, args: string[], input?: string): Promise<{ ok: boolean; out: string; err: string }> {
-  const r = await execa(IP, ['netns', 'exec', name, cmd, ...args], { reject: false, timeout: 10_000, input });
+  const r = await execa(ip(), ['netns', 'exec', name, cmd, ...args], { reject: false, timeout: 10_000, input });
   return { ok: !r.failed, out: String(r.stdout), err: oneLine(String(r.stderr ?? '') || String(r.message)) };
 }
 

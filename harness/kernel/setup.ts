@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { UserError } from '../../lib/errors.ts';
-import { systemBinary } from '../../lib/system-binary.ts';
+import { requireSystemBinary } from '../../lib/system-binary.ts';
 import type { RunConfig, SysctlRecord } from '../../lib/types.ts';
 import { needsNetns } from './fault-spec.ts';
 import { Journal, type JournalEntry } from './journal.ts';
@@ -63,6 +63,6 @@ export class KernelSetup {
 }
 
 async function requireNft(): Promise<void> {
-  const r = await execa(systemBinary('nft'), ['--version'], { reject: false, timeout: 5000 });
-  if (r.failed) throw new UserError('--fault syn-drop/data-drop need nftables (the nft command): apt-get install nftables');
+  const r = await execa(requireSystemBinary('nft', '--fault syn-drop/data-drop'), ['--version'], { reject: false, timeout: 5000 });
+  if (r.failed) throw new UserError('--fault syn-drop/data-drop need nftables (the nft command did not run): apt-get install nftables');
 }

@@ -4,7 +4,10 @@ import { prng } from '../lib/prng.ts';
 // System state in outlier windows against normal windows, metric by metric.
 //
 // Values: counters as rates per second (delta / dt), gauges and fractions as
-// sampled. Per metric, the outlier rows and the normal rows are two samples:
+// sampled. A metric read every Nth sample comes spread over the rows it
+// covers (probes/read.ts): its rate in a row is the rate over its read's
+// span, and a gauge counts only in the rows where it was read. Per metric,
+// the outlier rows and the normal rows are two samples:
 //
 // - effect: Cliff's delta, P(outlier > normal) - P(outlier < normal), in
 //   [-1, 1] (equal to the rank-biserial correlation of the Mann-Whitney U).
@@ -43,7 +46,7 @@ export interface SystemStateInput {
   columns: readonly SystemStateColumn[];
   get(name: string): ArrayLike<number> | null;
   /** When present (ProbeData), used instead of get() so no dense column is cached. */
-  sparse?(name: string): { rows: ArrayLike<number>; values: ArrayLike<number> } | null;
+  sparse?(name: string): { rows: ArrayLike<number>; values: ArrayLike<number>; fill?: number } | null;
 }
 
 export interface MetricEvidence {
@@ -283,7 +286,8 @@ function dense(probes: SystemStateInput, col: SystemStateColumn, rows: number, s
     const from = Math.min(rows, col.fromRow);
     const to = Math.min(rows, col.toRow ?? rows);
     scratch.fill(NaN, 0, from);
-    if (to > from) scratch.fill(0, from, to);
+    // rows not listed: 0, or NaN for a gauge read every Nth sample (probes/read.ts)
+    if (to > from) scratch.fill(s.fill ?? 0, from, to);
     scratch.fill(NaN, Math.max(from, to));
     for (let i = 0; i < s.rows.length; i++) {
       const r = s.rows[i];

@@ -2,7 +2,7 @@
 // measured in the same run (issue 7). Every figure is printed with the
 // command that reproduces it.
 //
-//   npm run bench [-- --json] [--quick] [--only client,pair,latency,recording,probes,analysis,startup]
+//   npm run bench [-- --json] [--quick] [--only client,pair,latency,recording,probes,own,analysis,startup]
 //                 [--concurrency 16] [--close client-rst] [--reps N] [--duration S] [--client-processes K]
 //
 // --client-processes K: sockspike's client load split over K client processes (client part;
@@ -18,6 +18,7 @@ import { buildNativeRef } from './native-ref.ts';
 import { isolationUnavailable, runIsolated, stopLiveRuns } from './isolated.ts';
 import type { RunFigures, RunSpec } from './one-run.ts';
 import { probeReferences } from './probe-references.ts';
+import { measureOwnCpu, type OwnCpuFigures } from './own-cpu.ts';
 import { measureRecording, type RecordingFigures } from './recording.ts';
 import { measureStartup, type StartupFigures } from './startup.ts';
 
@@ -25,7 +26,7 @@ const USAGE = `npm run bench [-- options]: sockspike's own cost as ratios agains
 
   --json                   one JSON object on stdout instead of text
   --quick                  a ~30 s smoke run (1 repetition of 1 s, small analysis)
-  --only PARTS             comma-separated: client, pair, latency, recording, probes, analysis, startup
+  --only PARTS             comma-separated: client, pair, latency, recording, probes, own, analysis, startup
   --concurrency C[,C...]   client part (default 4,16; quick: 16); pair uses the first (default 16)
   --close V[,V...]         client-fin, client-rst, server-fin, server-rst (default client-fin,client-rst)
   --reps N                 A/B repetitions (default 5 at concurrency 16, 3 otherwise; quick: 1)
@@ -35,7 +36,7 @@ const USAGE = `npm run bench [-- options]: sockspike's own cost as ratios agains
 `;
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const PARTS = ['client', 'pair', 'latency', 'recording', 'probes', 'analysis', 'startup'] as const;
+const PARTS = ['client', 'pair', 'latency', 'recording', 'probes', 'own', 'analysis', 'startup'] as const;
 type Part = (typeof PARTS)[number];
 type Close = RunSpec['close'];
 
@@ -46,6 +47,7 @@ export const TARGETS = {
   recordingNs: 200,
   recordingHeapBytes: 0,
   probeCpuPctAt20ms: 1,
+  ownCpuPct: 3, // orchestrator + probes + bpftrace, at the defaults and under a high-rate client-rst run
   analysisS: 5,
   analysisRssMiB: 1024,
   helpS: 0.3,
@@ -159,6 +161,8 @@ export interface BenchResult {
         command: string;
       }[]
     | null;
+  /** CPU of sockspike's own processes besides the client and server: a default run, a high-rate client-rst run. */
+  own: (OwnCpuFigures & { met: boolean | null })[] | null;
   analysis: { transactions: number; samples: number; s: number; peakRssMiB: number; met: boolean; command: string } | null;
   /** The default run's start-up and wrap-up (20 s run; quick: 2 s), against the fast-start targets. */
   startup: (StartupFigures & { met: { help: boolean; firstTxn: boolean; wrapUp: boolean; total: boolean | null } }) | null;
@@ -325,6 +329,7 @@ export async function runBench(o: Options): Promise<BenchResult> {
     latency: null,
     recording: null,
     probes: null,
+    own: null,
     analysis: null,
     startup: null,
     elapsedS: 0,
@@ -368,6 +373,14 @@ export async function runBench(o: Options): Promise<BenchResult> {
   if (o.parts.has('probes')) {
     progress('probes');
     result.probes = await probeOverhead(q ? 1 : 10);
+  }
+  if (o.parts.has('own')) {
+    progress('own');
+    const d = q ? 3 : 20;
+    result.own = [[], ['--close', 'client-rst', '--concurrency', '8']].map((flags) => {
+      const f = measureOwnCpu(d, flags);
+      return { ...f, met: f.ownPct === null ? null : f.ownPct <= TARGETS.ownCpuPct };
+    });
   }
   if (o.parts.has('analysis')) {
     progress('analysis');
@@ -451,9 +464,19 @@ export function benchText(r: BenchResult): string {
     for (const p of r.probes)
       out.push(
         `  ${p.intervalMs} ms: ${f2(p.cpuPct)} % of a core (${f2(p.cpuPctOwn)} %), ${Math.round(p.meanSampleUs)} us per sample${verdict(p.met, `<= ${TARGETS.probeCpuPctAt20ms} %`)}; ` +
-          `C reader ${f2(p.nativeCpuPct)} %, idle node ${f2(p.idleNodeCpuPct)} %`,
+          `C reader ${f2(p.nativeCpuPct)} % (ratio ${f2(p.cpuPct / p.nativeCpuPct)}), idle node ${f2(p.idleNodeCpuPct)} %`,
       );
     out.push(`    $ ${r.probes[0].command}`, `    $ ${REF_PROBE_COMMAND}`);
+  }
+  if (r.own !== null) {
+    out.push('', "5b. sockspike's own processes besides the client and server (orchestrator, probes, bpftrace; /proc/PID/stat while sampling)");
+    for (const x of r.own)
+      out.push(
+        `  ${x.flags.length > 0 ? x.flags.join(' ') : 'defaults'}, ${x.durationS} s, ${k(x.transactions)} transactions: ` +
+          `${x.ownPct === null ? 'n/a' : `${f2(x.ownPct)} % of a core`}${verdict(x.met, `<= ${TARGETS.ownCpuPct} %`)} ` +
+          `(${x.byProcess.map((p) => `${p.role} ${f2(p.pct)} %`).join(', ')}); client and server ${x.workloadPct === null ? 'n/a' : `${f1(x.workloadPct)} %`}`,
+        `    $ ${x.command}`,
+      );
   }
   if (r.analysis !== null) {
     const a = r.analysis;

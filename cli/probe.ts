@@ -129,7 +129,8 @@ async function probeCommand(command: string[], o: ProbeCliOptions): Promise<numb
       runDir: dir,
       t0,
       intervalNs,
-      processes,
+      // this process's CPU too, as sockspike's own (the report's self-check)
+      processes: [...processes, { role: 'orchestrator', pid: process.pid, own: true }],
       listener: port === null ? undefined : { port },
       netns: o.netns,
     });

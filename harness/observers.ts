@@ -23,6 +23,7 @@ export class Observers {
   private readonly skipped: SkippedProbe[] = [];
   private readonly notes: string[] = [];
   private environment: Promise<void> | null = null;
+  private bpftraceWatched = false;
 
   constructor(
     private readonly dir: string,
@@ -68,6 +69,7 @@ export class Observers {
           this.events = events;
           this.skipped.push(...events.skippedProbes);
           this.notes.push(...events.notes);
+          this.watchOwn();
         }
       });
     const waited = new Promise<void>((r) => setTimeout(r, ATTACH_WAIT_MS).unref());
@@ -75,7 +77,11 @@ export class Observers {
       runDir: this.dir,
       t0: this.t0,
       intervalNs: this.intervalNs,
-      processes: server.pid > 0 ? [{ role: 'server', pid: server.pid }] : [], // -1: a target with no local process
+      processes: [
+        ...(server.pid > 0 ? [{ role: 'server', pid: server.pid }] : []), // -1: a target with no local process
+        // this process (`sockspike run`): its CPU, as sockspike's own besides the client and server
+        { role: 'orchestrator', pid: process.pid, own: true },
+      ],
       listener: server.listener,
       ...(this.netns === null ? {} : { netns: this.netns }),
     }).catch((err: Error) => {
@@ -83,6 +89,7 @@ export class Observers {
       return null;
     });
     if (this.probes !== null) this.skipped.push(...this.probes.skipped);
+    this.watchOwn();
     await Promise.race([this.eventsStarting, waited]);
   }
 
@@ -97,6 +104,13 @@ export class Observers {
     if (this.probes !== null) out.push({ role: 'probes', pid: this.probes.pid, exit: null });
     if (this.events !== null) out.push({ role: 'bpftrace', pid: this.events.pid, exit: null });
     return out;
+  }
+
+  /** bpftrace's CPU is sampled as sockspike's own once both it and the sampler run. */
+  private watchOwn(): void {
+    if (this.probes === null || this.events === null || this.bpftraceWatched) return;
+    this.bpftraceWatched = true;
+    this.probes.addProcess('bpftrace', this.events.pid, true);
   }
 
   addProcess(role: string, pid: number): void {
@@ -114,7 +128,8 @@ export class Observers {
       );
     await this.environment;
     // a probe process that died mid-run: the report's verdict must say its data stops short
-    if (p !== null && p.stopReason.startsWith('error')) this.skipped.push({ probe: 'system probes', reason: `${p.stopReason.replace(/^error: /, '')} (samples stop there)` });
+    if (p !== null && p.stopReason.startsWith('error'))
+      this.skipped.push({ probe: 'system probes', reason: `${p.stopReason.replace(/^error: /, '')} (samples stop there)` });
     const skipped = [...this.skipped];
     if (p !== null) for (const s of p.skipped) if (!skipped.some((k) => k.probe === s.probe)) skipped.push(s);
     if (e !== null) for (const s of e.skipped) if (!skipped.some((k) => k.probe === s.probe)) skipped.push(s);

@@ -6,6 +6,14 @@ import { MAX_COLUMNS, type ColumnKind, type ProbeColumn } from './probe-files.ts
 // (current and previous, split hi/lo) live in typed arrays indexed by it, so
 // a sample writes numbers into preallocated slots and computes outputs in
 // one loop, with no per-sample objects.
+//
+// Read rates: every column belongs to a rate group, read every Nth sample
+// (N = 1: every sample). Before each sample plan() says which groups are
+// read; a column of a group not read keeps its last raw values (its previous
+// ones are not rotated away), is "not read" in that row (nothing written),
+// and its next delta covers the whole span since its group was last read. A
+// group with N > 1 has a span column, probe.everyN.dt_ns: in the rows where
+// the group is read, the ns its counters and fractions cover.
 
 export interface ColumnSpec {
   name: string;
@@ -21,6 +29,19 @@ export interface ColumnSpec {
   hidden?: boolean;
   /** A counter that is the sum of these columns' deltas (per-CPU to total). */
   sumOf?: string[];
+  /** Read every Nth sample (default 1: every sample). */
+  every?: number;
+}
+
+/** A rate group: columns read every Nth sample. */
+export interface RateGroup {
+  every: number;
+  /** Time of the group's last read, ns since t0. */
+  lastT: number;
+  /** Column holding the span a read covers (groups with every > 1), else -1. */
+  spanCol: number;
+  /** What is read at this rate, for meta.json (e.g. "/proc/net/snmp", "proc.client stat"). */
+  labels: string[];
 }
 
 const K_COUNTER = 1;
@@ -59,10 +80,41 @@ export class Columns {
   prevOk: Uint8Array = new Uint8Array(0);
   /** Output value of the last compute(). */
   value: Float64Array = new Float64Array(0);
+  /** Rate group of each column. */
+  grp: Uint8Array = new Uint8Array(0);
+  /** Rate groups; group 0 is read every sample. */
+  readonly groups: RateGroup[] = [{ every: 1, lastT: 0, spanCol: -1, labels: [] }];
+  /** Per group: 1 when read in the current sample (plan()); all 1 until plan() is called. */
+  reading: Uint8Array = new Uint8Array(256).fill(1);
   private sums: Sum[] = [];
 
   constructor(capacity = 512) {
     this.grow(capacity);
+  }
+
+  /** The rate group of columns read every Nth sample (created with its span column if new); label: what is read at that rate. */
+  group(every: number, label?: string): number {
+    const n = Math.max(1, Math.round(every));
+    let g = this.groups.findIndex((x) => x.every === n);
+    if (g < 0) {
+      if (this.groups.length >= this.reading.length) throw new Error('probes: too many rate groups');
+      g = this.groups.length;
+      this.groups.push({ every: n, lastT: this.groups[0].lastT, spanCol: -1, labels: [] });
+      this.groups[g].spanCol = this.ensure({ name: `probe.every${n}.dt_ns`, kind: 'gauge', unit: 'ns', source: 'probe', every: n }, 0);
+    }
+    if (label !== undefined && !this.groups[g].labels.includes(label)) this.groups[g].labels.push(label);
+    return g;
+  }
+
+  /** Which groups the sample of this row reads: those whose turn it is (row + 1 a multiple of N), or all. */
+  plan(row: number, all = false): void {
+    const gs = this.groups;
+    for (let g = 0; g < gs.length; g++) this.reading[g] = all || (row + 1) % gs[g].every === 0 ? 1 : 0;
+  }
+
+  /** Is column c read in the current sample? */
+  isRead(c: number): boolean {
+    return this.reading[this.grp[c]] === 1;
   }
 
   /** The column for spec (created if new, starting at row), its index. */
@@ -81,6 +133,7 @@ export class Columns {
     this.scale[c] = spec.scale ?? 1;
     this.live[c] = 1;
     this.out[c] = -1;
+    this.grp[c] = spec.every !== undefined && spec.every > 1 ? this.group(spec.every) : 0;
     if (!spec.hidden && spec.kind !== 'constant') {
       if (this.outputs.length >= MAX_COLUMNS) throw new UserError(`probes: more than ${MAX_COLUMNS} columns`);
       this.out[c] = this.outputs.length;
@@ -91,6 +144,7 @@ export class Columns {
         source: spec.source,
         fromRow: row,
         toRow: null,
+        every: spec.every !== undefined && spec.every > 1 ? Math.round(spec.every) : 1,
       });
       this.dirty = true;
     }
@@ -122,21 +176,31 @@ export class Columns {
     this.curOk[c] = 1;
   }
 
-  /** Outputs of one sample from current and previous raw values; dtNs the interval. */
-  compute(dtNs: number): void {
+  /**
+   * Outputs of one sample from current and previous raw values: dtNs the
+   * interval since the last sample, tNs the sample's time (for the spans of
+   * groups read every Nth sample). Columns not read in this sample are left.
+   */
+  compute(dtNs: number, tNs = NaN): void {
     const n = this.count;
     const kind = this.kind;
     const curOk = this.curOk;
     const prevOk = this.prevOk;
     const value = this.value;
+    const grp = this.grp;
+    const reading = this.reading;
+    const gs = this.groups;
+    for (let g = 1; g < gs.length; g++) if (reading[g] === 1) this.set(gs[g].spanCol, tNs - gs[g].lastT);
     for (let c = 0; c < n; c++) {
+      const g = grp[c];
+      if (reading[g] === 0) continue;
       const k = kind[c];
       if (k === K_GAUGE) {
         value[c] = curOk[c] ? this.curHi[c] * TWO32 + this.curLo[c] : NaN;
       } else if (k === K_COUNTER || k === K_FRACTION) {
         if (curOk[c] && prevOk[c]) {
           const d = counterDelta(this.width[c], this.curHi[c], this.curLo[c], this.prevHi[c], this.prevLo[c]);
-          value[c] = k === K_FRACTION ? (d * this.scale[c]) / dtNs : d;
+          value[c] = k === K_FRACTION ? (d * this.scale[c]) / (g === 0 ? dtNs : tNs - gs[g].lastT) : d;
         } else {
           value[c] = NaN;
         }
@@ -145,6 +209,7 @@ export class Columns {
     // Sums skip members without a value (an offline CPU); NaN only if all lack one.
     for (let i = 0; i < this.sums.length; i++) {
       const s = this.sums[i];
+      if (reading[grp[s.col]] === 0) continue;
       let total = 0;
       let any = false;
       for (let j = 0; j < s.members.length; j++) {
@@ -158,8 +223,30 @@ export class Columns {
     }
   }
 
-  /** Current values become the previous ones. */
-  rotate(): void {
+  /**
+   * Current values become the previous ones, for the groups read in this
+   * sample (tNs: its time); columns of the others keep their last read.
+   */
+  rotate(tNs = NaN): void {
+    const n = this.count;
+    const grp = this.grp;
+    const reading = this.reading;
+    const gs = this.groups;
+    let partial = false;
+    for (let g = 0; g < gs.length; g++) {
+      if (reading[g] === 1) gs[g].lastT = tNs;
+      else partial = true;
+    }
+    if (partial) {
+      // what the swap below puts back as previous: the values of the last read
+      const { curHi, curLo, curOk, prevHi, prevLo, prevOk } = this;
+      for (let c = 0; c < n; c++) {
+        if (reading[grp[c]] === 1) continue;
+        curHi[c] = prevHi[c];
+        curLo[c] = prevLo[c];
+        curOk[c] = prevOk[c];
+      }
+    }
     let t = this.prevHi;
     this.prevHi = this.curHi;
     this.curHi = t;
@@ -190,6 +277,7 @@ export class Columns {
       return b;
     };
     this.kind = u8(this.kind);
+    this.grp = u8(this.grp);
     this.width = u8(this.width);
     this.live = u8(this.live);
     this.curOk = u8(this.curOk);

@@ -4,9 +4,12 @@ import { UserError } from '../lib/errors.ts';
 import { readProbes } from './read.ts';
 
 // `sockspike export DIR --what probes --format csv|ndjson`: every sample as
-// one line, t and dt (ns since t0) then every column by name. NaN (no value:
-// before a column existed, after its process ended, a counter's first
-// sample) is an empty CSV cell and null in NDJSON.
+// one line, t and dt (ns since t0) then every column by name, as read. NaN
+// (no value: before a column existed, after its process ended, a counter's
+// first sample, a row where a column read every Nth sample was not read) is
+// an empty CSV cell and null in NDJSON. A column read every Nth sample holds
+// in the rows where it was read its delta over the span in the column
+// probe.everyN.dt_ns of the same row (not the row's dt_ns).
 
 export type ProbeExportFormat = 'csv' | 'ndjson';
 
@@ -23,7 +26,7 @@ export async function exportProbes(runDir: string, out: Writable, opts: ProbeExp
   if (opts.format !== 'csv' && opts.format !== 'ndjson') throw new UserError(`--format ${String(opts.format)}: use csv or ndjson`);
   const data = readProbes(runDir);
   const cols = data.columns.filter((c) => !opts.columns || opts.columns.test(c.name));
-  const values = cols.map((c) => data.get(c.name) as Float64Array);
+  const values = cols.map((c) => data.raw(c.name) as Float64Array);
   const names = cols.map((c) => c.name);
   const write = async (s: string): Promise<void> => {
     if (!out.write(s)) await once(out, 'drain');

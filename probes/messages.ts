@@ -8,7 +8,8 @@ export interface SamplerConfig {
   /** The run's t0, CLOCK_MONOTONIC ns, decimal (a bigint does not survive JSON). */
   t0: string;
   intervalNs: number;
-  processes: { role: string; pid: number }[];
+  /** own: one of sockspike's own processes (CPU only, read at the own rate). */
+  processes: { role: string; pid: number; own?: boolean }[];
   listener?: ListenerTarget;
   netns?: string | null;
   procRoot?: string;
@@ -18,7 +19,7 @@ export interface SamplerConfig {
 
 export type ToSampler =
   | { type: 'start'; config: SamplerConfig }
-  | { type: 'addProcess'; role: string; pid: number }
+  | { type: 'addProcess'; role: string; pid: number; own?: boolean }
   | { type: 'setListener'; listener: ListenerTarget }
   | { type: 'stop' };
 

@@ -12,7 +12,8 @@ export const META_FILE = 'meta.json';
 export const SAMPLES_FILE = 'samples.bin';
 
 export const META_SCHEMA = 'sockspike-probes';
-export const META_VERSION = 1;
+/** 2: read rates (columns[].every, rates, span columns probe.everyN.dt_ns); processes[].own. Version 1 files read as every column read every sample. */
+export const META_VERSION = 2;
 
 /** samples.bin: 16-byte file header, then blocks of rows. */
 export const SAMPLES_MAGIC = 'SSPKPRB1';
@@ -43,6 +44,24 @@ export interface ProbeColumn {
   fromRow: number;
   /** Row from which on it holds no values (its process exited); null: to the end. */
   toRow: number | null;
+  /**
+   * Read every Nth sample (absent in version 1 files: 1). With N > 1 the
+   * column has a value only in the rows where its rate group was read (the
+   * rows where probe.everyN.dt_ns has one); a counter's value there is its
+   * delta since the group's previous read, a fraction its share of that span.
+   */
+  every?: number;
+}
+
+/** One read rate of meta.json: what is read every Nth sample. */
+export interface ProbeRate {
+  every: number;
+  /** every x intervalNs */
+  periodNs: number;
+  /** The span column of this rate (null for every = 1): in the rows where it was read, the ns its counters cover. */
+  spanColumn: string | null;
+  /** What is read at this rate: files and processes. */
+  reads: string[];
 }
 
 export interface ProbeProcess {
@@ -52,6 +71,8 @@ export interface ProbeProcess {
   key: string;
   addedNs: number;
   exitedNs: number | null;
+  /** One of sockspike's own processes besides the client and server (orchestrator, probes, bpftrace): CPU only, read slowly. */
+  own?: boolean;
 }
 
 export interface JitterStats {
@@ -110,6 +131,8 @@ export interface ProbeMeta {
   /** Time of the baseline read (row 0's deltas start here), ns since t0. */
   baselineNs: number;
   columns: ProbeColumn[];
+  /** Version 2: the read rates, every sample first (absent in version 1: everything every sample). */
+  rates?: ProbeRate[];
   /** Values that do not change (Tcp.RtoMin, ...), read at start. */
   constants: Record<string, number>;
   skipped: SkippedProbe[];

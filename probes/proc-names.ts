@@ -27,6 +27,11 @@ export interface SourceDef {
   /** Relative to the proc root. */
   path: string;
   namer: Namer;
+  /**
+   * Read at the slow rate (every SLOW_PERIOD_NS, sampler.ts) rather than
+   * every sample: what no cause reads and only the report's tables show.
+   */
+  slow?: boolean;
 }
 
 const slotCount = (lines: Token[][]): number => {
@@ -201,19 +206,25 @@ export const nameVmstat: Namer = (lines, _ctx, source) => {
 
 // ---------------------------------------------------------------- the list
 
-/** Every system-wide source, in sampling order. */
+/**
+ * Every system-wide source, in sampling order. Every sample: what the causes
+ * and the timeline read (CPU incl. softirq and steal, CPU and memory
+ * pressure, Tcp.* and TcpExt.* counters, TIME_WAIT sockets). At the slow
+ * rate: I/O pressure, IPv6 socket counts, softirqs per CPU, vmstat (direct
+ * reclaim: a stall of 100 ms shows at 100 ms), snmp6.
+ */
 export const SYSTEM_SOURCES: SourceDef[] = [
   { id: 'stat', path: 'stat', namer: nameStat },
   { id: 'pressure.cpu', path: 'pressure/cpu', namer: namePressure('cpu') },
-  { id: 'pressure.io', path: 'pressure/io', namer: namePressure('io') },
+  { id: 'pressure.io', path: 'pressure/io', namer: namePressure('io'), slow: true },
   { id: 'pressure.memory', path: 'pressure/memory', namer: namePressure('memory') },
   { id: 'snmp', path: 'net/snmp', namer: nameTable },
   { id: 'netstat', path: 'net/netstat', namer: nameTable },
-  { id: 'snmp6', path: 'net/snmp6', namer: nameSnmp6 },
+  { id: 'snmp6', path: 'net/snmp6', namer: nameSnmp6, slow: true },
   { id: 'sockstat', path: 'net/sockstat', namer: nameSockstat },
-  { id: 'sockstat6', path: 'net/sockstat6', namer: nameSockstat },
-  { id: 'softirqs', path: 'softirqs', namer: nameSoftirqs },
-  { id: 'vmstat', path: 'vmstat', namer: nameVmstat },
+  { id: 'sockstat6', path: 'net/sockstat6', namer: nameSockstat, slow: true },
+  { id: 'softirqs', path: 'softirqs', namer: nameSoftirqs, slow: true },
+  { id: 'vmstat', path: 'vmstat', namer: nameVmstat, slow: true },
 ];
 
 /**

@@ -27,11 +27,32 @@ import {
 // samples.bin in two passes (count, then fill) into one sparse array pair
 // per column; dense Float64Arrays are built on first use, so a run of many
 // columns costs memory only for the columns an analysis looks at.
+//
+// Read rates (meta.json version 2): a column read every Nth sample has a
+// value only in the rows where it was read, a counter's being its delta over
+// the N samples since its previous read. get() and sparse() give every
+// reader of rows the same per-row meaning whatever the rate: a counter's
+// delta is spread over the rows it covers in proportion to their dt (so
+// sums are exact and a row's rate is the rate over the span, never a spike
+// every Nth row and zeros between), a fraction holds its span's share in
+// each of those rows, and a gauge has its value in the rows where it was
+// read and NaN ("not read") in the others. Rows after a column's last read
+// are NaN. raw() and reads() give the values as read, with the span each
+// covers (export, and the "samples moved" and peak rates of the report).
 
 export interface SparseColumn {
-  /** Row indices holding a non-zero value (or NaN). */
+  /** Row indices holding a value other than `fill` (or NaN). */
   rows: Uint32Array;
   values: Float64Array;
+  /** The value of the rows not listed, inside the column's [fromRow, toRow): 0, or NaN for a gauge read every Nth sample. */
+  fill: number;
+}
+
+/** A column's reads that were not 0 (or were NaN): their rows, values, and the ns each covers (its dt, or its rate's span). */
+export interface ColumnReads {
+  rows: Uint32Array;
+  values: Float64Array;
+  spanNs: Float64Array;
 }
 
 export interface StallMonitorData {
@@ -62,9 +83,15 @@ export interface ProbeData {
   /** The file ended mid-block: the sampler was killed; rows hold what was complete. */
   truncated: boolean;
   has(name: string): boolean;
-  /** Dense values of a column (NaN where it had none), or null if no such column. */
+  /** Dense values of a column, one per row (NaN where it had none; read rates spread, above), or null if no such column. */
   get(name: string): Float64Array | null;
   sparse(name: string): SparseColumn | null;
+  /** Every how many samples the column was read (1 for version 1 files). */
+  every(name: string): number;
+  /** Dense values as read: NaN in rows where the column was not read. The same as get() for a column read every sample. */
+  raw(name: string): Float64Array | null;
+  /** The reads of a column that were not 0, with the span each covers (for peak rates and "samples moved"). */
+  reads(name: string): ColumnReads | null;
   self: StallMonitorData[];
 }
 
@@ -148,7 +175,7 @@ export function readProbes(runDir: string): ProbeData {
   // Pass 2: fill.
   const t = new Float64Array(rows);
   const dt = new Float64Array(rows);
-  const sparse: SparseColumn[] = meta.columns.map((_, c) => ({ rows: new Uint32Array(counts[c]), values: new Float64Array(counts[c]) }));
+  const stored: SparseColumn[] = meta.columns.map((_, c) => ({ rows: new Uint32Array(counts[c]), values: new Float64Array(counts[c]), fill: 0 }));
   const fill = new Uint32Array(ncols);
   pos = FILE_HEADER_BYTES;
   let row = 0;
@@ -163,29 +190,74 @@ export function readProbes(runDir: string): ProbeData {
       for (let i = 0; i < n; i++, p += ENTRY_BYTES) {
         const c = buf.readUInt16LE(p);
         const k = fill[c]++;
-        sparse[c].rows[k] = row;
-        sparse[c].values[k] = buf.readDoubleLE(p + 2);
+        stored[c].rows[k] = row;
+        stored[c].values[k] = buf.readDoubleLE(p + 2);
       }
     }
     pos = p;
   }
   const index = new Map(meta.columns.map((c, i) => [c.name, i]));
+  const everyOf = (c: number): number => {
+    const n = meta.columns[c].every ?? 1;
+    return n > 1 && index.has(spanColumnName(n)) ? n : 1;
+  };
+  // The rows where each rate was read: those holding its span column.
+  const readRows = new Map<number, Uint32Array>();
+  const readsOf = (n: number): Uint32Array => {
+    let r = readRows.get(n);
+    if (!r) {
+      const s = stored[index.get(spanColumnName(n)) as number];
+      r = s.rows.filter((_, i) => s.values[i] > 0);
+      readRows.set(n, r);
+    }
+    return r;
+  };
+  const perRow: (SparseColumn | null)[] = meta.columns.map((_, c) => (everyOf(c) === 1 ? stored[c] : null));
+  const sparseOf = (c: number): SparseColumn => {
+    let s = perRow[c];
+    if (!s) {
+      s = spread(meta.columns[c], stored[c], readsOf(everyOf(c)), dt, rows);
+      perRow[c] = s;
+    }
+    return s;
+  };
   const dense = new Map<number, Float64Array>();
   const get = (name: string): Float64Array | null => {
     const c = index.get(name);
     if (c === undefined) return null;
     let d = dense.get(c);
     if (!d) {
+      const s = sparseOf(c);
       d = new Float64Array(rows);
       const col = meta.columns[c];
       const to = Math.min(rows, col.toRow ?? rows);
-      d.fill(NaN, 0, Math.min(col.fromRow, rows));
+      const from = Math.min(col.fromRow, rows);
+      d.fill(NaN, 0, from);
+      if (s.fill !== 0) d.fill(s.fill, from, to);
       d.fill(NaN, to);
-      const s = sparse[c];
       for (let i = 0; i < s.rows.length; i++) d[s.rows[i]] = s.values[i];
       dense.set(c, d);
     }
     return d;
+  };
+  const spanAt = new Map<number, Map<number, number>>();
+  const spansOf = (n: number): Map<number, number> => {
+    let m = spanAt.get(n);
+    if (!m) {
+      const span = stored[index.get(spanColumnName(n)) as number];
+      m = new Map();
+      for (let i = 0; i < span.rows.length; i++) m.set(span.rows[i], span.values[i]);
+      spanAt.set(n, m);
+    }
+    return m;
+  };
+  const reads = (name: string): ColumnReads | null => {
+    const c = index.get(name);
+    if (c === undefined) return null;
+    const n = everyOf(c);
+    const s = stored[c];
+    const spans = n === 1 ? null : spansOf(n);
+    return { rows: s.rows, values: s.values, spanNs: Float64Array.from(s.rows, (r) => (spans === null ? dt[r] : (spans.get(r) ?? NaN))) };
   };
   return {
     runDir,
@@ -199,10 +271,76 @@ export function readProbes(runDir: string): ProbeData {
     get,
     sparse: (name) => {
       const c = index.get(name);
-      return c === undefined ? null : sparse[c];
+      return c === undefined ? null : sparseOf(c);
     },
+    every: (name) => {
+      const c = index.get(name);
+      return c === undefined ? 1 : everyOf(c);
+    },
+    raw: (name) => {
+      const c = index.get(name);
+      if (c === undefined) return null;
+      const n = everyOf(c);
+      if (n === 1) return get(name);
+      const col = meta.columns[c];
+      const d = new Float64Array(rows).fill(NaN);
+      const to = Math.min(rows, col.toRow ?? rows);
+      for (const r of readsOf(n)) if (r >= col.fromRow && r < to) d[r] = 0;
+      const s = stored[c];
+      for (let i = 0; i < s.rows.length; i++) d[s.rows[i]] = s.values[i];
+      return d;
+    },
+    reads,
     self: readStallMonitors(runDir),
   };
+}
+
+/** The span column of a rate read every n samples. */
+export const spanColumnName = (n: number): string => `probe.every${n}.dt_ns`;
+
+/**
+ * A column read every Nth sample, row by row (see the top of this file):
+ * stored holds its values in the rows where it was read (0 not stored),
+ * reads the rows where its rate was read, ascending.
+ */
+export function spread(col: ProbeColumn, stored: SparseColumn, reads: Uint32Array, dt: Float64Array, rows: number): SparseColumn {
+  const from = Math.min(col.fromRow, rows);
+  const to = Math.min(rows, col.toRow ?? rows);
+  const outRows: number[] = [];
+  const outValues: number[] = [];
+  let j = 0;
+  let prev = -1;
+  for (let i = 0; i < reads.length; i++) {
+    const r = reads[i];
+    while (j < stored.rows.length && stored.rows[j] < r) j++;
+    const v = j < stored.rows.length && stored.rows[j] === r ? stored.values[j] : 0;
+    const lo = Math.max(prev + 1, from);
+    const hi = Math.min(r, to - 1);
+    prev = r;
+    if (col.kind === 'gauge') {
+      if (r >= from && r < to) {
+        outRows.push(r);
+        outValues.push(v);
+      }
+      continue;
+    }
+    if (v === 0 || hi < lo) continue;
+    let span = 0;
+    for (let k = lo; k <= hi; k++) span += dt[k];
+    for (let k = lo; k <= hi; k++) {
+      outRows.push(k);
+      // a counter's delta shared by dt; a fraction is already the span's share; NaN stays NaN
+      outValues.push(col.kind === 'counter' && v === v ? (span > 0 ? (v * dt[k]) / span : k === hi ? v : 0) : v);
+    }
+  }
+  if (col.kind !== 'gauge') {
+    // after the last read: not read
+    for (let k = Math.max(prev + 1, from); k < to; k++) {
+      outRows.push(k);
+      outValues.push(NaN);
+    }
+  }
+  return { rows: Uint32Array.from(outRows), values: Float64Array.from(outValues), fill: col.kind === 'gauge' ? NaN : 0 };
 }
 
 /** Every stall-monitor file of the run (probes/self-<role>.<pid>.bin). */
@@ -272,4 +410,36 @@ export function readSelfFile(file: string): StallMonitorData {
     run,
     truncated: (buf.length - SELF_HEADER_BYTES) % SELF_RECORD_BYTES !== 0,
   };
+}
+
+/** A process's CPU (utime + stime of proc.<key>) as a share of one core over the time it was sampled; null without its columns. */
+export function processCpuShare(d: ProbeData, key: string): { share: number; spanNs: number } | null {
+  const u = d.get(`proc.${key}.utime`);
+  const s = d.get(`proc.${key}.stime`);
+  if (u === null || s === null) return null;
+  let cpu = 0;
+  let span = 0;
+  for (let r = 0; r < d.rows; r++) {
+    const x = u[r] + s[r];
+    if (x !== x) continue;
+    cpu += x * d.dt[r];
+    span += d.dt[r];
+  }
+  return span > 0 ? { share: cpu / span, spanNs: span } : null;
+}
+
+/**
+ * CPU of sockspike's own processes besides the client and server (meta.json
+ * processes marked own: the orchestrator, the probe process, bpftrace), each
+ * over the time it was sampled, and their sum. null when none was sampled
+ * (runs recorded before version 2).
+ */
+export function ownProcessesCpu(d: ProbeData): { total: number; processes: { role: string; pid: number; share: number }[] } | null {
+  const processes: { role: string; pid: number; share: number }[] = [];
+  for (const p of d.meta.processes) {
+    if (p.own !== true) continue;
+    const c = processCpuShare(d, p.key);
+    if (c !== null) processes.push({ role: p.role, pid: p.pid, share: c.share });
+  }
+  return processes.length === 0 ? null : { total: processes.reduce((a, p) => a + p.share, 0), processes };
 }

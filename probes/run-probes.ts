@@ -20,8 +20,8 @@ export interface ProbeOptions {
   t0: bigint;
   /** Default 20 ms; at least 10 ms. */
   intervalNs?: number;
-  /** Processes to sample (client, server, ...). */
-  processes?: { role: string; pid: number }[];
+  /** Processes to sample (client, server, ...); own: one of sockspike's own (orchestrator, bpftrace), its CPU only, read every ~500 ms. */
+  processes?: { role: string; pid: number; own?: boolean }[];
   /** The server's listening socket, by pid/fd or by port. */
   listener?: ListenerTarget;
   /** Sample inside this network namespace (ip netns exec): its /proc/net counters. */
@@ -40,8 +40,8 @@ export interface ProbeHandle {
   /** Probes that cannot run here, known at start. */
   skipped: SkippedProbe[];
   columns: number;
-  /** Sample one more process from the next sample on. */
-  addProcess(role: string, pid: number): void;
+  /** Sample one more process from the next sample on; own: one of sockspike's own (CPU only). */
+  addProcess(role: string, pid: number, own?: boolean): void;
   /** Watch a listening socket (replaces the one given at start). */
   setListener(listener: ListenerTarget): void;
   /** Stop sampling; resolves once the files are complete. Never rejects. */
@@ -147,7 +147,7 @@ export async function startProbes(opts: ProbeOptions): Promise<ProbeHandle> {
     pid: child.pid ?? -1,
     skipped: ready.skipped,
     columns: ready.columns,
-    addProcess: (role, pid) => send({ type: 'addProcess', role, pid }),
+    addProcess: (role, pid, own) => send({ type: 'addProcess', role, pid, ...(own === true ? { own } : {}) }),
     setListener: (listener) => send({ type: 'setListener', listener }),
     stop: () => {
       result ??= new Promise<ProbeResult>((resolve) => {

@@ -49,7 +49,7 @@ function stop(reason: string): void {
   }
   // One last sample, so the end of the run is covered up to now; not if the
   // last one is very recent (a tiny dt makes rates and CPU shares meaningless).
-  if (reason === 'stop' && sampler.now() - sampler.lastSampleNs >= sampler.intervalNs / 2) sampler.sample(sampler.now());
+  if (reason === 'stop' && sampler.now() - sampler.lastSampleNs >= sampler.intervalNs / 2) sampler.sample(sampler.now(), true);
   const result = sampler.finish(reason, ticker.stats());
   if (process.send && process.connected) {
     send({ type: 'stopped', result });
@@ -67,7 +67,7 @@ if (process.send) {
   process.on('message', (msg: ToSampler) => {
     try {
       if (msg.type === 'start') start(msg.config).catch((err) => fatal(err));
-      else if (msg.type === 'addProcess') sampler?.addProcess(msg.role, msg.pid);
+      else if (msg.type === 'addProcess') sampler?.addProcess(msg.role, msg.pid, msg.own === true);
       else if (msg.type === 'setListener') sampler?.setListener(msg.listener).catch((err) => fatal(err));
       else if (msg.type === 'stop') stop('stop');
     } catch (err) {

@@ -34,7 +34,8 @@ export interface SamplerOptions {
   runDir: string;
   t0: bigint;
   intervalNs: number;
-  processes?: { role: string; pid: number }[];
+  /** The run's processes; own: one of sockspike's own (CPU only, at the own rate). The probe process itself is added as own "probes". */
+  processes?: { role: string; pid: number; own?: boolean }[];
   listener?: ListenerTarget;
   /** Recorded in meta.json; the namespace itself is entered by whoever spawns us. */
   netns?: string | null;
@@ -47,6 +48,14 @@ export interface SamplerOptions {
   /** USER_HZ; default: getconf CLK_TCK, else 100. */
   clkTck?: number;
 }
+
+/** What is read at the slow rate (proc-names.ts `slow`, process status and schedstat) is read about this often. */
+export const SLOW_PERIOD_NS = 100e6;
+/** sockspike's own processes' CPU (orchestrator, probes, bpftrace) is read about this often. */
+export const OWN_PERIOD_NS = 500e6;
+
+/** Every how many samples a period is read at an interval (at least every sample). */
+export const everyFor = (periodNs: number, intervalNs: number): number => Math.max(1, Math.round(periodNs / intervalNs));
 
 const clockTicks = (): number => {
   try {
@@ -88,6 +97,8 @@ export class Sampler {
   private sumRead = 0;
   private maxRead = 0;
   private readonly flushEvery: number;
+  private readonly slowEvery: number;
+  private readonly ownEvery: number;
   private constants: Record<string, number> = {};
   private finished: ProbeResult | null = null;
 
@@ -101,6 +112,8 @@ export class Sampler {
     fs.mkdirSync(this.dir, { recursive: true });
     this.writer = new SampleWriter(path.join(this.dir, SAMPLES_FILE));
     this.flushEvery = Math.max(1, Math.round(1e9 / opts.intervalNs));
+    this.slowEvery = everyFor(SLOW_PERIOD_NS, opts.intervalNs);
+    this.ownEvery = everyFor(OWN_PERIOD_NS, opts.intervalNs);
     // The probe's own timing, as columns: how late each sample was, how long it took.
     this.lateCol = this.columns.ensure({ name: 'probe.late_ns', kind: 'gauge', unit: 'ns', source: 'probe' }, 0);
     this.readCol = this.columns.ensure({ name: 'probe.read_ns', kind: 'gauge', unit: 'ns', source: 'probe' }, 0);
@@ -115,12 +128,14 @@ export class Sampler {
     if (unknown.length > 0) throw new UserError(`unknown probe source(s) ${unknown.join(', ')}: use ${SYSTEM_SOURCES.map((d) => d.id).join(', ')}`);
     const wanted = SYSTEM_SOURCES.filter((d) => ids.includes(d.id));
     for (const def of wanted) {
-      const src = new TemplateSource(def, s.procRoot, ctx);
+      const src = new TemplateSource(def, s.procRoot, ctx, def.slow ? s.slowEvery : 1);
       const why = src.open(s.columns, 0);
       if (why) s.skipped.push({ probe: def.id, reason: why });
       else s.sources.push(src);
     }
-    for (const p of opts.processes ?? []) s.addProcess(p.role, p.pid);
+    for (const p of opts.processes ?? []) s.addProcess(p.role, p.pid, p.own === true);
+    // the probe process's own CPU, as read from outside (its own account is in meta.json result.overhead)
+    if (s.procRoot === '/proc') s.addProcess('probes', process.pid, true);
     if (opts.listener) await s.setListener(opts.listener);
     s.baseline();
     return s;
@@ -135,21 +150,21 @@ export class Sampler {
     return this.lastT;
   }
 
-  /** Start sampling a process (from the next sample on). */
-  addProcess(role: string, pid: number): void {
+  /** Start sampling a process (from the next sample on); own: one of sockspike's own, its CPU only. */
+  addProcess(role: string, pid: number, own = false): void {
     const base = role.replace(/[^\w-]/g, '_') || 'process';
     const key = this.procInfo.some((p) => p.key === base) ? `${base}-${pid}` : base;
     let probe: ProcessProbe;
     try {
-      probe = new ProcessProbe(role, pid, key, this.procRoot);
+      probe = new ProcessProbe(role, pid, key, this.procRoot, own);
     } catch (err) {
       this.skipped.push({ probe: `proc.${key}`, reason: err instanceof Error ? err.message : String(err) });
       this.columns.dirty = true;
       return;
     }
-    probe.register(this.columns, this.rows, this.clkTck);
+    probe.register(this.columns, this.rows, this.clkTck, own ? { stat: this.ownEvery, rest: this.ownEvery } : { stat: 1, rest: this.slowEvery });
     this.procs.push(probe);
-    this.procInfo.push({ role, pid, key, addedNs: this.now(), exitedNs: null });
+    this.procInfo.push({ role, pid, key, addedNs: this.now(), exitedNs: null, ...(own ? { own: true } : {}) });
   }
 
   /** Watch a listening socket's accept queue (replaces any earlier one). */
@@ -172,9 +187,10 @@ export class Sampler {
     };
   }
 
-  /** One sample, taken now; scheduledNs is the slot it was meant for. */
-  sample(scheduledNs: number): void {
+  /** One sample, taken now; scheduledNs is the slot it was meant for; all: read every rate group (the last sample). */
+  sample(scheduledNs: number, all = false): void {
     const C = this.columns;
+    C.plan(this.rows, all);
     const t = this.now();
     this.readAll();
     const readNs = this.now() - t;
@@ -183,22 +199,24 @@ export class Sampler {
     this.sumRead += readNs;
     if (readNs > this.maxRead) this.maxRead = readNs;
     const dt = t - this.lastT;
-    C.compute(dt);
+    C.compute(dt, t);
     const out = C.out;
     const live = C.live;
     const value = C.value;
+    const grp = C.grp;
+    const reading = C.reading;
     const w = this.writer;
     w.beginRow(t, dt, C.outputs.length);
     for (let c = 0; c < C.count; c++) {
       const o = out[c];
-      if (o < 0 || live[c] === 0) continue;
+      if (o < 0 || live[c] === 0 || reading[grp[c]] === 0) continue;
       const v = value[c];
       if (v !== 0) w.entry(o, v);
     }
     w.endRow();
     this.rows++;
     this.lastT = t;
-    C.rotate();
+    C.rotate(t);
     if (this.rows % this.flushEvery === 0) w.flush();
     if (C.dirty) this.writeMeta(false);
   }
@@ -248,7 +266,11 @@ export class Sampler {
   private readAll(): void {
     const C = this.columns;
     const row = this.rows;
-    for (let i = 0; i < this.sources.length; i++) this.sources[i].sample(C, row);
+    const reading = C.reading;
+    for (let i = 0; i < this.sources.length; i++) {
+      const src = this.sources[i];
+      if (reading[src.group] === 1) src.sample(C, row);
+    }
     for (let i = 0; i < this.procs.length; i++) {
       const p = this.procs[i];
       if (!p.gone && !p.sample(C, row) && p.gone) this.processGone(i);
@@ -263,6 +285,7 @@ export class Sampler {
   }
 
   private baseline(): void {
+    this.columns.plan(0, true);
     this.readAll();
     const t = this.now();
     this.baselineT = t;
@@ -278,7 +301,7 @@ export class Sampler {
     for (let c = 0; c < C.count; c++) {
       if (C.specs[c].kind === 'constant') this.constants[C.specs[c].name] = C.raw(c);
     }
-    C.rotate();
+    C.rotate(t);
     this.writeMeta(false);
   }
 
@@ -296,6 +319,12 @@ export class Sampler {
       netns: this.opts.netns ?? null,
       baselineNs: this.baselineT,
       columns: this.columns.outputs,
+      rates: this.columns.groups.map((g) => ({
+        every: g.every,
+        periodNs: g.every * this.opts.intervalNs,
+        spanColumn: g.spanCol < 0 ? null : this.columns.specs[g.spanCol].name,
+        reads: g.labels,
+      })),
       constants: this.constants,
       skipped: this.skipped,
       processes: this.procInfo,

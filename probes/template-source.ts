@@ -20,11 +20,16 @@ export class TemplateSource {
   private template: Template | null = null;
   private cols = new Int32Array(0);
   private readonly ctx: NameContext;
+  /** Read every Nth sample. */
+  readonly every: number;
+  /** Its rate group in the columns (set by open()). */
+  group = 0;
 
-  constructor(def: SourceDef, procRoot: string, ctx: NameContext) {
+  constructor(def: SourceDef, procRoot: string, ctx: NameContext, every = 1) {
     this.def = def;
     this.path = path.join(procRoot, def.path);
     this.ctx = ctx;
+    this.every = every;
   }
 
   /** Open and lay out the file. Returns why it cannot be sampled, or null. */
@@ -34,6 +39,7 @@ export class TemplateSource {
       const n = this.file.readFully();
       this.layout(columns, row, n);
       if (this.cols.length === 0) return `${this.path}: nothing recognisable to sample`;
+      this.group = columns.group(this.every, `/proc/${this.def.path}`);
       return null;
     } catch (err) {
       this.file?.close();
@@ -84,11 +90,11 @@ export class TemplateSource {
     const cols = new Set<number>(this.cols);
     named.slots.forEach((spec, slot) => {
       if (!spec) return;
-      const c = columns.ensure(spec, row);
+      const c = columns.ensure(this.every > 1 ? { ...spec, every: this.every } : spec, row);
       slotToCol[slot] = c;
       cols.add(c);
     });
-    for (const spec of named.derived) columns.ensure(spec, row);
+    for (const spec of named.derived) columns.ensure(this.every > 1 ? { ...spec, every: this.every } : spec, row);
     this.template = bindTemplate(tok.template, slotToCol);
     this.cols = Int32Array.from(cols);
   }

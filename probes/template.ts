@@ -158,6 +158,15 @@ export function match(t: Template, buf: Buffer, len: number, hi: Float64Array, l
       if (p >= len || !isWs(buf[p])) return false;
       p++;
       while (p < len && isWs(buf[p])) p++;
+    } else if (ops[i + 1] < 0) {
+      // a number nobody records (most of vmstat, the intr line): checked and skipped, not parsed
+      if (p < len && buf[p] === 45) p++;
+      if (p >= len || !isDigit(buf[p])) return false;
+      while (p < len && isDigit(buf[p])) p++;
+      if (p + 1 < len && buf[p] === 46 && isDigit(buf[p + 1])) {
+        p++;
+        while (p < len && isDigit(buf[p])) p++;
+      }
     } else {
       let neg = false;
       if (p < len && buf[p] === 45) {

@@ -1,6 +1,6 @@
 import { formatCount, formatNs, formatPercent, formatSeconds } from '../lib/format.ts';
 import { UserError } from '../lib/errors.ts';
-import { readProbes, type ProbeData, type StallMonitorData } from '../probes/read.ts';
+import { ownProcessesCpu, readProbes, type ProbeData, type StallMonitorData } from '../probes/read.ts';
 import { table } from './markdown.ts';
 
 // The report's system-state section, from the probe files alone: a timeline
@@ -94,7 +94,8 @@ function bucketize(d: ProbeData, name: string, rows: number, bucketOf: (tNs: num
 
 /** Total, peak rate per second and samples moved, of a counter column. */
 function counterStats(d: ProbeData, name: string): { total: number; peakPerS: number; moved: number } {
-  const s = d.sparse(name);
+  // as read: a counter read every Nth sample moved in the reads where it did, at its rate over each read's span
+  const s = d.reads(name);
   let total = 0;
   let peak = 0;
   let moved = 0;
@@ -104,7 +105,7 @@ function counterStats(d: ProbeData, name: string): { total: number; peakPerS: nu
     if (x !== x || x === 0) continue;
     total += x;
     moved++;
-    const rate = (x * 1e9) / d.dt[s.rows[i]];
+    const rate = (x * 1e9) / s.spanNs[i];
     if (rate > peak) peak = rate;
   }
   return { total, peakPerS: peak, moved };
@@ -215,6 +216,13 @@ function selfCheck(d: ProbeData): string {
   } else {
     lines.push('No stall-monitor files: event-loop delay and GC pauses of the harness were not recorded.');
   }
+  const own = ownProcessesCpu(d);
+  if (own !== null)
+    lines.push(
+      '',
+      `sockspike's own processes besides the client and server: ${formatPercent(own.total)} of a core together while sampling ` +
+        `(${own.processes.map((p) => `${p.role} ${formatPercent(p.share)}`).join(', ')}; /proc/PID/stat).`,
+    );
   const r = d.meta.result;
   if (r) {
     const o = r.overhead;
@@ -237,7 +245,9 @@ const PEAK_WINDOW_NS = 200e6;
 
 function processes(d: ProbeData, originNs: number): string | null {
   if (d.meta.processes.length === 0) return null;
-  const rows = d.meta.processes.map((p) => {
+  // sockspike's own (orchestrator, probes, bpftrace: CPU only) after the run's
+  const procs = [...d.meta.processes].sort((a, b) => Number(a.own === true) - Number(b.own === true));
+  const rows = procs.map((p) => {
     const k = `proc.${p.key}`;
     const f = (name: string): Float64Array | null => d.get(`${k}.${name}`);
     let cpuTime = 0;
@@ -267,25 +277,44 @@ function processes(d: ProbeData, originNs: number): string | null {
       if (peak === 0 && wTime > 0) peak = wCpu / wTime;
       peak = Math.min(peak, d.meta.cpus);
     }
-    const sum = (name: string): number => counterStats(d, `${k}.${name}`).total;
-    const wait = f('wait_ns');
+    const sum = (name: string): number => (d.has(`${k}.${name}`) ? counterStats(d, `${k}.${name}`).total : NaN);
+    const count = (x: number): string => (Number.isFinite(x) ? formatCount(x) : '-');
+    const wait = d.reads(`${k}.wait_ns`);
     let waitMax = 0;
-    if (wait) for (let r = 0; r < d.rows; r++) if (wait[r] > waitMax) waitMax = wait[r];
+    if (wait) for (let i = 0; i < wait.values.length; i++) if (wait.values[i] > waitMax) waitMax = wait.values[i];
     return [
       p.role,
       String(p.pid),
       time > 0 ? pct1(cpuTime / time) : '-',
       pct1(peak),
-      formatCount(sum('voluntary_ctxt_switches')),
-      formatCount(sum('nonvoluntary_ctxt_switches')),
+      count(sum('voluntary_ctxt_switches')),
+      count(sum('nonvoluntary_ctxt_switches')),
       ms(sum('wait_ns')),
-      ms(waitMax),
+      wait ? ms(waitMax) : '-',
       p.exitedNs === null ? '' : `exited at ${formatSeconds(p.exitedNs - originNs)}`,
     ];
   });
   // figures right-aligned between the process and its note
   const align = ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'] as const;
-  return table(['process', 'pid', 'CPU %', 'peak %', 'voluntary cs', 'involuntary cs', 'run-queue wait', 'max wait / sample', ''], rows, [...align]);
+  return table(['process', 'pid', 'CPU %', 'peak %', 'voluntary cs', 'involuntary cs', 'run-queue wait', 'max wait / read', ''], rows, [...align]);
+}
+
+/** What was read at which rate (meta.json rates), in one or two lines; null when everything was read every sample. */
+function readRates(m: ProbeData['meta']): string | null {
+  const rates = m.rates ?? [];
+  if (rates.length < 2) return null;
+  const what = (reads: string[]): string => {
+    // processes by name: "client stat", "server status, schedstat"
+    const files = reads.filter((x) => !x.startsWith('proc.')).map((x) => x.replace(/^\/proc\//, ''));
+    const procs = reads.filter((x) => x.startsWith('proc.')).map((x) => x.replace(/^proc\.(\S+) \(\/proc\/\d+\/(.*)\)$/, '$1 $2'));
+    return [...files, ...procs].join('; ');
+  };
+  const parts = rates.map((r) => `${r.every === 1 ? 'every sample' : `every ${r.every} samples (${formatNs(r.periodNs)})`}: ${what(r.reads)}`);
+  return (
+    `Read rates: ${parts.join('. ')}. ` +
+    'A counter read every Nth sample holds its delta over those N samples: the tables and the comparisons spread it evenly over them, ' +
+    'so its rates are over the span of each read (`probe.everyN.dt_ns`).'
+  );
 }
 
 function sockets(d: ProbeData): string | null {
@@ -337,10 +366,14 @@ export function renderProbeSection(runDir: string, opts: ProbeSectionOptions = {
   out.push(
     '',
     `Sampled every ${formatNs(m.intervalNs)}: ${formatCount(d.rows)} samples, ${d.columns.length} columns` +
-      (m.netns ? `, TCP counters of network namespace ${m.netns}` : ", TCP counters host-wide (the host's network namespace: other programs' traffic counts too)") +
+      (m.netns
+        ? `, TCP counters of network namespace ${m.netns}`
+        : ", TCP counters host-wide (the host's network namespace: other programs' traffic counts too)") +
       ` (probes/meta.json, probes/samples.bin).` +
       (d.truncated || !m.complete ? ' The probe process did not finish cleanly: the last samples may be missing.' : ''),
   );
+  const rates = readRates(m);
+  if (rates) out.push('', rates);
   if (d.rows === 0) {
     out.push('', 'No samples were taken (the run ended before the first interval).');
   }

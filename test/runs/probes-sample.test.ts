@@ -169,7 +169,15 @@ test('a process that exits mid-run: recorded, no longer sampled, no crash; one a
   t.true(d.meta.notes.some((n) => /short \(pid \d+\) ended during the run/.test(n)));
   const lateCol = d.columns.find((c) => c.name === 'proc.late.run_ns');
   t.true((lateCol?.fromRow ?? -1) >= 0);
-  t.is(r.processes.length, 2);
+  // the two of the run, and the probe process's own CPU (sockspike's own, read every ~500 ms)
+  t.deepEqual(
+    r.processes.map((p) => [p.role, p.own === true]),
+    [
+      ['short', false],
+      ['probes', true],
+      ['late', false],
+    ],
+  );
 });
 
 test('reader: a missing or corrupt run directory is a one-line UserError', (t) => {

@@ -7,6 +7,7 @@ import { packageFile } from '../lib/paths.ts';
 // TIME_WAIT and sysctls neither help nor spoil it.
 
 const PYTHON_SERVER = packageFile('fixtures/servers/reported-case-server.py');
+const SLOW_SERVER = packageFile('fixtures/servers/slow-server.py');
 
 /** The reported case's workload: one client in a closed loop, 3000 bytes echoed in two exchanges, 100 ms threshold. */
 const REPORTED_WORKLOAD = {
@@ -100,6 +101,19 @@ export const SCENARIOS: Scenario[] = [
     description:
       'Eight busy processes competing for the CPUs with one client and the server from the 2nd to the 4th second (10 ms threshold: the waits for a CPU are a few ms each)',
     flags: { netns: true, concurrency: '1', fault: ['cpu-hog:8@2s-4s'], outlier: '10ms', duration: '6s' },
+  },
+  {
+    name: 'slow-server',
+    cause: 'server-processing',
+    description:
+      'A server application that holds every 20th answer for 150 ms (fixtures/servers/slow-server.py, a thread per connection): the time goes in the server, not the network or the kernel',
+    flags: {
+      netns: true,
+      concurrency: '2',
+      serverCmd: `python3 ${SLOW_SERVER} --port {port} --stall-every 20 --stall-ms 150`,
+      outlier: '50ms',
+      duration: '5s',
+    },
   },
   {
     name: 'clean',

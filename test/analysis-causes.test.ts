@@ -41,6 +41,7 @@ test('the catalogue has every id of the issue, once, each with a title and the e
     'memory-reclaim',
     'nagle-delayed-ack',
     'port-exhaustion',
+    'server-processing',
     'softirq-saturation',
     'syn-loss',
   ]);

@@ -11,6 +11,7 @@ import { softirqSaturation } from './softirq-saturation.ts';
 import { memoryReclaim } from './memory-reclaim.ts';
 import { harnessStall } from './harness-stall.ts';
 import { harnessCpu } from './harness-cpu.ts';
+import { serverProcessing } from './server-processing.ts';
 
 export type { Cause, CauseInput, CauseModule, MetricNear, HarnessCheck, TxnEvidence } from './types.ts';
 
@@ -31,6 +32,7 @@ export const CATALOGUE: CauseModule[] = [
   memoryReclaim,
   harnessStall,
   harnessCpu,
+  serverProcessing,
 ];
 
 /** Below this a cause is not reported. */

@@ -33,6 +33,7 @@ export const CAUSE_METRICS = [
   'sockstat.TCP.tw',
   ...RECLAIM,
   'listen.limit', // the kernel's backlog of the listener: an external server's own
+  'proc.server.wait_ns', // the server's main thread waiting for a CPU (server-processing)
 ];
 
 export interface InputSources {

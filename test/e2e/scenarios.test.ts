@@ -22,6 +22,7 @@ const DURATION: Record<string, string> = {
   'port-exhaustion': '3s',
   'abortive-close': '2s',
   'cpu-saturation': '6s',
+  'slow-server': '4s',
   clean: '3s',
 };
 

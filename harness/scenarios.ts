@@ -51,6 +51,22 @@ export const SCENARIOS: Scenario[] = [
     flags: { netns: true, concurrency: '4', backlog: '1', acceptDelay: '1ms', close: 'server-rst', outlier: '100ms', duration: '6s' },
   },
   {
+    name: 'abort-on-overflow',
+    cause: 'accept-queue-overflow',
+    description:
+      'Backlog 1, a slow accept loop and tcp_abort_on_overflow=1 under 8 clients: the full queue drops SYNs (1 s retransmissions) and answers handshakes with resets (ECONNRESET), which are the overflow and not an abortive close',
+    flags: {
+      netns: true,
+      concurrency: '8',
+      backlog: '1',
+      acceptDelay: '1ms',
+      close: 'client-fin',
+      sysctl: ['net.ipv4.tcp_abort_on_overflow=1'],
+      outlier: '100ms',
+      duration: '5s',
+    },
+  },
+  {
     name: 'syn-loss',
     cause: 'syn-loss',
     description: '5 % of SYNs toward the server dropped (nftables): connect() waits for the SYN retransmission, with the accept queue far from full',

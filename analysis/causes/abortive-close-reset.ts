@@ -1,5 +1,5 @@
 import type { Cause, CauseInput, CauseModule } from './types.ts';
-import { counterNear, outlierSpan, score, kernelOutliers, runCommand } from './evidence.ts';
+import { counterNear, outlierSpan, overflowResets, score, kernelOutliers, runCommand } from './evidence.ts';
 import { formatNumber } from '../../lib/format.ts';
 
 // Connections ended by a reset (SO_LINGER {1,0}, a full queue with
@@ -13,7 +13,9 @@ import { formatNumber } from '../../lib/format.ts';
 //         Where resets were only counted in the kernel (more than its budget per 100 ms: a run that resets every
 //         connection), the outliers there count by the share of connections that had one (analysis/joins/kernel.ts)
 //   0.15  Tcp.OutRsts / Tcp.EstabResets moved around the outliers (1: >= 2x elsewhere, 0.5: nonzero); left out without probes or outliers
-// Required: ECONNRESET or EPIPE errors (resets alone are what an rst close does by design).
+// Required: ECONNRESET or EPIPE errors (resets alone are what an rst close does by design), and
+// not the resets of a full accept queue (tcp_abort_on_overflow=1 with TcpExt.ListenOverflows moving
+// and no rst close: accept-queue-overflow's).
 
 export const abortiveCloseReset: CauseModule = {
   id: 'abortive-close-reset',
@@ -24,6 +26,10 @@ export const abortiveCloseReset: CauseModule = {
     const errs = (e.ECONNRESET ?? 0) + (e.EPIPE ?? 0);
     if (errs === 0) return null;
     const rstClose = input.config.close === 'client-rst' || input.config.close === 'server-rst';
+    // with tcp_abort_on_overflow=1 a full accept queue answers handshakes with a reset: those are
+    // accept-queue-overflow's, told apart by TcpExt.ListenOverflows moving (an abortive close moves only Tcp.OutRsts)
+    const overflow = overflowResets(input);
+    if (overflow && !rstClose) return null;
     const k = input.txn.kernel;
     const n = input.outliers.count;
     const rst = counterNear(input, ['Tcp.OutRsts', 'Tcp.EstabResets']);
@@ -45,6 +51,10 @@ export const abortiveCloseReset: CauseModule = {
       },
       { weight: 0.15, strength: n === 0 ? null : rst.strength, text: rst.text },
     ]);
+    if (overflow)
+      evidence.push(
+        'tcp_abort_on_overflow=1 and TcpExt.ListenOverflows moved: some of these resets may be the full accept queue answering handshakes (accept-queue-overflow)',
+      );
     return {
       id: this.id,
       confidence,

@@ -1,5 +1,5 @@
 import type { Cause, CauseInput, CauseModule } from './types.ts';
-import { counterNear, modeShare, outlierSpan, phaseShare, runCommand, score, clamp01, kernelOutliers } from './evidence.ts';
+import { counterNear, modeShare, outlierSpan, overflowResets, phaseShare, runCommand, score, clamp01, kernelOutliers } from './evidence.ts';
 import { formatNumber, formatShare } from '../../lib/format.ts';
 
 // The listen (accept) queue overflowed: the kernel dropped the client's
@@ -13,7 +13,8 @@ import { formatNumber, formatShare } from '../../lib/format.ts';
 //         outliers (1: at least twice the rate elsewhere, 0.5: nonzero there)
 //   0.20  kernel events: SYN retransmits joined to the outlier transactions
 //         (strength: share of the outliers with one); left out without events
-// Required: the listen counters moved during the load (otherwise it is syn-loss).
+// Required: the listen counters moved during the load (otherwise it is syn-loss). With
+// tcp_abort_on_overflow=1 the queue's resets (ECONNRESET) are said to be this cause's, not an abortive close.
 
 export const acceptQueueOverflow: CauseModule = {
   id: 'accept-queue-overflow',
@@ -37,6 +38,9 @@ export const acceptQueueOverflow: CauseModule = {
         text: `kernel events: ${formatNumber(k?.outliersWithSynRetrans ?? 0)} of ${kernelOutliers(input)} retransmitted their SYN`,
       },
     ]);
+    if (overflowResets(input))
+      evidence.push("tcp_abort_on_overflow=1 and TcpExt.ListenOverflows moved: the ECONNRESET failures are the full queue's resets, not an abortive close");
+    const resets = overflowResets(input) ? (input.transactions.errors.ECONNRESET ?? 0) : 0;
     const backlog = input.config.backlog;
     const somax = input.sysctls['net.core.somaxconn'];
     return {
@@ -46,7 +50,10 @@ export const acceptQueueOverflow: CauseModule = {
         `The server's accept queue (${input.config.external ? externalBacklog(input) : `backlog ${backlog}`}${somax ? `, somaxconn ${somax}` : ''}) overflowed: the kernel dropped handshakes ` +
         `(${formatNumber(listen.near)} listen overflows/drops around the outliers), and ${outlierSpan(input)} waited for the client to resend its SYN` +
         (syn.count > 0 ? ` (${formatShare(syn.share)} at ${syn.labels[0]})` : '') +
-        '.',
+        '.' +
+        (resets > 0
+          ? ` With tcp_abort_on_overflow=1 the kernel also answered handshakes it could not queue with a reset: ${formatNumber(resets)} transactions failed with ECONNRESET.`
+          : ''),
       evidence,
       tryNext: [
         input.config.external

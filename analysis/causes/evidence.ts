@@ -30,6 +30,19 @@ export function score(items: Item[]): { confidence: number; evidence: string[] }
 
 export const clamp01 = (x: number): number => (Number.isFinite(x) ? Math.max(0, Math.min(1, x)) : 0);
 
+/**
+ * Resets of a full accept queue: tcp_abort_on_overflow=1 makes the kernel
+ * answer a handshake it cannot queue with a reset, and then
+ * TcpExt.ListenOverflows moves; an abortive close moves only Tcp.OutRsts.
+ */
+export function overflowResets(input: CauseInput): boolean {
+  if (input.sysctls['net.ipv4.tcp_abort_on_overflow'] !== '1') return false;
+  const e = input.transactions.errors;
+  if ((e.ECONNRESET ?? 0) + (e.EPIPE ?? 0) === 0) return false;
+  const l = counterNear(input, ['TcpExt.ListenOverflows']);
+  return l.near + l.otherwise > 0;
+}
+
 /** Share of the outliers in modes of this timer family ("syn-retransmit", "rto", "delayed-ack"). */
 export function modeShare(input: CauseInput, family: string): { share: number; count: number; labels: string[] } {
   let share = 0;

@@ -15,6 +15,7 @@ const DURATION: Record<string, string> = {
   'reported-case': '4s',
   'reported-case-python': '4s',
   'accept-queue-overflow': '4s',
+  'abort-on-overflow': '3s',
   'syn-loss': '4s',
   'data-retransmit': '4s',
   'nagle-delayed-ack': '3s',

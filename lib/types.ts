@@ -163,6 +163,19 @@ export interface Cause {
   summary: string;
   evidence: string[];
   tryNext: string[];
+  /**
+   * Where the outliers came in separate spells (analysis/cause-windows.ts): the spells in which this
+   * cause ranked first. Absent when the run is one spell.
+   */
+  windows?: CauseWindow[];
+}
+
+/** A spell of a run's outliers (ns since t0, by intended start) and its share of all outliers. */
+export interface CauseWindow {
+  fromNs: number;
+  toNs: number;
+  outliers: number;
+  share: number;
 }
 
 /** The harness's self-check: which outliers were sockspike's own doing (summary.json selfCheck). */

@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
-import { formatMetric, METRICS, type Comparison } from '../analysis/compare/variants.ts';
+import { formatMetric, METRICS, variantFlags, type Comparison } from '../analysis/compare/variants.ts';
 import { formatCount, formatPercent, formatRate, formatShare, formatUs } from '../lib/format.ts';
 import { writeJson } from '../lib/run-files.ts';
 import { COMPARISON_CHART_FILE, buildComparisonSpec } from './comparison-chart.ts';
@@ -160,7 +160,7 @@ export function renderComparison(c: Comparison, matrix: MatrixContext | null = n
   }
 
   out.push('## Runs', '');
-  for (const v of c.variants) out.push(`- ${v.name}: ${v.runs.map((r) => `[${r}](${r}/report.md)`).join(', ')}`);
+  for (const v of c.variants) out.push(`- ${v.name} (\`${variantFlags(v.settings)}\`): ${v.runs.map((r) => `[${r}](${r}/report.md)`).join(', ')}`);
   out.push('');
   return out.join('\n');
 }

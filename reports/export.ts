@@ -1,11 +1,16 @@
 import type { Writable } from 'node:stream';
 import { OUTCOMES } from '../lib/types.ts';
+import { TCP_STATES } from '../lib/tcp-states.ts';
 import { TXN_FLAG_REUSED, TXN_FLAG_TCPINFO, SRV_FLAG_RESET } from '../lib/records.ts';
 import type { ServerColumns, TxnColumns } from '../analysis/read-run.ts';
 import { txnStartNs } from '../analysis/summarize.ts';
 
 // Records as CSV or NDJSON for other tools: one row per record, every
-// recorded field, times in ns since t0 (run.json t0Ns) or in us as named.
+// recorded field, times in ns since t0 (run.json t0Ns) or in us as named
+// (docs/exports.md has every column's meaning and unit). Numbers are clean:
+// ns and counts are integers, us have one decimal (the records are f32 us:
+// 0.06 us of precision at one second, so a second decimal would be noise),
+// TCP states are names.
 
 export type ExportFormat = 'csv' | 'ndjson';
 type Cell = number | string | boolean | null;
@@ -20,6 +25,8 @@ export function transactionColumns(exchanges: number): string[] {
     ...Array.from({ length: exchanges }, (_, e) => `exchange${e + 1}_us`),
     'end_us',
     'total_us',
+    ...Array.from({ length: exchanges }, (_, e) => `exchange${e + 1}_took_us`),
+    'close_took_us',
     'outcome',
     'local_port',
     'worker',
@@ -35,26 +42,39 @@ export function transactionColumns(exchanges: number): string[] {
   ];
 }
 
-const num = (v: number): number | null => (Number.isNaN(v) ? null : v);
+/** Microseconds to one decimal (null: not reached). */
+export const us1 = (v: number): number | null => (Number.isFinite(v) ? Math.round(v * 10) / 10 : null);
+/** Nanoseconds (or any count) as an integer (null: none). */
+export const int = (v: number): number | null => (Number.isFinite(v) ? Math.round(v) : null);
 
 function transactionRow(c: TxnColumns, i: number): Cell[] {
+  // each phase's own duration, as the report shows them (the *_us columns before are times since the start)
+  let prev = c.connectUs[i];
+  const took = c.exchangeUs.map((a) => {
+    const d = a[i] - prev;
+    prev = a[i];
+    return us1(d);
+  });
+  const valid = (c.flags[i] & TXN_FLAG_TCPINFO) !== 0;
   return [
     i,
-    c.intendedNs[i],
-    Math.round(txnStartNs(c, i)),
-    c.lateUs[i],
-    num(c.connectUs[i]),
-    ...c.exchangeUs.map((a) => num(a[i])),
-    c.endUs[i],
-    c.lateUs[i] + c.endUs[i],
+    int(c.intendedNs[i]),
+    int(txnStartNs(c, i)),
+    us1(c.lateUs[i]),
+    us1(c.connectUs[i]),
+    ...c.exchangeUs.map((a) => us1(a[i])),
+    us1(c.endUs[i]),
+    us1(c.lateUs[i] + c.endUs[i]),
+    ...took,
+    us1(c.endUs[i] - prev),
     OUTCOMES[c.outcome[i]] ?? 'EOTHER',
     c.localPort[i],
     c.worker[i],
     (c.flags[i] & TXN_FLAG_REUSED) !== 0,
     c.bytesOut[i],
     c.bytesIn[i],
-    (c.flags[i] & TXN_FLAG_TCPINFO) !== 0,
-    c.tcpiState[i],
+    valid,
+    valid ? (TCP_STATES[c.tcpiState[i]] ?? String(c.tcpiState[i])) : null,
     c.tcpiRetransmits[i],
     c.tcpiTotalRetrans[i],
     c.tcpiRttUs[i],
@@ -66,8 +86,8 @@ export const SERVER_COLUMNS = ['accept_ns', 'close_us', 'client_port', 'outcome'
 
 function serverRow(s: ServerColumns, i: number): Cell[] {
   return [
-    s.acceptNs[i],
-    num(s.closeUs[i]),
+    int(s.acceptNs[i]),
+    us1(s.closeUs[i]),
     s.clientPort[i],
     OUTCOMES[s.outcome[i]] ?? 'EOTHER',
     (s.flags[i] & SRV_FLAG_RESET) !== 0,
@@ -76,7 +96,8 @@ function serverRow(s: ServerColumns, i: number): Cell[] {
   ];
 }
 
-const csvCell = (v: Cell): string => (v === null ? '' : typeof v === 'string' && /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : String(v));
+const csvCell = (v: Cell): string =>
+  v === null ? '' : typeof v === 'string' && /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(1) : String(v);
 
 /** Write rows in chunks, honouring backpressure, so a million rows stream in bounded memory. */
 async function writeRows(out: Writable, format: ExportFormat, names: string[], n: number, rowAt: (i: number) => Cell[]): Promise<void> {

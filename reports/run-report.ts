@@ -18,6 +18,9 @@ import { META_FILE, PROBES_DIR } from '../probes/probe-files.ts';
 import { formatEnvironment, readEnvironment } from '../probes/environment.ts';
 import { KERNEL_EVENTS_FILE, KERNEL_EVENTS_FILE_V1 } from '../probes/kernel-events/events-file.ts';
 import { CATALOGUE, MIN_CONFIDENCE } from '../analysis/causes/index.ts';
+import { readProbes } from '../probes/read.ts';
+import { UserError } from '../lib/errors.ts';
+import { hostCounters, hostCountersLine } from './host-counters.ts';
 
 // report.md of one run: what happened first, then the evidence, then how
 // to reproduce it. Built from the run directory alone.
@@ -37,10 +40,30 @@ export function writeReport(dir: string, opts: ReportOptions = {}): string {
   const latencyPicture = existsSync(join(dir, LATENCY_FILE)) ? LATENCY_FILE : null;
   const server = readServer(dir, m);
   const accepted = server === null ? null : joinServer(c, server).acceptAfterStartUs;
-  let md = renderReport(m, s, c, observerSections(dir, m, outlierStarts(c, s.outliers.thresholdUs), opts.redact === true, loadStartNs(m, c)), picture, latencyPicture, accepted);
+  const hostWide = existsSync(join(dir, PROBES_DIR, META_FILE)) ? hostCountersOf(dir, m, s, c) : null;
+  let md = renderReport(
+    m,
+    s,
+    c,
+    observerSections(dir, m, outlierStarts(c, s.outliers.thresholdUs), opts.redact === true, loadStartNs(m, c)),
+    picture,
+    latencyPicture,
+    accepted,
+    hostWide === null ? [] : [hostWide],
+  );
   if (opts.redact) md = redactText(md, hostNames(dir));
   writeFileSync(join(dir, FILES.report), md);
   return md;
+}
+
+/** The verdict's line on host-wide counters that moved beyond the run's own traffic (null: none; unreadable probes: none). */
+function hostCountersOf(dir: string, m: RunManifest, s: Summary, c: TxnColumns): string | null {
+  try {
+    return hostCountersLine(hostCounters(readProbes(dir), m, s, loadStartNs(m, c)), m);
+  } catch (err) {
+    if (err instanceof UserError) return null; // the probe section says what is wrong with the files
+    throw err;
+  }
 }
 
 /** The host's names as the run recorded them (environment.json), for --redact. */
@@ -57,11 +80,12 @@ export function renderReport(
   timeline: string | null = null,
   latencyPicture: string | null = null,
   accepted: Float32Array | null = null,
+  verdictNotes: string[] = [],
 ): string {
   if (m.files.transactions.length === 0) return renderProbeOnly(m, extra);
   const out: string[] = [];
   out.push(`# sockspike run report`, '');
-  out.push(verdict(m, s, c), '');
+  out.push(verdict(m, s, c, verdictNotes), '');
   out.push('## Outcomes', '', outcomes(s), '');
   out.push('## Latency', '', latency(s, m.config), '');
   if (timeline !== null)
@@ -96,7 +120,7 @@ export function renderReport(
   return out.join('\n');
 }
 
-function verdict(m: RunManifest, s: Summary, c: TxnColumns): string {
+function verdict(m: RunManifest, s: Summary, c: TxnColumns, notes: string[]): string {
   const t = s.transactions;
   const lines: string[] = [];
   if (m.status !== 'complete') lines.push(`**Run ${m.status}: ${m.stopReason ?? 'no reason recorded'}.** What follows is what it saw.`, '');
@@ -106,6 +130,7 @@ function verdict(m: RunManifest, s: Summary, c: TxnColumns): string {
   if (cause !== null) lines.push(cause, '');
   const probes = probeStatus(m);
   if (probes !== null) lines.push(probes, '');
+  for (const n of notes) lines.push(n, '');
   for (const f of s.faults ?? []) lines.push(`**Injected fault:** ${f.verdict}`, '');
   const okRate = t.attempted > 0 ? t.ok / t.attempted : 0;
   lines.push(

@@ -2,6 +2,7 @@ import type { Cause, CauseInput, CauseModule } from './types.ts';
 import { levelNear, outlierSpan, pressureFraction, score, clamp01, runCommand } from './evidence.ts';
 import { formatShare } from '../../lib/format.ts';
 import { describeOwner, type CpuOwners } from './cpu-owners.ts';
+import { lowerLoad } from '../../lib/run-args.ts';
 
 // The machine's CPUs were busy (user + system time) around the outliers:
 // runnable threads waited for a CPU, the harness's and the server's included.
@@ -90,7 +91,7 @@ export const cpuSaturation: CauseModule = {
       evidence: who !== '' ? [...sat.evidence, `busy cores around the outliers by owner: ${who}`] : sat.evidence,
       tryNext: [
         'Find who used the CPU: `pidstat -u 1`, `top -H`, `perf top`.',
-        `Lower the load and compare: ${runCommand(input, { '--concurrency': Math.max(1, Math.floor(input.config.concurrency / 2)) })}`,
+        `Lower the load and compare: ${runCommand(input, lowerLoad(input.config, input.latencyP50Us))}`,
         'Pin the server and the client to separate cores (taskset) to see whether they compete.',
       ],
     };

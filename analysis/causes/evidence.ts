@@ -1,7 +1,7 @@
 // The scoring every cause module shares: evidence items weighed into a
 // confidence, the shares and counters they are built from, and the words
 // and numbers they are told in.
-import { externalServerArgs } from '../../lib/external-server-args.ts';
+import { durationFlag, suggestedRun } from '../../lib/run-args.ts';
 import type { CauseInput, MetricNear } from './types.ts';
 import { timerIdsOf } from '../phase-timers.ts';
 import { formatNumber, formatSeconds, formatShare, formatUs } from '../../lib/format.ts';
@@ -168,24 +168,7 @@ export function outlierSpan(input: CauseInput): string {
   return `${formatNumber(o.count)} outlier${o.count === 1 ? '' : 's'} above ${formatUs(o.thresholdUs)}${when}`;
 }
 
-/** A `sockspike run` command (in backticks): the run's own command line shape with some options changed. */
+/** A `sockspike run` command (in backticks): the run's every setting kept (lib/run-args.ts), the outlier threshold pinned, and `change` applied. */
 export function runCommand(input: CauseInput, change: Record<string, string | number | boolean | null>): string {
-  const c = input.config;
-  const opts: Record<string, string | number | boolean | null> = {
-    '--concurrency': c.concurrency,
-    ...(c.external ? {} : { '--backlog': c.backlog }), // an external server has its own backlog
-    '--close': c.close === 'linger' ? `linger:${c.lingerSeconds ?? 0}` : c.close,
-    ...(c.splitWrites > 1 ? { '--split-writes': c.splitWrites } : {}),
-    ...(c.nodelay ? { '--nodelay': 'on' } : {}),
-    ...(c.acceptDelayNs > 0 ? { '--accept-delay': `${Math.round(c.acceptDelayNs / 1e6)}ms` } : {}),
-    '--outlier': `${Math.round(input.outliers.thresholdUs / 1000)}ms`,
-    ...change,
-  };
-  const parts = ['sockspike run', ...externalServerArgs(c)];
-  if (c.durationNs) parts.push(`--duration ${Math.round(c.durationNs / 1e9)}`);
-  for (const [k, v] of Object.entries(opts)) {
-    if (v === null || v === false) continue;
-    parts.push(v === true ? k : `${k} ${v}`);
-  }
-  return `\`${parts.join(' ')}\``;
+  return `\`${suggestedRun(input.config, { '--outlier': durationFlag(Math.round(input.outliers.thresholdUs) * 1e3), ...change })}\``;
 }

@@ -190,7 +190,7 @@ export function flattenConfig(config: Record<string, unknown>): Record<string, s
   const put = (key: string, v: unknown): void => {
     if (v === null || v === undefined) out[key] = 'none';
     else if (typeof v === 'boolean') out[key] = v ? 'on' : 'off';
-    else if (Array.isArray(v)) out[key] = v.map((x) => (typeof x === 'object' ? JSON.stringify(x) : String(x))).join('+') || 'none';
+    else if (Array.isArray(v)) out[key] = v.map((x) => (typeof x === 'object' && x !== null ? JSON.stringify(x) : String(x))).join('+') || 'none';
     else if (typeof v === 'object') for (const [k, x] of Object.entries(v as Record<string, unknown>)) put(`${key}.${k}`, x);
     else out[key] = String(v);
   };
@@ -198,7 +198,16 @@ export function flattenConfig(config: Record<string, unknown>): Record<string, s
     if (NOT_SETTINGS.has(k) || k === 'lingerSeconds') continue;
     if (k === 'close') put('close', v === 'linger' ? `linger:${String(config.lingerSeconds)}` : v);
     else if (/Ns$/.test(k) && typeof v === 'number') put(kebab(k.slice(0, -2)), compactNs(v));
-    else if (k === 'sysctl' || k === 'sysctls') put('sysctl', v);
+    // in flag syntax, as `sockspike run` and `matrix --vary` take them: fault=syn-drop:5%, sysctl.net.ipv4.tcp_tw_reuse=0
+    else if (k === 'sysctl' || k === 'sysctls') {
+      // a list of {key, value} (run.json), or a map of key to value
+      const list = Array.isArray(v)
+        ? (v as { key: string; value: string }[])
+        : Object.entries((v ?? {}) as Record<string, string>).map(([key, value]) => ({ key, value }));
+      for (const x of list) put(`sysctl.${x.key}`, x.value);
+    } else if (k === 'faults') put('fault', Array.isArray(v) ? (v as { text: string }[]).map((f) => f.text).join('+') || 'none' : v);
+    else if (k === 'scenario') continue; // its settings are in the other fields
+    else if (k === 'template' && v !== null && typeof v === 'object') put('request', (v as { source: string }).source);
     else put(kebab(k), v);
   }
   return out;

@@ -14,7 +14,9 @@ import { comparisonWindows } from './windows.ts';
 import { readProbes, readStallMonitors, type ProbeData } from '../probes/read.ts';
 import { findCauses } from './causes/index.ts';
 import { checkFaults } from './fault-match.ts';
-import { buildCauseInput } from './causes/input.ts';
+import { buildCauseInput, type InputSources } from './causes/input.ts';
+import { mergeWindowCauses, outlierWindows } from './cause-windows.ts';
+import type { Cause } from '../lib/types.ts';
 import { readKernelEventsFile } from '../probes/kernel-events/events-file.ts';
 import type { Modes, Phases } from './causes/types.ts';
 import { META_FILE, PROBES_DIR } from '../probes/probe-files.ts';
@@ -35,9 +37,9 @@ export function analyzeRun(dir: string, opts: { outlierUs?: number } = {}): Summ
   const probes = outliers.length > 0 && existsSync(join(dir, PROBES_DIR, META_FILE)) ? readProbes(dir) : null;
   if (probes !== null) summary.systemState = systemState(probes, c, outliers);
   const clean = outliers.length === 0 && summary.transactions.failed + summary.transactions.timedOut === 0;
-  const input = clean
+  const sources: InputSources | null = clean
     ? null
-    : buildCauseInput({
+    : {
         config: m.config,
         summary,
         sysctls,
@@ -48,13 +50,27 @@ export function analyzeRun(dir: string, opts: { outlierUs?: number } = {}): Summ
         self: probes?.self ?? readStallMonitors(dir),
         events: readKernelEventsFile(dir),
         describe: (idx) => describeSubset(c, idx, summary.outliers.thresholdUs, summary.outliers.referenceUs ?? summary.latencyUs.total.p50, sysctls),
-      });
+      };
+  const input = sources === null ? null : buildCauseInput(sources);
   summary.causes = input === null ? [] : findCauses(input);
+  if (sources !== null) summary.causes = causesByWindow(summary.causes, sources);
   if (input?.harness) summary.selfCheck = input.harness;
   const faults = m.kernel?.faults ?? [];
   if (faults.length > 0) summary.faults = checkFaults(faults, summary, c, outliers);
   writeJson(join(dir, FILES.summary), summary);
   return summary;
+}
+
+/** Each spell of outliers looked at on its own (cause-windows.ts): the run's causes with their windows, and any other a spell names first. */
+function causesByWindow(causes: Cause[], src: InputSources): Cause[] {
+  const windows = outlierWindows(src.c, src.outliers);
+  if (windows.length === 0) return causes;
+  const perWindow = windows.map((window) => {
+    const { modes, phases } = src.describe(window.outliers);
+    const summary = { ...src.summary, outliers: { ...src.summary.outliers, modes, phases: phases ?? undefined } };
+    return { window, causes: findCauses(buildCauseInput({ ...src, summary, outliers: window.outliers })) };
+  });
+  return mergeWindowCauses(causes, perWindow, src.outliers.length);
 }
 
 /** The run's sysctls from environment.json (timer constants follow them); {} when absent or damaged. */

@@ -1,9 +1,9 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeFromCompressedBase64 } from 'hdr-histogram-js';
-import { formatCount, formatCountOf, formatNs, formatPercent, formatRate, formatSeconds, formatUs } from '../lib/format.ts';
+import { formatCount, formatCountOf, formatNs, formatPercent, formatRate, formatSeconds, formatShare, formatUs } from '../lib/format.ts';
 import { FILES, readSummary, type RunManifest } from '../lib/run-files.ts';
-import { OUTCOMES, type PhaseStats, type RunConfig, type Summary } from '../lib/types.ts';
+import { OUTCOMES, type CauseWindow, type PhaseStats, type RunConfig, type Summary } from '../lib/types.ts';
 import { TXN_FLAG_REUSED } from '../lib/records.ts';
 import { loadStartNs, readManifest, readServer, readTransactions, type TxnColumns } from '../analysis/read-run.ts';
 import { joinServer } from '../analysis/joins/server.ts';
@@ -100,7 +100,7 @@ export function renderReport(
     );
   if (latencyPicture !== null) out.push('![Latency distribution: latency by percentile, with the outlier threshold](' + latencyPicture + ')', '');
   if (s.outliers.count > 0 && s.outliers.modes !== undefined) out.push('## Outliers: modes and phases', '', outlierShape(s), '');
-  const likely = likelyCause(s);
+  const likely = likelyCause(s, loadStartNs(m, c));
   if (likely !== null) out.push('## Likely cause', '', likely, '');
   const kernel = kernelSection(m, s);
   if (kernel !== null) out.push('## Namespace, sysctls and injected faults', '', kernel, '');
@@ -126,7 +126,7 @@ function verdict(m: RunManifest, s: Summary, c: TxnColumns, notes: string[]): st
   if (m.status !== 'complete') lines.push(`**Run ${m.status}: ${m.stopReason ?? 'no reason recorded'}.** What follows is what it saw.`, '');
   if (t.unrecorded > 0)
     lines.push(`**${formatCount(t.unrecorded)} transactions the client counted are missing from the records**: the figures below undercount.`, '');
-  const cause = causeLine(s);
+  const cause = causeLine(s, loadStartNs(m, c));
   if (cause !== null) lines.push(cause, '');
   const probes = probeStatus(m);
   if (probes !== null) lines.push(probes, '');
@@ -244,7 +244,7 @@ function slowest(c: TxnColumns, m: RunManifest, accepted: Float32Array | null, o
   return [
     table(['start', 'total', 'connect', 'exchanges', 'close', 'outcome', 'local port', 'retrans', 'server accept'], rows),
     '',
-    'Start: seconds into the load (from the first transaction\'s intended start). `-`: phase not reached (or TCP_INFO not read, or no server record). Retrans: TCP_INFO total retransmissions on the client socket before close. Server accept: when the server accepted this connection (joined by client port and time), after the transaction started; far above connect, the connection waited in the accept queue.',
+    "Start: seconds into the load (from the first transaction's intended start). `-`: phase not reached (or TCP_INFO not read, or no server record). Retrans: TCP_INFO total retransmissions on the client socket before close. Server accept: when the server accepted this connection (joined by client port and time), after the transaction started; far above connect, the connection waited in the accept queue.",
   ].join('\n');
 }
 
@@ -369,7 +369,8 @@ function files(m: RunManifest): string {
 /** System state, kernel events, skipped probes, then (last) the environment. */
 function observerSections(dir: string, m: RunManifest, highlightNs: number[], redact: boolean, originNs: number): string[] {
   const out: string[] = [];
-  if (existsSync(join(dir, PROBES_DIR, META_FILE))) out.push(renderProbeSection(dir, { highlightNs, originNs: m.files.transactions.length > 0 ? originNs : undefined }));
+  if (existsSync(join(dir, PROBES_DIR, META_FILE)))
+    out.push(renderProbeSection(dir, { highlightNs, originNs: m.files.transactions.length > 0 ? originNs : undefined }));
   const p = m.probes;
   if (p !== undefined) {
     if (p.kernelEvents !== null) {
@@ -563,8 +564,15 @@ export function confidenceWords(c: number): string {
 /** Something to explain: outliers, or failures. */
 const unusual = (s: Summary): boolean => s.outliers.count > 0 || s.transactions.failed + s.transactions.timedOut > 0;
 
+/** "the spell 2.01 s – 4.10 s into the load (45 % of the outliers)", one per window. */
+function windowsText(windows: CauseWindow[], originNs: number): string {
+  const one = (w: CauseWindow): string =>
+    `${formatSeconds(w.fromNs - originNs)} – ${formatSeconds(w.toNs - originNs)} into the load (${formatShare(w.share)} of the outliers)`;
+  return `${windows.length === 1 ? 'the spell' : 'the spells'} ${windows.map(one).join(' and ')}`;
+}
+
 /** The verdict's first line: the most likely cause and how sure we are (null: nothing to explain, or an old summary). */
-function causeLine(s: Summary): string | null {
+function causeLine(s: Summary, originNs: number): string | null {
   if (s.causes === undefined || !unusual(s)) return null;
   const top = s.causes[0];
   if (top === undefined)
@@ -577,14 +585,15 @@ function causeLine(s: Summary): string | null {
     s.causes.length > 1
       ? ` Also possible: ${s.causes
           .slice(1)
-          .map((c) => `${causeTitle(c.id)} (${Math.round(c.confidence * 100)}%)`)
+          .map((c) => `${causeTitle(c.id)} (${Math.round(c.confidence * 100)}%${c.windows !== undefined ? `; ${windowsText(c.windows, originNs)}` : ''})`)
           .join(', ')}.`
       : '';
-  return `**Most likely cause: ${causeTitle(top.id)}** (\`${top.id}\`, ${confidenceWords(top.confidence)}: confidence ${pctc}). ${top.summary}${others}`;
+  const where = top.windows !== undefined ? ` It holds ${windowsText(top.windows, originNs)}.` : '';
+  return `**Most likely cause: ${causeTitle(top.id)}** (\`${top.id}\`, ${confidenceWords(top.confidence)}: confidence ${pctc}). ${top.summary}${where}${others}`;
 }
 
 /** "## Likely cause": each cause with its evidence and what to try; the harness self-check; or that nothing matched. */
-function likelyCause(s: Summary): string | null {
+function likelyCause(s: Summary, originNs: number): string | null {
   if (s.causes === undefined || !unusual(s)) return null;
   const out: string[] = [];
   if (s.causes.length === 0) {
@@ -612,6 +621,7 @@ function likelyCause(s: Summary): string | null {
       '',
       `\`${c.id}\`. ${c.summary}`,
       '',
+      ...(c.windows !== undefined ? [`The outliers came in separate spells; this cause ranks first in ${windowsText(c.windows, originNs)}.`, ''] : []),
       'Evidence:',
       '',
       ...c.evidence.map((e) => `- ${e}`),

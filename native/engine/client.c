@@ -310,7 +310,9 @@ static void read_some(struct worker *w) {
       return;
     }
     if (n == 0) return on_eof(w);
-    if (on_data(w, rbuf, (uint32_t)n) != 0) return;
+    // go on reading while this connection still has a transaction waiting: edge-triggered, the
+    // server's FIN behind its last answer (server-fin) comes with no further event
+    on_data(w, rbuf, (uint32_t)n);
   }
 }
 

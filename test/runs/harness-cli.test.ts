@@ -146,9 +146,11 @@ test('--json: stdout is summary.json with the documented fields', async (t) => {
   t.true(s.throughput.tps > 0 && s.throughput.mibps > 0, JSON.stringify(s.throughput));
   // consistent with the counts: 40 x 3 x (1000 + 2000) bytes over durationS
   t.true(s.durationS > 0);
-  t.true(Math.abs(s.throughput.tps - x.ok / s.durationS) / s.throughput.tps < 0.02, `tps ${s.throughput.tps} vs ${x.ok}/${s.durationS}`);
+  // durationS is rounded to ms: 40 transactions of the native engine take a few ms, so allow that rounding too
+  const tol = 0.02 + 0.0005 / s.durationS;
+  t.true(Math.abs(s.throughput.tps - x.ok / s.durationS) / s.throughput.tps < tol, `tps ${s.throughput.tps} vs ${x.ok}/${s.durationS}`);
   const mib = (x.ok * 3 * 3000) / 1048576 / s.durationS;
-  t.true(Math.abs(s.throughput.mibps - mib) / mib < 0.02, `mibps ${s.throughput.mibps} vs ${mib}`);
+  t.true(Math.abs(s.throughput.mibps - mib) / mib < tol, `mibps ${s.throughput.mibps} vs ${mib}`);
   assertPhase(t, 'total', s.latencyUs.total, 40);
   assertPhase(t, 'connect', s.latencyUs.connect, 40);
   assertPhase(t, 'exchange', s.latencyUs.exchange, 120);

@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { nativeUnavailable } from '../../lib/native.ts';
 import { assertAccounting, cmd, BIN, readManifestFile, readSummaryFile, tempDir, leftoverProcesses } from '../helpers/cli.ts';
 import { createNetns, deleteNetns, netnsUnavailable, timeWaitSides } from '../helpers/netns.ts';
+import { ENGINES, engineFlag, onEngine } from '../helpers/engines.ts';
+import type { EngineKind } from '../../harness/engine.ts';
 
 const N = 50;
 const skip = netnsUnavailable();
@@ -45,7 +47,7 @@ const CASES: Expect[] = [
   { variant: 'keepalive', port: 18085, extra: ['--per-connection', '10'], client: [1, N / 10], server: [0, 0], connections: N / 10, resets: 0 },
 ];
 
-async function closeVariant(t: ExecutionContext, c: Expect): Promise<void> {
+async function closeVariant(t: ExecutionContext, c: Expect, engine: EngineKind, port: number): Promise<void> {
   if (skip !== null) {
     t.log(`skipped: ${skip}`);
     t.pass();
@@ -70,7 +72,8 @@ async function closeVariant(t: ExecutionContext, c: Expect): Promise<void> {
     '--close',
     c.variant,
     '--port',
-    String(c.port),
+    String(port),
+    ...engineFlag(engine),
     ...(c.extra ?? []),
     '--out',
     dir,
@@ -78,7 +81,7 @@ async function closeVariant(t: ExecutionContext, c: Expect): Promise<void> {
   const r = await cmd('ip', args, { timeout: 90_000 });
   t.is(r.exitCode, 0, `run failed: ${String(r.stderr)}`);
 
-  const tw = timeWaitSides(netns, c.port);
+  const tw = timeWaitSides(netns, port);
   t.log(`${c.variant}: TIME_WAIT client ${tw.client}, server ${tw.server}`);
   t.true(tw.client >= c.client[0] && tw.client <= c.client[1], `client-side TIME_WAIT ${tw.client} not in [${c.client}]`);
   t.true(tw.server >= c.server[0] && tw.server <= c.server[1], `server-side TIME_WAIT ${tw.server} not in [${c.server}]`);
@@ -93,8 +96,13 @@ async function closeVariant(t: ExecutionContext, c: Expect): Promise<void> {
   t.is(s.server!.resets, c.resets);
   t.deepEqual(s.server!.errors, {});
   const m = readManifestFile(dir);
-  t.is(m.config.port, c.port);
+  t.is(m.config.port, port);
+  t.is(m.config.engine, engine);
   t.deepEqual(leftoverProcesses(m), []);
 }
 
-for (const c of CASES) test.serial(`close ${c.variant}: TIME_WAIT where expected, accounting, resets`, closeVariant, c);
+// every variant on each engine, each engine on ports of its own (TIME_WAIT outlives a test)
+ENGINES.forEach((engine, i) => {
+  for (const c of CASES)
+    test.serial(`close ${c.variant}: TIME_WAIT where expected, accounting, resets${onEngine(engine)}`, closeVariant, c, engine, c.port + 100 * i);
+});

@@ -4,6 +4,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { join } from 'node:path';
 import type { Summary } from '../../lib/types.ts';
+import { ENGINES, engineFlag, onEngine } from '../helpers/engines.ts';
 import { assertAccounting, killLeftoversOnTeardown, leftoverProcesses, lines, readManifestFile, readSummaryFile, sockspike, tempDir } from '../helpers/cli.ts';
 
 type Row = Record<string, number | string | boolean | null>;
@@ -28,29 +29,30 @@ function gapsNs(rows: Row[]): number[] {
   return starts.slice(1).map((v, i) => v - starts[i]);
 }
 
-test.serial('uniform open loop at 200/s for 2 s: ~400 starts exactly 5 ms apart, latency from the intended start', async (t) => {
-  const { s, rows } = await openLoopRun(t, ['--rate', '200', '--duration', '2s']);
-  assertAccounting(t, s);
-  t.log(`attempted ${s.transactions.attempted}, openLoop ${JSON.stringify(s.openLoop)}`);
-  t.truthy(s.openLoop);
-  t.is(s.openLoop!.rate, 200);
-  // 2 s at 200/s: 400 intended starts, each one started or counted as missed
-  const missed = s.openLoop!.missedStarts;
-  t.true(Math.abs(s.transactions.attempted + missed - 400) <= 2, `attempted ${s.transactions.attempted} + missed ${missed}, expected 400`);
-  t.true(missed <= 3, `${missed} missed starts with 256 free workers`);
-  t.true(s.transactions.attempted >= 395, `attempted ${s.transactions.attempted}`);
-  t.is(s.transactions.ok, s.transactions.attempted, JSON.stringify(s.transactions.errors));
-  const gaps = gapsNs(rows);
-  t.is(gaps.length, rows.length - 1);
-  const off = gaps.filter((g) => Math.abs(g - 5e6) > 1e3);
-  t.deepEqual(off, [], 'every gap between intended starts is 5 ms ± 1 us');
-  for (const r of rows) {
-    t.true((r.late_us as number) >= 0, `start before its schedule: ${r.late_us} us`);
-    // total latency = lateness of the start + the transaction itself (float32 columns: allow rounding)
-    t.true(Math.abs((r.total_us as number) - ((r.late_us as number) + (r.end_us as number))) < 0.01);
-    t.true(Math.abs((r.start_ns as number) - ((r.intended_ns as number) + (r.late_us as number) * 1e3)) <= 1);
-  }
-});
+for (const engine of ENGINES)
+  test.serial(`uniform open loop at 200/s for 2 s: ~400 starts exactly 5 ms apart, latency from the intended start${onEngine(engine)}`, async (t) => {
+    const { s, rows } = await openLoopRun(t, ['--rate', '200', '--duration', '2s', ...engineFlag(engine)]);
+    assertAccounting(t, s);
+    t.log(`attempted ${s.transactions.attempted}, openLoop ${JSON.stringify(s.openLoop)}`);
+    t.truthy(s.openLoop);
+    t.is(s.openLoop!.rate, 200);
+    // 2 s at 200/s: 400 intended starts, each one started or counted as missed
+    const missed = s.openLoop!.missedStarts;
+    t.true(Math.abs(s.transactions.attempted + missed - 400) <= 2, `attempted ${s.transactions.attempted} + missed ${missed}, expected 400`);
+    t.true(missed <= 3, `${missed} missed starts with 256 free workers`);
+    t.true(s.transactions.attempted >= 395, `attempted ${s.transactions.attempted}`);
+    t.is(s.transactions.ok, s.transactions.attempted, JSON.stringify(s.transactions.errors));
+    const gaps = gapsNs(rows);
+    t.is(gaps.length, rows.length - 1);
+    const off = gaps.filter((g) => Math.abs(g - 5e6) > 1e3);
+    t.deepEqual(off, [], 'every gap between intended starts is 5 ms ± 1 us');
+    for (const r of rows) {
+      t.true((r.late_us as number) >= 0, `start before its schedule: ${r.late_us} us`);
+      // total latency = lateness of the start + the transaction itself (float32 columns: allow rounding)
+      t.true(Math.abs((r.total_us as number) - ((r.late_us as number) + (r.end_us as number))) < 0.01);
+      t.true(Math.abs((r.start_ns as number) - ((r.intended_ns as number) + (r.late_us as number) * 1e3)) <= 1);
+    }
+  });
 
 test.serial('poisson open loop at 500/s: mean gap ~2 ms, coefficient of variation ~1', async (t) => {
   const { s, rows } = await openLoopRun(t, ['--rate', '500', '--arrivals', 'poisson', '--duration', '2s']);
@@ -68,25 +70,26 @@ test.serial('poisson open loop at 500/s: mean gap ~2 ms, coefficient of variatio
   t.true(new Set(gaps.map((g) => Math.round(g / 1e4))).size > 100);
 });
 
-test.serial('saturated open loop: late and missed starts counted, latency from the intended start grows', async (t) => {
-  // one transaction in flight at a time, each held >= 20 ms by the slow accept loop, against 1000 starts/s
-  const { s, rows } = await openLoopRun(t, ['--rate', '1000', '--max-inflight', '1', '--accept-delay', '20ms', '--duration', '2s']);
-  assertAccounting(t, s);
-  t.log(`attempted ${s.transactions.attempted}, openLoop ${JSON.stringify(s.openLoop)}, total ${JSON.stringify(s.latencyUs.total)}`);
-  const o = s.openLoop!;
-  t.truthy(o);
-  t.is(o.rate, 1000);
-  t.true(s.transactions.attempted < 200, `${s.transactions.attempted} started: the cap of 1 in flight did not hold`);
-  t.true(o.lateStarts > 0, 'late starts counted');
-  t.true(o.lateStarts >= s.transactions.attempted - 2, `${o.lateStarts} late of ${s.transactions.attempted}`);
-  t.true(o.missedStarts > 0, 'starts that never happened counted');
-  // the schedule had ~2000 starts in 2 s: started + missed cover it
-  t.true(s.transactions.attempted + o.missedStarts > 1500, `${s.transactions.attempted} + ${o.missedStarts} missed`);
-  t.true(o.lateUs.max > 500_000, `latest start ${o.lateUs.max} us`);
-  t.true(s.latencyUs.total.p99 > 100_000, `p99 from the intended start ${s.latencyUs.total.p99} us`);
-  // the service time itself stays ~20 ms: the growth is the queue, which a closed loop would hide
-  const service = rows.map((r) => r.end_us as number).sort((a, b) => a - b);
-  t.true(service[Math.floor(service.length / 2)] < 100_000, `median service time ${service[Math.floor(service.length / 2)]} us`);
-  const worker = new Set(rows.map((r) => r.worker));
-  t.is(worker.size, 1, 'one worker: --max-inflight 1');
-});
+for (const engine of ENGINES)
+  test.serial(`saturated open loop: late and missed starts counted, latency from the intended start grows${onEngine(engine)}`, async (t) => {
+    // one transaction in flight at a time, each held >= 20 ms by the slow accept loop, against 1000 starts/s
+    const { s, rows } = await openLoopRun(t, ['--rate', '1000', '--max-inflight', '1', '--accept-delay', '20ms', '--duration', '2s', ...engineFlag(engine)]);
+    assertAccounting(t, s);
+    t.log(`attempted ${s.transactions.attempted}, openLoop ${JSON.stringify(s.openLoop)}, total ${JSON.stringify(s.latencyUs.total)}`);
+    const o = s.openLoop!;
+    t.truthy(o);
+    t.is(o.rate, 1000);
+    t.true(s.transactions.attempted < 200, `${s.transactions.attempted} started: the cap of 1 in flight did not hold`);
+    t.true(o.lateStarts > 0, 'late starts counted');
+    t.true(o.lateStarts >= s.transactions.attempted - 2, `${o.lateStarts} late of ${s.transactions.attempted}`);
+    t.true(o.missedStarts > 0, 'starts that never happened counted');
+    // the schedule had ~2000 starts in 2 s: started + missed cover it
+    t.true(s.transactions.attempted + o.missedStarts > 1500, `${s.transactions.attempted} + ${o.missedStarts} missed`);
+    t.true(o.lateUs.max > 500_000, `latest start ${o.lateUs.max} us`);
+    t.true(s.latencyUs.total.p99 > 100_000, `p99 from the intended start ${s.latencyUs.total.p99} us`);
+    // the service time itself stays ~20 ms: the growth is the queue, which a closed loop would hide
+    const service = rows.map((r) => r.end_us as number).sort((a, b) => a - b);
+    t.true(service[Math.floor(service.length / 2)] < 100_000, `median service time ${service[Math.floor(service.length / 2)]} us`);
+    const worker = new Set(rows.map((r) => r.worker));
+    t.is(worker.size, 1, 'one worker: --max-inflight 1');
+  });

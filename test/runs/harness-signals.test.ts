@@ -26,12 +26,14 @@ import {
   peekManifest,
 } from '../helpers/cli.ts';
 import { clientConfig, runClient } from '../helpers/client.ts';
+import { ENGINES, engineFlag, onEngine } from '../helpers/engines.ts';
+import type { EngineKind } from '../../harness/engine.ts';
 
-async function interrupt(t: ExecutionContext, signal: 'SIGINT' | 'SIGTERM', codes: number[]): Promise<void> {
+async function interrupt(t: ExecutionContext, signal: 'SIGINT' | 'SIGTERM', codes: number[], engine: EngineKind = ENGINES[0]): Promise<void> {
   const dir = join(tempDir(t), 'run');
   killLeftoversOnTeardown(t, dir);
   // non-detached, and no SIGKILL from execa after the signal: the CLI must end by itself
-  const cli = startSockspike(t, ['run', '--duration', '30s', '--out', dir], { timeout: 90_000, forceKillAfterDelay: false });
+  const cli = startSockspike(t, ['run', '--duration', '30s', ...engineFlag(engine), '--out', dir], { timeout: 90_000, forceKillAfterDelay: false });
   await waitForTransactions(dir, 100);
   await sleep(1000);
   const running = readManifestFile(dir);
@@ -91,6 +93,8 @@ async function interrupt(t: ExecutionContext, signal: 'SIGINT' | 'SIGTERM', code
 test.serial('SIGINT mid-run: stops within seconds, exit 130, report written, all accounted, no leftover process', interrupt, 'SIGINT', [130]);
 // 128 + the signal's number, as a shell reports it
 test.serial('SIGTERM mid-run: stops within seconds, exit 143, report written, all accounted, no leftover process', interrupt, 'SIGTERM', [143]);
+// Ctrl-C on the Node client and server too (the signal paths of the run are the same for both)
+for (const engine of ENGINES.slice(1)) test.serial(`SIGINT mid-run: stops within seconds, exit 130${onEngine(engine)}`, interrupt, 'SIGINT', [130], engine);
 
 // The client process on its own, told to stop as the run tells it on a signal.
 
@@ -111,42 +115,44 @@ async function server(t: ExecutionContext, answer: boolean): Promise<number> {
   return (srv.address() as { port: number }).port;
 }
 
-test('client told to stop mid-run: its own count equals the records on disk', async (t) => {
-  const port = await server(t, true);
-  const config = clientConfig({ duration: '30s', concurrency: '2', port: String(port) });
-  const r = await runClient(t, config, tempDir(t), 60_000, { stopAfterMs: 1500 });
-  t.not(r.stopSentAt, null);
-  const took = r.exitedAt - (r.stopSentAt ?? 0);
-  t.true(took < 8000, `stopped ${took} ms after it was told to`);
-  t.is(r.exit.code, 0);
-  t.truthy(r.done);
-  t.true(r.done!.attempted > 0);
-  // what the client counted is exactly what is in transactions.bin
-  t.is(r.txns.n, r.done!.attempted);
-  t.is(r.txns.trailingBytes, 0);
-  t.is(r.summary.transactions.ok, r.done!.ok);
-  t.is(r.summary.transactions.failed, r.done!.failed);
-  t.is(r.summary.transactions.timedOut, r.done!.timedOut);
-  assertAccounting(t, r.summary);
-});
+for (const engine of ENGINES) {
+  test(`client told to stop mid-run: its own count equals the records on disk${onEngine(engine)}`, async (t) => {
+    const port = await server(t, true);
+    const config = clientConfig({ duration: '30s', concurrency: '2', port: String(port), engine });
+    const r = await runClient(t, config, tempDir(t), 60_000, { stopAfterMs: 1500 });
+    t.not(r.stopSentAt, null);
+    const took = r.exitedAt - (r.stopSentAt ?? 0);
+    t.true(took < 8000, `stopped ${took} ms after it was told to`);
+    t.is(r.exit.code, 0);
+    t.truthy(r.done);
+    t.true(r.done!.attempted > 0);
+    // what the client counted is exactly what is in transactions.bin
+    t.is(r.txns.n, r.done!.attempted);
+    t.is(r.txns.trailingBytes, 0);
+    t.is(r.summary.transactions.ok, r.done!.ok);
+    t.is(r.summary.transactions.failed, r.done!.failed);
+    t.is(r.summary.transactions.timedOut, r.done!.timedOut);
+    assertAccounting(t, r.summary);
+  });
 
-test('client told to stop with transactions stuck in flight: they are recorded as stopped after the grace period', async (t) => {
-  const port = await server(t, false); // accepts, never answers
-  const config = clientConfig({ duration: '30s', concurrency: '3', port: String(port), ioTimeout: '60s' });
-  const r = await runClient(t, config, tempDir(t), 60_000, { stopAfterMs: 300 });
-  t.not(r.stopSentAt, null);
-  const took = r.exitedAt - (r.stopSentAt ?? 0);
-  t.true(took >= 2000 && took < 10_000, `stopped ${took} ms after it was told to (in-flight transactions get a 2 s grace)`);
-  t.is(r.done!.attempted, 3);
-  t.is(r.txns.n, 3);
-  t.deepEqual(
-    Array.from(r.txns.outcome, (o) => OUTCOMES[o]),
-    ['stopped', 'stopped', 'stopped'],
-  );
-  t.deepEqual(r.summary.transactions.errors, { stopped: 3 });
-  t.is(r.summary.transactions.failed, 3);
-  assertAccounting(t, r.summary);
-});
+  test(`client told to stop with transactions stuck in flight: they are recorded as stopped after the grace period${onEngine(engine)}`, async (t) => {
+    const port = await server(t, false); // accepts, never answers
+    const config = clientConfig({ duration: '30s', concurrency: '3', port: String(port), ioTimeout: '60s', engine });
+    const r = await runClient(t, config, tempDir(t), 60_000, { stopAfterMs: 300 });
+    t.not(r.stopSentAt, null);
+    const took = r.exitedAt - (r.stopSentAt ?? 0);
+    t.true(took >= 2000 && took < 10_000, `stopped ${took} ms after it was told to (in-flight transactions get a 2 s grace)`);
+    t.is(r.done!.attempted, 3);
+    t.is(r.txns.n, 3);
+    t.deepEqual(
+      Array.from(r.txns.outcome, (o) => OUTCOMES[o]),
+      ['stopped', 'stopped', 'stopped'],
+    );
+    t.deepEqual(r.summary.transactions.errors, { stopped: 3 });
+    t.is(r.summary.transactions.failed, 3);
+    assertAccounting(t, r.summary);
+  });
+}
 
 // `sockspike probe` stops on a signal as `run` does, with the same exit codes.
 for (const [signal, code] of [

@@ -11,11 +11,15 @@ export interface AnalyzeOptions {
   outlierUs?: number;
   /** report.md without host names or non-loopback addresses. */
   redact?: boolean;
+  /** Told each stage as it begins ("analysing ...", "rendering ..."), for a terminal. */
+  onStage?: (text: string) => void;
 }
 
 export async function analyzeAndReport(dir: string, opts: AnalyzeOptions = {}): Promise<Summary> {
   const [{ analyzeRun }, { writeReports }] = await Promise.all([import('../analysis/analyze-run.ts'), import('../reports/write-reports.ts')]);
+  opts.onStage?.(`analysing ${dir} ...`);
   const summary = analyzeRun(dir, opts.outlierUs === undefined ? {} : { outlierUs: opts.outlierUs });
+  opts.onStage?.('rendering the report and its pictures ...');
   await writeReports(dir, { redact: opts.redact === true });
   return summary;
 }

@@ -6,6 +6,7 @@ import { BYO_DEFAULTS } from '../harness/external/options.ts';
 import { scenarioNamed, SCENARIOS } from '../harness/scenarios.ts';
 import { UserError } from '../lib/errors.ts';
 import { signalExitCode } from '../lib/signals.ts';
+import { planProgress, stage } from '../harness/progress.ts';
 
 // sockspike run: one workload run into a run directory, with its report.
 
@@ -84,6 +85,9 @@ export function register(program: Command): void {
       const config = resolveConfig(o);
       const args = process.argv.slice(2);
       // loaded here, not at start: `sockspike --help` and the rest need none of it
+      const wantFeedback = o.progress && !o.json;
+      planProgress(wantFeedback, { durationNs: config.durationNs, transactions: config.transactions });
+      stage('starting: run directory, server, client' + (config.netns ? ', network namespace' : '') + (o.probes ? ', probes' : '') + ' ...');
       const [{ runWorkload }, { analyzeAndReport }] = await Promise.all([import('../harness/run.ts'), import('./pipeline.ts')]);
       const result = await runWorkload({
         config,
@@ -93,7 +97,7 @@ export function register(program: Command): void {
         progress: o.progress && !o.json,
         probes: o.probes,
       });
-      const s = await analyzeAndReport(result.dir, { redact: o.redact === true });
+      const s = await analyzeAndReport(result.dir, { redact: o.redact === true, onStage: stage });
       if (o.json) process.stdout.write(JSON.stringify(s, null, 2) + '\n');
       else {
         const t = s.transactions;

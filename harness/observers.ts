@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { formatNs } from '../lib/format.ts';
+import { stage } from './progress.ts';
 import { FILES, writeJson, type ObserverSummary } from '../lib/run-files.ts';
 import { snapshotEnvironment } from '../probes/environment.ts';
 import { kernelEventsSkipped, startKernelEvents, type KernelEventsHandle, type StateEvents } from '../probes/kernel-events/tracer.ts';
@@ -72,6 +73,7 @@ export class Observers {
           this.watchOwn();
         }
       });
+    stage(`starting the probes${this.eventsStarting !== null ? `; waiting up to ${ATTACH_WAIT_MS / 1000} s for bpftrace to attach` : ''} ...`);
     const waited = new Promise<void>((r) => setTimeout(r, ATTACH_WAIT_MS).unref());
     this.probes = await startProbes({
       runDir: this.dir,

@@ -19,6 +19,7 @@ import { probeStatus, writeReport } from '../reports/run-report.ts';
 import { buildTimelineSpec } from '../reports/timeline-chart.ts';
 import { readProbes } from '../probes/read.ts';
 import { DEFAULTS, resolveConfig } from '../harness/config.ts';
+import { progressText } from '../harness/progress.ts';
 
 // What a newcomer meets (issue 14): the load's own time axis, numbers that
 // can be true, host-wide counters said, suggestions that reproduce the run,
@@ -193,4 +194,12 @@ test('compare names variants in flag syntax, not JSON', (t) => {
   t.is(base.fault, 'none');
   t.notRegex(variantName(faulty), /[{}"]/);
   t.is(variantFlags({ fault: 'syn-drop:5%', backlog: '1' }), '--backlog 1 --fault syn-drop:5%');
+});
+
+test('progress line: elapsed, remaining, and the average rate over the load (as the summary counts it)', (t) => {
+  const m = { type: 'progress' as const, attempted: 9000, ok: 9000, failed: 0, timedOut: 0, inflight: 1, p99Us: 900 };
+  const text = progressText(m, 3000, { durationNs: 10e9, transactions: null });
+  t.regex(text, /^3 s elapsed, ~7 s left/);
+  t.regex(text, /3000\/s/, 'the average since the load began, not the last update');
+  t.regex(progressText(m, 3000, { durationNs: null, transactions: 12_000 }), /~1 s left/);
 });

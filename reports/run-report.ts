@@ -589,7 +589,9 @@ function causeLine(s: Summary, originNs: number): string | null {
           .join(', ')}.`
       : '';
   const where = top.windows !== undefined ? ` It holds ${windowsText(top.windows, originNs)}.` : '';
-  return `**Most likely cause: ${causeTitle(top.id)}** (\`${top.id}\`, ${confidenceWords(top.confidence)}: confidence ${pctc}). ${top.summary}${where}${others}`;
+  const spells = s.causes.filter((c) => c.windows !== undefined).length;
+  const lead = spells > 1 ? `**${spells} problems in separate spells of the run**, each named below with its spell. ` : '';
+  return `${lead}**Most likely cause: ${causeTitle(top.id)}** (\`${top.id}\`, ${confidenceWords(top.confidence)}: confidence ${pctc}). ${top.summary}${where}${others}`;
 }
 
 /** "## Likely cause": each cause with its evidence and what to try; the harness self-check; or that nothing matched. */

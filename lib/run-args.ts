@@ -65,7 +65,8 @@ export function runFlags(c: Partial<RunConfig>): [string, string | true][] {
     if (differs('responseBytes', c.responseBytes)) put('--response-bytes', c.responseBytes as number);
     if (differs('exchanges', c.exchanges)) put('--exchanges', c.exchanges as number);
   }
-  if (c.serverExchanges !== undefined && c.exchanges !== undefined && c.serverExchanges !== c.exchanges && !c.external) put('--server-exchanges', c.serverExchanges);
+  if (c.serverExchanges !== undefined && c.exchanges !== undefined && c.serverExchanges !== c.exchanges && !c.external)
+    put('--server-exchanges', c.serverExchanges);
   put('--close', c.close === 'linger' ? `linger:${c.lingerSeconds ?? 0}` : (c.close ?? 'client-fin'));
   if (c.close === 'keepalive' && differs('perConnection', c.perConnection)) put('--per-connection', c.perConnection as number);
   if (!c.external) {

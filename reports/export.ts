@@ -97,7 +97,13 @@ function serverRow(s: ServerColumns, i: number): Cell[] {
 }
 
 const csvCell = (v: Cell): string =>
-  v === null ? '' : typeof v === 'string' && /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(1) : String(v);
+  v === null
+    ? ''
+    : typeof v === 'string' && /[",\n]/.test(v)
+      ? `"${v.replace(/"/g, '""')}"`
+      : typeof v === 'number' && !Number.isInteger(v)
+        ? v.toFixed(1)
+        : String(v);
 
 /** Write rows in chunks, honouring backpressure, so a million rows stream in bounded memory. */
 async function writeRows(out: Writable, format: ExportFormat, names: string[], n: number, rowAt: (i: number) => Cell[]): Promise<void> {

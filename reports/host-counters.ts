@@ -73,6 +73,9 @@ export function hostCounters(d: ProbeData, m: RunManifest, s: Summary, originNs:
 export function hostCountersLine(h: HostCounters, m: RunManifest): string | null {
   if (!h.hostWide || h.flags.length === 0) return null;
   const moved = h.flags.map((f) => `\`${f.counter}\` moved ${formatCount(f.total)} during the load (${f.expected})`).join('; ');
-  const netns = m.config.external?.kind === 'target' ? '' : ` Run in a namespace of its own (root) to count only the run's traffic: \`${suggestedRun(m.config, { '--netns': true })}\`.`;
+  const netns =
+    m.config.external?.kind === 'target'
+      ? ''
+      : ` Run in a namespace of its own (root) to count only the run's traffic: \`${suggestedRun(m.config, { '--netns': true })}\`.`;
   return `**TCP counters are host-wide:** the run shared the host's network namespace, so other programs' traffic counts too: ${moved}. Read those counters, and the causes that use them, with care.${netns}`;
 }

@@ -65,7 +65,10 @@ test('time axis: the report, the system table and the timeline count from the lo
   const data = (built.spec as unknown as { datasets: Record<string, { t: number }[]> }).datasets;
   t.true(Math.min(...data.points.map((p) => p.t)) >= 0);
   t.true(Math.min(...data.points.map((p) => p.t)) < 0.01, 'the first transaction is at 0');
-  t.true(data.cpu.every((r) => r.t >= 0), 'start-up probe rows left out');
+  t.true(
+    data.cpu.every((r) => r.t >= 0),
+    'start-up probe rows left out',
+  );
 });
 
 test('outlierSpan counts from the load when the input says where it starts', (t) => {
@@ -76,7 +79,10 @@ test('outlierSpan counts from the load when the input says where it starts', (t)
 test('bounded shares: psi at most 100 %, a process at most its CPUs', (t) => {
   const section = renderProbeSection(FIXTURE, { originNs: loadStartNs(readManifest(FIXTURE)) });
   const lines = section.split('\n');
-  const head = lines.find((l) => l.startsWith('| time'))!.split('|').map((x) => x.trim());
+  const head = lines
+    .find((l) => l.startsWith('| time'))!
+    .split('|')
+    .map((x) => x.trim());
   const psi = head.findIndex((h) => h.startsWith('psi '));
   if (psi >= 0)
     for (const l of lines.filter((x) => /^\| (start-up|\d)/.test(x))) {
@@ -85,7 +91,10 @@ test('bounded shares: psi at most 100 %, a process at most its CPUs', (t) => {
     }
   const cpus = readProbes(FIXTURE).meta.cpus;
   const procHead = lines.findIndex((l) => l.startsWith('| process') && l.includes('peak %'));
-  const peakCol = lines[procHead].split('|').map((x) => x.trim()).indexOf('peak %');
+  const peakCol = lines[procHead]
+    .split('|')
+    .map((x) => x.trim())
+    .indexOf('peak %');
   const rows = lines.slice(procHead + 2);
   const end = rows.findIndex((x) => !x.startsWith('|'));
   for (const l of rows.slice(0, end < 0 ? rows.length : end)) t.true(Number(l.split('|')[peakCol]) <= 100 * cpus, l);
@@ -127,7 +136,15 @@ const config = (flags: Record<string, unknown>): RunConfig => {
 test('suggestions keep every setting of the run and change exactly what they say', (t) => {
   const c = config({ netns: true, fault: ['syn-drop:5%@2s-6s'], sysctl: ['net.ipv4.tcp_tw_reuse=0'], concurrency: '4', duration: '20s', splitWrites: '2' });
   const cmd = suggestedRun(c, { '--nodelay': 'on' });
-  for (const part of ['--netns', '--fault syn-drop:5%@2s-6s', '--sysctl net.ipv4.tcp_tw_reuse=0', '--concurrency 4', '--duration 20s', '--split-writes 2', '--nodelay on'])
+  for (const part of [
+    '--netns',
+    '--fault syn-drop:5%@2s-6s',
+    '--sysctl net.ipv4.tcp_tw_reuse=0',
+    '--concurrency 4',
+    '--duration 20s',
+    '--split-writes 2',
+    '--nodelay on',
+  ])
     t.true(cmd.includes(part), `${part} in ${cmd}`);
   t.false(suggestedRun(c, { '--split-writes': null }).includes('--split-writes'));
   t.true(suggestedRun(c, { '--concurrency': 2 }).includes('--concurrency 2'));
@@ -155,7 +172,10 @@ test('a run without probes says so in its verdict and points to no section it la
   t.regex(md, /\*\*No system data:\*\* the probes were off \(turned off with --no-probes\)/);
   t.notRegex(md, /see "System state around the outliers"/);
   t.notRegex(md, /\b1 outliers\b/);
-  t.regex(probeStatus({ ...readManifest(dir), probes: { skipped: [{ probe: 'system probes', reason: 'the probe process exited with code 1' }] } } as never)!, /cut short/);
+  t.regex(
+    probeStatus({ ...readManifest(dir), probes: { skipped: [{ probe: 'system probes', reason: 'the probe process exited with code 1' }] } } as never)!,
+    /cut short/,
+  );
 });
 
 test('transactions CSV: integers for ns, one decimal for us, TCP states by name', async (t) => {

@@ -206,7 +206,8 @@ export function flattenConfig(config: Record<string, unknown>): Record<string, s
         : Object.entries((v ?? {}) as Record<string, string>).map(([key, value]) => ({ key, value }));
       for (const x of list) put(`sysctl.${x.key}`, x.value);
     } else if (k === 'faults') put('fault', Array.isArray(v) ? (v as { text: string }[]).map((f) => f.text).join('+') || 'none' : v);
-    else if (k === 'scenario') continue; // its settings are in the other fields
+    else if (k === 'scenario')
+      continue; // its settings are in the other fields
     else if (k === 'template' && v !== null && typeof v === 'object') put('request', (v as { source: string }).source);
     else put(kebab(k), v);
   }

@@ -400,18 +400,26 @@ function settingChange(b: VariantResult, v: VariantResult): string {
 
 /** A variant's settings as `sockspike run` flags ("--fault syn-drop:5% --backlog 1"), for people. */
 export function variantFlags(settings: Record<string, string>): string {
-  return Object.keys(settings)
-    .sort()
-    .map((k) => {
-      const v = settings[k];
-      if (k.startsWith('sysctl.')) return v === 'none' ? '' : `--sysctl ${k.slice(7)}=${v}`;
-      if (k === 'fault') return v === 'none' ? '' : v.split('+').map((f) => `--fault ${f}`).join(' ');
-      if (v === 'on' && k !== 'nodelay') return `--${k}`;
-      if (v === 'off' && k !== 'nodelay') return '';
-      return v === 'none' ? '' : `--${k} ${v}`;
-    })
-    .filter((x) => x !== '')
-    .join(' ') || '(defaults)';
+  return (
+    Object.keys(settings)
+      .sort()
+      .map((k) => {
+        const v = settings[k];
+        if (k.startsWith('sysctl.')) return v === 'none' ? '' : `--sysctl ${k.slice(7)}=${v}`;
+        if (k === 'fault')
+          return v === 'none'
+            ? ''
+            : v
+                .split('+')
+                .map((f) => `--fault ${f}`)
+                .join(' ');
+        if (v === 'on' && k !== 'nodelay') return `--${k}`;
+        if (v === 'off' && k !== 'nodelay') return '';
+        return v === 'none' ? '' : `--${k} ${v}`;
+      })
+      .filter((x) => x !== '')
+      .join(' ') || '(defaults)'
+  );
 }
 
 function verdict(b: VariantResult, v: VariantResult, diffs: Difference[]): Verdict {

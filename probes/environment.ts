@@ -243,11 +243,15 @@ async function readSysctlsInNetns(netns: string, keys: readonly string[], missin
     throw new UserError(`network namespace "${netns}" not found (see: ip netns list)`);
   }
   const byPath = new Map(keys.map((k) => [sysctlPath(k), k]));
-  const r = await execa(requireSystemBinary('ip', 'reading the sysctls of a network namespace'), ['netns', 'exec', netns, 'sh', '-c', NETNS_READER, 'sh', ...byPath.keys()], {
-    reject: false,
-    timeout: 5000,
-    stripFinalNewline: false,
-  });
+  const r = await execa(
+    requireSystemBinary('ip', 'reading the sysctls of a network namespace'),
+    ['netns', 'exec', netns, 'sh', '-c', NETNS_READER, 'sh', ...byPath.keys()],
+    {
+      reject: false,
+      timeout: 5000,
+      stripFinalNewline: false,
+    },
+  );
   if (r.failed) {
     const why = errnoCode(r) === 'ENOENT' ? '`ip` not found (install iproute2)' : norm(String(r.stderr || r.message)).slice(0, 200);
     missing.push(`sysctls in network namespace ${netns}: ${why}`);

@@ -52,7 +52,7 @@ export function kernelSection(m: RunManifest, s: Summary): string | null {
         ['l', 'l', 'l', 'r', 'l', 'l'],
       ),
       '',
-      'Times are seconds into the load (from the first transaction\'s intended start); the timeline shades each fault while it was on.',
+      "Times are seconds into the load (from the first transaction's intended start); the timeline shades each fault while it was on.",
     );
   }
   return out.join('\n');

@@ -442,7 +442,7 @@ function outlierShape(s: Summary): string {
   const modes = o.modes ?? [];
   if (modes.length > 0)
     out.push(
-      `Outlier latencies cluster into ${modes.length} mode${modes.length > 1 ? 's' : ''}; a mode is named after the kernel timer whose delay (from this run's sysctls) matches its excess over the median:`,
+      `Outlier latencies cluster into ${modes.length} mode${modes.length > 1 ? 's' : ''}; a mode is named after the kernel timer whose delay (from this run's sysctls) matches its excess over the median, or after the timers that add up to it, one per phase that waited:`,
       '',
       table(
         ['mode', 'outliers', 'share', 'min', 'median', 'max'],

@@ -4,10 +4,11 @@ import { FILES, writeJson } from '../lib/run-files.ts';
 import { formatUs } from '../lib/format.ts';
 import { OUTCOME_OK, type Summary } from '../lib/types.ts';
 import { findModes } from './modes.ts';
-import { normalPhaseMedians, phaseBreakdown } from './phases.ts';
+import { normalPhaseMedians, phaseBreakdown, type PhaseMedians } from './phases.ts';
 import { sharedChain } from './phase-timers.ts';
 import { readManifest, readServer, readTransactions, type TxnColumns } from './read-run.ts';
 import { summarize, totalUs } from './summarize.ts';
+import { nth } from './latency.ts';
 import { timerConstants } from './timers.ts';
 import { analyzeSystemState } from './system-state.ts';
 import { comparisonWindows } from './windows.ts';
@@ -33,7 +34,10 @@ export function analyzeRun(dir: string, opts: { outlierUs?: number } = {}): Summ
   const s = readServer(dir, m);
   const summary = summarize(m, c, s);
   const sysctls = readSysctls(dir);
-  const outliers = describeOutliers(summary, c, sysctls);
+  const { outliers, normal } = describeOutliers(summary, c, sysctls);
+  // the normal transactions and their phase medians, the same for every subset of the outliers described
+  let medians: PhaseMedians | null = null;
+  const normalMedians = (): PhaseMedians => (medians ??= normalPhaseMedians(c, normal));
   const probes = outliers.length > 0 && existsSync(join(dir, PROBES_DIR, META_FILE)) ? readProbes(dir) : null;
   if (probes !== null) summary.systemState = systemState(probes, c, outliers);
   const clean = outliers.length === 0 && summary.transactions.failed + summary.transactions.timedOut === 0;
@@ -49,7 +53,7 @@ export function analyzeRun(dir: string, opts: { outlierUs?: number } = {}): Summ
         probes,
         self: probes?.self ?? readStallMonitors(dir),
         events: readKernelEventsFile(dir),
-        describe: (idx) => describeSubset(c, idx, summary.outliers.thresholdUs, summary.outliers.referenceUs ?? summary.latencyUs.total.p50, sysctls),
+        describe: (idx) => describeSubset(c, idx, normal, normalMedians, summary.outliers.referenceUs ?? summary.latencyUs.total.p50, sysctls),
       };
   const input = sources === null ? null : buildCauseInput(sources);
   summary.causes = input === null ? [] : findCauses(input);
@@ -77,7 +81,7 @@ function causesByWindow(causes: Cause[], src: InputSources): Cause[] {
 const readSysctls = (dir: string): Record<string, string> => readEnvironment(dir).env?.sysctls ?? {};
 
 /** Modes of the outliers (named after the timers of this run's kernel settings) and the phase that holds their time. */
-function describeOutliers(summary: Summary, c: TxnColumns, sysctls: Record<string, string>): Uint32Array {
+function describeOutliers(summary: Summary, c: TxnColumns, sysctls: Record<string, string>): { outliers: Uint32Array; normal: Uint32Array } {
   const threshold = summary.outliers.thresholdUs;
   let n = 0;
   for (let i = 0; i < c.n; i++) if (totalUs(c, i) > threshold) n++;
@@ -92,11 +96,14 @@ function describeOutliers(summary: Summary, c: TxnColumns, sysctls: Record<strin
       outliers[a++] = i;
     } else if (c.outcome[i] === OUTCOME_OK) normal[b++] = i;
   }
-  const ref = referenceUs(c, normal.subarray(0, b), n);
+  const ok = normal.subarray(0, b);
+  const ref = referenceUs(c, ok, n);
+  let medians: PhaseMedians | null = null;
+  const normalMedians = (): PhaseMedians => (medians ??= normalPhaseMedians(c, ok));
   summary.outliers.referenceUs = ref;
-  summary.outliers.modes = modesOf(c, outliers, latencies, ref, normal.subarray(0, b), sysctls);
-  summary.outliers.phases = phasesOf(c, outliers, normal.subarray(0, b));
-  return outliers;
+  summary.outliers.modes = modesOf(c, outliers, latencies, ref, normalMedians, sysctls);
+  summary.outliers.phases = phasesOf(c, outliers, ok, normalMedians);
+  return { outliers, normal: ok };
 }
 
 /**
@@ -107,8 +114,9 @@ function describeOutliers(summary: Summary, c: TxnColumns, sysctls: Record<strin
  */
 function referenceUs(c: TxnColumns, normal: Uint32Array, outliers: number): number {
   if (normal.length < Math.max(20, 0.01 * (normal.length + outliers))) return 0;
-  const v = Float64Array.from(normal, (i) => totalUs(c, i)).sort();
-  return Math.round(v[v.length >> 1]);
+  const v = new Float64Array(normal.length);
+  for (let k = 0; k < normal.length; k++) v[k] = totalUs(c, normal[k]);
+  return Math.round(nth(v, v.length >> 1));
 }
 
 /**
@@ -116,14 +124,21 @@ function referenceUs(c: TxnColumns, normal: Uint32Array, outliers: number): numb
  * excess matches, or else for the chain of timers (one per phase) most of
  * its outliers share (phase-timers.ts).
  */
-function modesOf(c: TxnColumns, idx: Uint32Array, latencies: Float64Array, ref: number, normal: Uint32Array, sysctls: Record<string, string>): Modes {
+function modesOf(
+  c: TxnColumns,
+  idx: Uint32Array,
+  latencies: Float64Array,
+  ref: number,
+  normalMedians: () => PhaseMedians,
+  sysctls: Record<string, string>,
+): Modes {
   const timers = timerConstants(sysctls);
-  let medians: ReturnType<typeof normalPhaseMedians> | null = null;
+  let medians: PhaseMedians | null = null;
   return findModes(latencies, ref, timers).map((m) => {
     let label = m.label;
     let timer = m.match?.id ?? null;
     if (timer === null) {
-      medians ??= normalPhaseMedians(c, normal);
+      medians ??= normalMedians();
       const members: number[] = [];
       const excess: number[] = [];
       for (let k = 0; k < idx.length; k++)
@@ -149,8 +164,8 @@ function modesOf(c: TxnColumns, idx: Uint32Array, latencies: Float64Array, ref: 
   });
 }
 
-function phasesOf(c: TxnColumns, outliers: Uint32Array, normal: Uint32Array): Phases {
-  const p = phaseBreakdown(c, outliers, normal);
+function phasesOf(c: TxnColumns, outliers: Uint32Array, normal: Uint32Array, normalMedians: () => PhaseMedians): Phases {
+  const p = phaseBreakdown(c, outliers, normal, normalMedians());
   return {
     dominant: p.dominant,
     rows: p.phases.map((r) => ({
@@ -168,14 +183,14 @@ function phasesOf(c: TxnColumns, outliers: Uint32Array, normal: Uint32Array): Ph
 function describeSubset(
   c: TxnColumns,
   subset: Uint32Array,
-  thresholdUs: number,
+  normal: Uint32Array,
+  normalMedians: () => PhaseMedians,
   p50: number,
   sysctls: Record<string, string>,
 ): { modes: Modes; phases: Phases } {
-  const latencies = Float64Array.from(subset, (i) => totalUs(c, i));
-  const normal: number[] = [];
-  for (let i = 0; i < c.n; i++) if (totalUs(c, i) <= thresholdUs && c.outcome[i] === OUTCOME_OK) normal.push(i);
-  return { modes: modesOf(c, subset, latencies, p50, Uint32Array.from(normal), sysctls), phases: phasesOf(c, subset, Uint32Array.from(normal)) };
+  const latencies = new Float64Array(subset.length);
+  for (let k = 0; k < subset.length; k++) latencies[k] = totalUs(c, subset[k]);
+  return { modes: modesOf(c, subset, latencies, p50, normalMedians, sysctls), phases: phasesOf(c, subset, normal, normalMedians) };
 }
 
 const STRONGEST = 10;

@@ -1,5 +1,6 @@
 import { TXN_FLAG_REUSED } from '../lib/records.ts';
 import type { TxnColumns } from './read-run.ts';
+import { medianInPlace } from './latency.ts';
 
 // Which phase of an outlier holds its excess time. Phases of transaction i:
 //   late start  lateUs (open loop: actual start behind the schedule)
@@ -104,7 +105,7 @@ export function normalPhaseMedians(c: TxnColumns, normal: Uint32Array | number[]
     phaseDurations(c, i, d);
     for (let p = 0; p < P; p++) if (Number.isFinite(d[p])) cols[p][fill[p]++] = d[p];
   }
-  const med = cols.map((col, p) => median(col.subarray(0, fill[p]).sort()));
+  const med = cols.map((col, p) => medianInPlace(col.subarray(0, fill[p])));
   return { late: med[0], connect: med[1], exchanges: med.slice(2, 2 + E), close: med[E + 2] };
 }
 
@@ -146,10 +147,16 @@ export function dominantPhase(c: TxnColumns, i: number, normalMedians: PhaseMedi
 }
 
 /** Which phase holds the excess time of the outliers, against the normal transactions. */
-export function phaseBreakdown(c: TxnColumns, outliers: Uint32Array | number[], normal: Uint32Array | number[]): PhaseBreakdown {
+export function phaseBreakdown(
+  c: TxnColumns,
+  outliers: Uint32Array | number[],
+  normal: Uint32Array | number[],
+  /** normalPhaseMedians(c, normal), when the caller has them already. */
+  medians?: PhaseMedians,
+): PhaseBreakdown {
   const E = c.exchanges;
   const names = phaseNames(E);
-  const med = normalPhaseMedians(c, normal);
+  const med = medians ?? normalPhaseMedians(c, normal);
   const excess: number[][] = names.map(() => []);
   const unfinished = new Uint32Array(names.length);
   const index = new Map(names.map((n, k) => [n, k]));

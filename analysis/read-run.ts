@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../lib/errors.ts';
 import { HEADER_BYTES, readHeader, SRV, SRV_MAGIC, TXN_MAGIC, txnLayout } from '../lib/records.ts';
@@ -82,7 +82,42 @@ export function allocTxnColumns(n: number, exchanges: number): TxnColumns {
   };
 }
 
+/**
+ * The columns last read, by the files' identity (path, size, mtime, inode):
+ * the analysis and then the report's pictures and text read the same run in
+ * one process, and a million records are read once. Readers never write
+ * into the columns.
+ */
+const lastRead = new Map<'txn' | 'srv', { key: string; value: unknown }>();
+
+function fileKey(dir: string, names: string[]): string {
+  return names
+    .map((f) => {
+      const p = join(dir, f);
+      try {
+        const st = statSync(p);
+        return `${p}:${st.size}:${st.mtimeMs}:${st.ino}`;
+      } catch {
+        return `${p}:-`;
+      }
+    })
+    .join('|');
+}
+
+function cached<T>(slot: 'txn' | 'srv', key: string, read: () => T): T {
+  const hit = lastRead.get(slot);
+  if (hit !== undefined && hit.key === key) return hit.value as T;
+  const value = read();
+  lastRead.set(slot, { key, value });
+  return value;
+}
+
 export function readTransactions(dir: string, manifest: RunManifest): TxnColumns {
+  const files = manifest.files.transactions;
+  return cached('txn', `${manifest.config.exchanges}|${fileKey(dir, files)}`, () => readTransactionsNow(dir, manifest));
+}
+
+function readTransactionsNow(dir: string, manifest: RunManifest): TxnColumns {
   const files = manifest.files.transactions;
   const parts = files.map((f) => load(dir, f, TXN_MAGIC)).filter((p) => p !== null);
   const exchanges = parts[0]?.exchanges ?? manifest.config.exchanges;
@@ -151,6 +186,10 @@ export function allocServerColumns(n: number): ServerColumns {
 
 /** null when the run had no built-in server (or it recorded nothing). */
 export function readServer(dir: string, manifest: RunManifest): ServerColumns | null {
+  return cached('srv', fileKey(dir, manifest.files.server), () => readServerNow(dir, manifest));
+}
+
+function readServerNow(dir: string, manifest: RunManifest): ServerColumns | null {
   const parts = manifest.files.server.map((f) => load(dir, f, SRV_MAGIC)).filter((p) => p !== null);
   if (parts.length === 0) return null;
   let n = 0;

@@ -2,7 +2,7 @@ import { encodeIntoCompressedBase64 } from 'hdr-histogram-js';
 import { OUTCOMES, OUTCOME_OK, OUTCOME_TIMEOUT, type Summary } from '../lib/types.ts';
 import { SCHEMA_VERSION, type RunManifest } from '../lib/run-files.ts';
 import { SRV_FLAG_RESET, TXN_FLAG_REUSED } from '../lib/records.ts';
-import { newHistogram, phaseStats, record } from './latency.ts';
+import { LatencyRecorder, phaseStats } from './latency.ts';
 import type { ServerColumns, TxnColumns } from './read-run.ts';
 
 // summary.json from the records: accounting, throughput, latency per phase,
@@ -25,12 +25,13 @@ export const txnStartNs = (c: Pick<TxnColumns, 'intendedNs' | 'lateUs'>, i: numb
 
 export function summarize(m: RunManifest, c: TxnColumns, s: ServerColumns | null): Summary {
   const E = c.exchanges;
-  const hTotal = newHistogram();
-  const hConnect = newHistogram();
-  const hExchange = newHistogram();
-  const hClose = newHistogram();
-  const hEach = Array.from({ length: E }, newHistogram);
-  const hLate = newHistogram();
+  // counted per microsecond, then into HdrHistograms (latency.ts LatencyRecorder)
+  const rTotal = new LatencyRecorder();
+  const rConnect = new LatencyRecorder();
+  const rExchange = new LatencyRecorder();
+  const rClose = new LatencyRecorder();
+  const rEach = Array.from({ length: E }, () => new LatencyRecorder());
+  const rLate = new LatencyRecorder();
   const counts = new Float64Array(OUTCOMES.length);
   let bytes = 0;
   let lateStarts = 0;
@@ -44,21 +45,23 @@ export function summarize(m: RunManifest, c: TxnColumns, s: ServerColumns | null
     const end = start + c.endUs[i] * 1e3;
     if (end > last) last = end;
     if (c.lateUs[i] > LATE_START_US) lateStarts++;
-    record(hLate, c.lateUs[i]);
+    rLate.record(c.lateUs[i]);
     if (o !== OUTCOME_OK) continue;
     bytes += c.bytesIn[i] + c.bytesOut[i];
-    record(hTotal, totalUs(c, i));
+    rTotal.record(totalUs(c, i));
     const reused = (c.flags[i] & TXN_FLAG_REUSED) !== 0;
-    if (!reused) record(hConnect, c.connectUs[i]);
+    if (!reused) rConnect.record(c.connectUs[i]);
     let prev = c.connectUs[i];
     for (let e = 0; e < E; e++) {
       const d = c.exchangeUs[e][i] - prev;
-      record(hEach[e], d);
-      record(hExchange, d);
+      rEach[e].record(d);
+      rExchange.record(d);
       prev = c.exchangeUs[e][i];
     }
-    if (m.config.close !== 'keepalive') record(hClose, c.endUs[i] - prev);
+    if (m.config.close !== 'keepalive') rClose.record(c.endUs[i] - prev);
   }
+  const hTotal = rTotal.histogram();
+  const hLate = rLate.histogram();
   const total = phaseStats(hTotal);
   const { thresholdUs, how } = m.config.outlierUs !== null ? { thresholdUs: m.config.outlierUs, how: 'given with --outlier' } : derivedThreshold(total.p50);
   let outliers = 0;
@@ -92,10 +95,10 @@ export function summarize(m: RunManifest, c: TxnColumns, s: ServerColumns | null
     },
     latencyUs: {
       total,
-      connect: phaseStats(hConnect),
-      exchange: phaseStats(hExchange),
-      close: phaseStats(hClose),
-      exchanges: hEach.map(phaseStats),
+      connect: phaseStats(rConnect.histogram()),
+      exchange: phaseStats(rExchange.histogram()),
+      close: phaseStats(rClose.histogram()),
+      exchanges: rEach.map((r) => phaseStats(r.histogram())),
     },
     outliers: { thresholdUs, how, count: outliers, rate: c.n > 0 ? outliers / c.n : 0 },
     openLoop:

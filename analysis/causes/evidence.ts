@@ -144,7 +144,8 @@ export function pressureFraction(input: CauseInput, name: string): { near: numbe
   const m = input.metrics[name];
   const intervalNs = input.probeIntervalNs;
   if (m === undefined || m.nearRows === 0 || !(intervalNs > 0)) return null;
-  const perRow = (total: number, rows: number): number => (rows > 0 ? (total * 1000) / rows / intervalNs : 0);
+  // a share of time: at most all of it (a row can cover a little more than the nominal interval)
+  const perRow = (total: number, rows: number): number => (rows > 0 ? Math.min(1, (total * 1000) / rows / intervalNs) : 0);
   return { near: perRow(m.near, m.nearRows), otherwise: perRow(m.otherwise, m.otherRows) };
 }
 

@@ -31,6 +31,8 @@ export function selfCheck(
   outliers: ArrayLike<number>,
   medianUs: number,
   contended?: Contention,
+  /** Times in the examples count from here (the load's start), ns since t0. */
+  originNs = 0,
 ): { stalled: Uint8Array; check: HarnessCheck } {
   const mons = monitors.filter((m) => m.role.startsWith('client') || m.role.startsWith('server'));
   const stalled = new Uint8Array(outliers.length);
@@ -68,7 +70,7 @@ export function selfCheck(
             wasStarved = true;
             continue;
           }
-          found = { ns: mx, what: `${m.role} event loop stalled ${formatNs(mx)} around ${formatSeconds(m.eld.t[r])}` };
+          found = { ns: mx, what: `${m.role} event loop stalled ${formatNs(mx)} around ${formatSeconds(m.eld.t[r] - originNs)}` };
           byLoop++;
           break;
         }
@@ -78,7 +80,7 @@ export function selfCheck(
       for (let r = lowerBound(g.end, s); r < g.end.length; r++) {
         if (g.start[r] > e) continue;
         if (g.dur[r] >= need && g.dur[r] > 0) {
-          found = { ns: g.dur[r], what: `${m.role} GC pause of ${formatNs(g.dur[r])} at ${formatSeconds(g.start[r])}` };
+          found = { ns: g.dur[r], what: `${m.role} GC pause of ${formatNs(g.dur[r])} at ${formatSeconds(g.start[r] - originNs)}` };
           byGc++;
           break;
         }
@@ -88,7 +90,7 @@ export function selfCheck(
     if (found !== null) {
       stalled[k] = 1;
       if (found.ns > worstNs) worstNs = found.ns;
-      if (examples.length < 3) examples.push(`outlier at ${formatSeconds(s)} (${formatUs(late + endUs)}): ${found.what}`);
+      if (examples.length < 3) examples.push(`outlier at ${formatSeconds(s - originNs)} into the load (${formatUs(late + endUs)}): ${found.what}`);
     }
   }
   return {

@@ -1,7 +1,7 @@
 import { OUTCOMES, OUTCOME_OK, type RunConfig, type Summary } from '../../lib/types.ts';
 import type { KernelEventsRead } from '../../probes/kernel-events/events-file.ts';
 import type { ProbeData, StallMonitorData } from '../../probes/read.ts';
-import { countedResetChance, joinKernelEvents } from '../joins/kernel.ts';
+import { countedResetChance, joinKernelEvents, type KernelJoin } from '../joins/kernel.ts';
 import { joinServer } from '../joins/server.ts';
 import type { ServerColumns, TxnColumns } from '../read-run.ts';
 import { comparisonWindows, workloadSpan } from '../windows.ts';
@@ -57,15 +57,12 @@ export function buildCauseInput(src: InputSources): CauseInput {
   const { c, summary } = src;
   const p50 = summary.outliers.referenceUs ?? summary.latencyUs.total.p50;
   const starved = src.probes === null ? undefined : cpuContention(src.probes);
-  const check = src.self.length > 0 ? selfCheck(src.self, c, src.outliers, p50, starved) : null;
+  const check = src.self.length > 0 ? selfCheck(src.self, c, src.outliers, p50, starved, workloadSpan(c).fromNs) : null;
   let kept = src.outliers;
   if (check !== null && check.check.stalled > 0) {
     kept = new Uint32Array(src.outliers.length - check.check.stalled);
     for (let k = 0, j = 0; k < src.outliers.length; k++) if (check.stalled[k] === 0) kept[j++] = src.outliers[k];
   }
-  const isOutlier = new Uint8Array(c.n);
-  for (const i of src.outliers) isOutlier[i] = 1;
-
   let modes: Modes = summary.outliers.modes ?? [];
   let phases: Phases | null = summary.outliers.phases ?? null;
   if (kept.length !== src.outliers.length) ({ modes, phases } = src.describe(kept));
@@ -83,22 +80,22 @@ export function buildCauseInput(src: InputSources): CauseInput {
     if (t > lastNs) lastNs = t;
   }
 
-  // TCP_INFO (tcpiState 0: not read)
+  // TCP_INFO (tcpiState 0: not read). The normal transactions' figures are
+  // the run's, once per run (this runs for every spell of outliers), less the outliers'.
   let tiO = 0;
   let tiOR = 0;
-  let tiN = 0;
-  let tiNR = 0;
-  const keptSet = new Uint8Array(c.n);
-  for (const i of kept) keptSet[i] = 1;
-  for (let i = 0; i < c.n; i++) {
+  for (const i of kept) {
     if (c.tcpiState[i] === 0) continue;
-    if (keptSet[i]) {
-      tiO++;
-      if (c.tcpiTotalRetrans[i] > 0) tiOR++;
-    } else if (!isOutlier[i] && c.outcome[i] === OUTCOME_OK) {
-      tiN++;
-      if (c.tcpiTotalRetrans[i] > 0) tiNR++;
-    }
+    tiO++;
+    if (c.tcpiTotalRetrans[i] > 0) tiOR++;
+  }
+  const all = tcpInfoTotals(c);
+  let tiN = all.readOk;
+  let tiNR = all.readOkRetrans;
+  for (const i of src.outliers) {
+    if (c.tcpiState[i] === 0 || c.outcome[i] !== OUTCOME_OK) continue;
+    tiN--;
+    if (c.tcpiTotalRetrans[i] > 0) tiNR--;
   }
 
   let kernel: CauseInput['txn']['kernel'] = null;
@@ -125,12 +122,13 @@ export function buildCauseInput(src: InputSources): CauseInput {
         estimatedFrom++;
       }
     }
-    let normal = 0;
-    let normalSyn = 0;
-    for (let i = 0; i < c.n; i++) {
-      if (isOutlier[i] || c.intendedNs[i] < from) continue;
-      normal++;
-      if (j.synRetransmits[i] > 0) normalSyn++;
+    const since = kernelTotals(c, j, from);
+    let normal = since.started;
+    let normalSyn = since.synRetransmitted;
+    for (const i of src.outliers) {
+      if (c.intendedNs[i] < from) continue;
+      normal--;
+      if (j.synRetransmits[i] > 0) normalSyn--;
     }
     const estimated = Math.round(rstEstimated);
     kernel = {
@@ -184,6 +182,39 @@ export function buildCauseInput(src: InputSources): CauseInput {
     txn: { tcpInfo: tiO + tiN > 0 ? { outliers: tiO, outliersRetrans: tiOR, normal: tiN, normalRetrans: tiNR } : null, kernel, server },
     harness: check?.check ?? null,
   };
+}
+
+const tcpInfoCache = new WeakMap<TxnColumns, { readOk: number; readOkRetrans: number }>();
+
+/** Of the run's ok transactions, those with TCP_INFO read, and those of them that retransmitted. */
+function tcpInfoTotals(c: TxnColumns): { readOk: number; readOkRetrans: number } {
+  let t = tcpInfoCache.get(c);
+  if (t === undefined) {
+    t = { readOk: 0, readOkRetrans: 0 };
+    for (let i = 0; i < c.n; i++) {
+      if (c.tcpiState[i] === 0 || c.outcome[i] !== OUTCOME_OK) continue;
+      t.readOk++;
+      if (c.tcpiTotalRetrans[i] > 0) t.readOkRetrans++;
+    }
+    tcpInfoCache.set(c, t);
+  }
+  return t;
+}
+
+const kernelCache = new WeakMap<KernelJoin, { c: TxnColumns; from: number; started: number; synRetransmitted: number }>();
+
+/** The run's transactions that began once kernel events were recorded, and those of them with a SYN retransmission. */
+function kernelTotals(c: TxnColumns, j: KernelJoin, from: number): { started: number; synRetransmitted: number } {
+  const hit = kernelCache.get(j);
+  if (hit !== undefined && hit.c === c && hit.from === from) return hit;
+  const t = { c, from, started: 0, synRetransmitted: 0 };
+  for (let i = 0; i < c.n; i++) {
+    if (c.intendedNs[i] < from) continue;
+    t.started++;
+    if (j.synRetransmits[i] > 0) t.synRetransmitted++;
+  }
+  kernelCache.set(j, t);
+  return t;
 }
 
 /**

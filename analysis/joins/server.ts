@@ -5,10 +5,12 @@ import { txnStartNs } from '../summarize.ts';
 // the accept inside the transaction's time window. Ephemeral ports cycle over
 // a run, so the port alone is not a key; port and time together are.
 //
-// Cost: O(n + s) for the bucketing by port plus a sort of each port's records
-// by time (insertion sort for the usual short, nearly sorted buckets, a
-// typed-array sort otherwise: O(s log s) worst case), then a binary search
-// per transaction. Memory: a few typed arrays of n and s entries.
+// Cost: O(n + s) for the bucketing of both sides by port plus a sort of each
+// port's records by time (insertion sort for the usual short, nearly sorted
+// buckets, a typed-array sort otherwise: O(s log s) worst case), then one walk
+// per port through its transactions and records together (the first record
+// that can match a transaction only moves forward as their starts ascend).
+// Memory: a few typed arrays of n and s entries.
 
 /** Records of one column sorted by (port, time), as a bucketed index. */
 export interface PortTimeIndex {
@@ -116,45 +118,68 @@ export interface ServerJoinOptions {
  * (never bound) get -1.
  */
 export function joinServer(c: TxnColumns, s: ServerColumns, opts: ServerJoinOptions = {}): ServerJoin {
+  // The analysis and the report join the same columns (read-run.ts reads a run once per process): join once.
+  if ((opts.slackUs ?? 0) !== 0) return joinServerNow(c, s, opts);
+  let byServer = joined.get(c);
+  if (byServer === undefined) joined.set(c, (byServer = new WeakMap()));
+  let j = byServer.get(s);
+  if (j === undefined) byServer.set(s, (j = joinServerNow(c, s, opts)));
+  return j;
+}
+
+/** Joins already made, by the columns joined (callers only read a join). */
+const joined = new WeakMap<TxnColumns, WeakMap<ServerColumns, ServerJoin>>();
+
+function joinServerNow(c: TxnColumns, s: ServerColumns, opts: ServerJoinOptions): ServerJoin {
   const slackNs = (opts.slackUs ?? 0) * 1000;
   const n = c.n;
   const serverIndex = new Int32Array(n).fill(-1);
   const acceptWaitUs = new Float32Array(n).fill(NaN);
   const acceptAfterStartUs = new Float32Array(n).fill(NaN);
   const claimed = new Uint8Array(s.n);
+  // Server records and transactions, each by port then time; then one walk
+  // per port through both, the server side's times gathered in walk order.
   const ix = portTimeIndex(s.clientPort, s.acceptNs, s.n);
-  const { order, bucketStart, times } = ix;
+  const { order, bucketStart } = ix;
+  const st = new Float64Array(s.n);
+  for (let k = 0; k < s.n; k++) st[k] = ix.times[order[k]];
+  const tx = portTimeIndex(c.localPort, startNs(c), n);
   let matched = 0;
-  for (let i = 0; i < n; i++) {
-    const port = c.localPort[i];
-    if (port === 0) continue;
+  for (let port = 1; port < PORTS; port++) {
     const a = bucketStart[port];
     const b = bucketStart[port + 1];
-    if (a === b) continue;
-    const start = txnStartNs(c, i);
-    if (Number.isNaN(start)) continue;
-    const endUs = c.endUs[i];
-    const connectUs = c.connectUs[i];
-    const end = start + (Number.isNaN(endUs) ? (Number.isNaN(connectUs) ? 0 : connectUs) : endUs) * 1000 + slackNs;
-    const connectDone = start + (Number.isNaN(connectUs) ? 0 : connectUs) * 1000;
-    let best = -1;
-    let bestDist = Infinity;
-    for (let k = lowerBound(ix, a, b, start - slackNs); k < b; k++) {
-      const r = order[k];
-      const tr = times[r];
-      if (tr > end) break;
-      const d = Math.abs(tr - connectDone);
-      if (d < bestDist) {
-        bestDist = d;
-        best = r;
+    const ta = tx.bucketStart[port];
+    const tb = tx.bucketStart[port + 1];
+    if (a === b || ta === tb) continue;
+    let lo = a;
+    for (let q = ta; q < tb; q++) {
+      const i = tx.order[q];
+      const start = tx.times[i];
+      if (start === Infinity) break; // NaN starts sort last
+      const endUs = c.endUs[i];
+      const connectUs = c.connectUs[i];
+      const end = start + (Number.isNaN(endUs) ? (Number.isNaN(connectUs) ? 0 : connectUs) : endUs) * 1000 + slackNs;
+      const connectDone = start + (Number.isNaN(connectUs) ? 0 : connectUs) * 1000;
+      // starts ascend within the port: the first record at or after start - slack only moves forward
+      while (lo < b && st[lo] < start - slackNs) lo++;
+      let best = -1;
+      let bestDist = Infinity;
+      for (let k = lo; k < b; k++) {
+        const tr = st[k];
+        if (tr > end) break;
+        const d = Math.abs(tr - connectDone);
+        if (d < bestDist) {
+          bestDist = d;
+          best = order[k];
+        }
       }
+      if (best < 0) continue;
+      serverIndex[i] = best;
+      claimed[best] = 1;
+      matched++;
+      acceptAfterStartUs[i] = (s.acceptNs[best] - start) / 1000;
+      if (!Number.isNaN(connectUs)) acceptWaitUs[i] = (s.acceptNs[best] - connectDone) / 1000;
     }
-    if (best < 0) continue;
-    serverIndex[i] = best;
-    claimed[best] = 1;
-    matched++;
-    acceptAfterStartUs[i] = (s.acceptNs[best] - start) / 1000;
-    if (!Number.isNaN(connectUs)) acceptWaitUs[i] = (s.acceptNs[best] - connectDone) / 1000;
   }
   let unmatchedServer = 0;
   for (let r = 0; r < s.n; r++) if (claimed[r] === 0) unmatchedServer++;

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { median } from 'simple-statistics';
 import { UserError } from '../lib/errors.ts';
 import { buildNativeRef } from './native-ref.ts';
+import { engineUnavailable } from '../harness/engine.ts';
 import { isolationUnavailable, runIsolated, stopLiveRuns } from './isolated.ts';
 import type { RunFigures, RunSpec } from './one-run.ts';
 import { probeReferences } from './probe-references.ts';
@@ -27,7 +28,7 @@ const USAGE = `npm run bench [-- options]: sockspike's own cost as ratios agains
   --json                   one JSON object on stdout instead of text
   --quick                  a ~30 s smoke run (1 repetition of 1 s, small analysis)
   --only PARTS             comma-separated: client, pair, latency, recording, probes, own, analysis, startup
-  --concurrency C[,C...]   client part (default 4,16; quick: 16); pair uses the first (default 16)
+  --concurrency C[,C...]   client part (default 1,4,16; quick: 16); pair uses the first (default 16)
   --close V[,V...]         client-fin, client-rst, server-fin, server-rst (default client-fin,client-rst)
   --reps N                 A/B repetitions (default 5 at concurrency 16, 3 otherwise; quick: 1)
   --duration S             seconds per run (default 3, latency 2; quick: 1)
@@ -44,6 +45,11 @@ const REF_PROBE_COMMAND = 'bench/native/build/ref probe -i 20 -d 10 -P $$ -P $$ 
 
 export const TARGETS = {
   clientTpsRatio: 0.6, // at concurrency 16, client-fin and client-rst
+  // the native engine (issue 11): client and pair tps ratios, client tps per CPU-second; added latency at concurrency 1
+  engineTpsRatio: 0.9,
+  engineTpsPerCpuRatio: 0.9,
+  engineAddedP50Us: 10,
+  engineAddedP99Us: 50,
   recordingNs: 200,
   recordingHeapBytes: 0,
   probeCpuPctAt20ms: 1,
@@ -137,12 +143,24 @@ export interface Comparison {
   target: number | null;
   met: boolean | null;
   command: string;
-  runs: { native: RunFigures; sockspike: RunFigures }[];
+  /** The native engine's client (and server, for the pair) in the same alternation; null where it is not built. */
+  engine: null | {
+    side: Side;
+    tpsRatio: number;
+    tpsPerCpuRatio: number;
+    addedP50Us: number;
+    addedP99Us: number;
+    /** Against TARGETS.engine*: tps (and, for the client, tps per CPU-second). */
+    met: boolean;
+  };
+  runs: { native: RunFigures; sockspike: RunFigures; engine?: RunFigures }[];
 }
 
 export interface BenchResult {
   machine: { cpus: number; cpuModel: string; kernel: string; node: string; virtualization: string; loadAtStart: number; loadAtEnd: number };
   isolation: string;
+  /** Why the native engine is not in the comparisons (null: it is). */
+  engineMissing: string | null;
   quick: boolean;
   client: Comparison[];
   pair: Comparison[];
@@ -204,7 +222,11 @@ function progress(line: string): void {
   if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${line}`);
 }
 
-/** Alternating A/B runs (native first on even repetitions, sockspike first on odd), each in its own namespace. */
+/**
+ * Alternating runs, each in its own namespace: native, Node, engine, the
+ * order rotated every repetition (native first, then Node first, then the
+ * engine first, ...), so drift in the machine's load falls on every side.
+ */
 async function compare(
   what: 'client' | 'pair',
   close: Close,
@@ -213,6 +235,7 @@ async function compare(
   reps: number,
   isolate: boolean,
   clientProcesses = 1,
+  withEngine = engineUnavailable() === null,
 ): Promise<Comparison> {
   const base = { close, concurrency, durationS };
   const nativeSpec: RunSpec = { ...base, client: 'native', server: 'native' };
@@ -222,19 +245,17 @@ async function compare(
     server: what === 'client' ? 'native' : 'sockspike',
     ...(clientProcesses > 1 ? { clientProcesses } : {}),
   };
+  // one engine client process, always: the issue's comparison
+  const engineSpec: RunSpec = { ...base, client: 'engine', server: what === 'client' ? 'native' : 'engine' };
   const runs: Comparison['runs'] = [];
   for (let i = 0; i < reps; i++) {
     progress(`${what} ${close} c${concurrency}: repetition ${i + 1}/${reps}`);
-    let n: RunFigures;
-    let s: RunFigures;
-    if (i % 2 === 0) {
-      n = await runIsolated(nativeSpec, isolate);
-      s = await runIsolated(ourSpec, isolate);
-    } else {
-      s = await runIsolated(ourSpec, isolate);
-      n = await runIsolated(nativeSpec, isolate);
-    }
-    runs.push({ native: n, sockspike: s });
+    const order: ('native' | 'sockspike' | 'engine')[] = withEngine ? ['native', 'sockspike', 'engine'] : ['native', 'sockspike'];
+    const rot = order.map((_, k) => order[(k + i) % order.length]);
+    const got: Partial<Record<'native' | 'sockspike' | 'engine', RunFigures>> = {};
+    for (const sideName of rot)
+      got[sideName] = await runIsolated(sideName === 'native' ? nativeSpec : sideName === 'sockspike' ? ourSpec : engineSpec, isolate);
+    runs.push({ native: got.native!, sockspike: got.sockspike!, ...(got.engine ? { engine: got.engine } : {}) });
   }
   // CPU-seconds: the client's alone for the client comparison, client + server for the pair
   const cpu = (r: RunFigures): number => (what === 'client' ? r.clientCpuS : r.clientCpuS + r.serverCpuS);
@@ -248,6 +269,19 @@ async function compare(
   });
   const target = what === 'client' && concurrency === 16 && (close === 'client-fin' || close === 'client-rst') ? TARGETS.clientTpsRatio : null;
   const tpsRatio = med(runs.map((_, i) => ss[i].tps / ns[i].tps));
+  let engine: Comparison['engine'] = null;
+  if (withEngine) {
+    const es = runs.map((r) => side(r.engine!, cpu(r.engine!)));
+    const e = {
+      side: medSide(es),
+      tpsRatio: med(runs.map((_, i) => es[i].tps / ns[i].tps)),
+      tpsPerCpuRatio: med(runs.map((_, i) => es[i].tpsPerCpuS / ns[i].tpsPerCpuS)),
+      addedP50Us: med(runs.map((_, i) => es[i].p50Us - ns[i].p50Us)),
+      addedP99Us: med(runs.map((_, i) => es[i].p99Us - ns[i].p99Us)),
+    };
+    const met = e.tpsRatio >= TARGETS.engineTpsRatio && (what === 'pair' || e.tpsPerCpuRatio >= TARGETS.engineTpsPerCpuRatio);
+    engine = { ...e, met };
+  }
   return {
     what,
     ...base,
@@ -258,10 +292,11 @@ async function compare(
     sockspike: medSide(ss),
     addedP50Us: med(runs.map((_, i) => ss[i].p50Us - ns[i].p50Us)),
     addedP99Us: med(runs.map((_, i) => ss[i].p99Us - ns[i].p99Us)),
-    failed: runs.reduce((a, r) => a + r.native.failed + r.sockspike.failed, 0),
+    failed: runs.reduce((a, r) => a + r.native.failed + r.sockspike.failed + (r.engine?.failed ?? 0), 0),
     target,
     met: target === null ? null : tpsRatio >= target,
     command: `npm run bench -- --only ${what} --close ${close} --concurrency ${concurrency} --reps ${reps} --duration ${durationS}${clientProcesses > 1 ? ` --client-processes ${clientProcesses}` : ''}`,
+    engine,
     runs,
   };
 }
@@ -323,6 +358,7 @@ export async function runBench(o: Options): Promise<BenchResult> {
   const result: BenchResult = {
     machine: machine(),
     isolation: why ?? 'each run in a fresh network namespace (ip netns), deleted after',
+    engineMissing: engineUnavailable(),
     quick: q,
     client: [],
     pair: [],
@@ -336,7 +372,7 @@ export async function runBench(o: Options): Promise<BenchResult> {
   };
   if (o.parts.has('client') || o.parts.has('pair') || o.parts.has('latency') || o.parts.has('probes')) buildNativeRef();
   if (o.parts.has('client')) {
-    const cs = o.concurrency ?? (q ? [16] : [4, 16]);
+    const cs = o.concurrency ?? (q ? [16] : [1, 4, 16]);
     for (const c of cs)
       for (const close of o.close ?? (['client-fin', 'client-rst'] as Close[]))
         result.client.push(
@@ -415,9 +451,13 @@ const verdict = (met: boolean | null, target: string): string => (met === null ?
 
 function comparisonText(c: Comparison): string[] {
   const tgt = c.target === null ? '' : verdict(c.met, `>= ${c.target}`);
+  const e = c.engine;
+  const etgt = c.what === 'pair' ? `tps >= ${TARGETS.engineTpsRatio}` : `tps and per CPU-s >= ${TARGETS.engineTpsRatio}`;
   return [
-    `  ${c.close}, concurrency ${c.concurrency}, ${c.reps} x ${c.durationS} s each side: tps ratio ${f2(c.tpsRatio)}${tgt}, tps per CPU-second ratio ${f2(c.tpsPerCpuRatio)}`,
-    `    native ${k(c.native.tps)} tps (${k(c.native.tpsPerCpuS)} per CPU-s), sockspike ${k(c.sockspike.tps)} tps (${k(c.sockspike.tpsPerCpuS)} per CPU-s)${c.failed > 0 ? `; ${c.failed} failed transactions` : ''}`,
+    `  ${c.close}, concurrency ${c.concurrency}, ${c.reps} x ${c.durationS} s each side:`,
+    `    engine: tps ratio ${e === null ? 'n/a' : f2(e.tpsRatio)}, tps per CPU-second ratio ${e === null ? 'n/a' : f2(e.tpsPerCpuRatio)}${e === null ? '' : verdict(e.met, etgt)}`,
+    `    node:   tps ratio ${f2(c.tpsRatio)}${tgt}, tps per CPU-second ratio ${f2(c.tpsPerCpuRatio)}`,
+    `    native ${k(c.native.tps)} tps (${k(c.native.tpsPerCpuS)} per CPU-s), engine ${e === null ? 'n/a' : `${k(e.side.tps)} tps (${k(e.side.tpsPerCpuS)} per CPU-s)`}, node ${k(c.sockspike.tps)} tps (${k(c.sockspike.tpsPerCpuS)} per CPU-s)${c.failed > 0 ? `; ${c.failed} failed transactions` : ''}`,
     `    $ ${c.command}`,
   ];
 }
@@ -427,24 +467,32 @@ export function benchText(r: BenchResult): string {
   const out: string[] = [
     `sockspike benchmarks${r.quick ? ' (quick)' : ''}: ${m.cpus} CPUs (${m.cpuModel}), Linux ${m.kernel}, Node ${m.node}, virtualization: ${m.virtualization}, load ${m.loadAtStart} at start, ${m.loadAtEnd} at the end (1-min average: other work on the machine skews every figure)`,
     `isolation: ${r.isolation}`,
+    `engine: ${r.engineMissing === null ? 'the native engine (native/engine/) beside the Node client and server' : `not measured (${r.engineMissing})`}`,
   ];
   if (r.client.length > 0) {
     out.push(
       '',
-      '1. client throughput: sockspike client vs native client, same native server (median of alternating A/B runs; CPU = client process, /proc/PID/stat)',
+      '1. client throughput: sockspike client (engine, node) vs native client, same native server (median of alternating runs; CPU = client process, /proc/PID/stat)',
     );
     for (const c of r.client) out.push(...comparisonText(c));
   }
   if (r.pair.length > 0) {
-    out.push('', '2. whole pair: built-in client + server vs native client + server (CPU = both processes)');
+    out.push('', '2. whole pair: built-in client + server (engine, node) vs native client + server (CPU = both processes)');
     for (const c of r.pair) out.push(...comparisonText(c));
   }
   if (r.latency !== null) {
     const l = r.latency;
+    const e = l.engine;
     out.push(
       '',
-      `3. added latency at concurrency 1 (${l.close}, same native server): p50 +${f1(l.addedP50Us)} us, p99 +${f1(l.addedP99Us)} us`,
-      `    native p50 ${f1(l.native.p50Us)} us p99 ${f1(l.native.p99Us)} us; sockspike p50 ${f1(l.sockspike.p50Us)} us p99 ${f1(l.sockspike.p99Us)} us; tps ratio ${f2(l.tpsRatio)}`,
+      `3. added latency at concurrency 1 (${l.close}, same native server):` +
+        (e === null
+          ? ''
+          : ` engine p50 +${f1(e.addedP50Us)} us, p99 +${f1(e.addedP99Us)} us${verdict(e.addedP50Us <= TARGETS.engineAddedP50Us && e.addedP99Us <= TARGETS.engineAddedP99Us, `<= ${TARGETS.engineAddedP50Us} / ${TARGETS.engineAddedP99Us} us`)};`) +
+        ` node p50 +${f1(l.addedP50Us)} us, p99 +${f1(l.addedP99Us)} us`,
+      `    native p50 ${f1(l.native.p50Us)} us p99 ${f1(l.native.p99Us)} us; ` +
+        (e === null ? '' : `engine p50 ${f1(e.side.p50Us)} us p99 ${f1(e.side.p99Us)} us, tps ratio ${f2(e.tpsRatio)}; `) +
+        `node p50 ${f1(l.sockspike.p50Us)} us p99 ${f1(l.sockspike.p99Us)} us, tps ratio ${f2(l.tpsRatio)}`,
       `    $ ${l.command}`,
     );
   }

@@ -1,8 +1,9 @@
-// One measured run of the throughput benchmark: a server (native or
-// sockspike's built-in) and a client (native, or sockspike's built-in client
-// process driven over IPC exactly as `sockspike run` drives it, pointed at
-// the server's port). Runs inside the network namespace the parent made for
-// it; prints one JSON line (RunFigures).
+// One measured run of the throughput benchmark: a server (the native
+// reference, sockspike's built-in on Node, or the native engine's) and a
+// client (the native reference, or sockspike's built-in client process on
+// Node or on the engine, driven over IPC exactly as `sockspike run` drives
+// it, pointed at the server's port). Runs inside the network namespace the
+// parent made for it; prints one JSON line (RunFigures).
 //
 //   node --import tsx bench/one-run.ts '{"client":"sockspike","server":"native","close":"client-rst","concurrency":16,"durationS":3}'
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -15,11 +16,12 @@ import { monoNs } from '../lib/clock.ts';
 import { HEADER_BYTES, txnLayout } from '../lib/records.ts';
 import { OUTCOME_OK, OUTCOMES } from '../lib/types.ts';
 import { DEFAULTS, resolveConfig } from '../harness/config.ts';
-import { endChild, startChild, type Child } from '../harness/children.ts';
+import { endChild, startWorkloadChild, type Child } from '../harness/children.ts';
 import type { DoneMessage, FromChild, ListeningMessage } from '../harness/messages.ts';
 import { buildNativeRef } from './native-ref.ts';
 
-export type Side = 'native' | 'sockspike';
+/** native: bench/native/ref.c; sockspike: the built-in client/server on Node; engine: on the native engine (native/engine/). */
+export type Side = 'native' | 'sockspike' | 'engine';
 
 export interface RunSpec {
   client: Side;
@@ -104,8 +106,9 @@ function protoArgs(s: RunSpec): string[] {
   return ['-q', String(s.requestBytes ?? 3000), '-r', String(s.responseBytes ?? 3000), '-e', String(s.exchanges ?? 2), '-m', s.close];
 }
 
-function configFor(spec: RunSpec, port: number) {
+function configFor(spec: RunSpec, port: number, engine: Side) {
   return resolveConfig({
+    engine: engine === 'engine' ? 'native' : 'node',
     ...DEFAULTS,
     concurrency: String(spec.concurrency),
     duration: `${spec.durationS}s`,
@@ -121,11 +124,11 @@ function configFor(spec: RunSpec, port: number) {
 async function builtinServer(spec: RunSpec, dir: string, t0: bigint): Promise<Server> {
   let listening: ListeningMessage | null = null;
   let wake = (): void => {};
-  const c = startChild('server', 'harness/workload/server-main.ts', join(dir, 'server.log'), (m: FromChild) => {
+  const cfg = configFor(spec, 0, spec.server);
+  const c = startWorkloadChild('server', 'server', cfg.engine ?? 'node', join(dir, 'server.log'), (m: FromChild) => {
     if (m.type === 'listening') listening = m;
     wake();
   });
-  const cfg = configFor(spec, 0);
   c.send({ type: 'start', config: cfg, t0: t0.toString(), runDir: dir, file: 'server.bin', progress: false });
   await once(new Promise<void>((r) => (wake = r)), 20_000, 'built-in server');
   const l = listening as ListeningMessage | null;
@@ -213,10 +216,17 @@ async function oneClient(
   let cpuEnd = NaN;
   let client: Child | null = null;
   const file = i === 0 ? 'transactions.bin' : `transactions-${i}.bin`;
-  const c = (client = startChild('client', 'harness/workload/client-main.ts', join(dir, `client-${i}.log`), (m: FromChild) => {
+  const config = { ...configFor(spec, port, spec.client), clientProcesses: k };
+  const c = (client = startWorkloadChild('client', 'client', config.engine ?? 'node', join(dir, `client-${i}.log`), (m: FromChild) => {
     if (m.type === 'done') {
       done = m;
-      cpuEnd = cpuSeconds(client!.proc.pid!);
+      try {
+        cpuEnd = cpuSeconds(client!.proc.pid!);
+      } catch (err) {
+        // the engine exits right behind its done message: then its own account of its CPU
+        if (m.cpuS === undefined) throw err;
+        cpuEnd = m.cpuS;
+      }
     }
   }));
   const pid = c.proc.pid!;
@@ -225,14 +235,14 @@ async function oneClient(
   const cpu0 = await settledCpu(pid);
   c.send({
     type: 'start',
-    config: { ...configFor(spec, port), clientProcesses: k },
+    config,
     t0: t0.toString(),
     runDir: dir,
     file,
     progress: false,
     part: { index: i, of: k },
   });
-  const exit = await once(c.exited, spec.durationS * 1000 + 30_000, 'sockspike client');
+  const exit = await once(c.exited, spec.durationS * 1000 + 30_000, `sockspike client (${spec.client})`);
   const d = done as DoneMessage | null;
   if (d === null) throw new Error(`sockspike client exited without finishing (${exit.code ?? exit.signal}); see ${join(dir, `client-${i}.log`)}`);
   return { done: d, cpuS: cpuEnd - cpu0, file };

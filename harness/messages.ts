@@ -61,6 +61,8 @@ export interface DoneMessage {
   firstStartNs: number;
   lastEndNs: number;
   notes: string[];
+  /** The process's own CPU (utime + stime, s) at its end; the native engine sends it (the bench reads it when the process is already gone). */
+  cpuS?: number;
 }
 
 export interface FailedMessage {

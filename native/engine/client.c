@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -594,12 +595,15 @@ static void finish_and_report(void) {
   if (C.progress) send_progress();
   rec_close(&rec);
   stall_close();
-  char msg[512], a[40], b[40];
+  char msg[600], a[40], b[40];
   json_num(a, sizeof a, firstStartNs);
   json_num(b, sizeof b, lastEndNs);
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  double cpuS = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec + ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
   snprintf(msg, sizeof msg,
-           "{\"type\":\"done\",\"attempted\":%llu,\"ok\":%lld,\"failed\":%lld,\"timedOut\":%lld,\"missedStarts\":%lld,\"firstStartNs\":%s,\"lastEndNs\":%s,\"notes\":[]}",
-           (unsigned long long)rec.count, (long long)okN, (long long)failedN, (long long)timedOutN, (long long)missedStarts, a, b);
+           "{\"type\":\"done\",\"attempted\":%llu,\"ok\":%lld,\"failed\":%lld,\"timedOut\":%lld,\"missedStarts\":%lld,\"firstStartNs\":%s,\"lastEndNs\":%s,\"notes\":[],\"cpuS\":%.6f}",
+           (unsigned long long)rec.count, (long long)okN, (long long)failedN, (long long)timedOutN, (long long)missedStarts, a, b, cpuS);
   ipc_send(msg);
 }
 

@@ -28,6 +28,12 @@ test('npm run bench -- --quick --json: well-formed figures for every part', asyn
     t.is(c.failed, 0);
     t.true(c.command.startsWith('npm run bench -- --only'));
     t.is(c.runs.length, c.reps);
+    // the native engine side by side, where it is built
+    if (b.engineMissing === null) {
+      pos(c.engine!.tpsRatio, `${c.what} ${c.close} engine tps ratio`);
+      pos(c.engine!.tpsPerCpuRatio, `${c.what} ${c.close} engine tps/CPU ratio`);
+      t.true(c.runs.every((r) => r.engine !== undefined));
+    } else t.is(c.engine, null);
   }
   t.deepEqual(
     b.client.map((c) => [c.close, c.concurrency, c.target]),

@@ -3,6 +3,7 @@ import { OUTCOMES, OUTCOME_OK, OUTCOME_TIMEOUT, type Summary } from '../lib/type
 import { SCHEMA_VERSION, type RunManifest } from '../lib/run-files.ts';
 import { SRV_FLAG_RESET, TXN_FLAG_REUSED } from '../lib/records.ts';
 import { LatencyRecorder, phaseStats } from './latency.ts';
+import { formatUs } from '../lib/format.ts';
 import type { ServerColumns, TxnColumns } from './read-run.ts';
 
 // summary.json from the records: accounting, throughput, latency per phase,
@@ -16,6 +17,43 @@ export const LATE_START_US = 1000;
 export function derivedThreshold(p50Us: number): { thresholdUs: number; how: string } {
   const t = Math.max(1000, 10 * p50Us);
   return { thresholdUs: t, how: t === 1000 ? '10 x the median latency, raised to the 1 ms floor' : '10 x the median latency' };
+}
+
+/** A gap at least this wide (factor between neighbouring latencies) in the top percent separates a tail from the body. */
+export const TAIL_GAP = 4;
+
+/**
+ * Without --outlier, on a run's latencies: where the tail separates from
+ * the body. Among the latencies above p99 (and p99 itself, the body's
+ * edge), the widest gap between neighbours; when it is at least TAIL_GAP
+ * wide and its middle (geometric) lies above 10 x the median, the threshold
+ * is that middle: the transactions beyond it stand apart, and the ordinary
+ * scheduling jitter below it is not counted. Otherwise (a tail that runs on
+ * from the body, or more than 1 % slow, which puts p99 in the tail itself)
+ * 10 x the median, at least 1 ms. O(n) over the latencies, O(k log k) over
+ * the k above p99.
+ */
+export function tailThreshold(latencyUs: (i: number) => number, n: number, p50Us: number, p99Us: number): { thresholdUs: number; how: string } {
+  const base = derivedThreshold(p50Us);
+  const tail: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const v = latencyUs(i);
+    if (v > p99Us) tail.push(v);
+  }
+  if (tail.length === 0) return base;
+  tail.sort((a, b) => a - b);
+  let lo = Math.max(1, p99Us);
+  let best = { ratio: 0, lo: 0, hi: 0 };
+  for (const v of tail) {
+    if (v / lo > best.ratio) best = { ratio: v / lo, lo, hi: v };
+    lo = v;
+  }
+  const middle = Math.sqrt(best.lo * best.hi);
+  if (best.ratio < TAIL_GAP || middle <= base.thresholdUs) return base;
+  return {
+    thresholdUs: Math.round(middle),
+    how: `where the tail separates from the body: no latency between ${formatUs(best.lo)} and ${formatUs(best.hi)} (a gap of ${best.ratio.toFixed(0)} x), above p99; 10 x the median would be ${formatUs(base.thresholdUs)}`,
+  };
 }
 
 export const totalUs = (c: TxnColumns, i: number): number => c.lateUs[i] + c.endUs[i];
@@ -63,7 +101,10 @@ export function summarize(m: RunManifest, c: TxnColumns, s: ServerColumns | null
   const hTotal = rTotal.histogram();
   const hLate = rLate.histogram();
   const total = phaseStats(hTotal);
-  const { thresholdUs, how } = m.config.outlierUs !== null ? { thresholdUs: m.config.outlierUs, how: 'given with --outlier' } : derivedThreshold(total.p50);
+  const { thresholdUs, how } =
+    m.config.outlierUs !== null
+      ? { thresholdUs: m.config.outlierUs, how: 'given with --outlier' }
+      : tailThreshold((i) => (c.outcome[i] === OUTCOME_OK ? totalUs(c, i) : NaN), c.n, total.p50, total.p99);
   let outliers = 0;
   for (let i = 0; i < c.n; i++) if (totalUs(c, i) > thresholdUs) outliers++;
 

@@ -446,6 +446,8 @@ export async function runBench(o: Options): Promise<BenchResult> {
 
 const f1 = (v: number): string => v.toFixed(1);
 const f2 = (v: number): string => v.toFixed(2);
+/** A difference with its sign: +12.3, -2.1. */
+const sgn = (v: number): string => `${v >= 0 ? '+' : ''}${f1(v)}`;
 const k = (v: number): string => Math.round(v).toLocaleString('en-US');
 const verdict = (met: boolean | null, target: string): string => (met === null ? '' : met ? ` (target ${target}: met)` : ` (target ${target}: MISSED)`);
 
@@ -488,8 +490,8 @@ export function benchText(r: BenchResult): string {
       `3. added latency at concurrency 1 (${l.close}, same native server):` +
         (e === null
           ? ''
-          : ` engine p50 +${f1(e.addedP50Us)} us, p99 +${f1(e.addedP99Us)} us${verdict(e.addedP50Us <= TARGETS.engineAddedP50Us && e.addedP99Us <= TARGETS.engineAddedP99Us, `<= ${TARGETS.engineAddedP50Us} / ${TARGETS.engineAddedP99Us} us`)};`) +
-        ` node p50 +${f1(l.addedP50Us)} us, p99 +${f1(l.addedP99Us)} us`,
+          : ` engine p50 ${sgn(e.addedP50Us)} us, p99 ${sgn(e.addedP99Us)} us${verdict(e.addedP50Us <= TARGETS.engineAddedP50Us && e.addedP99Us <= TARGETS.engineAddedP99Us, `<= ${TARGETS.engineAddedP50Us} / ${TARGETS.engineAddedP99Us} us`)};`) +
+        ` node p50 ${sgn(l.addedP50Us)} us, p99 ${sgn(l.addedP99Us)} us`,
       `    native p50 ${f1(l.native.p50Us)} us p99 ${f1(l.native.p99Us)} us; ` +
         (e === null ? '' : `engine p50 ${f1(e.side.p50Us)} us p99 ${f1(e.side.p99Us)} us, tps ratio ${f2(e.tpsRatio)}; `) +
         `node p50 ${f1(l.sockspike.p50Us)} us p99 ${f1(l.sockspike.p99Us)} us, tps ratio ${f2(l.tpsRatio)}`,

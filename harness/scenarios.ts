@@ -24,6 +24,8 @@ export interface Scenario {
   name: string;
   /** The catalogue cause it reproduces (null: none, the clean baseline). */
   cause: string | null;
+  /** Causes it reproduces besides, in other spells of the run: each must be named too, and any of them may come first. */
+  also?: string[];
   description: string;
   flags: Record<string, string | boolean | string[]>;
 }
@@ -130,6 +132,14 @@ export const SCENARIOS: Scenario[] = [
       outlier: '50ms',
       duration: '5s',
     },
+  },
+  {
+    name: 'two-spells',
+    cause: 'data-retransmit',
+    also: ['cpu-saturation'],
+    description:
+      'Two problems in separate spells of one run: 3 % of data segments dropped from 1 s to 3 s (retransmission timeouts), then eight busy processes from 5 s to 7 s (waits for a CPU); each is named with its spell',
+    flags: { netns: true, concurrency: '2', fault: ['data-drop:3%@1s-3s', 'cpu-hog:8@5s-7s'], outlier: '10ms', duration: '8s' },
   },
   {
     name: 'clean',

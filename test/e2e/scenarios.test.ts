@@ -24,6 +24,7 @@ const DURATION: Record<string, string> = {
   'abortive-close': '2s',
   'cpu-saturation': '6s',
   'slow-server': '4s',
+  'two-spells': '8s',
   clean: '3s',
 };
 
@@ -46,7 +47,17 @@ for (const sc of SCENARIOS) {
     if (sc.cause === null) {
       t.deepEqual(s.causes, []);
       t.regex(readFileSync(join(out, 'report.md'), 'utf8'), /nothing unusual seen/);
-    } else t.is(s.causes?.[0]?.id, sc.cause, ranked);
+    } else {
+      // a scenario with causes in separate spells: each named, with its spell, and one of them first
+      const expected = [sc.cause, ...(sc.also ?? [])];
+      t.true(expected.includes(s.causes?.[0]?.id ?? ''), ranked);
+      for (const id of expected)
+        t.truthy(
+          s.causes?.find((c) => c.id === id),
+          `${id} not named: ${ranked}`,
+        );
+      if (expected.length > 1) for (const id of expected) t.true((s.causes?.find((c) => c.id === id)?.windows?.length ?? 0) > 0, `${id} has no spell`);
+    }
   });
 }
 

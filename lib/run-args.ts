@@ -87,6 +87,8 @@ export function runFlags(c: Partial<RunConfig>): [string, string | true][] {
   if (c.hostSysctl) put('--host-sysctl', true);
   for (const f of c.faults ?? []) put('--fault', f.text);
   if (c.external?.kind === 'command' && c.external.waitNs !== RUN_DEFAULTS.serverWaitNs) put('--server-wait', durationFlag(c.external.waitNs));
+  // the Node client and server where the run had them (the native engine is the default where it is built)
+  if (c.engine === 'node') put('--engine', 'node');
   return out;
 }
 

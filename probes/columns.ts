@@ -87,6 +87,7 @@ export class Columns {
   /** Per group: 1 when read in the current sample (plan()); all 1 until plan() is called. */
   reading: Uint8Array = new Uint8Array(256).fill(1);
   private sums: Sum[] = [];
+  private members: Int32Array[] | null = null;
 
   constructor(capacity = 512) {
     this.grow(capacity);
@@ -100,6 +101,7 @@ export class Columns {
       if (this.groups.length >= this.reading.length) throw new Error('probes: too many rate groups');
       g = this.groups.length;
       this.groups.push({ every: n, lastT: this.groups[0].lastT, spanCol: -1, labels: [] });
+      this.members = null;
       this.groups[g].spanCol = this.ensure({ name: `probe.every${n}.dt_ns`, kind: 'gauge', unit: 'ns', source: 'probe', every: n }, 0);
     }
     if (label !== undefined && !this.groups[g].labels.includes(label)) this.groups[g].labels.push(label);
@@ -126,6 +128,7 @@ export class Columns {
     }
     if (this.count === this.kind.length) this.grow(this.count * 2);
     const c = this.count++;
+    this.members = null;
     this.specs.push(spec);
     this.index.set(spec.name, c);
     this.kind[c] = spec.sumOf ? K_SUM : KIND_CODE[spec.kind];
@@ -182,7 +185,6 @@ export class Columns {
    * groups read every Nth sample). Columns not read in this sample are left.
    */
   compute(dtNs: number, tNs = NaN): void {
-    const n = this.count;
     const kind = this.kind;
     const curOk = this.curOk;
     const prevOk = this.prevOk;
@@ -190,19 +192,25 @@ export class Columns {
     const grp = this.grp;
     const reading = this.reading;
     const gs = this.groups;
+    const members = this.groupMembers();
     for (let g = 1; g < gs.length; g++) if (reading[g] === 1) this.set(gs[g].spanCol, tNs - gs[g].lastT);
-    for (let c = 0; c < n; c++) {
-      const g = grp[c];
+    // only the columns read in this sample: on most samples a few dozen of several hundred
+    for (let g = 0; g < gs.length; g++) {
       if (reading[g] === 0) continue;
-      const k = kind[c];
-      if (k === K_GAUGE) {
-        value[c] = curOk[c] ? this.curHi[c] * TWO32 + this.curLo[c] : NaN;
-      } else if (k === K_COUNTER || k === K_FRACTION) {
-        if (curOk[c] && prevOk[c]) {
-          const d = counterDelta(this.width[c], this.curHi[c], this.curLo[c], this.prevHi[c], this.prevLo[c]);
-          value[c] = k === K_FRACTION ? (d * this.scale[c]) / (g === 0 ? dtNs : tNs - gs[g].lastT) : d;
-        } else {
-          value[c] = NaN;
+      const cols = members[g];
+      const span = g === 0 ? dtNs : tNs - gs[g].lastT;
+      for (let i = 0; i < cols.length; i++) {
+        const c = cols[i];
+        const k = kind[c];
+        if (k === K_GAUGE) {
+          value[c] = curOk[c] ? this.curHi[c] * TWO32 + this.curLo[c] : NaN;
+        } else if (k === K_COUNTER || k === K_FRACTION) {
+          if (curOk[c] && prevOk[c]) {
+            const d = counterDelta(this.width[c], this.curHi[c], this.curLo[c], this.prevHi[c], this.prevLo[c]);
+            value[c] = k === K_FRACTION ? (d * this.scale[c]) / span : d;
+          } else {
+            value[c] = NaN;
+          }
         }
       }
     }
@@ -228,34 +236,31 @@ export class Columns {
    * sample (tNs: its time); columns of the others keep their last read.
    */
   rotate(tNs = NaN): void {
-    const n = this.count;
-    const grp = this.grp;
     const reading = this.reading;
     const gs = this.groups;
-    let partial = false;
+    const members = this.groupMembers();
+    const { curHi, curLo, curOk, prevHi, prevLo, prevOk } = this;
     for (let g = 0; g < gs.length; g++) {
-      if (reading[g] === 1) gs[g].lastT = tNs;
-      else partial = true;
-    }
-    if (partial) {
-      // what the swap below puts back as previous: the values of the last read
-      const { curHi, curLo, curOk, prevHi, prevLo, prevOk } = this;
-      for (let c = 0; c < n; c++) {
-        if (reading[grp[c]] === 1) continue;
-        curHi[c] = prevHi[c];
-        curLo[c] = prevLo[c];
-        curOk[c] = prevOk[c];
+      if (reading[g] === 0) continue;
+      gs[g].lastT = tNs;
+      const cols = members[g];
+      for (let i = 0; i < cols.length; i++) {
+        const c = cols[i];
+        prevHi[c] = curHi[c];
+        prevLo[c] = curLo[c];
+        prevOk[c] = curOk[c];
       }
     }
-    let t = this.prevHi;
-    this.prevHi = this.curHi;
-    this.curHi = t;
-    t = this.prevLo;
-    this.prevLo = this.curLo;
-    this.curLo = t;
-    const o = this.prevOk;
-    this.prevOk = this.curOk;
-    this.curOk = o;
+  }
+
+  /** The columns of each rate group, in column order (rebuilt after columns are added). */
+  groupMembers(): Int32Array[] {
+    if (this.members === null) {
+      const lists: number[][] = this.groups.map(() => []);
+      for (let c = 0; c < this.count; c++) lists[this.grp[c]].push(c);
+      this.members = lists.map((l) => Int32Array.from(l));
+    }
+    return this.members;
   }
 
   private setSum(c: number, names: string[]): void {

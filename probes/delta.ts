@@ -54,16 +54,29 @@ export function split64(v: number | bigint): [number, number] {
  */
 export const DIGITS = { hi: 0, lo: 0 };
 export function readDigits(buf: Uint8Array, p: number, len: number): number {
-  let h = 0;
-  let l = 0;
+  // Up to 15 digits a double holds exactly: one split at the end. Longer
+  // numbers (64-bit counters past 10^15) take the digit-by-digit split.
+  const start = p;
+  let v = 0;
   while (p < len) {
     const d = buf[p] - 48;
     if (d < 0 || d > 9) break;
-    l = l * 10 + d;
+    v = v * 10 + d;
+    p++;
+  }
+  if (p - start <= 15) {
+    const h = v >= TWO32 ? Math.floor(v / TWO32) : 0;
+    DIGITS.hi = h;
+    DIGITS.lo = v - h * TWO32;
+    return p;
+  }
+  let h = 0;
+  let l = 0;
+  for (let q = start; q < p; q++) {
+    l = l * 10 + (buf[q] - 48);
     const carry = l >= TWO32 ? Math.floor(l / TWO32) : 0;
     h = h * 10 + carry;
     l -= carry * TWO32;
-    p++;
   }
   DIGITS.hi = h;
   DIGITS.lo = l;

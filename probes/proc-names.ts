@@ -207,11 +207,34 @@ export const nameVmstat: Namer = (lines, _ctx, source) => {
 // ---------------------------------------------------------------- the list
 
 /**
- * Every system-wide source, in sampling order. Every sample: what the causes
- * and the timeline read (CPU incl. softirq and steal, CPU and memory
- * pressure, Tcp.* and TcpExt.* counters, TIME_WAIT sockets). At the slow
- * rate: I/O pressure, IPv6 socket counts, softirqs per CPU, vmstat (direct
- * reclaim: a stall of 100 ms shows at 100 ms), snmp6.
+ * The columns read every sample in the sources read every sample: what the
+ * causes (analysis/causes/input.ts CAUSE_METRICS), the report's key
+ * counters and timeline and the contention check read. The kernel writes a
+ * whole /proc file on every read, so the file is read anyway; the rest of
+ * its numbers (Ip.*, Udp.*, most of TcpExt.*, IpExt.*, MPTcpExt.*, the
+ * per-CPU lines and the other counters of /proc/stat) are parsed, kept and
+ * written at the slow rate only.
+ */
+export const EVERY_SAMPLE = new RegExp(
+  '^(' +
+    [
+      'cpu\\.\\w+', // the all-CPU line: user, system, softirq, steal, idle, iowait, ...
+      'stat\\.procs_(running|blocked)',
+      'pressure\\.(cpu|memory)\\.\\w+',
+      'Tcp\\.\\w+',
+      'TcpExt\\.(ListenOverflows|ListenDrops|TCPSynRetrans|TCPReqQFullDrop|TCPTimeouts|TCPAbortOn\\w+|TW|TWRecycled|TCPTimeWaitOverflow|DelayedACKs|DelayedACKLost|TCPLossProbes|TCPSpuriousRTOs|TCPBacklogDrop)',
+      'sockstat\\.TCP\\.\\w+',
+    ].join('|') +
+    ')$',
+);
+
+/**
+ * Every system-wide source, in sampling order. Every sample: the files
+ * holding what the causes and the timeline read (CPU incl. softirq and
+ * steal, CPU and memory pressure, Tcp.* and TcpExt.* counters, TIME_WAIT
+ * sockets), of which EVERY_SAMPLE columns every sample and the rest at the
+ * slow rate. Only at the slow rate: I/O pressure, IPv6 socket counts,
+ * softirqs, vmstat (direct reclaim: a stall of 100 ms shows at 100 ms), snmp6.
  */
 export const SYSTEM_SOURCES: SourceDef[] = [
   { id: 'stat', path: 'stat', namer: nameStat },

@@ -47,6 +47,8 @@ export interface SamplerOptions {
   sources?: string[];
   /** USER_HZ; default: getconf CLK_TCK, else 100. */
   clkTck?: number;
+  /** How often what is read at the slow rate is read (default SLOW_PERIOD_NS; 0: every sample, as the parsers' tests do). */
+  slowPeriodNs?: number;
 }
 
 /** What is read at the slow rate (proc-names.ts `slow`, process status and schedstat) is read about this often. */
@@ -112,7 +114,7 @@ export class Sampler {
     fs.mkdirSync(this.dir, { recursive: true });
     this.writer = new SampleWriter(path.join(this.dir, SAMPLES_FILE));
     this.flushEvery = Math.max(1, Math.round(1e9 / opts.intervalNs));
-    this.slowEvery = everyFor(SLOW_PERIOD_NS, opts.intervalNs);
+    this.slowEvery = everyFor(opts.slowPeriodNs ?? SLOW_PERIOD_NS, opts.intervalNs);
     this.ownEvery = everyFor(OWN_PERIOD_NS, opts.intervalNs);
     // The probe's own timing, as columns: how late each sample was, how long it took.
     this.lateCol = this.columns.ensure({ name: 'probe.late_ns', kind: 'gauge', unit: 'ns', source: 'probe' }, 0);
@@ -128,7 +130,7 @@ export class Sampler {
     if (unknown.length > 0) throw new UserError(`unknown probe source(s) ${unknown.join(', ')}: use ${SYSTEM_SOURCES.map((d) => d.id).join(', ')}`);
     const wanted = SYSTEM_SOURCES.filter((d) => ids.includes(d.id));
     for (const def of wanted) {
-      const src = new TemplateSource(def, s.procRoot, ctx, def.slow ? s.slowEvery : 1);
+      const src = new TemplateSource(def, s.procRoot, ctx, s.slowEvery);
       const why = src.open(s.columns, 0);
       if (why) s.skipped.push({ probe: def.id, reason: why });
       else s.sources.push(src);
@@ -203,15 +205,21 @@ export class Sampler {
     const out = C.out;
     const live = C.live;
     const value = C.value;
-    const grp = C.grp;
     const reading = C.reading;
+    const members = C.groupMembers();
     const w = this.writer;
     w.beginRow(t, dt, C.outputs.length);
-    for (let c = 0; c < C.count; c++) {
-      const o = out[c];
-      if (o < 0 || live[c] === 0 || reading[grp[c]] === 0) continue;
-      const v = value[c];
-      if (v !== 0) w.entry(o, v);
+    // the columns read in this sample; the others are not read (nothing written)
+    for (let g = 0; g < members.length; g++) {
+      if (reading[g] === 0) continue;
+      const cols = members[g];
+      for (let i = 0; i < cols.length; i++) {
+        const c = cols[i];
+        const o = out[c];
+        if (o < 0 || live[c] === 0) continue;
+        const v = value[c];
+        if (v !== 0) w.entry(o, v);
+      }
     }
     w.endRow();
     this.rows++;

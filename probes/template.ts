@@ -11,6 +11,7 @@ import { DIGITS, readDigits, TWO32 } from './delta.ts';
 export const OP_LIT = 1; // compare arg literal bytes
 export const OP_WS = 2; // one or more spaces/tabs (padding varies with number width)
 export const OP_NUM = 3; // a number into column arg (-1: parse and drop)
+export const OP_SKIPLINE = 4; // numbers nobody records, up to the end of the line (bound templates only)
 
 export interface Template {
   /** (op, arg) pairs. */
@@ -121,11 +122,43 @@ export function tokenize(buf: Uint8Array, len: number): Tokenized {
   return { template: { ops: Int32Array.from(ops), lit: Buffer.from(lit), slots }, lines };
 }
 
-/** A copy of the template whose NUM args are column indices (slotToCol[slot], -1 to drop). */
+/**
+ * A copy of the template whose NUM args are column indices (slotToCol[slot],
+ * -1 to drop). A run of dropped numbers that ends its line (the values of a
+ * table line nobody records at this rate, the intr line of /proc/stat,
+ * vmstat lines not kept) becomes one SKIPLINE: match() jumps to the newline
+ * instead of walking the digits. The line's header and the literals around
+ * it are still compared, so a new layout is still caught.
+ */
 export function bindTemplate(t: Template, slotToCol: ArrayLike<number>): Template {
-  const ops = Int32Array.from(t.ops);
-  for (let i = 0; i < ops.length; i += 2) if (ops[i] === OP_NUM) ops[i + 1] = slotToCol[ops[i + 1]];
-  return { ops, lit: t.lit, slots: t.slots };
+  const src = t.ops;
+  const out: number[] = [];
+  // literal offset of each LIT op, to see whether the literal after a run starts a new line
+  let lp = 0;
+  for (let i = 0; i < src.length;) {
+    if (src[i] === OP_WS || (src[i] === OP_NUM && slotToCol[src[i + 1]] < 0)) {
+      let j = i;
+      let nums = 0;
+      while (j < src.length && (src[j] === OP_WS || (src[j] === OP_NUM && slotToCol[src[j + 1]] < 0))) {
+        if (src[j] === OP_NUM) nums++;
+        j += 2;
+      }
+      const endsLine = j < src.length && src[j] === OP_LIT && t.lit[lp] === 10;
+      if (nums > 0 && endsLine) {
+        out.push(OP_SKIPLINE, 0);
+        i = j;
+        continue;
+      }
+      for (; i < j; i += 2) out.push(src[i], src[i] === OP_NUM ? -1 : src[i + 1]);
+      continue;
+    }
+    if (src[i] === OP_LIT) {
+      out.push(OP_LIT, src[i + 1]);
+      lp += src[i + 1];
+    } else out.push(OP_NUM, slotToCol[src[i + 1]]);
+    i += 2;
+  }
+  return { ops: Int32Array.from(out), lit: t.lit, slots: t.slots };
 }
 
 /**
@@ -154,6 +187,11 @@ export function match(t: Template, buf: Buffer, len: number, hi: Float64Array, l
       }
       p += n;
       lp += n;
+    } else if (op === OP_SKIPLINE) {
+      // dropped numbers to the end of the line (a LIT starting with '\n' follows)
+      const q = buf.indexOf(10, p);
+      if (q < 0 || q >= len) return false;
+      p = q;
     } else if (op === OP_WS) {
       if (p >= len || !isWs(buf[p])) return false;
       p++;

@@ -304,16 +304,21 @@ function readRates(m: ProbeData['meta']): string | null {
   const rates = m.rates ?? [];
   if (rates.length < 2) return null;
   const what = (reads: string[]): string => {
+    // files by name, with how many of their columns ("net/netstat: 23 columns", "the rest of net/netstat");
     // processes by name: "client stat", "server status, schedstat"
-    const files = reads.filter((x) => !x.startsWith('proc.')).map((x) => x.replace(/^\/proc\//, ''));
+    const file = (x: string): string => {
+      const [f, cols] = x.replace(/^\/proc\//, '').split(': ');
+      if (cols === undefined) return f;
+      return cols === 'the other columns' ? `the rest of ${f}` : `${f} (${cols.split(', ').length} columns)`;
+    };
+    const files = reads.filter((x) => !x.startsWith('proc.')).map(file);
     const procs = reads.filter((x) => x.startsWith('proc.')).map((x) => x.replace(/^proc\.(\S+) \(\/proc\/\d+\/(.*)\)$/, '$1 $2'));
     return [...files, ...procs].join('; ');
   };
   const parts = rates.map((r) => `${r.every === 1 ? 'every sample' : `every ${r.every} samples (${formatNs(r.periodNs)})`}: ${what(r.reads)}`);
   return (
     `Read rates: ${parts.join('. ')}. ` +
-    'A counter read every Nth sample holds its delta over those N samples: the tables and the comparisons spread it evenly over them, ' +
-    'so its rates are over the span of each read (`probe.everyN.dt_ns`).'
+    'A counter read every Nth sample holds its delta over those N samples (`probe.everyN.dt_ns`); the tables and the comparisons spread it evenly over them.'
   );
 }
 

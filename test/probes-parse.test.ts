@@ -32,8 +32,9 @@ function runDir(t: { teardown: (f: () => void) => void }): string {
   return dir;
 }
 
+// every column every sample: the parsers are tested here, the read rates in probes-rates.test.ts
 const sampler = (dir: string, procRoot: string, extra: Partial<Parameters<typeof Sampler.create>[0]> = {}): Promise<Sampler> =>
-  Sampler.create({ runDir: dir, t0: T0, intervalNs: 20e6, procRoot, clkTck: 100, perCpu: true, sources: ALL, ...extra });
+  Sampler.create({ runDir: dir, t0: T0, intervalNs: 20e6, procRoot, clkTck: 100, perCpu: true, sources: ALL, slowPeriodNs: 0, ...extra });
 
 const finish = (s: Sampler): void => {
   s.finish('stop', { meanNs: 0, p50Ns: 0, p99Ns: 0, maxNs: 0, missedSlots: 0 });
@@ -164,7 +165,7 @@ test('values: gauges as read, counters as deltas, fractions of the interval', as
       .readFileSync(path.join(proc, 'softirqs'), 'latin1')
       .replace(/(NET_RX:\s+)(\d+)(\s+)(\d+)/, (_, a, x, b, y) => `${a}${Number(x) + 4}${b}${Number(y) + 6}`),
   );
-  s.sample(s.now(), true); // every source, the slow ones (softirqs) too
+  s.sample(s.now());
   finish(s);
   const d = readProbes(dir);
   t.is(d.rows, 1);
@@ -279,7 +280,7 @@ test('four CPUs: per-CPU columns for each, softirq sums over all', async (t) => 
   t.true(s.columns.index.has('cpu3.steal'));
   t.true(s.columns.index.has('softirq.NET_RX.cpu3'));
   fs.writeFileSync(path.join(proc, 'softirqs'), fs.readFileSync(path.join(proc, 'softirqs'), 'latin1').replace(/(NET_RX:.*) 204$/m, '$1 304'));
-  s.sample(s.now(), true); // softirqs are read every 5th sample: this one reads everything
+  s.sample(s.now());
   finish(s);
   const d = readProbes(dir);
   t.is(d.meta.cpus, 4);

@@ -10,6 +10,8 @@ import { META_FILE, META_SCHEMA, META_VERSION, PROBES_DIR, SAMPLES_FILE, SAMPLES
 import { ownProcessesCpu, readProbes } from '../probes/read.ts';
 import { SampleWriter } from '../probes/sample-writer.ts';
 import { Sampler } from '../probes/sampler.ts';
+import { bindTemplate, match, OP_SKIPLINE, tokenize } from '../probes/template.ts';
+import { DIGITS, readDigits } from '../probes/delta.ts';
 
 // Read rates: a metric read every Nth sample is "not read" in the rows
 // between (never 0), its delta covers the span since its last read, and
@@ -251,10 +253,15 @@ test('sampler on this machine: slow sources every 5th sample, deltas over the sp
         [25, 'probe.every25.dt_ns'],
       ],
     );
-    t.true(meta.rates![0].reads.includes('/proc/net/netstat'));
+    // netstat every sample for the counters the causes read, the rest of it with vmstat every 5th
+    t.true(meta.rates![0].reads.some((r) => r.startsWith('/proc/net/netstat: ') && r.includes('TcpExt.ListenOverflows')));
+    t.true(meta.rates![1].reads.includes('/proc/net/netstat: the other columns'));
     t.true(meta.rates![1].reads.includes('/proc/vmstat'));
     t.true(meta.rates![2].reads.some((r) => r.startsWith('proc.probes ')));
     t.is(meta.columns.find((c) => c.name === 'TcpExt.ListenOverflows')?.every, 1);
+    t.is(meta.columns.find((c) => c.name === 'TcpExt.TCPHPHits')?.every, 5);
+    t.is(meta.columns.find((c) => c.name === 'cpu.steal')?.every, 1);
+    t.is(meta.columns.find((c) => c.name === 'cpu0.steal')?.every, 5);
     t.is(meta.columns.find((c) => c.name === 'vmstat.pgfault')?.every, 5);
     t.is(meta.columns.find((c) => c.name === 'proc.client.utime')?.every, 1);
     t.is(meta.columns.find((c) => c.name === 'proc.client.wait_ns')?.every, 5);
@@ -281,9 +288,10 @@ test('sampler on this machine: slow sources every 5th sample, deltas over the sp
     const sumSpread = [...spreadRows].filter((x) => x === x).reduce((a, b) => a + b, 0);
     t.true(Math.abs(sumRaw - sumSpread) < 1e-6 * Math.max(1, sumRaw), `${sumRaw} vs ${sumSpread}`);
     for (const r of [0, 1, 2, 3, 5, 10, 20, 21]) t.true(Number.isNaN(raw[r]), `pgfault not read in row ${r}`);
-    // a counter read every sample is still read every sample
-    const ctxt = d.raw('stat.ctxt')!;
-    t.true([...ctxt].slice(1).every((x) => x === x));
+    // a column read every sample is still read every sample
+    const idle = d.raw('cpu.idle')!;
+    t.true([...idle].every((x) => x === x));
+    t.is(d.every('cpu.idle'), 1);
     // the probe process's own CPU, from its /proc/PID/stat every 25th sample (and the last)
     const own = ownProcessesCpu(d);
     t.truthy(own);
@@ -304,4 +312,47 @@ test('a recorded run of version 1 (every column every sample) reads as before', 
   const name = d.columns.find((c) => c.kind === 'counter')!.name;
   t.deepEqual([...d.raw(name)!], [...d.get(name)!]);
   t.is(ownProcessesCpu(d), null);
+});
+
+test('template: numbers nobody reads at this rate are skipped to the end of their line, and a changed layout is still caught', (t) => {
+  const text = readFileSync('fixtures/proc/vm-2cpu/net/netstat', 'latin1');
+  const buf = Buffer.from(text, 'latin1');
+  const tok = tokenize(buf, buf.length);
+  // bind one number (TcpExt.ListenOverflows) and drop the rest
+  const names = tok.lines[0].slice(1).map((x) => x.text);
+  const at = names.indexOf('ListenOverflows');
+  const slot = tok.lines[1][1 + at].slot;
+  const cols = new Int32Array(tok.template.slots).fill(-1);
+  cols[slot] = 0;
+  const bound = bindTemplate(tok.template, cols);
+  t.true(
+    Array.from(bound.ops)
+      .filter((_, i) => i % 2 === 0)
+      .includes(OP_SKIPLINE),
+  );
+  const hi = new Float64Array(1);
+  const lo = new Float64Array(1);
+  const ok = new Uint8Array(1);
+  t.true(match(bound, buf, buf.length, hi, lo, ok));
+  t.is(lo[0], Number(tok.lines[1][1 + at].text));
+  // other values in the skipped lines: still a match
+  const moved = Buffer.from(
+    text.replace(/^(IpExt: )(\d+)/m, (_, a: string, v: string) => `${a}${Number(v) + 123456}`),
+    'latin1',
+  );
+  t.true(match(bound, moved, moved.length, hi, lo, ok));
+  // a renamed counter in a header line: the layout changed
+  const renamed = Buffer.from(text.replace('TCPHPHits', 'TCPHPHitz'), 'latin1');
+  t.false(match(bound, renamed, renamed.length, hi, lo, ok));
+  // a new line: the layout changed
+  const longer = Buffer.from(text + 'NewExt: A\nNewExt: 1\n', 'latin1');
+  t.false(match(bound, longer, longer.length, hi, lo, ok));
+});
+
+test('numbers: exact up to 2^64 - 1, on the fast path (up to 15 digits) and past it', (t) => {
+  for (const s of ['0', '7', '4294967295', '4294967296', '999999999999999', '1000000000000000', '9007199254740993', '18446744073709551615']) {
+    const b = Buffer.from(`${s} `);
+    t.is(readDigits(b, 0, b.length), s.length);
+    t.is((BigInt(DIGITS.hi) * 2n ** 32n + BigInt(DIGITS.lo)).toString(), s);
+  }
 });

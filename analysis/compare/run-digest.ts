@@ -7,6 +7,7 @@ import { readProbes } from '../../probes/read.ts';
 import { binOf, binValue, NBINS } from './statistics.ts';
 import { readTransactions } from '../read-run.ts';
 import { totalUs, txnStartNs } from '../summarize.ts';
+import { durationFlag } from '../../lib/run-args.ts';
 
 // One run directory reduced to what a comparison needs, read once and then
 // dropped: its latencies as a sparse histogram of categories (bins of 0.5 %,
@@ -172,18 +173,6 @@ const NOT_SETTINGS = new Set(['port', 'outlierUs']);
 
 const kebab = (s: string): string => s.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
 
-/** A duration in ns in the shortest exact unit: 1ms, 1500us, 2s. */
-export function compactNs(ns: number): string {
-  if (ns === 0) return '0';
-  for (const [u, f] of [
-    ['s', 1e9],
-    ['ms', 1e6],
-    ['us', 1e3],
-  ] as const)
-    if (ns % f === 0) return `${ns / f}${u}`;
-  return `${ns}ns`;
-}
-
 /** A run's configuration as flag-named settings ("backlog" -> "1", "accept-delay" -> "1ms", "sysctl.net.core.somaxconn" -> "16"). */
 export function flattenConfig(config: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};
@@ -197,7 +186,7 @@ export function flattenConfig(config: Record<string, unknown>): Record<string, s
   for (const [k, v] of Object.entries(config)) {
     if (NOT_SETTINGS.has(k) || k === 'lingerSeconds') continue;
     if (k === 'close') put('close', v === 'linger' ? `linger:${String(config.lingerSeconds)}` : v);
-    else if (/Ns$/.test(k) && typeof v === 'number') put(kebab(k.slice(0, -2)), compactNs(v));
+    else if (/Ns$/.test(k) && typeof v === 'number') put(kebab(k.slice(0, -2)), durationFlag(v));
     // in flag syntax, as `sockspike run` and `matrix --vary` take them: fault=syn-drop:5%, sysctl.net.ipv4.tcp_tw_reuse=0
     else if (k === 'sysctl' || k === 'sysctls') {
       // a list of {key, value} (run.json), or a map of key to value

@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { prng } from '../lib/prng.ts';
@@ -9,16 +9,38 @@ import { RecordFile } from '../lib/record-file.ts';
 import { defaultConfig } from '../harness/config.ts';
 import { META_FILE, PROBES_DIR, SAMPLES_FILE, type ProbeColumn, type ProbeMeta } from '../probes/probe-files.ts';
 import { SampleWriter } from '../probes/sample-writer.ts';
+import { BUCKET_NS, BUDGETED, DEFAULT_BUDGET } from '../probes/kernel-events/script.ts';
+import {
+  FLAG_COUNT,
+  FLAG_SERVER_SIDE,
+  KERNEL_EVENTS_FILE,
+  KERNEL_EVENTS_FORMAT,
+  KERNEL_EVENTS_VERSION,
+  kernelEventsBytes,
+  kindCodeOf,
+  type KernelEventsHeader,
+  type KevRecord,
+} from '../probes/kernel-events/events-file.ts';
+import { TCP_STATES } from '../lib/tcp-states.ts';
 import { completeSyntheticManifest, syntheticProbeMeta, writeSyntheticSrv, writeSyntheticTxn, type SyntheticTxn } from '../fixtures/synthetic-records.ts';
 
 // A synthetic run directory, for measuring the analysis (issue 4 "Speed")
 // and for tests: the files a real `sockspike run` writes, in their real
 // formats, with a known answer. Open loop at N / (duration - 2 s) per
-// second; latencies lognormal around 400 us; every Nth transaction an
-// outlier stuck ~1 s in connect (the first SYN retransmission after a
-// listen-queue overflow), with ListenOverflows / ListenDrops in the probe
-// sample covering its start and TCPSynRetrans in the one covering the
-// retransmission; ports cycling 32768..60999; a few resets.
+// second; latencies lognormal around 400 us; probe samples over the run's
+// whole length; every Nth transaction an outlier stuck ~1 s in connect (the
+// first SYN retransmission after a listen-queue overflow), with
+// ListenOverflows / ListenDrops in the probe sample covering its start and
+// TCPSynRetrans in the one covering the retransmission; ports cycling
+// 32768..60999; a few ECONNRESET failures. Shaped like a real client-rst run
+// for the bench (bench/analysis-speed.ts) with `exchangeOutlierEvery` (a
+// second kind of outlier: ~200 ms in the first exchange, a data
+// retransmission after the minimum RTO, with RetransSegs / TCPTimeouts at
+// the retransmission) and `kernelEvents` (close client-rst, and
+// events/kernel-events.bin as the tracer writes it, probes/kernel-events/
+// script.ts: a reset sent by the client and received by the server at every
+// transaction's end, counted per 100 ms, the first 2 of each per 100 ms also
+// recorded one by one, and each outlier's retransmission recorded).
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const FIXTURE = join(HERE, '..', 'fixtures', 'runs', 'backlog1-rst');
@@ -30,6 +52,10 @@ export interface SyntheticOptions {
   intervalMs?: number;
   /** Every Nth transaction (i % N === N - 1) is a ~1 s connect outlier; 0: none. */
   outlierEvery?: number;
+  /** Every Nth transaction (i % N === N / 2 - 1) is a ~200 ms exchange outlier (a data retransmission); 0 (default): none. */
+  exchangeOutlierEvery?: number;
+  /** A client-rst run with events/kernel-events.bin as the tracer writes it (default false: client-fin, no kernel events). */
+  kernelEvents?: boolean;
   /** Every Nth transaction (offset so as never to be an outlier) fails with ECONNRESET; 0: none. Default N / 10 (ten failures). */
   failureEvery?: number;
   seed?: number;
@@ -39,11 +65,17 @@ export interface SyntheticResult {
   dir: string;
   transactions: number;
   outliers: number;
+  /** Of the outliers: ~1 s in connect, ~200 ms in an exchange. */
+  connectOutliers: number;
+  exchangeOutliers: number;
+  /** Kernel events seen (counted), and recorded one by one; 0 without the file. */
+  kernelEvents: number;
+  kernelEventsRecorded: number;
   failures: number;
   serverRecords: number;
   sampleRows: number;
   columns: number;
-  bytes: { transactions: number; server: number; samples: number };
+  bytes: { transactions: number; server: number; samples: number; kernelEvents: number };
 }
 
 const OUTCOME_ECONNRESET = 3;
@@ -60,6 +92,7 @@ export function makeSyntheticRun(dir: string, opts: SyntheticOptions = {}): Synt
   const durationS = opts.durationS ?? 600;
   const intervalNs = (opts.intervalMs ?? 20) * 1e6;
   const outlierEvery = opts.outlierEvery ?? 1000;
+  const rtoEvery = opts.exchangeOutlierEvery ?? 0;
   const failureEvery = opts.failureEvery ?? Math.max(2, Math.floor(N / 10));
   const seed = opts.seed ?? 1;
   const rnd = prng(seed);
@@ -80,10 +113,11 @@ export function makeSyntheticRun(dir: string, opts: SyntheticOptions = {}): Synt
     exchanges: EXCHANGES,
     rate: Math.round(rate * 1000) / 1000,
     outlierUs: 100_000,
+    close: opts.kernelEvents === true ? 'client-rst' : 'client-fin',
     probeIntervalNs: intervalNs,
     seed,
   };
-  const reproduce = `sockspike run --transactions ${N} --rate ${config.rate} --outlier 100ms`;
+  const reproduce = `sockspike run --transactions ${N} --rate ${config.rate}${opts.kernelEvents === true ? ' --close client-rst' : ''} --outlier 100ms`;
   const m = newManifest({
     argv: ['bin/sockspike.js', ...reproduce.split(' ').slice(1)],
     reproduce,
@@ -98,8 +132,12 @@ export function makeSyntheticRun(dir: string, opts: SyntheticOptions = {}): Synt
   const txn = new RecordFile(join(dir, FILES.transactions), TXN_MAGIC, L.size, EXCHANGES);
   const srv = new RecordFile(join(dir, FILES.server), SRV_MAGIC, SRV.size, 0);
   const outlierStarts: number[] = [];
+  /** Data retransmissions of the exchange outliers, ns since t0. */
+  const rtoAt: number[] = [];
+  const kev = opts.kernelEvents !== true ? null : new SyntheticKernelEvents(config.port, Number(m.t0Ns));
   const pending: Rec[] = [];
   let outliers = 0;
+  let exchangeOutliers = 0;
   let failures = 0;
   let lastEndNs = 0;
   const gauss = (): number => {
@@ -107,23 +145,43 @@ export function makeSyntheticRun(dir: string, opts: SyntheticOptions = {}): Synt
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rnd());
   };
   const lognormal = (medianUs: number, sigma: number): number => medianUs * Math.exp(sigma * gauss());
+  // in the order they ended, as the client records them; a client-rst connection ends with a reset, which
+  // the tracer records one by one only within its budget per 100 ms, in time order
+  const emit = (r: Rec): void => {
+    writeSyntheticTxn(txn, L, r, PAYLOAD);
+    writeSyntheticSrv(srv, r, PAYLOAD);
+    kev?.reset(r.endNs, r.port);
+  };
 
   for (let i = 0; i < N; i++) {
     const intendedNs = firstNs + i * stepNs;
     const lateUs = 2 + rnd() * 20;
     const total = lognormal(400, 0.25);
     const isOutlier = outlierEvery > 0 && i % outlierEvery === outlierEvery - 1;
-    const isFailure = !isOutlier && failureEvery > 0 && i % failureEvery === Math.floor(failureEvery / 2);
+    const isRto = rtoEvery > 1 && i % rtoEvery === Math.floor(rtoEvery / 2) - 1;
+    const isFailure = !isOutlier && !isRto && failureEvery > 0 && i % failureEvery === Math.floor(failureEvery / 2);
+    const startNs = intendedNs + lateUs * 1e3;
+    const port = PORT_LO + (i % PORT_SPAN);
     let connectUs = total * (0.25 + 0.05 * rnd());
     if (isOutlier) {
       connectUs += 1_000_000 + lognormal(300, 0.3); // SYN dropped, retransmitted after 1 s
       outliers++;
-      outlierStarts.push(intendedNs + lateUs * 1e3);
+      outlierStarts.push(startNs);
+      kev?.retransmit(startNs + 1e9, port, SYN_SENT);
     }
     const rest = total - total * 0.25;
-    const ex1 = connectUs + rest * 0.4;
-    const ex2 = connectUs + rest * 0.8;
-    const endUs = connectUs + rest;
+    // a request segment lost: resent after the minimum RTO (200 ms)
+    const stall = isRto ? 200_000 + lognormal(300, 0.3) : 0;
+    if (isRto) {
+      outliers++;
+      exchangeOutliers++;
+      const at = startNs + (connectUs + rest * 0.1) * 1e3 + 200e6;
+      rtoAt.push(at);
+      kev?.retransmit(at, port, ESTABLISHED);
+    }
+    const ex1 = connectUs + rest * 0.4 + stall;
+    const ex2 = connectUs + rest * 0.8 + stall;
+    const endUs = connectUs + rest + stall;
     const r: Rec = {
       intendedNs,
       lateUs,
@@ -131,7 +189,7 @@ export function makeSyntheticRun(dir: string, opts: SyntheticOptions = {}): Synt
       ex: [isFailure ? NaN : ex1, isFailure ? NaN : ex2],
       accepted: true,
       endUs: isFailure ? connectUs + rest * 0.3 : endUs,
-      port: PORT_LO + (i % PORT_SPAN),
+      port,
       worker: i % 256,
       outcome: isFailure ? OUTCOME_ECONNRESET : OUTCOME_OK,
       retrans: isOutlier ? 1 : 0,
@@ -141,31 +199,38 @@ export function makeSyntheticRun(dir: string, opts: SyntheticOptions = {}): Synt
     r.endNs = intendedNs + (lateUs + r.endUs) * 1e3;
     while (pending.length > 0 && pending[0].endNs <= r.endNs) {
       const p = pending.shift()!;
-      writeSyntheticTxn(txn, L, p, PAYLOAD);
-      writeSyntheticSrv(srv, p, PAYLOAD);
+      emit(p);
     }
     if (isOutlier) {
       pending.push(r);
       pending.sort((a, b) => a.endNs - b.endNs);
     } else {
-      writeSyntheticTxn(txn, L, r, PAYLOAD);
-      writeSyntheticSrv(srv, r, PAYLOAD);
+      emit(r);
     }
     if (r.endNs > lastEndNs) lastEndNs = r.endNs;
   }
   for (const p of pending) {
-    writeSyntheticTxn(txn, L, p, PAYLOAD);
-    writeSyntheticSrv(srv, p, PAYLOAD);
+    emit(p);
     if (p.endNs > lastEndNs) lastEndNs = p.endNs;
   }
   txn.close();
   srv.close();
 
   const sampleRows = Math.round((durationS * 1e9) / intervalNs);
-  const probes = writeProbes(dir, m.t0Ns, intervalNs, sampleRows, N, firstNs, stepNs, outlierStarts, rnd);
+  const probes = writeProbes(dir, m.t0Ns, intervalNs, sampleRows, N, firstNs, stepNs, outlierStarts, rtoAt, rnd);
+  const kevBytes = kev === null ? 0 : kev.write(dir, m.t0Ns, lastEndNs);
 
   completeSyntheticManifest(m, { firstNs, lastEndNs, attempted: N, samples: sampleRows, why: 'synthetic run', overheadPct: 4 });
-  m.notes = [`synthetic run written by bench/synthetic-run.ts (seed ${seed}): ${outliers} planted connect outliers of ~1 s, ${failures} resets`];
+  if (kev !== null && m.probes !== undefined) {
+    m.probes.kernelEvents = kev.total;
+    m.probes.kernelEventsByKind = kev.byKind();
+    m.probes.kernelEventsRecorded = kev.recorded;
+    m.probes.skipped = m.probes.skipped.filter((k) => !/kernel events/.test(k.probe));
+  }
+  m.notes = [
+    `synthetic run written by bench/synthetic-run.ts (seed ${seed}): ${outliers - exchangeOutliers} planted connect outliers of ~1 s, ` +
+      `${exchangeOutliers} exchange outliers of ~200 ms, ${failures} resets`,
+  ];
   writeJson(join(dir, FILES.manifest), m);
   const envSrc = join(FIXTURE, FILES.environment);
   if (existsSync(envSrc)) copyFileSync(envSrc, join(dir, FILES.environment));
@@ -174,15 +239,111 @@ export function makeSyntheticRun(dir: string, opts: SyntheticOptions = {}): Synt
     dir,
     transactions: N,
     outliers,
+    connectOutliers: outliers - exchangeOutliers,
+    exchangeOutliers,
+    kernelEvents: kev?.total ?? 0,
+    kernelEventsRecorded: kev?.recorded ?? 0,
     failures,
     serverRecords: srv.count,
     sampleRows,
     columns: probes.columns,
-    bytes: { transactions: 16 + N * L.size, server: 16 + srv.count * SRV.size, samples: probes.bytes },
+    bytes: { transactions: 16 + N * L.size, server: 16 + srv.count * SRV.size, samples: probes.bytes, kernelEvents: kevBytes },
   };
 }
 
 type Rec = SyntheticTxn & { endNs: number };
+
+const SYN_SENT = TCP_STATES.indexOf('SYN_SENT');
+const ESTABLISHED = TCP_STATES.indexOf('ESTABLISHED');
+const CLOSE = TCP_STATES.indexOf('CLOSE');
+const K_RETRANSMIT = kindCodeOf('retransmit');
+const K_SEND_RESET = kindCodeOf('send-reset');
+const K_RECEIVE_RESET = kindCodeOf('receive-reset');
+
+/**
+ * Kernel events as the tracer writes them for a client-rst run: resets
+ * counted per 100 ms bucket (the first BUDGET of each key in a bucket also
+ * recorded one by one), retransmissions recorded. Times are ns since t0; the
+ * buckets are aligned on the absolute clock, as bpftrace's are.
+ */
+class SyntheticKernelEvents {
+  private readonly records: KevRecord[] = [];
+  /** Per bucket (absolute index): client resets sent, server resets received. */
+  private readonly counts = new Map<number, number>();
+  recorded = 0;
+  total = 0;
+  private retransmits = 0;
+  constructor(
+    private readonly serverPort: number,
+    /** The run's t0, CLOCK_MONOTONIC ns. */
+    private readonly t0: number,
+  ) {}
+
+  retransmit(tNs: number, port: number, state: number): void {
+    this.records.push({ tNs, sport: port, dport: this.serverPort, kind: K_RETRANSMIT, flags: 0, a: state, b: 0, reason: -1, count: 1 });
+    this.recorded++;
+    this.retransmits++;
+    this.total++;
+  }
+
+  reset(tNs: number, port: number): void {
+    const b = Math.floor((this.t0 + tNs) / BUCKET_NS);
+    const n = (this.counts.get(b) ?? 0) + 1;
+    this.counts.set(b, n);
+    this.total += 2;
+    if (n > DEFAULT_BUDGET) return;
+    this.records.push({ tNs, sport: port, dport: this.serverPort, kind: K_SEND_RESET, flags: 0, a: CLOSE, b: 0, reason: -1, count: 1 });
+    this.records.push({
+      tNs: tNs + 20_000,
+      sport: this.serverPort,
+      dport: port,
+      kind: K_RECEIVE_RESET,
+      flags: FLAG_SERVER_SIDE,
+      a: 0,
+      b: 0,
+      reason: -1,
+      count: 1,
+    });
+    this.recorded += 2;
+  }
+
+  byKind(): Record<string, number> {
+    const resets = (this.total - this.retransmits) / 2;
+    return { 'send-reset': resets, 'receive-reset': resets, ...(this.retransmits > 0 ? { retransmit: this.retransmits } : {}) };
+  }
+
+  write(dir: string, t0Ns: string, endNs: number): number {
+    const out = [...this.records];
+    for (const [b, n] of this.counts) {
+      const tNs = b * BUCKET_NS - this.t0;
+      out.push({ tNs, sport: 0, dport: 0, kind: K_SEND_RESET, flags: FLAG_COUNT, a: CLOSE, b: 0, reason: -1, count: n });
+      out.push({ tNs, sport: 0, dport: 0, kind: K_RECEIVE_RESET, flags: FLAG_COUNT | FLAG_SERVER_SIDE, a: 0, b: 0, reason: -1, count: n });
+    }
+    const header: KernelEventsHeader = {
+      format: KERNEL_EVENTS_FORMAT,
+      version: KERNEL_EVENTS_VERSION,
+      t0Ns,
+      ports: [this.serverPort],
+      netns: null,
+      bpftrace: 'synthetic',
+      kernel: 'synthetic',
+      states: 'off',
+      probes: ['tcp:tcp_retransmit_skb', 'tcp:tcp_send_reset', 'tcp:tcp_receive_reset'],
+      skipped: [],
+      startupMs: 0,
+      attachedNs: 0,
+      notes: ['synthetic kernel events (bench/synthetic-run.ts)'],
+      bucketNs: BUCKET_NS,
+      budget: DEFAULT_BUDGET,
+      budgeted: [...BUDGETED],
+      reasons: {},
+    };
+    mkdirSync(join(dir, 'events'), { recursive: true });
+    const bytes = kernelEventsBytes(header, out, endNs);
+    writeFileSync(join(dir, KERNEL_EVENTS_FILE), bytes);
+    return bytes.length;
+  }
+}
 
 /** How a column's value is made up per row. */
 const enum Gen {
@@ -192,6 +353,8 @@ const enum Gen {
   Gauge,
   Overflow, // ListenOverflows / ListenDrops: 1 in the row covering an outlier's start
   SynRetrans, // 1 in the row covering an outlier's retransmission (+1 s)
+  Rto, // 1 in the row covering an exchange outlier's retransmission (+200 ms)
+  AnyRetrans, // both
 }
 
 function fixtureColumns(): ProbeColumn[] {
@@ -225,6 +388,7 @@ function writeProbes(
   firstNs: number,
   stepNs: number,
   outlierStarts: number[],
+  rtoAt: number[],
   rnd: () => number,
 ): { columns: number; bytes: number } {
   const columns = fixtureColumns();
@@ -235,7 +399,9 @@ function writeProbes(
     const c = columns[k];
     const n = c.name;
     if (n === 'TcpExt.ListenOverflows' || n === 'TcpExt.ListenDrops') gen[k] = Gen.Overflow;
-    else if (n === 'TcpExt.TCPSynRetrans' || n === 'Tcp.RetransSegs') gen[k] = Gen.SynRetrans;
+    else if (n === 'TcpExt.TCPSynRetrans') gen[k] = Gen.SynRetrans;
+    else if (n === 'Tcp.RetransSegs') gen[k] = Gen.AnyRetrans;
+    else if (n === 'TcpExt.TCPTimeouts') gen[k] = Gen.Rto;
     else if (c.kind === 'fraction') {
       gen[k] = Gen.CpuFraction;
       scale[k] = /\.idle$/.test(n) ? 0.5 : /\.(user|system)$/.test(n) ? 0.2 : /\.softirq$/.test(n) ? 0.05 : /\.(utime|stime)$/.test(n) ? 0.15 : 0;
@@ -274,11 +440,16 @@ function writeProbes(
   const rowOf = (ns: number): number => Math.ceil((ns - 0.5e9) / intervalNs);
   const overflowAt = new Uint16Array(rows);
   const retransAt = new Uint16Array(rows);
+  const rtoRow = new Uint16Array(rows);
   for (const s of outlierStarts) {
     const a = rowOf(s);
     const b = rowOf(s + 1e9);
     if (a >= 0 && a < rows) overflowAt[a]++;
     if (b >= 0 && b < rows) retransAt[b]++;
+  }
+  for (const t of rtoAt) {
+    const r = rowOf(t);
+    if (r >= 0 && r < rows) rtoRow[r]++;
   }
 
   const w = new SampleWriter(join(dir, PROBES_DIR, SAMPLES_FILE));
@@ -311,6 +482,12 @@ function writeProbes(
           break;
         case Gen.SynRetrans:
           v = retransAt[r];
+          break;
+        case Gen.Rto:
+          v = rtoRow[r];
+          break;
+        case Gen.AnyRetrans:
+          v = retransAt[r] + rtoRow[r];
           break;
       }
       if (r === 0 && columns[k].kind === 'counter') v = NaN;

@@ -11,6 +11,7 @@ import {
   META_VERSION,
   PROBES_DIR,
   ROW_HEADER_BYTES,
+  SAMPLES_FILE,
   SAMPLES_MAGIC,
   SELF_ELD,
   SELF_GC,
@@ -123,6 +124,33 @@ function readMeta(runDir: string): ProbeMeta {
 
 /** Read a run's probe samples and stall-monitor files. UserError on a missing or corrupt file. */
 export function readProbes(runDir: string): ProbeData {
+  // The analysis and then the report's pictures and sections read the same
+  // run in one process: decode it once (readers never write into ProbeData).
+  const key = probesKey(runDir);
+  if (lastProbes !== null && key !== null && lastProbes.key === key) return lastProbes.data;
+  const data = readProbesNow(runDir);
+  lastProbes = key === null ? null : { key, data };
+  return data;
+}
+
+let lastProbes: { key: string; data: ProbeData } | null = null;
+
+/** The identity of a run's probe files (meta.json, samples.bin, the folder's listing), or null when one cannot be seen. */
+function probesKey(runDir: string): string | null {
+  const dir = path.join(runDir, PROBES_DIR);
+  const parts: string[] = [];
+  for (const p of [dir, path.join(dir, META_FILE), path.join(dir, SAMPLES_FILE)]) {
+    try {
+      const st = fs.statSync(p);
+      parts.push(`${p}:${st.size}:${st.mtimeMs}:${st.ino}`);
+    } catch {
+      return null;
+    }
+  }
+  return parts.join('|');
+}
+
+function readProbesNow(runDir: string): ProbeData {
   const meta = readMeta(runDir);
   const file = path.join(runDir, PROBES_DIR, meta.samples.file);
   let buf: Buffer;

@@ -45,3 +45,39 @@ test('synthetic run (10 000 transactions, 30 s of 20 ms samples): analysed, coun
   t.regex(md, /SYN retransmission #1/);
   t.true(existsSync(join(dir, 'summary.json')));
 });
+
+test('synthetic client-rst run with kernel events as the tracer stores them: SYN and data retransmits joined, resets estimated from the counts', (t) => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'sockspike-synthetic-')), 'run');
+  t.teardown(() => rmSync(dirname(dir), { recursive: true, force: true }));
+  const r = makeSyntheticRun(dir, {
+    transactions: 20_000,
+    durationS: 30,
+    intervalMs: 20,
+    outlierEvery: 1000,
+    exchangeOutlierEvery: 1000,
+    kernelEvents: true,
+    seed: 7,
+  });
+  t.is(r.connectOutliers, 20);
+  t.is(r.exchangeOutliers, 20);
+  t.is(r.kernelEvents, 2 * 20_000 + 40, 'a reset each way per transaction, a retransmit per outlier');
+  t.true(r.kernelEventsRecorded < r.kernelEvents / 5, `${r.kernelEventsRecorded} recorded one by one`);
+
+  const s = analyzeRun(dir, { outlierUs: 100_000 });
+  t.is(s.outliers.count, 40);
+  const modes = s.outliers.modes ?? [];
+  t.true(
+    modes.some((m) => m.timer === 'syn-retransmit-1' && m.count === 20) && modes.some((m) => m.timer?.startsWith('rto') && m.count === 20),
+    JSON.stringify(modes),
+  );
+  const causes = s.causes ?? [];
+  const ev = (id: string): string => causes.find((c) => c.id === id)?.evidence.find((e) => e.startsWith('kernel events:')) ?? `(no ${id})`;
+  t.regex(ev('accept-queue-overflow'), /^kernel events: 20 of 40 outlier connections retransmitted their SYN/);
+  t.regex(ev('data-retransmit'), /^kernel events: 20 of 40 outlier connections had a data\/FIN retransmit/);
+  // every connection was reset, most of them only counted in the kernel: the outliers' resets are estimated, and all had one
+  t.regex(
+    ev('abortive-close-reset'),
+    /^kernel events: 40 of 40 outlier connections saw a reset \(\d+ of them estimated: for \d+, resets came with every connection/,
+  );
+  t.regex(writeReport(dir), /recorded one by one, the rest counted in the kernel per 100 ms/);
+});

@@ -424,6 +424,40 @@ export interface KevRecord {
   count: number;
 }
 
+function headerBytes(header: KernelEventsHeader): Buffer {
+  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const head = Buffer.alloc(12);
+  head.write(KERNEL_EVENTS_MAGIC, 0, 'latin1');
+  head.writeUInt32LE(json.length, 8);
+  return Buffer.concat([head, json]);
+}
+
+function putRecord(b: Buffer, o: number, r: KevRecord): void {
+  b.writeDoubleLE(r.tNs, o);
+  b.writeUInt16LE(r.sport & 0xffff, o + 8);
+  b.writeUInt16LE(r.dport & 0xffff, o + 10);
+  b[o + 12] = r.kind;
+  b[o + 13] = r.flags;
+  b[o + 14] = r.a & 0xff;
+  b[o + 15] = r.b & 0xff;
+  b.writeInt32LE(Math.max(-1, Math.min(0x7fffffff, r.reason)), o + 16);
+  b.writeUInt32LE(Math.max(0, Math.min(0xffffffff, r.count)), o + 20);
+}
+
+/** A whole events file in memory (generated runs: the bench, fixtures), the end record included. */
+export function kernelEventsBytes(header: KernelEventsHeader, records: KevRecord[], endNs: number, lost = 0): Buffer {
+  const head = headerBytes(header);
+  const out = Buffer.alloc(head.length + (records.length + 1) * KEV_RECORD);
+  head.copy(out, 0);
+  let o = head.length;
+  for (const r of records) {
+    putRecord(out, o, r);
+    o += KEV_RECORD;
+  }
+  putRecord(out, o, { tNs: endNs, sport: 0, dport: 0, kind: 0, flags: 0, a: 0, b: 0, reason: -1, count: lost });
+  return out;
+}
+
 /** Writes events/kernel-events.bin: the header at once, records as they come, the end record at close. */
 export class KernelEventsWriter {
   private readonly out: WriteStream;
@@ -435,27 +469,13 @@ export class KernelEventsWriter {
     header: KernelEventsHeader,
   ) {
     this.out = createWriteStream(path);
-    const json = Buffer.from(JSON.stringify(header), 'utf8');
-    const head = Buffer.alloc(12);
-    head.write(KERNEL_EVENTS_MAGIC, 0, 'latin1');
-    head.writeUInt32LE(json.length, 8);
-    this.out.write(Buffer.concat([head, json]));
+    this.out.write(headerBytes(header));
     this.page = Buffer.alloc(256 * KEV_RECORD);
   }
 
   add(r: KevRecord): void {
     if (this.used + KEV_RECORD > this.page.length) this.flush();
-    const b = this.page;
-    const o = this.used;
-    b.writeDoubleLE(r.tNs, o);
-    b.writeUInt16LE(r.sport & 0xffff, o + 8);
-    b.writeUInt16LE(r.dport & 0xffff, o + 10);
-    b[o + 12] = r.kind;
-    b[o + 13] = r.flags;
-    b[o + 14] = r.a & 0xff;
-    b[o + 15] = r.b & 0xff;
-    b.writeInt32LE(Math.max(-1, Math.min(0x7fffffff, r.reason)), o + 16);
-    b.writeUInt32LE(Math.max(0, Math.min(0xffffffff, r.count)), o + 20);
+    putRecord(this.page, this.used, r);
     this.used += KEV_RECORD;
   }
 

@@ -258,7 +258,7 @@ function readBinary(file: string): KernelEventsRead {
   const buf = readFileSync(file);
   const damaged = (what: string): UserError => new UserError(`${file}: damaged kernel-events file (${what})`);
   if (buf.length < 12 || buf.toString('latin1', 0, 8) !== KERNEL_EVENTS_MAGIC) {
-    if (buf.length >= 8 && buf.toString('latin1', 0, 7) === KERNEL_EVENTS_MAGIC.slice(0, 7))
+    if (buf.length >= 8 && buf.toString('latin1', 0, 7) === KERNEL_EVENTS_MAGIC.slice(0, 7) && buf[7] >= 0x30 && buf[7] <= 0x39)
       throw new UserError(`${file}: format version ${buf.toString('latin1', 7, 8)} is not one this sockspike reads (${KERNEL_EVENTS_VERSION})`);
     throw damaged(buf.length < 12 ? 'shorter than its header' : `not a sockspike kernel-events file: magic ${JSON.stringify(buf.toString('latin1', 0, 8))}`);
   }

@@ -390,7 +390,7 @@ function environmentShape(v: unknown): string | null {
   return null;
 }
 
-/** The report's environment section: a compact table, then the sysctls. */
+/** The report's environment section: a compact table, then the sysctls (folded). */
 export function formatEnvironment(env: Environment, opts: FormatOptions = {}): string {
   const o = env.os;
   const c = env.cpu;
@@ -425,10 +425,13 @@ export function formatEnvironment(env: Environment, opts: FormatOptions = {}): s
     ['Network namespace', env.netns ?? 'host'],
   ];
   const lines = ['## Environment', '', '| | |', '|---|---|', ...rows.map(([k, val]) => `| ${k} | ${cell(val)} |`), ''];
-  lines.push(`### TCP sysctls (${env.netns ? `in network namespace ${env.netns}` : 'host'})`, '', '| sysctl | value |', '|---|---|');
+  // the sysctls folded (<details>, blank lines around the Markdown inside): a ticket's reader opens them when needed
+  const n = Object.keys(env.sysctls).length;
+  lines.push(`### TCP sysctls (${env.netns ? `in network namespace ${env.netns}` : 'host'})`, '');
+  lines.push('<details>', `<summary>${n} TCP sysctls as the run found them</summary>`, '', '| sysctl | value |', '|---|---|');
   const hostWide = new Set(env.sysctlsHostWide);
   for (const [k, val] of Object.entries(env.sysctls)) lines.push(`| ${k} | ${cell(val)}${hostWide.has(k) ? ' (host-wide)' : ''} |`);
-  lines.push('');
+  lines.push('', '</details>', '');
   if (env.sysctlsAbsent.length) lines.push(`Absent on this kernel: ${env.sysctlsAbsent.join(', ')}.`, '');
   if (env.missing.length) lines.push('Not read:', '', ...env.missing.map((m) => `- ${m}`), '');
   return lines.join('\n');

@@ -96,7 +96,7 @@ export function buildLatencySpec(summary: Summary): vegaLite.TopLevelSpec | null
         },
         {
           data: { name: 'threshold' },
-          mark: { type: 'text', color: '#e4572e', align: 'left', baseline: 'bottom', dx: 4, dy: -2, fontSize: 11, x: 0 },
+          mark: { type: 'text', color: '#e4572e', align: 'left', baseline: 'bottom', dx: 4, dy: -2, fontSize: 12, x: 0 },
           encoding: { y: { field: 'ms', type: 'quantitative' }, text: { field: 'label' } },
         },
       );

@@ -1,7 +1,7 @@
 import { formatCount, formatNs, formatPercent, formatSeconds } from '../lib/format.ts';
 import { UserError } from '../lib/errors.ts';
 import { ownProcessesCpu, readProbes, type ProbeData, type StallMonitorData } from '../probes/read.ts';
-import { table } from './markdown.ts';
+import { details, fitTable, table } from './markdown.ts';
 
 // The report's system-state section, from the probe files alone: a timeline
 // on the run's time axis (CPU breakdown, pressure, the key counters that
@@ -51,6 +51,8 @@ const KEY_COUNTERS = [
 ];
 const TIMELINE_COUNTERS = 6;
 const MOVED_ROWS = 40;
+/** Counters that moved shown in the report's text; the rest up to MOVED_ROWS folded. */
+const MOVED_SHOWN = 8;
 
 const short = (name: string): string => (name === 'TcpExt.TW' ? name : name.replace(/^(TcpExt|Tcp|IpExt|Ip|vmstat)\./, ''));
 const pct1 = (x: number): string => (Number.isFinite(x) ? (100 * x).toFixed(1) : '-');
@@ -170,13 +172,21 @@ function timeline(d: ProbeData, opts: ProbeSectionOptions, moved: string[]): str
       // a mark at the origin itself is the load's (a sample at the origin is start-up's)
       if (h >= covered && h <= d.t[d.rows - 1] + width) marks[startup === 1 && h >= first ? Math.max(1, bucketOf(h)) : bucketOf(h)]++;
     }
-    head.push('marked');
+    // first: on a narrow page the marks are what a reader looks for
+    head.unshift('marked');
   }
   const rows = starts.map((s, b) => {
     const row = [b < startup ? 'start-up' : formatSeconds(s - (origin ?? 0), width < 1e9 ? 2 : 0), ...cols.map((f) => f(b))];
-    if (marks) row.push(marks[b] > 0 ? `◀ ${marks[b]}` : '');
+    if (marks) row.unshift(marks[b] > 0 ? `◀ ${marks[b]}` : '');
     return row;
   });
+  // split to fit a code host's page, each part led by the marks and the time
+  const tables = fitTable(
+    head,
+    rows,
+    head.map((h) => (h === 'marked' || h === 'time' ? 'l' : 'r')),
+    marks ? 2 : 1,
+  );
   const lines = [
     (origin === undefined
       ? `Each row covers ${formatNs(width)} from the time shown (run time, since t0). `
@@ -185,11 +195,13 @@ function timeline(d: ProbeData, opts: ProbeSectionOptions, moved: string[]): str
       `CPU columns are shares of all ${d.meta.cpus} CPUs; ` +
       `psi is the share of time some task stalled (/proc/pressure); counters are sums over the row; ` +
       `"TIME_WAIT max" the most sockets in TIME_WAIT (/proc/net/sockstat), "accept q max" the deepest accept queue seen.`,
-    '',
-    table(head, rows),
   ];
   if (marks) lines.push('', `◀ n: n of the ${opts.highlightNs?.length} marked times (outliers) fall in that row.`);
-  return lines.join('\n');
+  const what =
+    `The system timeline as ${tables.length > 1 ? `${tables.length} tables` : 'a table'}: ${formatCount(rows.length)} rows of ${formatNs(width)}` +
+    (marks ? ', ◀ marks the rows with outliers' : '') +
+    ' (the timeline picture shows the same)';
+  return details(what, [...lines, '', tables.join('\n\n')].join('\n'));
 }
 
 function selfCheck(d: ProbeData): string {
@@ -296,7 +308,8 @@ function processes(d: ProbeData, originNs: number): string | null {
   });
   // figures right-aligned between the process and its note
   const align = ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'] as const;
-  return table(['process', 'pid', 'CPU %', 'peak %', 'voluntary cs', 'involuntary cs', 'run-queue wait', 'max wait / read', ''], rows, [...align]);
+  // short headers, to fit a code host's page (the note under the table says what they are)
+  return table(['process', 'pid', 'CPU %', 'peak %', 'vol. cs', 'invol. cs', 'run-queue wait', 'max wait', ''], rows, [...align]);
 }
 
 /** What was read at which rate (meta.json rates), in one or two lines; null when everything was read every sample. */
@@ -400,17 +413,28 @@ export function renderProbeSection(runDir: string, opts: ProbeSectionOptions = {
     out.push('', '### Counters that moved', '');
     if (movedNames.length === 0) out.push('No counter moved during the run.');
     else {
-      out.push(
+      // the counters that name known causes (and the busiest) in sight, the full list folded
+      const counterTable = (names: string[]): string =>
         table(
           ['counter', 'total', 'peak /s', 'samples'],
-          movedNames.slice(0, MOVED_ROWS).map((n) => {
+          names.map((n) => {
             const s = stats.get(n) as { total: number; peakPerS: number; moved: number };
             return [n, formatCount(s.total), formatCount(s.peakPerS), formatCount(s.moved)];
           }),
           ['l', 'r', 'r', 'r'],
-        ),
-      );
-      if (movedNames.length > MOVED_ROWS) out.push('', `… and ${movedNames.length - MOVED_ROWS} more (sockspike export DIR --what probes).`);
+        );
+      const shown = Math.max(Math.min(keyMoved.length, MOVED_ROWS), Math.min(movedNames.length, MOVED_SHOWN));
+      out.push(counterTable(movedNames.slice(0, shown)));
+      const rest = movedNames.slice(shown, MOVED_ROWS);
+      if (rest.length > 0)
+        out.push(
+          '',
+          details(
+            `${formatCount(movedNames.length - shown)} more counters that moved`,
+            counterTable(rest) +
+              (movedNames.length > MOVED_ROWS ? `\n\n… and ${movedNames.length - MOVED_ROWS} more (sockspike export DIR --what probes).` : ''),
+          ),
+        );
     }
     const sock = sockets(d);
     if (sock) out.push('', '### Sockets', '', sock);
@@ -423,8 +447,8 @@ export function renderProbeSection(runDir: string, opts: ProbeSectionOptions = {
         procs,
         '',
         `CPU % is of one core, from /proc/PID/stat: the whole process, so threads can take it past 100 % (at most ${d.meta.cpus * 100} % on ${d.meta.cpus} CPUs). ` +
-          `Peak % is the busiest ${formatNs(PEAK_WINDOW_NS)} (one sample holds whole 10 ms ticks, too coarse to show alone). Context switches and run-queue wait (time runnable ` +
-          'but not running) are of the main thread, i.e. the event loop.',
+          `Peak % is the busiest ${formatNs(PEAK_WINDOW_NS)} (one sample holds whole 10 ms ticks, too coarse to show alone). Voluntary and involuntary context switches (cs) and run-queue wait (time runnable ` +
+          'but not running; max wait: the most in one read) are of the main thread, i.e. the event loop.',
       );
     }
   }

@@ -8,7 +8,7 @@ import { TXN_FLAG_REUSED } from '../lib/records.ts';
 import { loadStartNs, readManifest, readServer, readTransactions, type TxnColumns } from '../analysis/read-run.ts';
 import { joinServer } from '../analysis/joins/server.ts';
 import { totalUs } from '../analysis/summarize.ts';
-import { code, table } from './markdown.ts';
+import { code, details, table } from './markdown.ts';
 import { renderProbeSection } from './probe-section.ts';
 import { kernelSection } from './kernel-section.ts';
 import { redactText } from './redact.ts';
@@ -26,6 +26,8 @@ import { hostCounters, hostCountersLine } from './host-counters.ts';
 // to reproduce it. Built from the run directory alone.
 
 const SLOWEST = 10;
+/** Metrics of "System state around the outliers" shown; the rest folded. */
+const METRICS_SHOWN = 8;
 
 export interface ReportOptions {
   /** Replace the host name and non-loopback addresses (a report for a ticket). */
@@ -84,10 +86,10 @@ export function renderReport(
 ): string {
   if (m.files.transactions.length === 0) return renderProbeOnly(m, extra);
   const out: string[] = [];
+  // what a ticket needs first: the verdict with the key figures, then the
+  // picture; the evidence after, long tables folded or left to the files
   out.push(`# sockspike run report`, '');
   out.push(verdict(m, s, c, verdictNotes), '');
-  out.push('## Outcomes', '', outcomes(s), '');
-  out.push('## Latency', '', latency(s, m.config), '');
   if (timeline !== null)
     out.push(
       '## Timeline',
@@ -98,7 +100,9 @@ export function renderReport(
         `Every outlier and failure is drawn; normal transactions are thinned on long runs. The tables under "System state" below hold the same numbers.`,
       '',
     );
+  out.push('## Latency', '', latency(s, m.config), '');
   if (latencyPicture !== null) out.push('![Latency distribution: latency by percentile, with the outlier threshold](' + latencyPicture + ')', '');
+  out.push('## Outcomes', '', outcomes(s), '');
   if (s.outliers.count > 0 && s.outliers.modes !== undefined) out.push('## Outliers: modes and phases', '', outlierShape(s), '');
   const likely = likelyCause(s, loadStartNs(m, c));
   if (likely !== null) out.push('## Likely cause', '', likely, '');
@@ -312,14 +316,13 @@ function hdr(s: Summary): string {
   if (s.latencyUs.total.count === 0) return 'No successful transaction.';
   const h = decodeFromCompressedBase64(s.hdr.total, 32, false);
   const dist = h.outputPercentileDistribution(5, 1);
+  // folded: the percentiles that matter are in the latency table, the whole histogram is also in summary.json (hdr.total)
   return [
-    'Total latency of successful transactions, microseconds:',
+    `Total latency of successful transactions, microseconds; also in \`${FILES.summary}\` (\`hdr.total\`).`,
     '',
-    code(dist),
+    details('Percentile distribution', code(dist)),
     '',
-    'Compressed HdrHistogram (base64; decode with any HdrHistogram library, values in microseconds):',
-    '',
-    code(s.hdr.total),
+    details('Compressed HdrHistogram (base64; decode with any HdrHistogram library, values in microseconds)', code(s.hdr.total)),
   ].join('\n');
 }
 
@@ -479,25 +482,29 @@ function systemStateSection(st: NonNullable<Summary['systemState']>): string {
     st.window === 'span'
       ? 'the probe samples each outlier overlaps, plus the one before it started'
       : "the samples at each outlier's start (and the one before) and at its end (outliers covered the whole load, leaving no normal time to compare with)";
-  const head = `Every probe metric in ${how} (${formatCount(st.rows.outlier)} samples) against the rest of the load (${formatCount(st.rows.normal)} samples): rank-sum test, Benjamini-Hochberg q < 0.01, strongest effect first (Cliff's delta, -1..1). Samples are a time series, so read q as a filter and the counts as the evidence.`;
+  const head = `Every probe metric in ${how} (${formatCount(st.rows.outlier)} samples) against the rest of the load (${formatCount(st.rows.normal)} samples): rank-sum test, Benjamini-Hochberg q < 0.01, strongest effect first (Cliff's delta, -1..1). Samples are a time series, so read q as a filter and the counts as the evidence. A counter shows its total over those samples, a gauge its median.`;
   if (st.metrics.length === 0) return `${head}\n\nNo metric differed significantly between outlier windows and normal ones.`;
   const v = (x: number): string => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(2));
-  return [
-    head,
-    '',
+  // five columns, to fit a code host's page: a counter by its totals (its median rate per sample is mostly 0), a gauge by its medians
+  const metricTable = (metrics: typeof st.metrics): string =>
     table(
-      ['metric', 'effect', 'q', 'median near outliers', 'median otherwise', 'total near outliers', 'total otherwise'],
-      st.metrics.map((m) => [
+      ['metric', 'effect', 'q', 'near outliers', 'otherwise'],
+      metrics.map((m) => [
         `\`${m.metric}\``,
         m.effect.toFixed(2),
         m.qValue === null ? '-' : m.qValue.toExponential(1),
-        `${v(m.outlierMedian)} ${m.unit}`,
-        `${v(m.normalMedian)} ${m.unit}`,
-        m.total === null ? '-' : totalText(m.total.outlier, m.unit),
-        m.total === null ? '-' : totalText(m.total.normal, m.unit),
+        m.total === null ? `median ${v(m.outlierMedian)} ${m.unit}` : totalText(m.total.outlier, m.unit),
+        m.total === null ? `median ${v(m.normalMedian)} ${m.unit}` : totalText(m.total.normal, m.unit),
       ]),
-      ['l', 'r', 'r', 'r', 'r', 'r', 'r'],
-    ),
+      ['l', 'r', 'r', 'r', 'r'],
+    );
+  // the strongest in sight, the rest folded
+  const rest = st.metrics.slice(METRICS_SHOWN);
+  return [
+    head,
+    '',
+    metricTable(st.metrics.slice(0, METRICS_SHOWN)),
+    ...(rest.length > 0 ? ['', details(`${formatCount(rest.length)} more metrics that differed`, metricTable(rest))] : []),
   ].join('\n');
 }
 
@@ -653,6 +660,7 @@ function likelyCause(s: Summary, originNs: number): string | null {
 function totalText(total: number, rateUnit: string): string {
   const unit = rateUnit.replace(/\/s$/, '');
   if (unit === 'us') return `${formatUs(total)} of stall`;
+  if (unit === 'ns') return formatNs(total); // e.g. a process's run-queue wait
   if (unit === 'count' || unit === '') return `${formatCount(total)} events`;
   return `${formatCount(total)} ${unit}`;
 }

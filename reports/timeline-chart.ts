@@ -24,7 +24,7 @@ import { formatUs } from '../lib/format.ts';
 
 export const TIMELINE_FILE = 'timeline.svg';
 
-const WIDTH = 900;
+const WIDTH = 860;
 
 /** The look every sockspike picture shares: self-contained SVG, no aria text, plain fonts. */
 export const CHART_CONFIG = {
@@ -32,11 +32,16 @@ export const CHART_CONFIG = {
   font: 'sans-serif',
   background: 'white',
   view: { stroke: '#dddddd' },
-  axis: { labelFontSize: 10, titleFontSize: 11 },
+  // legible where a code host shows the picture (~900 px wide, a little below its own size)
+  axis: { labelFontSize: 12, titleFontSize: 12 },
+  legend: { labelFontSize: 12, labelLimit: 400, symbolSize: 70 },
+  title: { fontSize: 16, subtitleFontSize: 12 },
 };
-const LAT_HEIGHT = 260;
-const PANEL_HEIGHT = 130;
+const LAT_HEIGHT = 250;
+const PANEL_HEIGHT = 120;
 const COUNTER_HEIGHT = 60;
+/** Panel titles. */
+const PANEL_FONT = 13;
 const COUNTER_COLORS = ['#1b9e77', '#d95f02', '#7570b3', '#e7298a'];
 /** Normal transactions drawn one by one up to this many. */
 export const MAX_NORMAL = 8_000;
@@ -391,7 +396,7 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
             ? [
                 {
                   data: { name: 'faults' },
-                  mark: { type: 'text', align: 'left', baseline: 'top', dx: 3, dy: 3, fontSize: 10, color: '#9a6a00' },
+                  mark: { type: 'text', align: 'left', baseline: 'top', dx: 3, dy: 3, fontSize: 12, color: '#9a6a00' },
                   encoding: { x: { field: 'from', type: 'quantitative' }, y: { value: 0 }, text: { field: 'label' } },
                 },
               ]
@@ -411,7 +416,7 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
     title: {
       text: `transactions (${lat.stats.transactions} total, ${lat.stats.outliers} outliers above ${formatUs(thresholdUs)}, ${lat.stats.failures} failed)`,
       anchor: 'start',
-      fontSize: 12,
+      fontSize: PANEL_FONT,
     },
     width: WIDTH,
     height: LAT_HEIGHT,
@@ -453,7 +458,7 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
     const states = CPU_STATES.map(([, s]) => s).filter((s) => probes.cpu.some((r) => r.state === s));
     datasets.cpu = probes.cpu.map((r) => ({ ...r, order: states.indexOf(r.state) }));
     panels.push({
-      title: { text: 'CPU breakdown per probe sample', anchor: 'start', fontSize: 12 },
+      title: { text: 'CPU breakdown per probe sample', anchor: 'start', fontSize: PANEL_FONT },
       width: WIDTH,
       height: PANEL_HEIGHT,
       layer: [
@@ -483,7 +488,7 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
     const resources = PRESSURE.map(([, r]) => r).filter((r) => probes.pressure.some((p) => p.resource === r));
     datasets.pressure = probes.pressure;
     panels.push({
-      title: { text: 'pressure stall (/proc/pressure, "some": share of each interval with a task stalled)', anchor: 'start', fontSize: 11, offset: 2 },
+      title: { text: 'pressure stall (/proc/pressure, "some": share of each interval with a task stalled)', anchor: 'start', fontSize: PANEL_FONT, offset: 2 },
       width: WIDTH,
       height: PANEL_HEIGHT,
       layer: [
@@ -513,9 +518,9 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
     // One strip per counter, each on its own y scale: their magnitudes differ by orders.
     panels.push({
       title: {
-        text: `${name}: events per second of each probe interval${input.hostWide ? " (host-wide: other programs' traffic too)" : ''}`,
+        text: `${name}: events per second${input.hostWide ? " (host-wide: other programs' traffic too)" : ''}`,
         anchor: 'start',
-        fontSize: 11,
+        fontSize: PANEL_FONT,
         offset: 2,
       },
       width: WIDTH,
@@ -544,7 +549,7 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
   if (probes && probes.tw.length > 0) {
     datasets.tw = probes.tw;
     panels.push({
-      title: { text: 'sockets in TIME_WAIT (sockstat, max per interval)', anchor: 'start', fontSize: 11, offset: 2 },
+      title: { text: 'sockets in TIME_WAIT (sockstat, max per interval)', anchor: 'start', fontSize: PANEL_FONT, offset: 2 },
       width: WIDTH,
       height: COUNTER_HEIGHT,
       layer: [
@@ -563,12 +568,12 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
   }
   const spec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'sockspike timeline', anchor: 'start', fontSize: 15 },
+    title: { text: 'sockspike timeline', anchor: 'start', fontSize: 16 },
     datasets,
     vconcat: panels,
     spacing: 14,
     resolve: { scale: { x: 'shared', color: 'independent', shape: 'independent' }, legend: { color: 'independent' } },
-    config: { ...CHART_CONFIG, legend: { labelFontSize: 10, symbolSize: 50 } },
+    config: CHART_CONFIG,
   } as unknown as vegaLite.TopLevelSpec;
   return {
     spec,

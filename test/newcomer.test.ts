@@ -79,16 +79,18 @@ test('outlierSpan counts from the load when the input says where it starts', (t)
 test('bounded shares: psi at most 100 %, a process at most its CPUs', (t) => {
   const section = renderProbeSection(FIXTURE, { originNs: loadStartNs(readManifest(FIXTURE)) });
   const lines = section.split('\n');
-  const head = lines
-    .find((l) => l.startsWith('| time'))!
-    .split('|')
-    .map((x) => x.trim());
-  const psi = head.findIndex((h) => h.startsWith('psi '));
-  if (psi >= 0)
-    for (const l of lines.filter((x) => /^\| (start-up|\d)/.test(x))) {
+  // the system timeline comes in several tables to fit a page: each with its own header
+  lines.forEach((line, at) => {
+    if (!line.startsWith('| time')) return;
+    const head = line.split('|').map((x) => x.trim());
+    const psi = head.findIndex((h) => h.startsWith('psi '));
+    if (psi < 0) return;
+    for (const l of lines.slice(at + 2)) {
+      if (!/^\| (start-up|\d)/.test(l)) break;
       const v = Number(l.split('|')[psi].trim());
       if (Number.isFinite(v)) t.true(v <= 100, l);
     }
+  });
   const cpus = readProbes(FIXTURE).meta.cpus;
   const procHead = lines.findIndex((l) => l.startsWith('| process') && l.includes('peak %'));
   const peakCol = lines[procHead]

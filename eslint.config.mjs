@@ -1,6 +1,6 @@
 // ESLint (typescript-eslint's recommended rules) and the layering of the
 // stages: each stage folder may import lib/ and only the stages listed, so
-// that stages talk through the run directory (README, "Where things are").
+// that stages talk through the run directory (docs/where-things-are.md).
 // Formatting is Prettier's (.prettierrc.json); `npm test` runs both.
 import tseslint from 'typescript-eslint';
 

@@ -423,7 +423,9 @@ export function renderProbeSection(runDir: string, opts: ProbeSectionOptions = {
           }),
           ['l', 'r', 'r', 'r'],
         );
-      const shown = Math.max(Math.min(keyMoved.length, MOVED_ROWS), Math.min(movedNames.length, MOVED_SHOWN));
+      const listed = Math.min(movedNames.length, MOVED_ROWS);
+      // a few more are not worth folding
+      const shown = listed <= MOVED_SHOWN + 3 ? listed : Math.max(Math.min(keyMoved.length, MOVED_ROWS), MOVED_SHOWN);
       out.push(counterTable(movedNames.slice(0, shown)));
       const rest = movedNames.slice(shown, MOVED_ROWS);
       if (rest.length > 0)

@@ -28,6 +28,8 @@ import { hostCounters, hostCountersLine } from './host-counters.ts';
 const SLOWEST = 10;
 /** Metrics of "System state around the outliers" shown; the rest folded. */
 const METRICS_SHOWN = 8;
+/** Fewer rows than this are not worth folding. */
+const FOLD_AT_LEAST = 4;
 
 export interface ReportOptions {
   /** Replace the host name and non-loopback addresses (a report for a ticket). */
@@ -498,12 +500,13 @@ function systemStateSection(st: NonNullable<Summary['systemState']>): string {
       ]),
       ['l', 'r', 'r', 'r', 'r'],
     );
-  // the strongest in sight, the rest folded
-  const rest = st.metrics.slice(METRICS_SHOWN);
+  // the strongest in sight, the rest folded (unless they are only a few)
+  const shown = st.metrics.length <= METRICS_SHOWN + FOLD_AT_LEAST ? st.metrics.length : METRICS_SHOWN;
+  const rest = st.metrics.slice(shown);
   return [
     head,
     '',
-    metricTable(st.metrics.slice(0, METRICS_SHOWN)),
+    metricTable(st.metrics.slice(0, shown)),
     ...(rest.length > 0 ? ['', details(`${formatCount(rest.length)} more metrics that differed`, metricTable(rest))] : []),
   ].join('\n');
 }

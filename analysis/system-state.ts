@@ -24,7 +24,10 @@ import { prng } from '../lib/prng.ts';
 // The rank sums are computed by sorting each group once (typed-array sort)
 // and merging, which is the same statistic as simple-statistics'
 // wilcoxonRankSum (the tests check that) without an object per value:
-// 400 columns x 3e4 rows take well under a second.
+// 400 columns x 3e4 rows take well under a second. A group of more than
+// RANK_ROWS (32 768) rows, as a long run's 20 ms samples make, gives its rank
+// statistics from that many rows at even strides (counts, sums and peaks
+// from every row).
 //
 // Caveat stated in the report: probe rows are a time series; neighbouring
 // rows are not independent, so p-values are optimistic. The effect size,
@@ -143,8 +146,14 @@ export function analyzeSystemState(probes: SystemStateInput, outlierRows: Uint8A
     if (outlierRows[i]) nOut++;
   }
 
+  // per row: 0 not compared, 1 outlier, 2 normal
+  const group = new Uint8Array(rows);
+  for (let i = 0; i < rows; i++) if (!consider || consider[i]) group[i] = outlierRows[i] ? 1 : 2;
+  const dtNs = Float64Array.from({ length: rows }, (_, i) => dt[i]);
+  const stats = new Float64Array(10);
   const scratch = new Float64Array(rows);
   const xs = new Float64Array(rows);
+  const xRow = new Uint32Array(rows);
   const ys = new Float64Array(rows);
   const ranks = new Float64Array(rows);
   const metrics: MetricEvidence[] = [];
@@ -161,45 +170,17 @@ export function analyzeSystemState(probes: SystemStateInput, outlierRows: Uint8A
       return;
     }
     const counter = col.kind === 'counter';
-    let n1 = 0;
-    let n2 = 0;
-    let min = Infinity;
-    let max = -Infinity;
-    let sum1 = 0;
-    let sum2 = 0;
-    let tot1 = 0;
-    let tot2 = 0;
-    let nz1 = 0;
-    let nz2 = 0;
     const top: { tNs: number; value: number }[] = [];
-    for (let i = 0; i < rows; i++) {
-      if (consider && !consider[i]) continue;
-      const raw = v[i];
-      if (!Number.isFinite(raw)) continue;
-      let x = raw;
-      if (counter) {
-        const d = dt[i];
-        if (!(d > 0)) continue;
-        x = (raw * 1e9) / d;
-      }
-      if (x < min) min = x;
-      if (x > max) max = x;
-      if (outlierRows[i]) {
-        xs[n1++] = x;
-        sum1 += x;
-        tot1 += raw;
-        if (x !== 0) nz1++;
-        if (top.length < topK || x > top[top.length - 1].value) {
-          let at = top.length;
-          while (at > 0 && top[at - 1].value < x) at--;
-          top.splice(at, 0, { tNs: t[i], value: x });
-          if (top.length > topK) top.pop();
-        }
-      } else {
-        ys[n2++] = x;
-        sum2 += x;
-        tot2 += raw;
-        if (x !== 0) nz2++;
+    const g = groupValues(v, group, dtNs, counter, xs, xRow, ys, stats);
+    const [n1, n2, min, max, sum1, sum2, tot1, tot2, nz1, nz2] = g;
+    // the highest values in outlier rows, in row order (ties: the earliest)
+    for (let k = 0; k < n1; k++) {
+      const x = xs[k];
+      if (top.length < topK || x > top[top.length - 1].value) {
+        let at = top.length;
+        while (at > 0 && top[at - 1].value < x) at--;
+        top.splice(at, 0, { tNs: t[xRow[k]], value: x });
+        if (top.length > topK) top.pop();
       }
     }
     if (n1 + n2 === 0) {
@@ -210,8 +191,11 @@ export function analyzeSystemState(probes: SystemStateInput, outlierRows: Uint8A
       skipped.push({ metric: col.name, reason: 'constant' });
       return;
     }
-    const x = sortedWithZeros(xs, n1, nz1);
-    const y = sortedWithZeros(ys, n2, nz2);
+    // the rank statistics of a long run's groups on an evenly strided subset (see RANK_ROWS)
+    const m1 = strided(xs, n1);
+    const m2 = strided(ys, n2);
+    const x = sortedWithZeros(xs, m1);
+    const y = sortedWithZeros(ys, m2);
     const ev: MetricEvidence = {
       metric: col.name,
       unit: counter ? `${col.unit}/s` : col.unit,
@@ -239,15 +223,15 @@ export function analyzeSystemState(probes: SystemStateInput, outlierRows: Uint8A
       return;
     }
     const r = rankSum(x, y, ranks);
-    const u1 = r.r1 - (n1 * (n1 + 1)) / 2;
-    ev.effect = (2 * u1) / (n1 * n2) - 1;
+    const u1 = r.r1 - (m1 * (m1 + 1)) / 2;
+    ev.effect = (2 * u1) / (m1 * m2) - 1;
     if (n1 < minGroup || n2 < minGroup) {
       ev.note = `too few rows to test (${n1} outlier, ${n2} normal; at least ${minGroup} each)`;
-    } else if (Math.min(n1, n2) < exactBelow) {
-      ev.pValue = permutationP(ranks, n1, n2, r.r1, permutations, (seed ^ Math.imul(ci + 1, 0x9e3779b1)) >>> 0);
+    } else if (Math.min(m1, m2) < exactBelow) {
+      ev.pValue = permutationP(ranks, m1, m2, r.r1, permutations, (seed ^ Math.imul(ci + 1, 0x9e3779b1)) >>> 0);
       ev.test = 'permutation';
     } else {
-      ev.pValue = normalApproxP(n1, n2, u1, r.ties);
+      ev.pValue = normalApproxP(m1, m2, u1, r.ties);
       ev.test = 'normal-approx';
     }
     metrics.push(ev);
@@ -299,13 +283,99 @@ function dense(probes: SystemStateInput, col: SystemStateColumn, rows: number, s
 }
 
 /**
- * a[0..n) sorted ascending, where `nonZero` of the values are not 0: kernel
- * counters are 0 in most rows, so only the others are sorted and the zeros
- * put back between the negatives and the positives (a typed-array sort of
- * every row of every column was most of the analysis of a long run).
+ * A metric's values into the outlier group (xs, their rows in xRow) and the normal group (ys):
+ * counters as rates per second, rows without a value (or a counter's row
+ * without a span) left out. Returns, in `out`: n1, n2, min, max, sum1, sum2,
+ * the counters' totals tot1, tot2 (raw deltas), and the non-zero counts nz1,
+ * nz2. One loop of typed arrays, outside the per-column closure, so that V8
+ * keeps it tight (it runs for every row of every column).
  */
-function sortedWithZeros(a: Float64Array, n: number, nonZero: number): Float64Array {
+function groupValues(
+  v: ArrayLike<number>,
+  group: Uint8Array,
+  dtNs: Float64Array,
+  counter: boolean,
+  xs: Float64Array,
+  xRow: Uint32Array,
+  ys: Float64Array,
+  out: Float64Array,
+): Float64Array {
+  let n1 = 0;
+  let n2 = 0;
+  let min = Infinity;
+  let max = -Infinity;
+  let sum1 = 0;
+  let sum2 = 0;
+  let tot1 = 0;
+  let tot2 = 0;
+  let nz1 = 0;
+  let nz2 = 0;
+  const rows = group.length;
+  for (let i = 0; i < rows; i++) {
+    const gi = group[i];
+    if (gi === 0) continue;
+    const raw = v[i];
+    if (!Number.isFinite(raw)) continue;
+    let x = raw;
+    if (counter) {
+      const d = dtNs[i];
+      if (!(d > 0)) continue;
+      x = (raw * 1e9) / d;
+    }
+    if (x < min) min = x;
+    if (x > max) max = x;
+    if (gi === 1) {
+      xRow[n1] = i;
+      xs[n1++] = x;
+      sum1 += x;
+      tot1 += raw;
+      if (x !== 0) nz1++;
+    } else {
+      ys[n2++] = x;
+      sum2 += x;
+      tot2 += raw;
+      if (x !== 0) nz2++;
+    }
+  }
+  out[0] = n1;
+  out[1] = n2;
+  out[2] = min;
+  out[3] = max;
+  out[4] = sum1;
+  out[5] = sum2;
+  out[6] = tot1;
+  out[7] = tot2;
+  out[8] = nz1;
+  out[9] = nz2;
+  return out;
+}
+
+/**
+ * Above this many rows in a group, the rank statistics (medians, p90,
+ * effect, p) come from RANK_ROWS rows taken at even strides through the
+ * group, in time order: 28 minutes of 20 ms samples are 84 000 rows a
+ * metric, neighbouring rows are not independent anyway, and sorting every
+ * row of 400 metrics was most of the analysis of a long run. Counts, sums,
+ * means, totals and peaks use every row. Deterministic.
+ */
+export const RANK_ROWS = 32_768;
+
+/** Keep RANK_ROWS values of a[0..n) at even strides, in place; returns how many are kept. */
+function strided(a: Float64Array, n: number): number {
+  if (n <= RANK_ROWS) return n;
+  for (let k = 0; k < RANK_ROWS; k++) a[k] = a[Math.floor((k * n) / RANK_ROWS)];
+  return RANK_ROWS;
+}
+
+/**
+ * a[0..n) sorted ascending: kernel counters are 0 in most rows, so when most
+ * values are 0 only the others are sorted and the zeros put back between the
+ * negatives and the positives.
+ */
+function sortedWithZeros(a: Float64Array, n: number): Float64Array {
   const out = a.subarray(0, n);
+  let nonZero = 0;
+  for (let i = 0; i < n; i++) if (out[i] !== 0) nonZero++;
   if (nonZero * 2 > n) return out.sort();
   let k = 0;
   for (let i = 0; i < n; i++) if (out[i] !== 0) out[k++] = out[i];

@@ -588,6 +588,9 @@ static int resolve_target(void) {
 
 /** The client's end: close kept-alive connections, write the last records, report. */
 static void finish_and_report(void) {
+  // nothing starts from here on: an aborted transaction's end must not launch the next
+  stopping = 1;
+  stopAtNs = 0;
   for (uint32_t i = 0; i < nworkers; i++) {
     if (workers[i].phase != P_IDLE) fail(&workers[i], O_STOPPED);
     else release(&workers[i]);
@@ -709,7 +712,9 @@ int client_main(void) {
         worker_event(tag, evs[i].events);
     }
     if (left) break;
-    while (deferLen > 0) {
+    // only those deferred before this turn: a run of immediate failures (EADDRNOTAVAIL, EMFILE)
+    // must not keep the loop from its messages and timers
+    for (uint32_t k = deferLen; k > 0; k--) {
       struct worker *w = &workers[deferq[deferHead]];
       deferHead = (deferHead + 1) % nworkers;
       deferLen--;

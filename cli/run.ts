@@ -49,7 +49,7 @@ export function register(program: Command): void {
     .option('--outlier <d>', 'outlier threshold, e.g. 100ms (default: derived from the distribution)')
     .option('--probe-interval <d>', 'system sampling interval (>= 10ms)', DEFAULTS.probeInterval)
     .addOption(
-      new Option('--kernel-states <which>', 'kernel events: TCP state changes to record (each costs bpftrace CPU)')
+      new Option('--kernel-states <which>', 'kernel events: TCP state changes to record (counted in the kernel; a few per 100 ms recorded one by one)')
         .choices(['off', 'handshake', 'all'])
         .default(DEFAULTS.kernelStates),
     )

@@ -54,8 +54,8 @@ export class Observers {
    * it and the causes count only transactions after it).
    */
   async start(port: number, server: { pid: number; listener: ListenerTarget }): Promise<void> {
-    // state changes are off unless asked for: each one costs bpftrace
-    // ~10 us of CPU, several per connection, which a busy run feels
+    // state changes are off unless asked for: several per connection, each
+    // counted in the kernel and a few per 100 ms printed (script.ts)
     this.eventsStarting = startKernelEvents({
       runDir: this.dir,
       t0: this.t0,

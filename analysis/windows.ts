@@ -200,8 +200,9 @@ export function comparisonWindows(
   probes: SampleTimes,
   txns: Pick<TxnColumns, 'n' | 'intendedNs' | 'lateUs' | 'endUs'>,
   outliers: ArrayLike<number>,
+  /** workloadSpan(txns), when the caller has it (it is a pass over every transaction). */
+  span: { fromNs: number; toNs: number } = workloadSpan(txns),
 ): { consider: Uint8Array; windows: OutlierWindows; mode: WindowMode } {
-  const span = workloadSpan(txns);
   const consider = rowsWithin(probes, span.fromNs, span.toNs);
   const windows = outlierWindows(probes, txns, outliers, { mode: 'span' });
   let normal = 0;

@@ -57,7 +57,7 @@ export function buildCauseInput(src: InputSources): CauseInput {
   const { c, summary } = src;
   const p50 = summary.outliers.referenceUs ?? summary.latencyUs.total.p50;
   const starved = src.probes === null ? undefined : cpuContention(src.probes);
-  const check = src.self.length > 0 ? selfCheck(src.self, c, src.outliers, p50, starved, workloadSpan(c).fromNs) : null;
+  const check = src.self.length > 0 ? selfCheck(src.self, c, src.outliers, p50, starved, spanOf(c).fromNs) : null;
   let kept = src.outliers;
   if (check !== null && check.check.stalled > 0) {
     kept = new Uint32Array(src.outliers.length - check.check.stalled);
@@ -165,7 +165,7 @@ export function buildCauseInput(src: InputSources): CauseInput {
       errors: summary.transactions.errors,
     },
     latencyP50Us: p50,
-    loadStartNs: workloadSpan(c).fromNs,
+    loadStartNs: spanOf(c).fromNs,
     outliers: {
       thresholdUs: summary.outliers.thresholdUs,
       total: src.outliers.length,
@@ -182,6 +182,15 @@ export function buildCauseInput(src: InputSources): CauseInput {
     txn: { tcpInfo: tiO + tiN > 0 ? { outliers: tiO, outliersRetrans: tiOR, normal: tiN, normalRetrans: tiNR } : null, kernel, server },
     harness: check?.check ?? null,
   };
+}
+
+const spanCache = new WeakMap<TxnColumns, { fromNs: number; toNs: number }>();
+
+/** workloadSpan(c), once per run (a pass over every transaction, asked for every spell of outliers). */
+function spanOf(c: TxnColumns): { fromNs: number; toNs: number } {
+  let span = spanCache.get(c);
+  if (span === undefined) spanCache.set(c, (span = workloadSpan(c)));
+  return span;
 }
 
 const tcpInfoCache = new WeakMap<TxnColumns, { readOk: number; readOkRetrans: number }>();
@@ -228,7 +237,7 @@ function metricsNear(
   outliers: Uint32Array,
   builtinServer: boolean,
 ): { metrics: Record<string, MetricNear>; intervalNs: number; cpu: CpuOwners | null } {
-  const { consider, windows: w } = comparisonWindows(probes, c, outliers);
+  const { consider, windows: w } = comparisonWindows(probes, c, outliers, spanOf(c));
   let dtSum = 0;
   let dtN = 0;
   for (let r = 0; r < probes.rows; r++)

@@ -55,6 +55,17 @@ test('npm run bench -- --quick --json: well-formed figures for every part', asyn
     t.true(Number.isFinite(p.nativeCpuPct) && p.nativeCpuPct >= 0, `C reader CPU at ${p.intervalMs} ms`);
     t.true(Number.isFinite(p.idleNodeCpuPct));
   }
+  // sockspike's own processes besides the client and server: a default run and a client-rst run, each with its figure
+  t.deepEqual(
+    b.own!.map((o) => o.flags),
+    [[], ['--close', 'client-rst', '--concurrency', '8']],
+  );
+  for (const o of b.own!) {
+    pos(o.ownPct!, `own CPU ${o.flags.join(' ')}`);
+    t.true(o.byProcess.some((p) => p.role === 'probes') && o.byProcess.some((p) => p.role === 'orchestrator'), JSON.stringify(o.byProcess));
+    t.is(o.met, null, 'quick: no verdict on 3 s runs');
+    t.true(o.command.startsWith('sockspike run --duration 3s'));
+  }
   pos(b.analysis!.s, 'analysis s');
   pos(b.analysis!.peakRssMiB, 'analysis RSS');
   t.is(b.analysis!.transactions, 50_000);

@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { UserError } from '../../lib/errors.ts';
 import { exportProbes } from '../../probes/export.ts';
 import { ProcFile } from '../../probes/procfile.ts';
-import { readProbes } from '../../probes/read.ts';
+import { ownProcessesCpu, readProbes } from '../../probes/read.ts';
 import { checkProbeInterval, startProbes } from '../../probes/run-probes.ts';
 import { Sampler } from '../../probes/sampler.ts';
 import { renderProbeSection } from '../../reports/probe-section.ts';
@@ -295,4 +295,60 @@ test('the probe process ends by itself, files complete, when its parent dies wit
   t.true(d.meta.complete);
   t.is(d.meta.result?.stopReason, 'parent-gone');
   t.true(d.rows > 5);
+});
+
+test("read rates and sockspike's own processes: a real probe process says what it read how often, and the CPU of the processes it was told are sockspike's own", async (t) => {
+  const dir = runDir(t);
+  const t0 = process.hrtime.bigint();
+  // this test process stands in for the orchestrator, as `sockspike run` registers itself
+  const probes = await startProbes({
+    runDir: dir,
+    t0,
+    processes: [
+      { role: 'server', pid: process.pid },
+      { role: 'orchestrator', pid: process.pid, own: true },
+    ],
+  });
+  await loopbackTraffic(20);
+  // busy for a while: the orchestrator's CPU must show
+  const until = performance.now() + 1200;
+  while (performance.now() < until) await loopbackTraffic(2);
+  await probes.stop();
+  const d = readProbes(dir);
+  t.is(d.meta.version, 2);
+  t.deepEqual(
+    d.meta.processes.map((p) => [p.role, p.own === true]),
+    [
+      ['server', false],
+      ['orchestrator', true],
+      ['probes', true],
+    ],
+  );
+  t.is(d.every('proc.server.utime'), 1);
+  t.is(d.every('proc.server.wait_ns'), 5);
+  t.is(d.every('proc.orchestrator.utime'), 25);
+  t.false(d.has('proc.orchestrator.wait_ns'), 'own processes: CPU only');
+  // Tcp counters every sample; the counter moved by the traffic, summed over rows, equals what was read
+  t.is(d.every('Tcp.ActiveOpens'), 1);
+  const slow = d.columns.find((c) => (c.every ?? 1) === 5 && c.kind === 'counter' && (d.reads(c.name)?.rows.length ?? 0) > 0);
+  t.truthy(slow, 'a counter read every 5th sample that moved');
+  const rowsSum = [...d.get(slow!.name)!].filter((x) => x === x).reduce((a, b) => a + b, 0);
+  const readSum = [...d.reads(slow!.name)!.values].filter((x) => x === x).reduce((a, b) => a + b, 0);
+  t.true(Math.abs(rowsSum - readSum) <= 1e-6 * Math.max(1, readSum), `${slow!.name}: ${rowsSum} over rows, ${readSum} as read`);
+  const own = ownProcessesCpu(d)!;
+  t.deepEqual(
+    own.processes.map((p) => p.role),
+    ['orchestrator', 'probes'],
+  );
+  t.true(own.processes[0].share > 0.2, `the busy orchestrator: ${own.processes[0].share}`);
+  const md = renderProbeSection(dir);
+  t.regex(
+    md,
+    /Read rates: every sample: stat \(\d+ columns\); pressure\/cpu;.* every 5 samples \(100 ms\): the rest of stat;.*vmstat.* every 25 samples \(500 ms\): orchestrator stat; probes stat/,
+  );
+  t.regex(
+    md,
+    /sockspike's own processes besides the client and server: \d+\.\d+ % of a core together while sampling \(orchestrator \d+\.\d+ %, probes \d+(\.\d+)? %/,
+  );
+  t.regex(md, /\| orchestrator \| +\d+ \| +\d+\.\d \|.*\| +- \|/);
 });

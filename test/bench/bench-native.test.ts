@@ -3,11 +3,13 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { buildNativeRef } from '../../bench/native-ref.ts';
 import { oneRun, type RunSpec } from '../../bench/one-run.ts';
+import { engineUnavailable } from '../../harness/engine.ts';
 
 // The benchmark's native reference (bench/native/ref.c) speaks the built-in
-// protocol: sockspike's client runs against the native server and the native
-// client against the built-in server, every close variant, all ok; and the
-// native client does check the answers (a wrong answer size fails it).
+// protocol: sockspike's client (on Node and on the native engine) runs
+// against the native server and the native client against the built-in
+// server, every close variant, all ok; and the native client does check the
+// answers (a wrong answer size fails it).
 
 const gcc = spawnSync('gcc', ['--version']).error === undefined;
 const short = (s: Omit<RunSpec, 'durationS' | 'concurrency'>): RunSpec => ({ ...s, concurrency: 4, durationS: 0.5 });
@@ -29,6 +31,21 @@ for (const close of ['client-rst', 'server-fin'] as const) {
     const r = await oneRun(short({ client: 'native', server: 'sockspike', close }));
     t.true(r.attempted > 50, `${r.attempted} attempted`);
     t.is(r.ok, r.attempted, JSON.stringify(r.errors));
+  });
+}
+
+// the engine against an implementation of the protocol written apart from it
+const noEngine = engineUnavailable();
+for (const close of ['client-fin', 'client-rst', 'server-fin', 'server-rst'] as const) {
+  test.serial(`the engine's client against the native server, and the native client against the engine's server, ${close}: every transaction ok`, async (t) => {
+    if (!gcc) return void t.pass('skipped: no gcc to build the native reference');
+    if (noEngine !== null) return void t.pass(`skipped: ${noEngine}`);
+    for (const spec of [short({ client: 'engine', server: 'native', close }), short({ client: 'native', server: 'engine', close })]) {
+      const r = await oneRun(spec);
+      t.true(r.attempted > 50, `${spec.client} client, ${spec.server} server: ${r.attempted} attempted`);
+      t.is(r.ok, r.attempted, `${spec.client} client, ${spec.server} server: ${JSON.stringify(r.errors)}`);
+      t.true(r.tps > 0 && r.clientCpuS >= 0 && r.p50Us > 0 && r.p99Us >= r.p50Us);
+    }
   });
 }
 

@@ -289,8 +289,10 @@ int rec_open(struct recfile *r, const char *path, const char *magic, uint32_t si
   r->cap = PAGE_RECORDS;
   r->used = 0;
   r->count = 0;
-  r->page = calloc(PAGE_RECORDS, size);
-  return r->page == NULL ? -1 : 0;
+  r->page = malloc((size_t)PAGE_RECORDS * size);
+  if (r->page == NULL) return -1;
+  memset(r->page, 0, (size_t)PAGE_RECORDS * size); // touched now: no page fault lands inside a transaction
+  return 0;
 }
 
 uint8_t *rec_next(struct recfile *r) { return r->page + (size_t)r->used * r->size; }

@@ -334,41 +334,61 @@ export const spanColumnName = (n: number): string => `probe.every${n}.dt_ns`;
 export function spread(col: ProbeColumn, stored: SparseColumn, reads: Uint32Array, dt: Float64Array, rows: number): SparseColumn {
   const from = Math.min(col.fromRow, rows);
   const to = Math.min(rows, col.toRow ?? rows);
-  const outRows: number[] = [];
-  const outValues: number[] = [];
-  let j = 0;
-  let prev = -1;
-  for (let i = 0; i < reads.length; i++) {
-    const r = reads[i];
-    while (j < stored.rows.length && stored.rows[j] < r) j++;
-    const v = j < stored.rows.length && stored.rows[j] === r ? stored.values[j] : 0;
-    const lo = Math.max(prev + 1, from);
-    const hi = Math.min(r, to - 1);
-    prev = r;
-    if (col.kind === 'gauge') {
-      if (r >= from && r < to) {
-        outRows.push(r);
-        outValues.push(v);
+  const gauge = col.kind === 'gauge';
+  const counter = col.kind === 'counter';
+  // pass 1: how many entries; pass 2: fill (typed arrays, no per-entry allocation)
+  let n = 0;
+  for (let pass = 0; pass < 2; pass++) {
+    const outRows = pass === 1 ? new Uint32Array(n) : null;
+    const outValues = pass === 1 ? new Float64Array(n) : null;
+    let k = 0;
+    let j = 0;
+    let prev = -1;
+    for (let i = 0; i < reads.length; i++) {
+      const r = reads[i];
+      while (j < stored.rows.length && stored.rows[j] < r) j++;
+      const v = j < stored.rows.length && stored.rows[j] === r ? stored.values[j] : 0;
+      const lo = Math.max(prev + 1, from);
+      const hi = Math.min(r, to - 1);
+      prev = r;
+      if (gauge) {
+        if (r >= from && r < to) {
+          if (outRows !== null && outValues !== null) {
+            outRows[k] = r;
+            outValues[k] = v;
+          }
+          k++;
+        }
+        continue;
       }
-      continue;
+      if (v === 0 || hi < lo) continue;
+      if (outRows === null || outValues === null) {
+        k += hi - lo + 1;
+        continue;
+      }
+      let span = 0;
+      for (let q = lo; q <= hi; q++) span += dt[q];
+      for (let q = lo; q <= hi; q++) {
+        outRows[k] = q;
+        // a counter's delta shared by dt; a fraction is already the span's share; NaN stays NaN
+        outValues[k] = counter && v === v ? (span > 0 ? (v * dt[q]) / span : q === hi ? v : 0) : v;
+        k++;
+      }
     }
-    if (v === 0 || hi < lo) continue;
-    let span = 0;
-    for (let k = lo; k <= hi; k++) span += dt[k];
-    for (let k = lo; k <= hi; k++) {
-      outRows.push(k);
-      // a counter's delta shared by dt; a fraction is already the span's share; NaN stays NaN
-      outValues.push(col.kind === 'counter' && v === v ? (span > 0 ? (v * dt[k]) / span : k === hi ? v : 0) : v);
+    if (!gauge) {
+      // after the last read: not read
+      for (let q = Math.max(prev + 1, from); q < to; q++) {
+        if (outRows !== null && outValues !== null) {
+          outRows[k] = q;
+          outValues[k] = NaN;
+        }
+        k++;
+      }
     }
+    if (outRows !== null && outValues !== null) return { rows: outRows, values: outValues, fill: gauge ? NaN : 0 };
+    n = k;
   }
-  if (col.kind !== 'gauge') {
-    // after the last read: not read
-    for (let k = Math.max(prev + 1, from); k < to; k++) {
-      outRows.push(k);
-      outValues.push(NaN);
-    }
-  }
-  return { rows: Uint32Array.from(outRows), values: Float64Array.from(outValues), fill: col.kind === 'gauge' ? NaN : 0 };
+  throw new Error('unreachable');
 }
 
 /** Every stall-monitor file of the run (probes/self-<role>.<pid>.bin). */

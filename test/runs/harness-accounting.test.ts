@@ -1,6 +1,7 @@
 // Accounting under errors: every attempted transaction ends up as ok, failed
 // (by code) or timed out, whatever goes wrong: the server dies mid-run,
 // nobody listens, the answer or the handshake does not come in time.
+import { ENGINES, engineFlag, onEngine } from '../helpers/engines.ts';
 import test from 'ava';
 import { existsSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -78,55 +79,69 @@ test.serial('server killed mid-run: the run ends by itself, failed, every transa
   t.deepEqual(await leftoversAfter(tree), [], 'processes of the run still running after it ended');
 });
 
-test('connection refused: nobody listens, every transaction fails with ECONNREFUSED, none lost', async (t) => {
-  const dir = tempDir(t);
-  // a port that was free a moment ago and has no listener now
-  const probe = createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-  const port = (probe.address() as { port: number }).port;
-  await new Promise<void>((r) => probe.close(() => r()));
+for (const engine of ENGINES)
+  test(`connection refused: nobody listens, every transaction fails with ECONNREFUSED, none lost${onEngine(engine)}`, async (t) => {
+    const dir = tempDir(t);
+    // a port that was free a moment ago and has no listener now
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((r) => probe.close(() => r()));
 
-  const N = 40;
-  const r = await runClient(t, clientConfig({ transactions: String(N), concurrency: '2', port: String(port) }), dir);
-  t.is(r.exit.code, 0);
-  t.truthy(r.done);
-  t.is(r.done!.attempted, N);
-  t.is(r.done!.failed, N);
-  t.is(r.done!.ok, 0);
-  t.is(r.txns.n, N, 'every attempt recorded');
-  t.is(r.txns.trailingBytes, 0);
-  for (let i = 0; i < r.txns.n; i++) {
-    t.is(OUTCOMES[r.txns.outcome[i]], 'ECONNREFUSED');
-    t.true(Number.isNaN(r.txns.connectUs[i]), 'a refused connect has no connect time');
-  }
-  assertAccounting(t, r.summary);
-  t.deepEqual(r.summary.transactions.errors, { ECONNREFUSED: N });
-  t.is(r.summary.transactions.failed, N);
-  t.is(r.summary.latencyUs.total.count, 0, 'failures do not count as latencies');
-});
+    const N = 40;
+    const r = await runClient(t, clientConfig({ transactions: String(N), concurrency: '2', port: String(port), engine }), dir);
+    t.is(r.exit.code, 0);
+    t.truthy(r.done);
+    t.is(r.done!.attempted, N);
+    t.is(r.done!.failed, N);
+    t.is(r.done!.ok, 0);
+    t.is(r.txns.n, N, 'every attempt recorded');
+    t.is(r.txns.trailingBytes, 0);
+    for (let i = 0; i < r.txns.n; i++) {
+      t.is(OUTCOMES[r.txns.outcome[i]], 'ECONNREFUSED');
+      t.true(Number.isNaN(r.txns.connectUs[i]), 'a refused connect has no connect time');
+    }
+    assertAccounting(t, r.summary);
+    t.deepEqual(r.summary.transactions.errors, { ECONNREFUSED: N });
+    t.is(r.summary.transactions.failed, N);
+    t.is(r.summary.latencyUs.total.count, 0, 'failures do not count as latencies');
+  });
 
-test('io timeout: a server that does not accept in time, transactions time out and are recorded as such', async (t) => {
-  const dir = join(tempDir(t), 'run');
-  killLeftoversOnTeardown(t, dir);
-  const r = await sockspike(['run', '--accept-delay', '400ms', '--io-timeout', '100ms', '--transactions', '5', '--out', dir, '--json']);
-  t.is(r.exitCode, 0, 'a run that completed exits 0 whatever its outcomes');
-  const s = JSON.parse(String(r.stdout)) as ReturnType<typeof readSummaryFile>;
-  t.deepEqual(s, readSummaryFile(dir));
-  assertAccounting(t, s);
-  t.is(s.transactions.attempted, 5);
-  t.true(s.transactions.timedOut > 0, JSON.stringify(s.transactions));
-  t.is(s.transactions.timedOut, 5 - s.transactions.ok - s.transactions.failed);
-  // a timed-out answer: connected, then gave up after ~100 ms (loose upper bound: shared machine)
-  const exp = await sockspike(['export', dir, '--format', 'ndjson']);
-  const rows = lines(exp.stdout).map((l) => JSON.parse(l) as Record<string, number | string | null>);
-  const timedOut = rows.filter((x) => x.outcome === 'timeout');
-  t.is(timedOut.length, s.transactions.timedOut);
-  for (const x of timedOut) {
-    t.not(x.connect_us, null, 'the kernel completed the handshake');
-    t.true((x.end_us as number) >= 95_000 && (x.end_us as number) < 1_000_000, `timed out after ${x.end_us} us`);
-  }
-  t.deepEqual(leftoverProcesses(readManifestFile(dir)), []);
-});
+for (const engine of ENGINES)
+  test(`io timeout: a server that does not accept in time, transactions time out and are recorded as such${onEngine(engine)}`, async (t) => {
+    const dir = join(tempDir(t), 'run');
+    killLeftoversOnTeardown(t, dir);
+    const r = await sockspike([
+      'run',
+      '--accept-delay',
+      '400ms',
+      '--io-timeout',
+      '100ms',
+      '--transactions',
+      '5',
+      ...engineFlag(engine),
+      '--out',
+      dir,
+      '--json',
+    ]);
+    t.is(r.exitCode, 0, 'a run that completed exits 0 whatever its outcomes');
+    const s = JSON.parse(String(r.stdout)) as ReturnType<typeof readSummaryFile>;
+    t.deepEqual(s, readSummaryFile(dir));
+    assertAccounting(t, s);
+    t.is(s.transactions.attempted, 5);
+    t.true(s.transactions.timedOut > 0, JSON.stringify(s.transactions));
+    t.is(s.transactions.timedOut, 5 - s.transactions.ok - s.transactions.failed);
+    // a timed-out answer: connected, then gave up after ~100 ms (loose upper bound: shared machine)
+    const exp = await sockspike(['export', dir, '--format', 'ndjson']);
+    const rows = lines(exp.stdout).map((l) => JSON.parse(l) as Record<string, number | string | null>);
+    const timedOut = rows.filter((x) => x.outcome === 'timeout');
+    t.is(timedOut.length, s.transactions.timedOut);
+    for (const x of timedOut) {
+      t.not(x.connect_us, null, 'the kernel completed the handshake');
+      t.true((x.end_us as number) >= 95_000 && (x.end_us as number) < 1_000_000, `timed out after ${x.end_us} us`);
+    }
+    t.deepEqual(leftoverProcesses(readManifestFile(dir)), []);
+  });
 
 test('connect timeout: SYNs dropped by a full accept queue, recorded as timeouts without a connect time', async (t) => {
   const dir = join(tempDir(t), 'run');

@@ -1,5 +1,6 @@
 // --client-processes K: the load split over K client processes, each with
 // its own transactions file; accounting stays exact and worker ids unique.
+import { ENGINES, engineFlag, onEngine } from '../helpers/engines.ts';
 import test from 'ava';
 import { join } from 'node:path';
 import { shareOf, combineDone } from '../../harness/workload/client-share.ts';
@@ -26,26 +27,39 @@ test('shares: concurrency, count and rate split without loss; worker ids follow 
   t.deepEqual(d, { type: 'done', attempted: 7, ok: 6, failed: 1, timedOut: 0, missedStarts: 1, firstStartNs: 3, lastEndNs: 90, notes: ['x', 'y'] });
 });
 
-test('run --client-processes 2: two transaction files, every transaction accounted for, unique worker ids', async (t) => {
-  const out = join(tempDir(t), 'run');
-  const r = await sockspike(['run', '--client-processes', '2', '--concurrency', '3', '--transactions', '601', '--no-probes', '--out', out]);
-  t.is(r.exitCode, 0, String(r.stderr));
-  const m = readManifestFile(out);
-  t.deepEqual(m.files.transactions, ['transactions.bin', 'transactions-2.bin']);
-  t.deepEqual(
-    m.processes.filter((p) => p.role.startsWith('client')).map((p) => [p.role, p.exit]),
-    [
-      ['client', 0],
-      ['client-2', 0],
-    ],
-  );
-  const s = readSummaryFile(out);
-  t.is(s.transactions.attempted, 601);
-  t.is(s.transactions.ok, 601);
-  t.is(s.transactions.unrecorded, 0);
-  const c = readTransactions(out, readManifest(out));
-  t.deepEqual([...new Set(c.worker)].sort(), [0, 1, 2]);
-  const bad = await sockspike(['run', '--client-processes', '3', '--concurrency', '2']);
-  t.is(bad.exitCode, 2);
-  t.regex(String(bad.stderr), /^sockspike: --client-processes 3 exceeds --concurrency 2/);
-});
+for (const engine of ENGINES)
+  test(`run --client-processes 2: two transaction files, every transaction accounted for, unique worker ids${onEngine(engine)}`, async (t) => {
+    const out = join(tempDir(t), 'run');
+    const r = await sockspike([
+      'run',
+      '--client-processes',
+      '2',
+      '--concurrency',
+      '3',
+      '--transactions',
+      '601',
+      '--no-probes',
+      ...engineFlag(engine),
+      '--out',
+      out,
+    ]);
+    t.is(r.exitCode, 0, String(r.stderr));
+    const m = readManifestFile(out);
+    t.deepEqual(m.files.transactions, ['transactions.bin', 'transactions-2.bin']);
+    t.deepEqual(
+      m.processes.filter((p) => p.role.startsWith('client')).map((p) => [p.role, p.exit]),
+      [
+        ['client', 0],
+        ['client-2', 0],
+      ],
+    );
+    const s = readSummaryFile(out);
+    t.is(s.transactions.attempted, 601);
+    t.is(s.transactions.ok, 601);
+    t.is(s.transactions.unrecorded, 0);
+    const c = readTransactions(out, readManifest(out));
+    t.deepEqual([...new Set(c.worker)].sort(), [0, 1, 2]);
+    const bad = await sockspike(['run', '--client-processes', '3', '--concurrency', '2']);
+    t.is(bad.exitCode, 2);
+    t.regex(String(bad.stderr), /^sockspike: --client-processes 3 exceeds --concurrency 2/);
+  });

@@ -352,11 +352,13 @@ export function parseEventRecord(line: string): KernelEvent | null {
 }
 
 function readNdjson(file: string): KernelEventsRead {
-  const text = readFileSync(file, 'utf8');
-  const nl = text.indexOf('\n');
+  // Bytes, not a string: a 2-million-event file is 200 MB, and its lines are
+  // read by the byte parser below (JSON.parse for any line it does not take).
+  const buf = readFileSync(file);
+  const nl0 = buf.indexOf(NL);
   let header: KernelEventsHeader | null = null;
   try {
-    const h = JSON.parse(nl < 0 ? text : text.slice(0, nl)) as KernelEventsHeader;
+    const h = JSON.parse(buf.toString('utf8', 0, nl0 < 0 ? buf.length : nl0)) as KernelEventsHeader;
     if (h !== null && typeof h === 'object' && h.format === KERNEL_EVENTS_FORMAT) header = h;
   } catch {
     // damaged: the events still count
@@ -365,26 +367,58 @@ function readNdjson(file: string): KernelEventsRead {
     throw new UserError(`${file}: format version ${header.version} in an NDJSON kernel-events file (only version 1 is NDJSON)`);
   // Lines counted first, so the columns are allocated once.
   let lines = 0;
-  for (let p = text.indexOf('{"tNs"'); p >= 0; p = text.indexOf('\n{"tNs"', p + 1)) lines++;
+  for (let p = 0; p < buf.length;) {
+    if (startsAt(buf, p, EVENT_LINE)) lines++;
+    const e = buf.indexOf(NL, p);
+    p = e < 0 ? buf.length : e + 1;
+  }
   const reasons: ReasonTables = {};
   const codes = new Map<string, number>();
   const c = allocEvents(lines, reasons);
   const byKind: Record<string, number> = {};
+  const kindCounts = new Float64Array(KERNEL_EVENT_KINDS.length + 1);
+  const names = new ValueNames();
+  const scratch: FastEvent = { tNs: 0, kind: 0, family: 4, sport: -1, dport: -1, a: 0, b: 0, reason: -1 };
   let n = 0;
   let lost: number | null = null;
   let start = 0;
-  while (start < text.length) {
-    let end = text.indexOf('\n', start);
-    if (end < 0) end = text.length;
-    if (text.startsWith('{"tNs"', start)) {
-      const ev = parseEventRecord(text.slice(start, end));
-      if (ev !== null && n < lines) {
-        setEvent(c, n++, ev, reasons, codes);
-        byKind[ev.kind] = (byKind[ev.kind] ?? 0) + 1;
+  while (start < buf.length && n <= lines) {
+    let end = buf.indexOf(NL, start);
+    if (end < 0) end = buf.length;
+    if (startsAt(buf, start, EVENT_LINE) && n < lines) {
+      if (fastEvent(buf, start, end, scratch, names)) {
+        c.tNs[n] = scratch.tNs;
+        c.kind[n] = scratch.kind;
+        c.family[n] = scratch.family;
+        c.sport[n] = scratch.sport;
+        c.dport[n] = scratch.dport;
+        c.a[n] = scratch.a;
+        c.b[n] = scratch.b;
+        let r = -1;
+        if (scratch.reason >= 0) {
+          const kind = KERNEL_EVENT_KINDS[scratch.kind - 1];
+          const key = `${kind} ${names.name(scratch.reason)}`;
+          r = codes.get(key) ?? -1;
+          if (r < 0) {
+            const table = (reasons[kind] ??= {});
+            r = Object.keys(table).length;
+            table[r] = names.name(scratch.reason);
+            codes.set(key, r);
+          }
+        }
+        c.reason[n] = r;
+        kindCounts[scratch.kind]++;
+        n++;
+      } else {
+        const ev = parseEventRecord(buf.toString('utf8', start, end));
+        if (ev !== null) {
+          setEvent(c, n++, ev, reasons, codes);
+          kindCounts[kindCodeOf(ev.kind)]++;
+        }
       }
-    } else if (text.startsWith('{"end"', start)) {
+    } else if (startsAt(buf, start, END_LINE)) {
       try {
-        const t = JSON.parse(text.slice(start, end)) as { lost?: unknown };
+        const t = JSON.parse(buf.toString('utf8', start, end)) as { lost?: unknown };
         lost = typeof t.lost === 'number' ? t.lost : 0;
       } catch {
         // a cut trailer
@@ -392,8 +426,148 @@ function readNdjson(file: string): KernelEventsRead {
     }
     start = end + 1;
   }
+  for (let k = 1; k <= KERNEL_EVENT_KINDS.length; k++) if (kindCounts[k] > 0) byKind[KERNEL_EVENT_KINDS[k - 1]] = kindCounts[k];
   const events = n === lines ? c : sliceEvents(c, n);
   return { file, header, events, counts: emptyCounts(), fromNs: fromNsOf(header), byKind, total: n, lost };
+}
+
+const NL = 0x0a;
+
+function startsAt(buf: Buffer, p: number, prefix: Buffer): boolean {
+  if (p + prefix.length > buf.length) return false;
+  for (let k = 0; k < prefix.length; k++) if (buf[p + k] !== prefix[k]) return false;
+  return true;
+}
+const QUOTE = 0x22;
+const EVENT_LINE = Buffer.from('{"tNs":');
+const END_LINE = Buffer.from('{"end"');
+
+interface FastEvent {
+  tNs: number;
+  kind: number;
+  family: number;
+  sport: number;
+  dport: number;
+  a: number;
+  b: number;
+  /** Index into ValueNames, -1: none. */
+  reason: number;
+}
+
+/** The short string values of the NDJSON lines (kinds, states, reasons), by their bytes: a string is made once per distinct value. */
+class ValueNames {
+  private readonly byHash = new Map<number, number>();
+  private readonly list: string[] = [];
+  /** Index of the value buf[a..b). */
+  index(buf: Buffer, a: number, b: number): number {
+    let h = 0x811c9dc5 ^ (b - a);
+    for (let i = a; i < b; i++) h = Math.imul(h ^ buf[i], 0x01000193);
+    const hit = this.byHash.get(h);
+    if (hit !== undefined && this.list[hit].length === b - a) return hit;
+    this.list.push(buf.toString('latin1', a, b));
+    this.byHash.set(h, this.list.length - 1);
+    return this.list.length - 1;
+  }
+  name(i: number): string {
+    return this.list[i];
+  }
+}
+
+const STATE_CODE = new Map<string, number>(TCP_STATES.map((s, i) => [s, i]));
+const KIND_CODE = new Map<string, number>(KERNEL_EVENT_KINDS.map((k, i) => [k, i + 1]));
+const KIND_STATE = KERNEL_EVENT_KINDS.indexOf('state') + 1;
+
+/**
+ * One event line of a version 1 file, {"tNs":N,"kind":"K",...} as the tracer
+ * wrote it (flat; numbers and plain strings), into `out`; false for anything
+ * else (an escape, an unknown key or kind, a state not named as the kernel
+ * names it, a cut line), which is then given to JSON.parse.
+ */
+function fastEvent(buf: Buffer, s: number, e: number, out: FastEvent, names: ValueNames): boolean {
+  out.kind = 0;
+  out.family = 4;
+  out.sport = -1;
+  out.dport = -1;
+  out.a = 0;
+  out.b = 0;
+  out.reason = -1;
+  let hasT = false;
+  let state = 0;
+  let oldState = 0;
+  let newState = 0;
+  let p = s + 1;
+  while (p < e) {
+    if (buf[p] !== QUOTE) return false;
+    const k0 = p + 1;
+    const k1 = buf.indexOf(QUOTE, k0);
+    if (k1 < 0 || k1 >= e || buf[k1 + 1] !== 0x3a) return false;
+    p = k1 + 2;
+    let num = NaN;
+    let str = -1;
+    if (buf[p] === QUOTE) {
+      const v1 = buf.indexOf(QUOTE, p + 1);
+      if (v1 < 0 || v1 >= e) return false;
+      for (let i = p + 1; i < v1; i++) if (buf[i] === 0x5c) return false;
+      str = names.index(buf, p + 1, v1);
+      p = v1 + 1;
+    } else {
+      let q = p;
+      let neg = false;
+      if (buf[q] === 0x2d) {
+        neg = true;
+        q++;
+      }
+      let v = 0;
+      const d0 = q;
+      while (q < e && buf[q] >= 0x30 && buf[q] <= 0x39) v = v * 10 + (buf[q++] - 0x30);
+      if (q === d0) return false;
+      if (buf[q] === 0x2e || buf[q] === 0x65 || buf[q] === 0x45) {
+        while (q < e && buf[q] !== 0x2c && buf[q] !== 0x7d) q++;
+        v = Number(buf.toString('latin1', p, q));
+        neg = false;
+        if (!Number.isFinite(v)) return false;
+      }
+      num = neg ? -v : v;
+      p = q;
+    }
+    const klen = k1 - k0;
+    const c0 = buf[k0];
+    if (klen === 3 && c0 === 0x74) {
+      if (Number.isNaN(num)) return false;
+      out.tNs = num;
+      hasT = true;
+    } else if (klen === 4 && c0 === 0x6b) {
+      if (str < 0) return false;
+      const code = KIND_CODE.get(names.name(str));
+      if (code === undefined) return false;
+      out.kind = code;
+    } else if (klen === 6 && c0 === 0x66) out.family = num === 6 ? 6 : 4;
+    else if (klen === 5 && c0 === 0x73 && buf[k0 + 1] === 0x70) out.sport = num;
+    else if (klen === 5 && c0 === 0x64) out.dport = num;
+    else if ((klen === 5 && c0 === 0x73) || (klen === 8 && (c0 === 0x6f || c0 === 0x6e))) {
+      if (str < 0) return false;
+      const code = STATE_CODE.get(names.name(str));
+      if (code === undefined) return false;
+      if (c0 === 0x6e) newState = code;
+      else if (c0 === 0x6f) oldState = code;
+      else state = code;
+    } else if (klen === 6 && c0 === 0x72) {
+      if (str < 0) return false;
+      out.reason = str;
+    } else return false;
+    if (buf[p] === 0x2c) p++;
+    else if (buf[p] === 0x7d) {
+      p++;
+      break;
+    } else return false;
+  }
+  if (p !== e && !(p === e - 1 && buf[p] === 0x0d)) return false;
+  // as setEvent: a state change keeps its old and new state, any other kind its state
+  if (out.kind === KIND_STATE) {
+    out.a = oldState;
+    out.b = newState;
+  } else out.a = state;
+  return hasT && out.kind > 0 && out.sport >= 0 && out.sport < 65536 && out.dport >= 0 && out.dport < 65536 && Number.isFinite(out.tNs);
 }
 
 function sliceEvents(c: KernelEventColumns, n: number): KernelEventColumns {

@@ -12,7 +12,9 @@ import {
   FLAG_COUNT,
   KERNEL_EVENTS_FILE_V1,
   KernelEventsWriter,
+  eventColumns,
   eventList,
+  parseEventRecord,
   readKernelEventsFile,
   type KernelEventsHeader,
 } from '../../probes/kernel-events/events-file.ts';
@@ -170,6 +172,34 @@ test('readKernelEventsFile: null without a file, cut last line skipped, header r
   );
   t.deepEqual(eventsOf(dir), [{ tNs: 10, kind: 'retransmit', family: 4, sport: 5, dport: 1, state: 'SYN_SENT' }]);
   t.is(readKernelEventsFile(dir)?.header?.t0Ns, '5');
+});
+
+test('readKernelEventsFile, version 1: the byte parser reads every line as JSON.parse would', async (t) => {
+  const dir = await tmp();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await mkdir(join(dir, 'events'));
+  const lines = [
+    '{"tNs":10,"kind":"retransmit","family":4,"sport":40000,"dport":1,"state":"SYN_SENT"}',
+    '{"tNs":-20,"kind":"send-reset","family":6,"sport":1,"dport":40001,"state":"ESTABLISHED","reason":"NO_SOCKET"}',
+    '{"tNs":30,"kind":"receive-reset","family":4,"sport":1,"dport":40002}',
+    '{"tNs":40,"kind":"state","family":4,"sport":40003,"dport":1,"oldState":"SYN_SENT","newState":"ESTABLISHED"}',
+    '{"tNs":50,"kind":"drop","family":4,"sport":40004,"dport":1,"reason":"TCP_LISTEN_OVERFLOW"}',
+    '{"tNs":60,"kind":"drop","family":4,"sport":40005,"dport":1,"reason":"NO_\\u0053OCKET"}', // an escape: JSON.parse's
+    '{"tNs":1.5e3,"kind":"retransmit","family":4,"sport":40006,"dport":1,"extra":true}', // a number with an exponent, an unknown key
+    '{"tNs":70,"kind":"retransmit","family":4,"sport":40007,"dport":1,"state":"STATE_42"}', // a state with no name
+    '{"tNs": 80, "kind": "send-reset", "family": 4, "sport": 40008, "dport": 1}', // spaces
+    '{"tNs":90,"kind":"send-reset","family":4,"sport":40009,"dport":1,"reason":"NO_SOCKET"}\r',
+    '{"tNs":100,"kind":"nosuch","family":4,"sport":1,"dport":2}', // not an event
+    '{"tNs":110,"kind":"state","family":4,"sport":40010,"dport":1,"oldState":"CLOSE","newState":"SYN_SENT","state":"LISTEN"}',
+  ];
+  const header = JSON.stringify({ format: 'sockspike-kernel-events', version: 1, t0Ns: '0', ports: [1] });
+  await writeFile(join(dir, KERNEL_EVENTS_FILE_V1), [header, ...lines, '{"end":true,"events":11,"lost":2}', '{"tNs":120,"kind":"ret'].join('\n'));
+  const read = readKernelEventsFile(dir);
+  const expected = lines.map((l) => parseEventRecord(l.replace(/\r$/, ''))).filter((e) => e !== null);
+  t.is(expected.length, 11);
+  t.deepEqual(eventList(read?.events ?? eventColumns([])), eventList(eventColumns(expected)));
+  t.is(read?.lost, 2);
+  t.deepEqual(read?.byKind, { retransmit: 3, 'send-reset': 3, 'receive-reset': 1, state: 2, drop: 2 });
 });
 
 test('bad ports are a user error', async (t) => {

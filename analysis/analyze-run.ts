@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { FILES, writeJson } from '../lib/run-files.ts';
+import { FILES, writeJson, type RunManifest } from '../lib/run-files.ts';
+import { warmupOf } from './warmup.ts';
 import { formatUs } from '../lib/format.ts';
 import { OUTCOME_OK, type Summary } from '../lib/types.ts';
 import { findModes } from './modes.ts';
@@ -34,7 +35,7 @@ export function analyzeRun(dir: string, opts: { outlierUs?: number } = {}): Summ
   const s = readServer(dir, m);
   const summary = summarize(m, c, s);
   const sysctls = readSysctls(dir);
-  const { outliers, normal } = describeOutliers(summary, c, sysctls);
+  const { outliers, normal } = describeOutliers(summary, c, sysctls, m.config);
   // the normal transactions and their phase medians, the same for every subset of the outliers described
   let medians: PhaseMedians | null = null;
   const normalMedians = (): PhaseMedians => (medians ??= normalPhaseMedians(c, normal));
@@ -81,16 +82,24 @@ function causesByWindow(causes: Cause[], src: InputSources): Cause[] {
 const readSysctls = (dir: string): Record<string, string> => readEnvironment(dir).env?.sysctls ?? {};
 
 /** Modes of the outliers (named after the timers of this run's kernel settings) and the phase that holds their time. */
-function describeOutliers(summary: Summary, c: TxnColumns, sysctls: Record<string, string>): { outliers: Uint32Array; normal: Uint32Array } {
+function describeOutliers(
+  summary: Summary,
+  c: TxnColumns,
+  sysctls: Record<string, string>,
+  config: RunManifest['config'],
+): { outliers: Uint32Array; normal: Uint32Array } {
   const threshold = summary.outliers.thresholdUs;
+  // warm-up transactions are neither outliers nor normal (analysis/warmup.ts)
+  const warm = warmupOf(c, config).mask;
   let n = 0;
-  for (let i = 0; i < c.n; i++) if (totalUs(c, i) > threshold) n++;
+  for (let i = 0; i < c.n; i++) if (warm[i] === 0 && totalUs(c, i) > threshold) n++;
   const outliers = new Uint32Array(n);
   const normal = new Uint32Array(c.n - n);
   const latencies = new Float64Array(n);
   let a = 0;
   let b = 0;
   for (let i = 0; i < c.n; i++) {
+    if (warm[i] === 1) continue;
     if (totalUs(c, i) > threshold) {
       latencies[a] = totalUs(c, i);
       outliers[a++] = i;

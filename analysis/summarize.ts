@@ -4,6 +4,7 @@ import { SCHEMA_VERSION, type RunManifest } from '../lib/run-files.ts';
 import { SRV_FLAG_RESET, TXN_FLAG_REUSED } from '../lib/records.ts';
 import { LatencyRecorder, phaseStats } from './latency.ts';
 import { formatUs } from '../lib/format.ts';
+import { warmupOf } from './warmup.ts';
 import type { ServerColumns, TxnColumns } from './read-run.ts';
 
 // summary.json from the records: accounting, throughput, latency per phase,
@@ -71,6 +72,7 @@ export function summarize(m: RunManifest, c: TxnColumns, s: ServerColumns | null
   const rEach = Array.from({ length: E }, () => new LatencyRecorder());
   const rLate = new LatencyRecorder();
   const counts = new Float64Array(OUTCOMES.length);
+  const warm = warmupOf(c, m.config);
   let bytes = 0;
   let lateStarts = 0;
   let first = Infinity;
@@ -86,6 +88,7 @@ export function summarize(m: RunManifest, c: TxnColumns, s: ServerColumns | null
     rLate.record(c.lateUs[i]);
     if (o !== OUTCOME_OK) continue;
     bytes += c.bytesIn[i] + c.bytesOut[i];
+    if (warm.mask[i] === 1) continue; // warm-up: counted above, not in the latencies
     rTotal.record(totalUs(c, i));
     const reused = (c.flags[i] & TXN_FLAG_REUSED) !== 0;
     if (!reused) rConnect.record(c.connectUs[i]);
@@ -104,9 +107,10 @@ export function summarize(m: RunManifest, c: TxnColumns, s: ServerColumns | null
   const { thresholdUs, how } =
     m.config.outlierUs !== null
       ? { thresholdUs: m.config.outlierUs, how: 'given with --outlier' }
-      : tailThreshold((i) => (c.outcome[i] === OUTCOME_OK ? totalUs(c, i) : NaN), c.n, total.p50, total.p99);
+      : tailThreshold((i) => (c.outcome[i] === OUTCOME_OK && warm.mask[i] === 0 ? totalUs(c, i) : NaN), c.n, total.p50, total.p99);
   let outliers = 0;
-  for (let i = 0; i < c.n; i++) if (totalUs(c, i) > thresholdUs) outliers++;
+  for (let i = 0; i < c.n; i++) if (warm.mask[i] === 0 && totalUs(c, i) > thresholdUs) outliers++;
+  const counted = c.n - warm.transactions;
 
   const errors: Record<string, number> = {};
   let failed = 0;
@@ -141,7 +145,8 @@ export function summarize(m: RunManifest, c: TxnColumns, s: ServerColumns | null
       close: phaseStats(rClose.histogram()),
       exchanges: rEach.map((r) => phaseStats(r.histogram())),
     },
-    outliers: { thresholdUs, how, count: outliers, rate: c.n > 0 ? outliers / c.n : 0 },
+    outliers: { thresholdUs, how, count: outliers, rate: counted > 0 ? outliers / counted : 0 },
+    warmup: { transactions: warm.transactions, how: warm.how },
     openLoop:
       m.config.rate === null
         ? null

@@ -113,6 +113,8 @@ export function makeSyntheticRun(dir: string, opts: SyntheticOptions = {}): Synt
     exchanges: EXCHANGES,
     rate: Math.round(rate * 1000) / 1000,
     outlierUs: 100_000,
+    // synthetic records have no start-up costs: no warm-up to keep out
+    warmupNs: 0,
     close: opts.kernelEvents === true ? 'client-rst' : 'client-fin',
     probeIntervalNs: intervalNs,
     seed,

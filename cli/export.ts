@@ -22,7 +22,7 @@ export function register(program: Command): void {
         const s = readServer(dir, m);
         if (s === null) throw new UserError(`${dir} has no server records (the run used no built-in server)`);
         await exportServer(out, o.format, s);
-      } else await exportTransactions(out, o.format, readTransactions(dir, m));
+      } else await exportTransactions(out, o.format, readTransactions(dir, m), m.config);
       if (out !== process.stdout) {
         out.end();
         await finished(out);

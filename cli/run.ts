@@ -47,6 +47,10 @@ export function register(program: Command): void {
     .option('--request-file <file>', "send this file's bytes as each request (default: none)")
     .option('--response-until <rule>', 'with a request template: close | bytes:N | delimiter:STR (default: none, required with a request)')
     .option('--outlier <d>', 'outlier threshold, e.g. 100ms (default: derived from the distribution)')
+    .option(
+      '--warmup <d>',
+      'transactions starting this long into the load are warm-up, kept out of latencies and outliers (default: the first 2 of each client worker; 0: none)',
+    )
     .option('--probe-interval <d>', 'system sampling interval (>= 10ms)', DEFAULTS.probeInterval)
     .addOption(
       new Option('--kernel-states <which>', 'kernel events: TCP state changes to record (counted in the kernel; a few per 100 ms recorded one by one)')

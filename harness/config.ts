@@ -35,6 +35,7 @@ export interface RunOptions extends ExternalServerOptions {
   splitWrites: string;
   acceptDelay: string;
   outlier?: string;
+  warmup?: string;
   probeInterval: string;
   kernelStates: string;
   seed: string;
@@ -152,6 +153,7 @@ export function resolveConfig(o: RunOptions): RunConfig {
     splitWrites,
     acceptDelayNs: duration(o.acceptDelay, '--accept-delay', 'ms', 0, 60e9),
     outlierUs: o.outlier === undefined ? null : Math.round(duration(o.outlier, '--outlier', 'ms', 1e3, 3600e9) / 1e3),
+    warmupNs: o.warmup === undefined ? null : duration(o.warmup, '--warmup', 's', 0, 3600e9),
     probeIntervalNs: duration(o.probeInterval, '--probe-interval', 'ms', 10e6, 60e9),
     kernelStates: kernelStates(o.kernelStates),
     seed: int(o.seed, '--seed', 0, 2 ** 31),

@@ -79,6 +79,7 @@ export function runFlags(c: Partial<RunConfig>): [string, string | true][] {
   if (differs('connectTimeoutNs', c.connectTimeoutNs)) put('--connect-timeout', durationFlag(c.connectTimeoutNs as number));
   if (differs('ioTimeoutNs', c.ioTimeoutNs)) put('--io-timeout', durationFlag(c.ioTimeoutNs as number));
   if (c.outlierUs != null) put('--outlier', durationFlag(c.outlierUs * 1e3));
+  if (c.warmupNs != null) put('--warmup', durationFlag(c.warmupNs));
   if (differs('probeIntervalNs', c.probeIntervalNs)) put('--probe-interval', durationFlag(c.probeIntervalNs as number));
   if (differs('kernelStates', c.kernelStates)) put('--kernel-states', c.kernelStates as string);
   if (c.rate != null && c.arrivals === 'poisson' && differs('seed', c.seed)) put('--seed', c.seed as number);

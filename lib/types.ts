@@ -37,6 +37,8 @@ export interface RunConfig {
   acceptDelayNs: number;
   /** Absolute outlier threshold (null: derived from the distribution). */
   outlierUs: number | null;
+  /** --warmup: transactions starting this long into the load are warm-up (null or absent: the first few of each worker; analysis/warmup.ts). */
+  warmupNs?: number | null;
   probeIntervalNs: number;
   /** Kernel events: which inet_sock_set_state transitions to record. */
   kernelStates: 'off' | 'handshake' | 'all';
@@ -244,6 +246,8 @@ export interface Summary {
       rows: { phase: string; outliers: number; share: number; medianExcessUs: number; normalMedianUs: number | null; unfinished: number }[];
     };
   };
+  /** Warm-up transactions: attempted and counted, kept out of the latencies and outliers (analysis/warmup.ts); absent in older summaries. */
+  warmup?: { transactions: number; how: string };
   openLoop: null | {
     rate: number;
     lateStarts: number;

@@ -1,9 +1,10 @@
 import type { Writable } from 'node:stream';
-import { OUTCOMES } from '../lib/types.ts';
+import { OUTCOMES, type RunConfig } from '../lib/types.ts';
 import { TCP_STATES } from '../lib/tcp-states.ts';
 import { TXN_FLAG_REUSED, TXN_FLAG_TCPINFO, SRV_FLAG_RESET } from '../lib/records.ts';
 import type { ServerColumns, TxnColumns } from '../analysis/read-run.ts';
 import { txnStartNs } from '../analysis/summarize.ts';
+import { warmupOf } from '../analysis/warmup.ts';
 
 // Records as CSV or NDJSON for other tools: one row per record, every
 // recorded field, times in ns since t0 (run.json t0Ns) or in us as named
@@ -28,6 +29,7 @@ export function transactionColumns(exchanges: number): string[] {
     ...Array.from({ length: exchanges }, (_, e) => `exchange${e + 1}_took_us`),
     'close_took_us',
     'outcome',
+    'warmup',
     'local_port',
     'worker',
     'reused',
@@ -47,7 +49,7 @@ export const us1 = (v: number): number | null => (Number.isFinite(v) ? Math.roun
 /** Nanoseconds (or any count) as an integer (null: none). */
 export const int = (v: number): number | null => (Number.isFinite(v) ? Math.round(v) : null);
 
-function transactionRow(c: TxnColumns, i: number): Cell[] {
+function transactionRow(c: TxnColumns, i: number, warm: Uint8Array | null): Cell[] {
   // each phase's own duration, as the report shows them (the *_us columns before are times since the start)
   let prev = c.connectUs[i];
   const took = c.exchangeUs.map((a) => {
@@ -68,6 +70,7 @@ function transactionRow(c: TxnColumns, i: number): Cell[] {
     ...took,
     us1(c.endUs[i] - prev),
     OUTCOMES[c.outcome[i]] ?? 'EOTHER',
+    warm !== null && warm[i] === 1,
     c.localPort[i],
     c.worker[i],
     (c.flags[i] & TXN_FLAG_REUSED) !== 0,
@@ -124,8 +127,10 @@ async function writeRows(out: Writable, format: ExportFormat, names: string[], n
   if (chunk.length > 0 && !out.write(chunk)) await new Promise((r) => out.once('drain', r));
 }
 
-export async function exportTransactions(out: Writable, format: ExportFormat, c: TxnColumns): Promise<void> {
-  await writeRows(out, format, transactionColumns(c.exchanges), c.n, (i) => transactionRow(c, i));
+/** `config`: the run's, for which transactions were warm-up (analysis/warmup.ts); without it the column is false throughout. */
+export async function exportTransactions(out: Writable, format: ExportFormat, c: TxnColumns, config?: Pick<RunConfig, 'warmupNs'>): Promise<void> {
+  const warm = config === undefined ? null : warmupOf(c, config).mask;
+  await writeRows(out, format, transactionColumns(c.exchanges), c.n, (i) => transactionRow(c, i, warm));
 }
 
 export async function exportServer(out: Writable, format: ExportFormat, s: ServerColumns): Promise<void> {

@@ -21,6 +21,7 @@ import { CATALOGUE, MIN_CONFIDENCE } from '../analysis/causes/index.ts';
 import { readProbes } from '../probes/read.ts';
 import { UserError } from '../lib/errors.ts';
 import { hostCounters, hostCountersLine } from './host-counters.ts';
+import { warmupOf } from '../analysis/warmup.ts';
 
 // report.md of one run: what happened first, then the evidence, then how
 // to reproduce it. Built from the run directory alone.
@@ -49,7 +50,7 @@ export function writeReport(dir: string, opts: ReportOptions = {}): string {
     m,
     s,
     c,
-    observerSections(dir, m, outlierStarts(c, s.outliers.thresholdUs), opts.redact === true, loadStartNs(m, c)),
+    observerSections(dir, m, outlierStarts(c, s.outliers.thresholdUs, warmupOf(c, m.config).mask), opts.redact === true, loadStartNs(m, c)),
     picture,
     latencyPicture,
     accepted,
@@ -151,9 +152,12 @@ function verdict(m: RunManifest, s: Summary, c: TxnColumns, notes: string[]): st
       `Latency p50 ${formatUs(L.p50)}, p99 ${formatUs(L.p99)}, p99.9 ${formatUs(L.p999)}, max ${formatUs(L.max)}. ` +
         (s.outliers.count === 0
           ? `No transaction exceeded the outlier threshold of ${formatUs(s.outliers.thresholdUs)}: nothing unusual seen.`
-          : `${formatCountOf(s.outliers.count, 'outlier')} (${formatPercent(s.outliers.rate, 3)}) above ${formatUs(s.outliers.thresholdUs)} (${s.outliers.how}).`),
+          : `${formatCountOf(s.outliers.count, 'outlier')} (${formatPercent(s.outliers.rate, 3)}) above ${formatUs(s.outliers.thresholdUs)} (${s.outliers.how}).`) +
+        (s.warmup !== undefined && s.warmup.transactions > 0
+          ? ` Warm-up, counted but kept out of the latencies and outliers: ${formatCountOf(s.warmup.transactions, 'transaction')} (${s.warmup.how}).`
+          : ''),
     );
-  const shape = outlierLine(s, c, loadStartNs(m, c));
+  const shape = outlierLine(s, c, loadStartNs(m, c), m.config);
   if (shape !== null) lines.push(shape);
   return lines.join('\n');
 }
@@ -416,9 +420,9 @@ function observerSections(dir: string, m: RunManifest, highlightNs: number[], re
 }
 
 /** Start times (ns since t0) of the outliers, for marking them on the timeline. */
-function outlierStarts(c: TxnColumns, thresholdUs: number): number[] {
+function outlierStarts(c: TxnColumns, thresholdUs: number, warm: Uint8Array): number[] {
   const out: number[] = [];
-  for (let i = 0; i < c.n; i++) if (totalUs(c, i) > thresholdUs) out.push(c.intendedNs[i]);
+  for (let i = 0; i < c.n; i++) if (warm[i] === 0 && totalUs(c, i) > thresholdUs) out.push(c.intendedNs[i]);
   return out;
 }
 
@@ -512,14 +516,15 @@ function systemStateSection(st: NonNullable<Summary['systemState']>): string {
 }
 
 /** One sentence on where the outliers sit and which phase holds their time (facts, not a cause). */
-function outlierLine(s: Summary, c: TxnColumns, originNs: number): string | null {
+function outlierLine(s: Summary, c: TxnColumns, originNs: number, config: RunConfig): string | null {
   const o = s.outliers;
   if (o.count === 0) return null;
   const parts: string[] = [];
   let first = Infinity;
   let last = -Infinity;
+  const warm = warmupOf(c, config).mask;
   for (let i = 0; i < c.n; i++)
-    if (totalUs(c, i) > o.thresholdUs) {
+    if (warm[i] === 0 && totalUs(c, i) > o.thresholdUs) {
       first = Math.min(first, c.intendedNs[i]);
       last = Math.max(last, c.intendedNs[i]);
     }

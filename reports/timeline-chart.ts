@@ -8,6 +8,7 @@ import { META_FILE, PROBES_DIR } from '../probes/probe-files.ts';
 import { readProbes, type ProbeData } from '../probes/read.ts';
 import { txnStartNs } from '../analysis/summarize.ts';
 import { formatUs } from '../lib/format.ts';
+import { warmupOf } from '../analysis/warmup.ts';
 
 // The report's timeline picture (timeline.svg beside report.md): on one time
 // axis (seconds into the load: 0 is the first transaction's intended start;
@@ -102,6 +103,8 @@ export interface TimelineInput {
   originNs?: number;
   /** The TCP counters are the host's (no network namespace of the run's own): their panels say so. */
   hostWide?: boolean;
+  /** Warm-up transactions (analysis/warmup.ts; 1: warm-up): never drawn as outliers. */
+  warmup?: Uint8Array;
 }
 
 export interface TimelineSpec {
@@ -140,6 +143,7 @@ export function latencyPoints(
   c: TxnColumns,
   thresholdUs: number,
   originNs = 0,
+  warmup?: Uint8Array,
 ): { points: TimelinePoint[]; outlierStarts: number[]; stats: Omit<TimelineSpec['stats'], 'probeRows' | 'counters'> } {
   const n = c.n;
   let lo = Infinity;
@@ -156,7 +160,7 @@ export function latencyPoints(
     if (c.outcome[i] !== OUTCOME_OK) {
       failures++;
       marked.push(i);
-    } else if (total > thresholdUs) {
+    } else if (total > thresholdUs && warmup?.[i] !== 1) {
       outliers++;
       marked.push(i);
     } else normalCount++;
@@ -170,7 +174,7 @@ export function latencyPoints(
   const normalReduced = normalCount > MAX_NORMAL;
   if (!normalReduced) {
     for (let i = 0; i < n; i++) {
-      if (c.outcome[i] !== OUTCOME_OK || c.lateUs[i] + c.endUs[i] > thresholdUs) continue;
+      if (c.outcome[i] !== OUTCOME_OK || (c.lateUs[i] + c.endUs[i] > thresholdUs && warmup?.[i] !== 1)) continue;
       points.push({ t: round(startS(i), 4), ms: totalMs(i), kind: 'normal' });
     }
   } else {
@@ -179,14 +183,14 @@ export function latencyPoints(
     const bucketOf = (i: number): number => Math.min(B - 1, Math.floor(((txnStartNs(c, i) - lo) / span) * B));
     const count = new Uint32Array(B + 1);
     for (let i = 0; i < n; i++) {
-      if (c.outcome[i] !== OUTCOME_OK || c.lateUs[i] + c.endUs[i] > thresholdUs) continue;
+      if (c.outcome[i] !== OUTCOME_OK || (c.lateUs[i] + c.endUs[i] > thresholdUs && warmup?.[i] !== 1)) continue;
       count[bucketOf(i) + 1]++;
     }
     for (let b = 0; b < B; b++) count[b + 1] += count[b];
     const fill = count.slice(0, B);
     const lat = new Float64Array(normalCount);
     for (let i = 0; i < n; i++) {
-      if (c.outcome[i] !== OUTCOME_OK || c.lateUs[i] + c.endUs[i] > thresholdUs) continue;
+      if (c.outcome[i] !== OUTCOME_OK || (c.lateUs[i] + c.endUs[i] > thresholdUs && warmup?.[i] !== 1)) continue;
       lat[fill[bucketOf(i)]++] = c.lateUs[i] + c.endUs[i];
     }
     const kind: PointKind = 'normal (bucket min/median/max)';
@@ -226,7 +230,7 @@ export function latencyPoints(
   const cols = new Set<number>();
   const outlierStarts: number[] = [];
   for (const i of marked) {
-    if (c.outcome[i] !== OUTCOME_OK && !(c.lateUs[i] + c.endUs[i] > thresholdUs)) continue;
+    if (c.outcome[i] !== OUTCOME_OK && !(c.lateUs[i] + c.endUs[i] > thresholdUs && warmup?.[i] !== 1)) continue;
     const px = Math.floor(((txnStartNs(c, i) - lo) / span) * WIDTH);
     if (cols.has(px)) continue;
     cols.add(px);
@@ -346,7 +350,7 @@ export function buildTimelineSpec(input: TimelineInput): TimelineSpec | null {
   const { txn, thresholdUs } = input;
   if (txn.n === 0) return null;
   const origin = input.originNs ?? 0;
-  const lat = latencyPoints(txn, thresholdUs, origin);
+  const lat = latencyPoints(txn, thresholdUs, origin, input.warmup);
   const probes = input.probes && input.probes.rows > 0 ? probeRows(input.probes, origin) : null;
   // One x domain for every panel.
   let lo = Infinity;
@@ -624,6 +628,7 @@ export async function writeTimelineChart(runDir: string): Promise<string | null>
     probes,
     faults,
     originNs: loadStartNs(manifest, txn),
+    warmup: warmupOf(txn, manifest.config).mask,
     hostWide: probes !== null && !probes.meta.netns,
   });
   if (!built) return null;

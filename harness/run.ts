@@ -81,7 +81,7 @@ async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: 
     const ready = await run.waitListening();
     run.startClients(ready);
     await run.startObservers(ready);
-    run.startFaults(ready);
+    await run.startFaults(ready);
     run.go();
     await run.awaitClients();
   } catch (err) {
@@ -291,7 +291,8 @@ class OneRun {
     writeManifest(this.dir, manifest);
   }
 
-  startFaults(ready: ListeningMessage): void {
+  /** Faults set up; those on from the load's start are switched on before it. */
+  async startFaults(ready: ListeningMessage): Promise<void> {
     if (this.cfg.faults.length === 0) return;
     this.faults = new FaultRunner(this.cfg.faults, {
       t0: this.t0,
@@ -304,6 +305,7 @@ class OneRun {
         this.observers.addProcess(role, pid);
       },
     });
+    await this.faults.fromTheStart();
   }
 
   /** Tell every client to begin (a stop that came meanwhile follows at once). */

@@ -57,12 +57,21 @@ export class FaultRunner {
     return this.active.map((a) => a.rec);
   }
 
+  /**
+   * Before the load starts: switch on every fault whose window opens at 0,
+   * so it is on from the first transaction (switching on takes a moment:
+   * nft, processes to start).
+   */
+  async fromTheStart(): Promise<void> {
+    await Promise.all(this.active.filter((a) => a.rec.fromNs === 0).map((a) => this.switchOn(a)));
+  }
+
   /** The workload starts now: schedule every window (once, however many clients say so). */
   begin(): void {
     if (this.begun) return;
     this.begun = true;
     for (const a of this.active) {
-      this.at(a.rec.fromNs, () => this.switchOn(a));
+      if (a.rec.fromNs > 0) this.at(a.rec.fromNs, () => this.switchOn(a));
       if (a.rec.toNs !== null) this.at(a.rec.toNs, () => this.switchOff(a));
     }
   }

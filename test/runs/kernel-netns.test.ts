@@ -144,6 +144,19 @@ kt('without root: one clear line, exit 2', async (t) => {
   t.truthy(ROOT);
 });
 
+kt('--fault with no window: on before the first transaction, off after the last', async (t) => {
+  const out = join(tempDir(t), 'run');
+  const r = await sockspike(['run', '--fault', 'syn-drop:5%', '--duration', '1', '--outlier', '100ms', '--out', out]);
+  t.is(r.exitCode, 0, String(r.stderr));
+  const m = readManifestFile(out);
+  const f = m.kernel?.faults[0];
+  t.true(
+    f?.startNs !== null && f?.startNs !== undefined && f.startNs <= (m.workload?.firstStartNs ?? 0),
+    `fault on at ${f?.startNs}, load from ${m.workload?.firstStartNs}`,
+  );
+  t.true((f?.stopNs ?? 0) >= (m.workload?.lastEndNs ?? Infinity) - 1e6, `fault off at ${f?.stopNs}, load to ${m.workload?.lastEndNs}`);
+});
+
 kt('--fault syn-drop in a window: recorded on/off times, nft counter, and the diagnosis names syn-loss', async (t) => {
   const out = join(tempDir(t), 'run');
   const r = await sockspike(['run', '--fault', 'syn-drop:10%@0.5s-3s', '--concurrency', '2', '--duration', '3.5', '--outlier', '100ms', '--out', out]);

@@ -53,6 +53,12 @@ export interface ProbeColumn {
   every?: number;
 }
 
+/** meta.json readRule: what a row means for a column read every Nth sample. */
+export const READ_RULE =
+  "A column with every = N > 1 was read only in the rows where its rate's span column (probe.everyN.dt_ns) has a value; " +
+  'there a counter holds its delta since its previous read (over that span, in ns), a fraction its share of the span, a gauge its value; ' +
+  'in the other rows it was not read (nothing stored: not 0). The last row reads every rate.';
+
 /** One read rate of meta.json: what is read every Nth sample. */
 export interface ProbeRate {
   every: number;
@@ -133,6 +139,8 @@ export interface ProbeMeta {
   columns: ProbeColumn[];
   /** Version 2: the read rates, every sample first (absent in version 1: everything every sample). */
   rates?: ProbeRate[];
+  /** Version 2: what a row holds for a column read every Nth sample, in one sentence (READ_RULE). */
+  readRule?: string;
   /** Values that do not change (Tcp.RtoMin, ...), read at start. */
   constants: Record<string, number>;
   skipped: SkippedProbe[];

@@ -245,6 +245,7 @@ test('sampler on this machine: slow sources every 5th sample, deltas over the sp
     s.finish('stop', { meanNs: 0, p50Ns: 0, p99Ns: 0, maxNs: 0, missedSlots: 0 });
     const meta = JSON.parse(readFileSync(join(dir, PROBES_DIR, META_FILE), 'utf8')) as ProbeMeta;
     t.is(meta.version, 2);
+    t.regex(meta.readRule ?? '', /not read \(nothing stored: not 0\)/);
     t.deepEqual(
       meta.rates!.map((r) => [r.every, r.spanColumn]),
       [

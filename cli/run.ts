@@ -63,7 +63,11 @@ export function register(program: Command): void {
       'split the load over K client processes, each recording its own transactions file (more load on several cores)',
       DEFAULTS.clientProcesses,
     )
-    .option('--netns', "run server, client and network probes in a network namespace of the run's own (root)")
+    .option(
+      '--netns',
+      "run server, client and network probes in a network namespace of the run's own, with the host's sysctls copied in (the default as root, but for --target)",
+    )
+    .option('--no-netns', "share the host's network namespace (its TCP counters are then host-wide)")
     .option('--sysctl <key=value>', "set a sysctl for the run, repeatable; per-namespace keys go into the run's namespace (implies --netns)", collect, [])
     .option('--host-sysctl', 'allow --sysctl keys that are not per namespace to change the host (journalled, restored afterwards)')
     .option(

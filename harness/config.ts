@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { parseDurationNs } from '../lib/duration.ts';
+import { findSystemBinary } from '../lib/system-binary.ts';
 import { UserError } from '../lib/errors.ts';
 import { CLOSE_MODES, type CloseMode, type RunConfig } from '../lib/types.ts';
 import { needsNetns, parseFault } from './kernel/fault-spec.ts';
@@ -81,6 +82,11 @@ export function int(text: string, flag: string, min: number, max: number): numbe
   return n;
 }
 
+/** Root, ip(8) and a server the run starts (not --target's, which lives in the host's namespace). */
+function defaultNetns(o: RunOptions): boolean {
+  return typeof process.getuid === 'function' && process.getuid() === 0 && o.target === undefined && findSystemBinary('ip') !== null;
+}
+
 function duration(text: string, flag: string, bare: 's' | 'ms', minNs: number, maxNs: number): number {
   const ns = parseDurationNs(text, flag, bare);
   if (ns < minNs || ns > maxNs) throw new UserError(`${flag}: ${text} is out of range`);
@@ -158,7 +164,8 @@ export function resolveConfig(o: RunOptions): RunConfig {
     kernelStates: kernelStates(o.kernelStates),
     seed: int(o.seed, '--seed', 0, 2 ** 31),
     clientProcesses: int(o.clientProcesses, '--client-processes', 1, 64),
-    netns: o.netns === true,
+    // a namespace of the run's own by default where it can have one: its counters are then the run's alone
+    netns: o.netns ?? defaultNetns(o),
     sysctls: lastPerKey((o.sysctl ?? []).map(parseSysctl)),
     hostSysctl: o.hostSysctl === true,
     faults: (o.fault ?? []).map(parseFault),

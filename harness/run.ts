@@ -179,6 +179,10 @@ class OneRun {
     } else if (cfg.engine !== 'native' && cfg.external == null)
       manifest.notes.push('the built-in client and server ran on Node (--engine node), which adds its own latency');
     for (const line of kernel.restoredFirst) manifest.notes.push(`before this run's host changes, sockspike ${line}`);
+    if (kernel.netns !== null)
+      manifest.notes.push(
+        `the run had a network namespace of its own (${kernel.netns}), so its TCP counters are its own; the host's per-namespace sysctls were copied in (${kernel.copiedSysctls} differed from a new namespace's defaults)`,
+      );
     writeManifest(this.dir, manifest);
     writeFileSync(join(this.dir, FILES.command), this.req.reproduce + '\n');
     this.observers.snapshot();

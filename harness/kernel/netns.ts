@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { UserError } from '../../lib/errors.ts';
 import { requireSystemBinary } from '../../lib/system-binary.ts';
@@ -47,3 +47,40 @@ export async function inNetns(name: string, cmd: string, args: string[], input?:
 }
 
 export const oneLine = (s: string): string => s.trim().split('\n').pop() ?? '';
+
+/** The per-namespace sysctl folders a new namespace starts with kernel defaults in (their files, not their per-device subfolders). */
+const SYSCTL_DIRS = ['/proc/sys/net/core', '/proc/sys/net/ipv4', '/proc/sys/net/ipv6', '/proc/sys/net/unix'];
+
+// Writes each (path, value) pair whose value differs in the namespace; counts the writes that took.
+const COPY =
+  'n=0; while [ $# -gt 1 ]; do if [ -w "$1" ] && [ "$(cat "$1" 2>/dev/null)" != "$2" ] && printf "%s\\n" "$2" > "$1" 2>/dev/null; then n=$((n+1)); fi; shift 2; done; echo $n';
+
+/**
+ * A new namespace starts with the kernel's defaults, not the host's
+ * settings (somaxconn, tcp_tw_reuse, the port range, buffer sizes): copy
+ * the host's values of the per-namespace keys in, so the run sees the host's
+ * settings with counters of its own. Returns how many keys differed and were copied.
+ */
+export async function copyHostSysctls(name: string): Promise<number> {
+  const pairs: string[] = [];
+  for (const dir of SYSCTL_DIRS) {
+    let names: string[];
+    try {
+      names = readdirSync(dir, { withFileTypes: true })
+        .filter((d) => d.isFile())
+        .map((d) => d.name);
+    } catch {
+      continue; // no IPv6, say
+    }
+    for (const n of names) {
+      try {
+        const v = readFileSync(`${dir}/${n}`, 'utf8').trim();
+        if (v !== '' && !v.includes('\n')) pairs.push(`${dir}/${n}`, v);
+      } catch {
+        // write-only or unreadable: nothing to copy
+      }
+    }
+  }
+  const r = await inNetns(name, 'sh', ['-c', COPY, 'sh', ...pairs]);
+  return r.ok ? Number(r.out.trim()) || 0 : 0;
+}

@@ -4,7 +4,7 @@ import { requireSystemBinary } from '../../lib/system-binary.ts';
 import type { RunConfig, SysctlRecord } from '../../lib/types.ts';
 import { needsNetns } from './fault-spec.ts';
 import { Journal, type JournalEntry } from './journal.ts';
-import { addNetns, deleteNetns, newNetnsName } from './netns.ts';
+import { addNetns, copyHostSysctls, deleteNetns, newNetnsName } from './netns.ts';
 import { applySysctls, type AppliedSysctls } from './sysctls.ts';
 
 // The kernel side of a run, before its processes start and after they end:
@@ -16,6 +16,8 @@ export class KernelSetup {
   sysctls: SysctlRecord[] = [];
   /** Host changes of dead runs undone before this run made its own, one line each. */
   restoredFirst: string[] = [];
+  /** Per-namespace sysctls copied from the host into the run's namespace. */
+  copiedSysctls = 0;
   private journal: Journal | null = null;
   private nsEntry: JournalEntry | null = null;
   private applied: AppliedSysctls | null = null;
@@ -37,6 +39,8 @@ export class KernelSetup {
         journal.add(this.nsEntry);
         await addNetns(name);
         this.netns = name;
+        // the host's settings, then the run's own --sysctl on top
+        this.copiedSysctls = await copyHostSysctls(name);
       }
       if (cfg.sysctls.length > 0) {
         this.applied = await applySysctls(cfg.sysctls, this.netns, cfg.hostSysctl, journal);

@@ -56,7 +56,8 @@ test('port in use: exit 2, one line that names the port, no process left', async
   const port = (holder.address() as { port: number }).port;
   const dir = join(tempDir(t), 'run');
   killLeftoversOnTeardown(t, dir);
-  const r = await sockspike(['run', '--transactions', '5', '--port', String(port), '--out', dir]);
+  // in the host's namespace, where the port is taken (a namespace of the run's own has it free)
+  const r = await sockspike(['run', '--no-netns', '--transactions', '5', '--port', String(port), '--out', dir]);
   assertUserError(t, r, new RegExp(`port ${port} is in use`), 'port in use');
   // the run directory says what happened, and the server it started is gone
   const m = readManifestFile(dir);

@@ -144,6 +144,29 @@ kt('without root: one clear line, exit 2', async (t) => {
   t.truthy(ROOT);
 });
 
+kt("by default as root, a namespace of the run's own with the host's sysctls copied in; --no-netns shares the host's", async (t) => {
+  // the "host" here is a namespace of the test's own whose somaxconn differs from a new namespace's default
+  const outer = `sspk-test-outer-${process.pid}`;
+  t.is((await cmd('ip', ['netns', 'add', outer])).exitCode, 0);
+  t.teardown(() => cmd('ip', ['netns', 'del', outer]));
+  await cmd('ip', ['-n', outer, 'link', 'set', 'lo', 'up']);
+  t.is((await cmd('ip', ['netns', 'exec', outer, 'sh', '-c', 'echo 777 > /proc/sys/net/core/somaxconn'])).exitCode, 0);
+  const out = join(tempDir(t), 'run');
+  const r = await cmd('ip', ['netns', 'exec', outer, 'node', BIN, 'run', '--duration', '1', '--no-probes', '--no-progress', '--out', out]);
+  t.is(r.exitCode, 0, String(r.stderr));
+  const m = readManifestFile(out);
+  t.true(m.config.netns);
+  t.truthy(m.kernel?.netns);
+  const note = m.notes.find((n) => /network namespace of its own/.test(n)) ?? '';
+  t.regex(note, /sysctls were copied in \(([1-9]\d*) differed/);
+  const env = JSON.parse(readFileSync(join(out, 'environment.json'), 'utf8')) as { sysctls: Record<string, string> };
+  t.is(env.sysctls['net.core.somaxconn'], '777', "the run saw the host's somaxconn, not the new namespace's default");
+  const shared = join(tempDir(t), 'shared');
+  const r2 = await sockspike(['run', '--no-netns', '--duration', '0.5', '--no-probes', '--no-progress', '--out', shared]);
+  t.is(r2.exitCode, 0, String(r2.stderr));
+  t.false(readManifestFile(shared).config.netns);
+});
+
 kt('--fault with no window: on before the first transaction, off after the last', async (t) => {
   const out = join(tempDir(t), 'run');
   const r = await sockspike(['run', '--fault', 'syn-drop:5%', '--duration', '1', '--outlier', '100ms', '--out', out]);

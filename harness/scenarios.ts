@@ -56,10 +56,10 @@ export const SCENARIOS: Scenario[] = [
     name: 'abort-on-overflow',
     cause: 'accept-queue-overflow',
     description:
-      'Backlog 1, a slow accept loop and tcp_abort_on_overflow=1 under 8 clients: the full queue drops SYNs (1 s retransmissions) and answers handshakes with resets (ECONNRESET), which are the overflow and not an abortive close',
+      'Backlog 1, a slow accept loop and tcp_abort_on_overflow=1 under 4 clients: the full queue drops SYNs (1 s retransmissions) and answers handshakes with resets (ECONNRESET), which are the overflow and not an abortive close',
     flags: {
       netns: true,
-      concurrency: '8',
+      concurrency: '4',
       backlog: '1',
       acceptDelay: '1ms',
       close: 'client-fin',

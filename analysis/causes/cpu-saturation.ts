@@ -15,6 +15,9 @@ import { lowerLoad } from '../../lib/run-args.ts';
 //   0.35  pressure.cpu.some (share of time some task waited for a CPU) near the
 //         outliers (strength: share / 0.3, at most 1); left out where PSI is missing
 //         (strength 0 unless it is higher near the outliers than otherwise)
+//   0.30  the outliers match no kernel timer (strength: the share in modes named for no timer):
+//         a wait for a CPU does not come in the steps of the kernel's timers (1 s SYN
+//         retransmissions, 200 ms RTOs); left out when there are no modes
 // Required: busy >= 0.75 near the outliers and not less than otherwise, or CPU
 // pressure >= 0.1 near the outliers and at least 1.25 x otherwise; and not
 // held by sockspike alone (harnessHeld).
@@ -30,6 +33,8 @@ export function saturation(input: CauseInput): { busy: number; confidence: numbe
   const psi = pressureFraction(input, 'pressure.cpu.some');
   const psiUp = psi !== null && psi.near >= 0.1 && psi.near >= 1.25 * psi.otherwise;
   if (!(busy >= 0.75 && busy >= busyOther) && !psiUp) return null;
+  const modes = input.outliers.modes;
+  const untimed = modes.length === 0 ? null : 1 - modes.reduce((a, m) => a + (m.timer !== null ? m.share : 0), 0);
   const { confidence, evidence } = score([
     {
       weight: 0.45,
@@ -41,6 +46,12 @@ export function saturation(input: CauseInput): { busy: number; confidence: numbe
       weight: 0.35,
       strength: psi === null ? null : psi.near > psi.otherwise ? clamp01(psi.near / 0.3) : 0,
       text: `some task waited for a CPU ${formatShare(psi?.near ?? 0)} of the time around the outliers (pressure.cpu.some), ${formatShare(psi?.otherwise ?? 0)} otherwise`,
+    },
+    {
+      weight: 0.3,
+      strength: untimed,
+      text:
+        untimed === null ? '' : `${formatShare(untimed)} of the outliers match no kernel timer (a wait for a CPU does not come in the kernel's timer steps)`,
     },
   ]);
   return { busy, confidence, evidence };

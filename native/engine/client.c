@@ -361,6 +361,12 @@ static void begin(struct worker *w, double intendedNs) {
   w->got = 0;
   w->pendingErr = 0;
   if (w->fd >= 0 && C.close == CF_KEEPALIVE) {
+    // a kept-alive connection the server closed (or wrote to) while idle is let go, as Node sees its end:
+    // edge-triggered, its FIN may have come in the same read as the last answer, with no event since
+    ssize_t n = recv(w->fd, rbuf, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (!(n < 0 && (errno == EAGAIN || errno == EINTR))) release(w);
+  }
+  if (w->fd >= 0 && C.close == CF_KEEPALIVE) {
     w->reused = 1;
     w->connectNs = now;
     send_request(w);

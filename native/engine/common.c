@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -249,7 +251,18 @@ int ipc_wait_readable(void) {
 }
 
 void ipc_close(void) {
-  if (ipc_fd >= 0) close(ipc_fd);
+  if (ipc_fd < 0) return;
+  // Wait (up to 2 s) until the run has read what we sent: Node emits a child's 'exit' as soon as it
+  // reaps it, whether or not it has read the channel, and a run that sees the exit first takes the
+  // last message (done, failed) for lost. SIOCOUTQ on a Unix socket: bytes the peer has not read yet.
+  for (int i = 0; i < 2000; i++) {
+    int unread = 0;
+    if (ioctl(ipc_fd, SIOCOUTQ, &unread) < 0 || unread == 0) break;
+    struct pollfd p = {.fd = ipc_fd, .events = POLLRDHUP};
+    poll(&p, 1, 1); // the run gone (hang-up) ends the wait at once
+    if (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) break;
+  }
+  close(ipc_fd);
   ipc_fd = -1;
 }
 

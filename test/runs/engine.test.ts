@@ -12,7 +12,7 @@ import { engineUnavailable } from '../../harness/engine.ts';
 import { arrivals } from '../../harness/workload/arrivals.ts';
 import { readSelfFile } from '../../probes/read.ts';
 import { OUTCOMES } from '../../lib/types.ts';
-import { assertAccounting, readManifestFile, readSummaryFile, sockspike, tempDir } from '../helpers/cli.ts';
+import { assertAccounting, readManifestFile, readSummaryFile, ROOT, sockspike, tempDir } from '../helpers/cli.ts';
 
 const missing = engineUnavailable();
 
@@ -54,7 +54,8 @@ test('the same workload on both engines: the same layout, every field filled ali
       t.is(x.tcpiState[i], 1, `${at}: ESTABLISHED before close`);
       t.true(x.localPort[i] > 0, at);
       t.is(x.worker[i], 0, at);
-      t.true(x.lateUs[i] >= 0 && x.lateUs[i] < 1000, `${at}: late ${x.lateUs[i]} us in a closed loop`);
+      // closed loop: started as it was launched (Node reads the clock twice, and a busy machine can come between)
+      t.true(x.lateUs[i] >= 0 && x.lateUs[i] < (name === 'native' ? 1000 : 100_000), `${at}: late ${x.lateUs[i]} us in a closed loop`);
       const times = [x.connectUs[i], ...x.exchangeUs.map((e) => e[i]), x.endUs[i]];
       t.true(
         times.every((v, k) => Number.isFinite(v) && (k === 0 || v >= times[k - 1])),
@@ -126,6 +127,21 @@ test('the engine: an accept-delay fault slows accepts in its window only', async
   t.log(`${before.length} accepts before the window, ${inside.length} inside`);
   t.true(before.length > 100, `${before.length} accepts before the window`);
   for (let i = 1; i < inside.length; i++) t.true(inside[i] - inside[i - 1] >= 45e6, `accepts ${(inside[i] - inside[i - 1]) / 1e6} ms apart in the window`);
+});
+
+test('the engine: a kept-alive connection the server closes with its third answer is replaced, not failed', async (t) => {
+  if (skipped(t)) return;
+  // as an HTTP server's keepalive_requests: three answers, the third with the FIN in the same segment, so the
+  // client has the end in hand before it would reuse the connection (Node's client fails one in four here)
+  const server = `python3 ${join(ROOT, 'fixtures', 'servers', 'keepalive-limit.py')} --port {port} --answers 3`;
+  const proto = ['--request', 'ping\\n', '--response-until', 'delimiter:\\n', '--exchanges', '1', '--close', 'keepalive', '--per-connection', '10'];
+  const { txns } = await run(t, ['--engine', 'native', '--server-cmd', server, ...proto, '--transactions', '300']);
+  const outcomes = [...txns.outcome].map((o) => OUTCOMES[o]);
+  const bad = outcomes.filter((o) => o !== 'ok');
+  // the connection's end seen before it is reused: none lost (without the check, one in four is short-response)
+  t.deepEqual(bad, [], `${bad.length} of 300 failed`);
+  const reused = [...txns.flags].filter((f) => (f & 2) !== 0).length;
+  t.is(reused, 200, 'two of every three on a reused connection');
 });
 
 test('without the engine: the run says so in one line and in the report; --engine native is refused with one line', async (t) => {

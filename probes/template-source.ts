@@ -28,6 +28,9 @@ export class TemplateSource {
   /** Only the numbers of columns read every sample bound (null: the source is read at one rate). */
   private partial: Template | null = null;
   private cols = new Int32Array(0);
+  /** Its columns read every sample, and the others (cleared only when their rate is read). */
+  private colsFast = new Int32Array(0);
+  private colsSlow = new Int32Array(0);
   private readonly ctx: NameContext;
   /** The slow rate: every Nth sample. */
   readonly slowEvery: number;
@@ -132,18 +135,18 @@ export class TemplateSource {
     this.full = bindTemplate(tok.template, slotToCol);
     this.partial = this.def.slow !== true && slowCols > 0 && this.slowEvery > 1 ? bindTemplate(tok.template, slotToFast) : null;
     this.cols = Int32Array.from(cols);
+    this.colsFast = this.cols.filter((c) => columns.grp[c] === 0);
+    this.colsSlow = this.cols.filter((c) => columns.grp[c] !== 0);
   }
 
   /** The columns due in this sample: not read until matched. */
   private clear(columns: Columns): void {
     const ok = columns.curOk;
-    const grp = columns.grp;
-    const reading = columns.reading;
-    const cols = this.cols;
-    for (let i = 0; i < cols.length; i++) {
-      const c = cols[i];
-      if (reading[grp[c]] === 1) ok[c] = 0;
-    }
+    const fast = this.colsFast;
+    for (let i = 0; i < fast.length; i++) ok[fast[i]] = 0;
+    // the slow columns are all of one rate: cleared when it is read
+    const slow = this.colsSlow;
+    if (slow.length > 0 && columns.reading[columns.grp[slow[0]]] === 1) for (let i = 0; i < slow.length; i++) ok[slow[i]] = 0;
   }
 
   private fail(columns: Columns, why: string): boolean {

@@ -70,10 +70,12 @@ export function startWorkloadChild(
 
 function wrap(proc: ChildProcess, role: string, onMessage: (m: FromChild) => void): Child {
   proc.on('message', (m) => onMessage(m as FromChild));
-  // a child that has just gone (EPIPE on send) is seen through 'exit'
+  // a child that has just gone (EPIPE on send) is seen through 'close'
   proc.on('error', () => {});
+  // 'close', not 'exit': it comes once the IPC channel is drained too, so a
+  // 'done' the child sent just before exiting is never lost to the race
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    proc.once('exit', (code, signal) => resolve({ code, signal })),
+    proc.once('close', (code, signal) => resolve({ code, signal })),
   );
   return {
     proc,

@@ -28,6 +28,7 @@ import {
 import { clientConfig, runClient } from '../helpers/client.ts';
 import { ENGINES, engineFlag, onEngine } from '../helpers/engines.ts';
 import type { EngineKind } from '../../harness/engine.ts';
+import { formatCount } from '../../lib/format.ts';
 
 async function interrupt(t: ExecutionContext, signal: 'SIGINT' | 'SIGTERM', codes: number[], engine: EngineKind = ENGINES[0]): Promise<void> {
   const dir = join(tempDir(t), 'run');
@@ -76,7 +77,7 @@ async function interrupt(t: ExecutionContext, signal: 'SIGINT' | 'SIGTERM', code
   // every recorded transaction is on disk, whole: nothing left in a buffer
   const size = statSync(join(dir, 'transactions.bin')).size;
   t.is(size, HEADER_BYTES + s.transactions.attempted * txnRecordSize(m.config.exchanges));
-  t.regex(readFileSync(join(dir, 'report.md'), 'utf8'), new RegExp(`${s.transactions.attempted}`));
+  t.regex(readFileSync(join(dir, 'report.md'), 'utf8'), new RegExp(formatCount(s.transactions.attempted)));
   // every process of the run (server, client, and the probes where they ran) ended, and the run says how
   t.deepEqual(
     m.processes

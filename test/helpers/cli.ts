@@ -94,13 +94,16 @@ export function waitForClient(dir: string, timeoutMs = 45_000): Promise<RunManif
 
 /**
  * Wait until the run's client has completed at least `n` transactions, seen
- * from outside: client-side TIME_WAIT sockets to the server port (client-fin).
+ * from outside: client-side TIME_WAIT sockets to the server port (client-fin),
+ * in the run's network namespace.
  * The records themselves reach the disk only in pages of 4096.
  */
 export async function waitForTransactions(dir: string, n: number, timeoutMs = 45_000): Promise<RunManifest> {
   const m = await waitForClient(dir, timeoutMs);
   const port = m.config.port;
-  await waitFor(`${n} completed transactions (TIME_WAIT to port ${port})`, () => timeWaitSides(null, port).client >= n, timeoutMs, 100);
+  // in the run's own namespace where it has one (as root, by default)
+  const ns = m.kernel?.netns ?? null;
+  await waitFor(`${n} completed transactions (TIME_WAIT to port ${port})`, () => timeWaitSides(ns, port).client >= n, timeoutMs, 100);
   return m;
 }
 

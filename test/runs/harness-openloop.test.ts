@@ -48,9 +48,9 @@ for (const engine of ENGINES)
     t.deepEqual(off, [], 'every gap between intended starts is 5 ms ± 1 us');
     for (const r of rows) {
       t.true((r.late_us as number) >= 0, `start before its schedule: ${r.late_us} us`);
-      // total latency = lateness of the start + the transaction itself (float32 columns: allow rounding)
-      t.true(Math.abs((r.total_us as number) - ((r.late_us as number) + (r.end_us as number))) < 0.01);
-      t.true(Math.abs((r.start_ns as number) - ((r.intended_ns as number) + (r.late_us as number) * 1e3)) <= 1);
+      // total latency = lateness of the start + the transaction itself (the export writes us with one decimal, ns as integers)
+      t.true(Math.abs((r.total_us as number) - ((r.late_us as number) + (r.end_us as number))) <= 0.11);
+      t.true(Math.abs((r.start_ns as number) - ((r.intended_ns as number) + (r.late_us as number) * 1e3)) <= 51);
     }
   });
 

@@ -115,7 +115,7 @@ for (const ms of [10, 20]) {
 
 test('interval below 10 ms is refused with a one-line UserError', (t) => {
   const err = t.throws(() => checkProbeInterval(5e6), { instanceOf: UserError });
-  t.regex(err?.message ?? '', /too short: use at least 10\.0ms/);
+  t.regex(err?.message ?? '', /too short: use at least 10 ms/);
   t.is(checkProbeInterval(10e6), 10e6);
 });
 

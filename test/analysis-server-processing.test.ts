@@ -19,8 +19,10 @@ const untimedMode = {
   maxUs: 160_000,
   timer: null,
 };
+const SERVER_CMD = { ...CONFIG, external: { kind: 'command' as const, command: 'python3 slow-server.py --port {port}', waitNs: 10e9 } };
 const slow = (over: Parameters<typeof causeInput>[0] = {}): CauseInput =>
   causeInput({
+    config: SERVER_CMD,
     txn: { tcpInfo: { outliers: 10, outliersRetrans: 0, normal: 1000, normalRetrans: 0 }, kernel: null, server: null },
     ...over,
     outliers: { modes: [untimedMode], phases: exchangePhases, ...over.outliers },
@@ -53,7 +55,9 @@ test('not the server: retransmissions, a timer mode, errors, saturated CPUs, Nag
   t.is(serverProcessing.match(slow({ outliers: { modes: [{ ...untimedMode, label: 'data retransmission timeout #1', timer: 'rto-1' }] } })), null);
   t.is(serverProcessing.match(slow({ outliers: { errors: { ECONNRESET: 3 } } })), null);
   t.is(serverProcessing.match(slow({ metrics: { 'cpu.user': level(0.8), 'cpu.system': level(0.15) } })), null);
-  t.is(serverProcessing.match(slow({ config: { ...CONFIG, splitWrites: 2, nodelay: false } })), null);
+  t.is(serverProcessing.match(slow({ config: { ...SERVER_CMD, splitWrites: 2, nodelay: false } })), null);
+  // sockspike's own built-in server: its delays are the harness's, not an application's
+  t.is(serverProcessing.match(slow({ config: { ...CONFIG } })), null);
   t.is(
     serverProcessing.match(
       slow({

@@ -17,7 +17,7 @@ test('every cause of the catalogue has a fixture', (t) => {
 });
 
 for (const e of EXPECTED) {
-  test(`fixture ${basename(e.dir)}: ${e.cause ?? 'no cause'}`, (t) => {
+  test(`fixture ${basename(dirname(e.dir))}/${basename(e.dir)}: ${e.cause ?? 'no cause'}`, (t) => {
     const dir = join(mkdtempSync(join(tmpdir(), 'sockspike-cause-fixture-')), 'run');
     t.teardown(() => rmSync(dirname(dir), { recursive: true, force: true }));
     cpSync(e.dir, dir, { recursive: true });

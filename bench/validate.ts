@@ -6,9 +6,13 @@
 // clean run passes when it names no system cause (no cause, or only the
 // harness's own: harness-stall, harness-cpu).
 //
-//   npm run validate [-- --quick] [--json] [--only NAME,...] [--keep DIR]
+//   npm run validate [-- --quick] [--json] [--only NAME,...] [--keep DIR] [--from DIR]
+//
+// --keep DIR keeps the run directories; --from DIR analyses the ones a
+// --keep left there again (sockspike analyze) instead of running anything:
+// the same recorded runs through the current analysis.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SCENARIOS } from '../harness/scenarios.ts';
@@ -54,11 +58,12 @@ function cases(quick: boolean): Case[] {
   return out;
 }
 
-function runCase(c: Case, dir: string): Row {
+function runCase(c: Case, dir: string, reanalyse: boolean): Row {
   const started = Date.now();
   const out = join(dir, c.name.replace(/[^a-z0-9]+/gi, '-'));
   try {
-    execFileSync(process.execPath, [BIN, 'run', ...c.args, '--out', out, '--no-progress'], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 180_000 });
+    const args = reanalyse ? ['analyze', out] : ['run', ...c.args, '--out', out, '--no-progress'];
+    execFileSync(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 180_000 });
   } catch (e) {
     const err = e as { stderr?: Buffer; status?: number };
     const why = err.stderr?.toString().trim().split('\n')[0] ?? String(e);
@@ -115,31 +120,35 @@ export async function main(argv: string[]): Promise<void> {
   let json = false;
   let only: string[] | null = null;
   let keep: string | null = null;
+  let from: string | null = null;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') quick = true;
     else if (a === '--json') json = true;
     else if (a === '--only') only = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (a === '--keep') keep = argv[++i] ?? null;
-    else throw new UserError(`unknown option ${a} (use --quick, --json, --only NAME,..., --keep DIR)`);
+    else if (a === '--from') from = argv[++i] ?? null;
+    else throw new UserError(`unknown option ${a} (use --quick, --json, --only NAME,..., --keep DIR, --from DIR)`);
   }
   const all = cases(quick).filter((c) => only === null || only.some((o) => c.name.includes(o)));
   if (all.length === 0) throw new UserError(`--only ${only?.join(',')}: no run matches`);
-  const dir = keep ?? mkdtempSync(join(tmpdir(), 'sockspike-validate-'));
+  if (from !== null && !existsSync(from)) throw new UserError(`--from ${from}: no such directory (a --keep DIR of an earlier validation)`);
+  const dir = from ?? keep ?? mkdtempSync(join(tmpdir(), 'sockspike-validate-'));
   const rows: Row[] = [];
   try {
     for (const c of all) {
-      const r = runCase(c, dir);
+      const r = runCase(c, dir, from !== null);
       rows.push(r);
       if (process.stderr.isTTY && !json) process.stderr.write(`${r.pass ? 'ok  ' : 'FAIL'} ${r.name}: ${r.first} (${formatSeconds(r.seconds * 1e9, 0)})\n`);
     }
   } finally {
-    if (keep === null) rmSync(dir, { recursive: true, force: true });
+    if (keep === null && from === null) rmSync(dir, { recursive: true, force: true });
   }
   if (json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
   else {
     const passed = rows.filter((r) => r.pass).length;
-    process.stdout.write(`${table(rows)}\n\n${passed} of ${rows.length} runs as expected; command: npm run validate${quick ? ' -- --quick' : ''}\n`);
+    const how = from !== null ? `npm run validate -- --from ${from} (runs recorded earlier, analysed again)` : `npm run validate${quick ? ' -- --quick' : ''}`;
+    process.stdout.write(`${table(rows)}\n\n${passed} of ${rows.length} runs as expected; command: ${how}\n`);
   }
   if (rows.some((r) => !r.pass)) process.exitCode = 1;
 }

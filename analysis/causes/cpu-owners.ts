@@ -8,14 +8,17 @@ import type { ProbeData } from '../../probes/read.ts';
 //
 // Each sampled process has proc.<key>.utime and .stime: the share of one core
 // it used in each sample. The machine's busy time is cpu.user + cpu.system
-// (+ softirq, which runs on whoever's behalf) times the number of CPUs.
+// times the number of CPUs; softirq is left out of it, since on a run's own
+// traffic it is packet processing on the run's behalf, which no process is
+// charged for (npm run validate: a keepalive run at concurrency 16 had 0.7
+// cores of it, which counted as "other processes" and named a system cause).
 // "Everything else" is what is left, never below zero.
 
 export type CpuOwner = 'sockspike' | 'server' | 'injected' | 'others';
 
 export interface CpuOwners {
   cpus: number;
-  /** Busy cores (user + system + softirq) near the outliers and in the other samples of the load. */
+  /** Busy cores (user + system) near the outliers and in the other samples of the load. */
   busy: { near: number; otherwise: number };
   /** Cores used by each owner near the outliers and otherwise, and the processes behind it (cores near, largest first). */
   owners: Record<CpuOwner, { near: number; otherwise: number; processes: { key: string; near: number }[] }>;
@@ -37,7 +40,6 @@ export function cpuOwners(p: ProbeData, consider: Uint8Array, near: Uint8Array, 
   const user = p.get('cpu.user');
   const system = p.get('cpu.system');
   if (user === null || system === null) return null;
-  const softirq = p.get('cpu.softirq');
   const cpus = (p.meta?.cpus ?? 0) > 0 ? p.meta.cpus : Math.max(1, p.columns.filter((c) => /^cpu\d+\.idle$/.test(c.name)).length);
   const procs = new Map<string, { owner: CpuOwner; cols: Float64Array[] }>();
   for (const col of p.columns) {
@@ -55,7 +57,7 @@ export function cpuOwners(p: ProbeData, consider: Uint8Array, near: Uint8Array, 
     if (consider[r] !== 1 || !Number.isFinite(user[r]) || !Number.isFinite(system[r])) continue;
     const side = near[r] === 1 ? 'near' : 'otherwise';
     rows[side]++;
-    sum[side] += (user[r] + system[r] + (softirq !== null && Number.isFinite(softirq[r]) ? softirq[r] : 0)) * cpus;
+    sum[side] += (user[r] + system[r]) * cpus;
     for (const [key, e] of procs) {
       let cores = 0;
       for (const v of e.cols) if (Number.isFinite(v[r])) cores += v[r];

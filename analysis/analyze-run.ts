@@ -23,6 +23,7 @@ import { readKernelEventsFile } from '../probes/kernel-events/events-file.ts';
 import type { Modes, Phases } from './causes/types.ts';
 import { META_FILE, PROBES_DIR } from '../probes/probe-files.ts';
 import { readEnvironment } from '../probes/environment.ts';
+import { readOtherProcesses } from '../probes/other-processes.ts';
 
 /**
  * Rebuild summary.json of a run directory from its files alone (any
@@ -52,6 +53,7 @@ export function analyzeRun(dir: string, opts: { outlierUs?: number } = {}): Summ
         s,
         outliers,
         probes,
+        others: probes !== null ? readOtherProcesses(dir) : [],
         self: probes?.self ?? readStallMonitors(dir),
         events: readKernelEventsFile(dir),
         describe: (idx) => describeSubset(c, idx, normal, normalMedians, summary.outliers.referenceUs ?? summary.latencyUs.total.p50, sysctls),

@@ -10,6 +10,8 @@ export type { SkippedProbe };
 export const PROBES_DIR = 'probes';
 export const META_FILE = 'meta.json';
 export const SAMPLES_FILE = 'samples.bin';
+/** The busiest other processes, a line every couple of seconds (other-processes.ts). */
+export const OTHERS_FILE = 'others.ndjson';
 
 export const META_SCHEMA = 'sockspike-probes';
 /** 2: read rates (columns[].every, rates, span columns probe.everyN.dt_ns); processes[].own. Version 1 files read as every column read every sample. */

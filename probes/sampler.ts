@@ -26,6 +26,7 @@ import { ListenQueueProbe, type ListenerTarget } from './listen-queue.ts';
 import { ProcessProbe } from './process-probe.ts';
 import { SampleWriter } from './sample-writer.ts';
 import { TemplateSource } from './template-source.ts';
+import { OtherProcesses } from './other-processes.ts';
 
 // The sampler: every probe read once per tick into the column arrays, the
 // outputs computed and appended to samples.bin. Runs in the probe process
@@ -87,6 +88,7 @@ export class Sampler {
   private readonly perCpu: boolean;
   private readonly sources: TemplateSource[] = [];
   private readonly procs: ProcessProbe[] = [];
+  private others: OtherProcesses | null = null;
   private readonly procInfo: ProbeProcess[] = [];
   private listener: ListenQueueProbe | null = null;
   private listenerInfo: ProbeMeta['listener'] = null;
@@ -114,6 +116,8 @@ export class Sampler {
     this.dir = path.join(opts.runDir, PROBES_DIR);
     fs.mkdirSync(this.dir, { recursive: true });
     this.writer = new SampleWriter(path.join(this.dir, SAMPLES_FILE));
+    // who else used the CPUs, on the real /proc only (tests' fixture trees have no processes)
+    if (this.procRoot === '/proc') this.others = new OtherProcesses(opts.runDir, this.procRoot, this.clkTck, (pid) => this.procs.some((p) => p.pid === pid));
     this.flushEvery = Math.max(1, Math.round(1e9 / opts.intervalNs));
     this.slowEvery = everyFor(opts.slowPeriodNs ?? SLOW_PERIOD_NS, opts.intervalNs);
     this.ownEvery = everyFor(OWN_PERIOD_NS, opts.intervalNs);
@@ -196,6 +200,7 @@ export class Sampler {
     C.plan(this.rows, all);
     const t = this.now();
     this.readAll();
+    this.others?.maybeWalk(t);
     const readNs = this.now() - t;
     C.set(this.lateCol, t > scheduledNs ? t - scheduledNs : 0);
     C.set(this.readCol, readNs);
@@ -236,6 +241,7 @@ export class Sampler {
     const end = this.now();
     const cpu = cpuNs();
     this.writer.close();
+    this.others?.close();
     for (const s of this.sources) s.close();
     for (const p of this.procs) p.close();
     this.listener?.close();

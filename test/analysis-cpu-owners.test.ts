@@ -104,3 +104,18 @@ test('without per-process CPU, cpu-saturation is as before (nobody named)', (t) 
   t.notRegex(c!.summary, /held by/);
   t.is(harnessCpu.match(causeInput({ metrics: busyMetrics })), null);
 });
+
+test('the busiest other processes by name, from the walks that overlap the rows around the outliers', (t) => {
+  const p = probes(2, 10, { 'cpu.user': 0.8, 'cpu.system': 0.15, 'proc.client.utime': 0.3, 'proc.server.utime': 0.2 });
+  const withTimes = { ...p, t: Float64Array.from({ length: 10 }, (_, r) => 1e9 + r * 20e6), dt: new Float64Array(10).fill(20e6) } as ProbeData;
+  const near = new Uint8Array(10);
+  near[3] = 1;
+  const walks = [
+    { tNs: 1.1e9, dtNs: 2e9, top: [{ comm: 'yes', pids: 1, cores: 0.98 }] }, // covers row 3 (1.04-1.06 s)
+    { tNs: 5e9, dtNs: 2e9, top: [{ comm: 'cc1', pids: 2, cores: 1.5 }] }, // after it
+  ];
+  const o = cpuOwners(withTimes, all(10), near, true, walks)!;
+  t.deepEqual(o.owners.others.processes, [{ key: 'yes', near: 0.98 }]);
+  const c = cpuSaturation.match(causeInput({ metrics: busyMetrics, cpu: o }));
+  t.regex(c!.summary, /other processes 1\.\d cores \(yes 1\.0\)/);
+});

@@ -1,4 +1,5 @@
 import type { ProbeData } from '../../probes/read.ts';
+import type { OtherProcessesSample } from '../../probes/other-processes.ts';
 
 // Whose CPU: the busy CPU time around the outliers split between
 // sockspike's own processes (its client, its built-in server, the probe
@@ -36,7 +37,7 @@ export function ownerOf(key: string, builtinServer: boolean): CpuOwner {
  * CPU owners over the rows of the load (`consider`), split by `near` (1:
  * a row around the outliers). Null without CPU samples.
  */
-export function cpuOwners(p: ProbeData, consider: Uint8Array, near: Uint8Array, builtinServer: boolean): CpuOwners | null {
+export function cpuOwners(p: ProbeData, consider: Uint8Array, near: Uint8Array, builtinServer: boolean, others: OtherProcessesSample[] = []): CpuOwners | null {
   const user = p.get('cpu.user');
   const system = p.get('cpu.system');
   if (user === null || system === null) return null;
@@ -85,8 +86,28 @@ export function cpuOwners(p: ProbeData, consider: Uint8Array, near: Uint8Array, 
     const known = owners.sockspike[side] + owners.server[side] + owners.injected[side] + owners.others[side];
     owners.others[side] += Math.max(0, busy[side] - known);
   }
+  owners.others.processes.push(...othersNear(p, near, others));
   for (const o of Object.values(owners)) o.processes.sort((a, b) => b.near - a.near);
   return { cpus, busy, owners };
+}
+
+/**
+ * The busiest other processes by name (probes/others.ndjson) in the walks
+ * that overlap the rows around the outliers: each name's mean cores there.
+ */
+function othersNear(p: ProbeData, near: Uint8Array, walks: OtherProcessesSample[]): { key: string; near: number }[] {
+  if (walks.length === 0) return [];
+  const spans: [number, number][] = [];
+  for (let r = 0; r < p.rows; r++) if (near[r] === 1) spans.push([p.t[r] - p.dt[r], p.t[r]]);
+  const sum = new Map<string, number>();
+  let n = 0;
+  for (const w of walks) {
+    const from = w.tNs - w.dtNs;
+    if (!spans.some(([a, b]) => a < w.tNs && b > from)) continue;
+    n++;
+    for (const x of w.top) sum.set(x.comm, (sum.get(x.comm) ?? 0) + x.cores);
+  }
+  return n === 0 ? [] : [...sum].map(([key, cores]) => ({ key, near: cores / n }));
 }
 
 /** "sockspike 1.6 cores (client 0.9, server 0.6, probes 0.1)". */

@@ -1,6 +1,7 @@
 import { OUTCOMES, OUTCOME_OK, type RunConfig, type Summary } from '../../lib/types.ts';
 import type { KernelEventsRead } from '../../probes/kernel-events/events-file.ts';
 import type { ProbeData, StallMonitorData } from '../../probes/read.ts';
+import type { OtherProcessesSample } from '../../probes/other-processes.ts';
 import { countedResetChance, joinKernelEvents, type KernelJoin } from '../joins/kernel.ts';
 import { joinServer } from '../joins/server.ts';
 import type { ServerColumns, TxnColumns } from '../read-run.ts';
@@ -45,6 +46,8 @@ export interface InputSources {
   /** Outlier transactions (indices into c). */
   outliers: Uint32Array;
   probes: ProbeData | null;
+  /** The busiest other processes' walks (probes/others.ndjson; [] when none). */
+  others?: OtherProcessesSample[];
   /** Self-monitor files (probes.self when probes were read). */
   self: StallMonitorData[];
   /** Kernel events (probes/kernel-events/events-file.ts readKernelEventsFile) and from when they were recorded. */
@@ -154,7 +157,9 @@ export function buildCauseInput(src: InputSources): CauseInput {
   }
 
   const { metrics, intervalNs, cpu } =
-    src.probes !== null && kept.length > 0 ? metricsNear(src.probes, c, kept, src.config.external == null) : { metrics: {}, intervalNs: 0, cpu: null };
+    src.probes !== null && kept.length > 0
+      ? metricsNear(src.probes, c, kept, src.config.external == null, src.others ?? [])
+      : { metrics: {}, intervalNs: 0, cpu: null };
 
   return {
     config: src.config,
@@ -236,6 +241,7 @@ function metricsNear(
   c: TxnColumns,
   outliers: Uint32Array,
   builtinServer: boolean,
+  others: OtherProcessesSample[],
 ): { metrics: Record<string, MetricNear>; intervalNs: number; cpu: CpuOwners | null } {
   const { consider, windows: w } = comparisonWindows(probes, c, outliers, spanOf(c));
   let dtSum = 0;
@@ -291,5 +297,5 @@ function metricsNear(
       nearMaxAtNs,
     };
   }
-  return { metrics, intervalNs: dtN > 0 ? dtSum / dtN : 0, cpu: cpuOwners(probes, consider, w.rows, builtinServer) };
+  return { metrics, intervalNs: dtN > 0 ? dtSum / dtN : 0, cpu: cpuOwners(probes, consider, w.rows, builtinServer, others) };
 }

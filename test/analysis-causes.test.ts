@@ -1,7 +1,6 @@
 import test from 'ava';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { analyzeRun } from '../analysis/analyze-run.ts';
 import { CATALOGUE, findCauses, type CauseInput } from '../analysis/causes/index.ts';
 import { buildCauseInput } from '../analysis/causes/input.ts';
@@ -12,19 +11,11 @@ import { writeReport } from '../reports/run-report.ts';
 import type { ProbeData, StallMonitorData } from '../probes/read.ts';
 import type { RunConfig, Summary } from '../lib/types.ts';
 import { CONFIG, causeInput } from './helpers/cause-input.ts';
+import { copyFixture } from './helpers/fixture-copy.ts';
 
 // The cause catalogue: on the recorded backlog-1 run (known answer:
 // accept-queue overflow), on a clean threshold, and per cause on constructed
 // inputs.
-
-const FIXTURE = new URL('../fixtures/runs/backlog1-rst', import.meta.url).pathname;
-
-function copyFixture(t: { teardown: (f: () => void) => void }): string {
-  const dir = join(mkdtempSync(join(tmpdir(), 'sockspike-causes-')), 'run');
-  cpSync(FIXTURE, dir, { recursive: true });
-  t.teardown(() => rmSync(dirname(dir), { recursive: true, force: true }));
-  return dir;
-}
 
 const input = causeInput;
 

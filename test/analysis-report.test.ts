@@ -1,23 +1,14 @@
 import test from 'ava';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { analyzeRun } from '../analysis/analyze-run.ts';
 import { writeReport } from '../reports/run-report.ts';
+import { copyFixture } from './helpers/fixture-copy.ts';
 
 // The analysis and report stages on a recorded run with a known answer:
 // fixtures/runs/backlog1-rst (backlog 1, SO_LINGER {1,0} on the listener,
 // 4 clients): its outliers are connects that waited for the first SYN
 // retransmission after the accept queue overflowed.
-
-const FIXTURE = new URL('../fixtures/runs/backlog1-rst', import.meta.url).pathname;
-
-function copyFixture(t: { teardown: (f: () => void) => void }): string {
-  const dir = join(mkdtempSync(join(tmpdir(), 'sockspike-fixture-')), 'run');
-  cpSync(FIXTURE, dir, { recursive: true });
-  t.teardown(() => rmSync(dirname(dir), { recursive: true, force: true }));
-  return dir;
-}
 
 test('outliers of the backlog-1 run: a SYN retransmission mode, in connect, with the listen-queue counters as evidence', (t) => {
   const dir = copyFixture(t);

@@ -1,24 +1,19 @@
 import test from 'ava';
-import { cpSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeFromCompressedBase64 } from 'hdr-histogram-js';
 import type { Summary } from '../lib/types.ts';
 import { LATENCY_AXIS, LATENCY_FILE, percentilePoints, writeLatencyChart } from '../reports/latency-chart.ts';
 import { loadResvg, svgToPng } from '../reports/png.ts';
 import { TIMELINE_FILE, writeTimelineChart } from '../reports/timeline-chart.ts';
-import { ROOT, tempDir } from './helpers/cli.ts';
+import { ROOT } from './helpers/cli.ts';
+import { copyFixture } from './helpers/fixture-copy.ts';
 
 // The latency distribution picture (latency.svg) from summary.json's
 // HdrHistogram, and the PNGs rendered beside the SVGs.
 
 const FIXTURE = join(ROOT, 'fixtures', 'runs', 'backlog1-rst');
 const KB = 1024;
-
-function copyFixture(t: Parameters<typeof tempDir>[0]): string {
-  const dir = join(tempDir(t), 'run');
-  cpSync(FIXTURE, dir, { recursive: true });
-  return dir;
-}
 
 test('writeLatencyChart writes latency.svg for the backlog1-rst fixture', async (t) => {
   const dir = copyFixture(t);

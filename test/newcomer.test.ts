@@ -1,7 +1,6 @@
 import test from 'ava';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { analyzeRun } from '../analysis/analyze-run.ts';
 import { allocTxnColumns, loadStartNs, readManifest, readTransactions } from '../analysis/read-run.ts';
@@ -20,19 +19,11 @@ import { buildTimelineSpec } from '../reports/timeline-chart.ts';
 import { readProbes } from '../probes/read.ts';
 import { DEFAULTS, resolveConfig } from '../harness/config.ts';
 import { progressText } from '../harness/progress.ts';
+import { BACKLOG1_FIXTURE as FIXTURE, copyFixture } from './helpers/fixture-copy.ts';
 
 // What a newcomer meets (issue 14): the load's own time axis, numbers that
 // can be true, host-wide counters said, suggestions that reproduce the run,
 // probe-less verdicts, clean exports, compare's variant names.
-
-const FIXTURE = new URL('../fixtures/runs/backlog1-rst', import.meta.url).pathname;
-
-function copyFixture(t: { teardown: (f: () => void) => void }): string {
-  const dir = join(mkdtempSync(join(tmpdir(), 'sockspike-newcomer-')), 'run');
-  cpSync(FIXTURE, dir, { recursive: true });
-  t.teardown(() => rmSync(dirname(dir), { recursive: true, force: true }));
-  return dir;
-}
 
 const editManifest = (dir: string, f: (m: Record<string, unknown>) => void): void => {
   const p = join(dir, 'run.json');
@@ -151,8 +142,9 @@ test('suggestions keep every setting of the run and change exactly what they say
   t.false(suggestedRun(c, { '--split-writes': null }).includes('--split-writes'));
   t.true(suggestedRun(c, { '--concurrency': 2 }).includes('--concurrency 2'));
   t.false(suggestedRun(c, { '--concurrency': 2 }).includes('--concurrency 4'));
-  // the defaults alone: a short command
-  t.is(suggestedRun(config({})), 'sockspike run --duration 10s --concurrency 1 --close client-fin');
+  // the defaults alone (in the host's namespace): a short command; a namespace of the run's own, the default as root, is kept
+  t.is(suggestedRun(config({ netns: false })), 'sockspike run --duration 10s --concurrency 1 --close client-fin');
+  if (config({}).netns) t.true(suggestedRun(config({})).endsWith(' --netns'));
   // lowering the load never proposes the same load
   t.deepEqual(lowerLoad(config({ concurrency: '8' }), 300), { '--concurrency': 4 });
   t.notDeepEqual(lowerLoad(config({}), 300), { '--concurrency': 1 });

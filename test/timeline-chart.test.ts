@@ -1,24 +1,19 @@
 import test from 'ava';
-import { cpSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { allocTxnColumns, readManifest, readTransactions } from '../analysis/read-run.ts';
 import { HEADER_BYTES } from '../lib/records.ts';
 import { OUTCOME_TIMEOUT } from '../lib/types.ts';
 import { readProbes } from '../probes/read.ts';
 import { AXIS, buildTimelineSpec, MAX_NORMAL, NORMAL_BUCKETS, renderSvg, TIMELINE_FILE, writeTimelineChart } from '../reports/timeline-chart.ts';
-import { ROOT, tempDir } from './helpers/cli.ts';
+import { ROOT } from './helpers/cli.ts';
+import { copyFixture } from './helpers/fixture-copy.ts';
 
 // The timeline picture (timeline.svg): rendered headless from a real run
 // directory, bounded in size, and null when there is nothing to draw.
 
 const FIXTURE = join(ROOT, 'fixtures', 'runs', 'backlog1-rst');
 const MB = 1024 * 1024;
-
-function copyFixture(t: Parameters<typeof tempDir>[0]): string {
-  const dir = join(tempDir(t), 'run');
-  cpSync(FIXTURE, dir, { recursive: true });
-  return dir;
-}
 
 test('writeTimelineChart writes a self-contained timeline.svg for the backlog1-rst fixture', async (t) => {
   const dir = copyFixture(t);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { FILES, writeJson, type RunManifest } from '../lib/run-files.ts';
 import { warmupOf } from './warmup.ts';
 import { formatUs } from '../lib/format.ts';
-import { OUTCOME_OK, type Summary } from '../lib/types.ts';
+import { OUTCOME_OK, OUTCOME_TIMEOUT, type Cause, type Summary } from '../lib/types.ts';
 import { findModes } from './modes.ts';
 import { normalPhaseMedians, phaseBreakdown, type PhaseMedians } from './phases.ts';
 import { sharedChain } from './phase-timers.ts';
@@ -18,7 +18,6 @@ import { findCauses } from './causes/index.ts';
 import { checkFaults } from './fault-match.ts';
 import { buildCauseInput, type InputSources } from './causes/input.ts';
 import { mergeWindowCauses, outlierWindows } from './cause-windows.ts';
-import type { Cause } from '../lib/types.ts';
 import { readKernelEventsFile } from '../probes/kernel-events/events-file.ts';
 import type { Modes, Phases } from './causes/types.ts';
 import { META_FILE, PROBES_DIR } from '../probes/probe-files.ts';
@@ -144,6 +143,50 @@ function modesOf(
   sysctls: Record<string, string>,
 ): Modes {
   const timers = timerConstants(sysctls);
+  // a timed-out transaction lasted the run's own timeout, a wait no kernel timer chose: it gets a mode of its
+  // own, matched to no timer (a 1.5 s --connect-timeout is otherwise taken for the third RTO, 1.4 s)
+  const keep: number[] = [];
+  const timedOut: number[] = [];
+  for (let k = 0; k < idx.length; k++) (c.outcome[idx[k]] === OUTCOME_TIMEOUT ? timedOut : keep).push(k);
+  const modes =
+    timedOut.length === 0
+      ? timerModes(c, idx, latencies, ref, normalMedians, timers)
+      : timerModes(
+          c,
+          Uint32Array.from(keep, (k) => idx[k]),
+          Float64Array.from(keep, (k) => latencies[k]),
+          ref,
+          normalMedians,
+          timers,
+        );
+  for (const m of modes) {
+    m.share = round3(m.count / idx.length);
+  }
+  if (timedOut.length > 0) {
+    const v = timedOut.map((k) => latencies[k]).sort((a, b) => a - b);
+    const connect = timedOut.filter((k) => Number.isNaN(c.connectUs[idx[k]])).length;
+    modes.push({
+      label: `timed out (${connect === timedOut.length ? "the run's --connect-timeout" : connect === 0 ? "the run's --io-timeout" : "the run's --connect-timeout or --io-timeout"}), not a kernel timer: ${formatUs(v[v.length >> 1])}`,
+      count: timedOut.length,
+      share: round3(timedOut.length / idx.length),
+      minUs: Math.round(v[0]),
+      medianUs: Math.round(v[v.length >> 1]),
+      maxUs: Math.round(v[v.length - 1]),
+      timer: null,
+    });
+  }
+  return modes;
+}
+
+/** Modes of the outliers that did not time out, named for a timer or a chain of timers (phase-timers.ts). */
+function timerModes(
+  c: TxnColumns,
+  idx: Uint32Array,
+  latencies: Float64Array,
+  ref: number,
+  normalMedians: () => PhaseMedians,
+  timers: ReturnType<typeof timerConstants>,
+): Modes {
   let medians: PhaseMedians | null = null;
   return findModes(latencies, ref, timers).map((m) => {
     let label = m.label;

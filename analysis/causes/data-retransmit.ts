@@ -14,8 +14,8 @@ import { formatNumber, formatShare } from '../../lib/format.ts';
 //   0.15  kernel events: non-SYN retransmits on the outlier connections (share); left out without events
 //   The counter and TCP_INFO items also count SYN retransmissions, so their
 //   strength is multiplied by the exchange-or-close share of the outliers.
-// Required: an RTO mode, or at least 30% of the outliers' excess in an exchange
-// or close together with retransmits near them (counters, TCP_INFO or events).
+// Required: at least 30% of the outliers' excess in an exchange or close, and
+// an RTO mode or retransmits near them (counters, TCP_INFO or events).
 
 export const dataRetransmit: CauseModule = {
   id: 'data-retransmit',
@@ -38,7 +38,9 @@ export const dataRetransmit: CauseModule = {
     const tiNormal = ti && ti.normal > 0 ? ti.normalRetrans / ti.normal : 0;
     const k = input.txn.kernel;
     const kShare = k && k.outliers > 0 ? k.outliersWithRetrans / k.outliers : 0;
-    if (rto.count === 0 && !(phase.share >= 0.3 && ((counter.strength ?? 0) > 0 || tiShare > tiNormal || kShare > 0))) return null;
+    // an RTO resends data: the wait is in an exchange or the close, never in connect (that is a SYN's timer)
+    if (phase.share < 0.3) return null;
+    if (rto.count === 0 && !((counter.strength ?? 0) > 0 || tiShare > tiNormal || kShare > 0)) return null;
     const { confidence, evidence } = score([
       { weight: 0.25, strength: clamp01(rto.share / 0.5), text: `${formatShare(rto.share)} of the outliers sit at ${rto.labels.join(', ')}` },
       {

@@ -74,9 +74,11 @@ test('backlog 1 vs 128 under a slow accept loop: the comparison finds the 1 s co
   t.true(b128.outlierRate < b1.outlierRate);
   const d = c.differences.filter((x) => x.variant === 'backlog=128');
   t.deepEqual(d.map((x) => x.metric).sort(), ['outlierRate', 'p50', 'p99', 'p999', 'tps']);
-  const tail = d.filter((x) => (x.metric === 'outlierRate' || x.metric === 'p999') && x.significant);
-  t.true(tail.length > 0, `outlierRate/p999 significant: ${JSON.stringify(d)}`);
-  for (const x of tail) t.true(x.delta < 0 && x.ci !== null && x.ci[1] < 0 && x.pValue < 0.05);
+  // the stalls (a SYN retransmission, or a connect timeout when the retransmission is dropped too) are gone
+  const rate = d.find((x) => x.metric === 'outlierRate');
+  t.true(rate?.significant === true && rate.delta < 0 && rate.ci !== null && rate.ci[1] < 0 && rate.pValue < 0.05, `outlierRate: ${JSON.stringify(d)}`);
+  // while the successful transactions wait longer in the deeper queue (8 clients, 1 ms per accept): a trade-off
+  // the comparison must report as it is, whichever way p99.9 goes
   t.true(c.verdicts[0].significant);
   t.regex(c.verdicts[0].text, /^backlog 1 -> 128 /);
   const md = readFileSync(join(dir, 'comparison.md'), 'utf8');

@@ -26,10 +26,23 @@ export interface Warmup {
   how: string;
 }
 
-export function warmupOf(
-  c: Pick<TxnColumns, 'n' | 'intendedNs' | 'worker' | 'outcome' | 'tcpiTotalRetrans' | 'connectUs'>,
-  config: Pick<RunConfig, 'warmupNs'>,
-): Warmup {
+type WarmupColumns = Pick<TxnColumns, 'n' | 'intendedNs' | 'worker' | 'outcome' | 'tcpiTotalRetrans' | 'connectUs'>;
+
+// The summary, the outliers, the report, its timeline and the export each ask for a run's warm-up:
+// worked out once per columns object (readers hand out one per run and never write into it).
+const cache = new WeakMap<WarmupColumns, Map<number | null, Warmup>>();
+
+/** The run's warm-up transactions (the mask is shared: read it, never write into it). */
+export function warmupOf(c: WarmupColumns, config: Pick<RunConfig, 'warmupNs'>): Warmup {
+  const key = config.warmupNs ?? null;
+  let byRule = cache.get(c);
+  if (byRule === undefined) cache.set(c, (byRule = new Map()));
+  let w = byRule.get(key);
+  if (w === undefined) byRule.set(key, (w = findWarmup(c, config)));
+  return w;
+}
+
+function findWarmup(c: WarmupColumns, config: Pick<RunConfig, 'warmupNs'>): Warmup {
   const mask = new Uint8Array(c.n);
   let n = 0;
   const given = config.warmupNs;

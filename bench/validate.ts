@@ -20,6 +20,7 @@ import { UserError } from '../lib/errors.ts';
 import { formatSeconds } from '../lib/format.ts';
 import { packageFile } from '../lib/paths.ts';
 import { readSummary } from '../lib/run-files.ts';
+import { table } from '../reports/markdown.ts';
 
 interface Case {
   name: string;
@@ -101,7 +102,7 @@ function runCase(c: Case, dir: string, reanalyse: boolean): Row {
 
 const secondsSince = (ms: number): number => (Date.now() - ms) / 1000;
 
-export function table(rows: Row[]): string {
+export function confusionTable(rows: Row[]): string {
   const head = ['run', 'expected', 'named first', 'rank of expected', 'its confidence', 'pass'];
   const body = rows.map((r) => [
     r.name,
@@ -111,8 +112,7 @@ export function table(rows: Row[]): string {
     r.confidence === null ? '-' : `${Math.round(r.confidence * 100)}%`,
     r.pass ? 'yes' : '**no**',
   ]);
-  const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
-  return [line(head), line(head.map(() => '---')), ...body.map(line)].join('\n');
+  return table(head, body, ['l', 'l', 'l', 'r', 'r', 'l']);
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -148,7 +148,7 @@ export async function main(argv: string[]): Promise<void> {
   else {
     const passed = rows.filter((r) => r.pass).length;
     const how = from !== null ? `npm run validate -- --from ${from} (runs recorded earlier, analysed again)` : `npm run validate${quick ? ' -- --quick' : ''}`;
-    process.stdout.write(`${table(rows)}\n\n${passed} of ${rows.length} runs as expected; command: ${how}\n`);
+    process.stdout.write(`${confusionTable(rows)}\n\n${passed} of ${rows.length} runs as expected; command: ${how}\n`);
   }
   if (rows.some((r) => !r.pass)) process.exitCode = 1;
 }

@@ -45,6 +45,9 @@ export const formatCountOf = (n: number, noun: string, plural = `${noun}s`): str
 /** Any measured number: whole ones grouped ("11 190"), others to two places ("0.73"). */
 export const formatNumber = (v: number): string => (Number.isInteger(v) ? formatCount(v) : v.toFixed(2));
 
+/** CPU time in cores (one core busy for the whole time: 1): "1.6 cores", "0.08 cores". */
+export const formatCores = (cores: number): string => `${decimal(cores, Math.abs(cores) >= 1 ? 1 : 2)} cores`;
+
 /** A rate per second: "136/s", "4.5/s". */
 export const formatRate = (perSecond: number): string => `${decimal(perSecond, perSecond >= 100 ? 0 : 1)}/s`;
 

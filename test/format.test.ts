@@ -1,5 +1,16 @@
 import test from 'ava';
-import { formatBytes, formatCount, formatNs, formatNumber, formatPercent, formatRate, formatSeconds, formatShare, formatUs } from '../lib/format.ts';
+import {
+  formatBytes,
+  formatCores,
+  formatCount,
+  formatNs,
+  formatNumber,
+  formatPercent,
+  formatRate,
+  formatSeconds,
+  formatShare,
+  formatUs,
+} from '../lib/format.ts';
 
 test('durations: a value, a space, a unit, trailing zeros dropped', (t) => {
   t.is(formatNs(850), '850 ns');
@@ -21,6 +32,8 @@ test('percentages, counts, rates, sizes', (t) => {
   t.is(formatCount(11190), '11 190');
   t.is(formatNumber(22380), '22 380');
   t.is(formatNumber(0.734), '0.73');
+  t.is(formatCores(1.63), '1.6 cores');
+  t.is(formatCores(0.084), '0.08 cores');
   t.is(formatRate(136.4), '136/s');
   t.is(formatRate(4.54), '4.5/s');
   t.is(formatSeconds(24.2249e9), '24.22 s');

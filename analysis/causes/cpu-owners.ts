@@ -1,4 +1,5 @@
 import type { ProbeData } from '../../probes/read.ts';
+import { formatCores } from '../../lib/format.ts';
 import type { OtherProcessesSample } from '../../probes/other-processes.ts';
 
 // Whose CPU: the busy CPU time around the outliers split between
@@ -112,6 +113,6 @@ function othersNear(p: ProbeData, near: Uint8Array, walks: OtherProcessesSample[
 
 /** "sockspike 1.6 cores (client 0.9, server 0.6, probes 0.1)". */
 export function describeOwner(name: string, o: CpuOwners['owners'][CpuOwner]): string {
-  const parts = o.processes.filter((p) => p.near >= 0.05).map((p) => `${p.key} ${p.near.toFixed(1)}`);
-  return `${name} ${o.near.toFixed(1)} cores${parts.length > 0 ? ` (${parts.join(', ')})` : ''}`;
+  const parts = o.processes.filter((p) => p.near >= 0.05).map((p) => `${p.key} ${formatCores(p.near)}`);
+  return `${name} ${formatCores(o.near)}${parts.length > 0 ? ` (${parts.join(', ')})` : ''}`;
 }

@@ -1,6 +1,6 @@
 import type { Cause, CauseInput, CauseModule } from './types.ts';
 import { clamp01, outlierSpan, phaseShare, isExchange, score } from './evidence.ts';
-import { formatNs, formatNumber, formatShare } from '../../lib/format.ts';
+import { formatCores, formatNs, formatNumber, formatShare } from '../../lib/format.ts';
 import { saturation } from './cpu-saturation.ts';
 
 // The server's application was slow to answer: the outliers' excess sits in
@@ -98,11 +98,7 @@ function serverProcess(input: CauseInput): { starved: boolean; text: string; sum
   const waitOther = wait === undefined ? null : perRow(wait.otherwise, wait.otherRows);
   const starved = waitNear !== null && waitOther !== null && waitNear > 2 * waitOther + 2e6;
   const state =
-    cores === null
-      ? null
-      : cores >= 0.5
-        ? `was on a CPU (${cores.toFixed(2)} of a core)`
-        : `was mostly off CPU, sleeping or waiting (${cores.toFixed(2)} of a core)`;
+    cores === null ? null : cores >= 0.5 ? `was on a CPU (${formatCores(cores)})` : `was mostly off CPU, sleeping or waiting (${formatCores(cores)})`;
   const waited = waitNear === null ? null : `its main thread waited for a CPU ${formatNs(waitNear)} per sample (${formatNs(waitOther ?? 0)} otherwise)`;
   const parts = [state, waited].filter((x): x is string => x !== null);
   return { starved, text: `the server process around the outliers: ${parts.join('; ')}`, summary: parts.join(', and ') };

@@ -1,12 +1,12 @@
 import type { Command } from 'commander';
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { compareRuns, type Comparison, type ComparisonRun } from '../analysis/compare/variants.ts';
+import type { Comparison, ComparisonRun } from '../analysis/compare/variants.ts';
 import { UserError } from '../lib/errors.ts';
 import { FILES } from '../lib/run-files.ts';
 import { int } from '../harness/config.ts';
 import { matrixRuns, readMatrix } from '../harness/matrix.ts';
-import { COMPARISON_FILES, writeComparison } from '../reports/comparison.ts';
+import { COMPARISON_REPORT } from '../lib/run-files.ts';
 import { formatUs } from '../lib/format.ts';
 
 // sockspike compare DIR...: the comparison of existing run directories (or
@@ -26,6 +26,8 @@ export function register(program: Command): void {
       const { runs, matrixDirs } = expandDirs(dirs);
       const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
       const out = resolve(o.out ?? (matrixDirs.length === 1 && dirs.length === 1 ? matrixDirs[0] : join('comparisons', stamp)));
+      // the analysis and the charts load when a comparison is made, not with every command
+      const [{ compareRuns }, { writeComparison }] = await Promise.all([import('../analysis/compare/variants.ts'), import('../reports/comparison.ts')]);
       const comparison = compareRuns(runs, { baseline: o.baseline, seed });
       try {
         printVerdicts(await writeComparison(out, comparison), out);
@@ -74,7 +76,7 @@ export function printVerdicts(c: Comparison, out: string): void {
     `baseline ${c.baseline}; outliers above ${formatUs(c.threshold.us)} (${c.threshold.how})`,
     ...c.verdicts.map((v) => `  ${v.text}`),
     ...c.knees.map((k) => `  scaling: ${k.text}`),
-    `comparison: ${join(out, COMPARISON_FILES.report)}`,
+    `comparison: ${join(out, COMPARISON_REPORT)}`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
 }

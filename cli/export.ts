@@ -2,9 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import { Option, type Command } from 'commander';
 import { UserError } from '../lib/errors.ts';
-import { readManifest, readServer, readTransactions } from '../analysis/read-run.ts';
-import { exportProbes } from '../probes/export.ts';
-import { exportServer, exportTransactions, type ExportFormat } from '../reports/export.ts';
+import type { ExportFormat } from '../reports/export.ts';
 
 export function register(program: Command): void {
   program
@@ -15,6 +13,11 @@ export function register(program: Command): void {
     .addOption(new Option('--format <format>', 'output format').choices(['csv', 'ndjson']).default('csv'))
     .option('--output <file>', 'write to a file instead of stdout')
     .action(async (dir: string, o: { what: string; format: ExportFormat; output?: string }) => {
+      const [{ readManifest, readServer, readTransactions }, { exportProbes }, { exportServer, exportTransactions }] = await Promise.all([
+        import('../analysis/read-run.ts'),
+        import('../probes/export.ts'),
+        import('../reports/export.ts'),
+      ]);
       const m = readManifest(dir);
       const out = o.output === undefined ? process.stdout : createWriteStream(o.output);
       if (o.what === 'probes') await exportProbes(dir, out, { format: o.format });

@@ -1,13 +1,11 @@
 import { Command, Option } from 'commander';
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { compareRuns } from '../analysis/compare/variants.ts';
 import { UserError } from '../lib/errors.ts';
 import { signalExitCode } from '../lib/signals.ts';
 import { shellJoin } from '../lib/shell.ts';
 import { makeDirs } from '../harness/make-run-dir.ts';
 import { MATRIX_FORMAT, MATRIX_VERSION, matrixRuns, parseVary, runMatrix, scheduleOf, variantsOf, type MatrixManifest } from '../harness/matrix.ts';
-import { writeComparison } from '../reports/comparison.ts';
 import { int } from '../harness/config.ts';
 import { checkRunFlags, runFlagKind, runOptions } from './run-flags.ts';
 import { printVerdicts } from './compare.ts';
@@ -123,6 +121,7 @@ async function matrixCommand(
   const notes =
     failed.length > 0 ? [`${failed.length} run${failed.length === 1 ? '' : 's'} failed and are left out: ${failed.map((s) => s.dir).join(', ')}`] : [];
   if (signal !== null) notes.push(`the matrix was interrupted (${signal}) after ${runs.length} of ${manifest.schedule.length} runs`);
+  const [{ compareRuns }, { writeComparison }] = await Promise.all([import('../analysis/compare/variants.ts'), import('../reports/comparison.ts')]);
   const comparison = await writeComparison(
     dir,
     compareRuns(

@@ -13,7 +13,6 @@ import type { RunConfig } from '../lib/types.ts';
 import { makeRunDir, writeManifest } from '../harness/make-run-dir.ts';
 import { META_FILE, PROBES_DIR, SAMPLES_FILE, type ProbeResult } from '../probes/probe-files.ts';
 import { checkNetns, checkProbeInterval, startProbes } from '../probes/run-probes.ts';
-import { analyzeAndReport } from './pipeline.ts';
 
 // sockspike probe: sample the system on its own, for a duration or while a
 // command runs, into a run directory that `sockspike analyze` reads later.
@@ -212,6 +211,7 @@ async function probeCommand(command: string[], o: ProbeCliOptions): Promise<numb
     manifest.stopReason = result.stopReason.startsWith('error') ? `probes: ${result.stopReason}` : stopReason;
     manifest.notes.push(...result.skipped.map((s) => `probe ${s.probe} skipped: ${s.reason}`));
     writeManifest(dir, manifest);
+    const { analyzeAndReport } = await import('./pipeline.ts');
     await analyzeAndReport(dir);
     const o = result.overhead;
     const overhead = Number.isFinite(o.cpuPerSecond)

@@ -38,6 +38,7 @@ export interface RunOptions extends ExternalServerOptions {
   outlier?: string;
   warmup?: string;
   probeInterval: string;
+  probeSlowInterval?: string;
   kernelStates: string;
   seed: string;
   clientProcesses: string;
@@ -68,6 +69,7 @@ export const DEFAULTS = {
   splitWrites: '1',
   acceptDelay: '0',
   probeInterval: '20ms',
+  probeSlowInterval: '100ms',
   kernelStates: 'off',
   seed: '1',
   clientProcesses: '1',
@@ -161,6 +163,7 @@ export function resolveConfig(o: RunOptions): RunConfig {
     outlierUs: o.outlier === undefined ? null : Math.round(duration(o.outlier, '--outlier', 'ms', 1e3, 3600e9) / 1e3),
     warmupNs: o.warmup === undefined ? null : duration(o.warmup, '--warmup', 's', 0, 3600e9),
     probeIntervalNs: duration(o.probeInterval, '--probe-interval', 'ms', 10e6, 60e9),
+    probeSlowIntervalNs: duration(o.probeSlowInterval ?? DEFAULTS.probeSlowInterval, '--probe-slow-interval', 'ms', 10e6, 60e9),
     kernelStates: kernelStates(o.kernelStates),
     seed: int(o.seed, '--seed', 0, 2 ** 31),
     clientProcesses: int(o.clientProcesses, '--client-processes', 1, 64),

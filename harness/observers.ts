@@ -3,7 +3,7 @@ import { formatNs } from '../lib/format.ts';
 import { stage } from './progress.ts';
 import { FILES, writeJson, type ObserverSummary } from '../lib/run-files.ts';
 import { snapshotEnvironment } from '../probes/environment.ts';
-import { kernelEventsSkipped, startKernelEvents, type KernelEventsHandle, type StateEvents } from '../probes/kernel-events/tracer.ts';
+import { kernelEventsSkipped, startKernelEvents, type KernelEventsHandle, type KernelEventsOptions, type StateEvents } from '../probes/kernel-events/tracer.ts';
 import { startProbes, type ProbeHandle } from '../probes/run-probes.ts';
 import type { ListenerTarget } from '../probes/listen-queue.ts';
 import type { SkippedProbe } from '../lib/types.ts';
@@ -16,6 +16,35 @@ export type { ObserverSummary };
 
 /** How long the load waits for bpftrace to attach before it starts without it. */
 export const ATTACH_WAIT_MS = 3000;
+
+type EventsStart = Promise<KernelEventsHandle | { skipped: string }>;
+
+/** Kernel-event probe options for a run's server port. */
+const eventsOptions = (runDir: string, t0: bigint, port: number, states: StateEvents, netns: string | null): KernelEventsOptions => ({
+  runDir,
+  t0,
+  ports: [port],
+  states,
+  ...(netns === null ? {} : { netns }),
+});
+
+/**
+ * Start bpftrace before the run's namespace, server and probes exist, for
+ * a port the server will listen on: compiling and attaching takes about a
+ * second (the longest step on the way to the first transaction), so it
+ * overlaps everything else instead of following it. Only where the port is
+ * known to be free up front: the built-in server in a namespace of the
+ * run's own. null: start it later, at the server's port (Observers.start).
+ */
+export function startKernelEventsEarly(runDir: string, t0: bigint, port: number, states: StateEvents, netns: string): EventsStart {
+  return startKernelEvents(eventsOptions(runDir, t0, port, states, netns)).catch((err: Error) => ({ skipped: err.message }));
+}
+
+/** Stop an early start that no run took over (the run failed before it began). */
+export async function abandonKernelEvents(early: EventsStart | null): Promise<void> {
+  const events = await early;
+  if (events && !kernelEventsSkipped(events)) await events.stop().catch(() => undefined);
+}
 
 export class Observers {
   private probes: ProbeHandle | null = null;
@@ -30,9 +59,13 @@ export class Observers {
     private readonly dir: string,
     private readonly t0: bigint,
     private readonly intervalNs: number,
+    /** How often what is not read every sample is read (--probe-slow-interval). */
+    private readonly slowPeriodNs: number | undefined,
     private readonly kernelStates: StateEvents,
     /** The run's network namespace: its TCP counters and sysctls are the ones to read. */
     private readonly netns: string | null = null,
+    /** bpftrace already starting (startKernelEventsEarly), for the port the server listens on. */
+    private readonly early: EventsStart | null = null,
   ) {}
 
   /** The environment snapshot runs in the background while the workload starts. */
@@ -56,13 +89,8 @@ export class Observers {
   async start(port: number, server: { pid: number; listener: ListenerTarget }): Promise<void> {
     // state changes are off unless asked for: several per connection, each
     // counted in the kernel and a few per 100 ms printed (script.ts)
-    this.eventsStarting = startKernelEvents({
-      runDir: this.dir,
-      t0: this.t0,
-      ports: [port],
-      states: this.kernelStates,
-      ...(this.netns === null ? {} : { netns: this.netns }),
-    })
+    const starting = this.early ?? startKernelEvents(eventsOptions(this.dir, this.t0, port, this.kernelStates, this.netns));
+    this.eventsStarting = starting
       .catch((err: Error) => ({ skipped: err.message }))
       .then((events) => {
         if (kernelEventsSkipped(events)) this.skipped.push({ probe: 'kernel events (bpftrace)', reason: events.skipped });
@@ -79,6 +107,7 @@ export class Observers {
       runDir: this.dir,
       t0: this.t0,
       intervalNs: this.intervalNs,
+      ...(this.slowPeriodNs !== undefined ? { slowPeriodNs: this.slowPeriodNs } : {}),
       processes: [
         ...(server.pid > 0 ? [{ role: 'server', pid: server.pid }] : []), // -1: a target with no local process
         // this process (`sockspike run`): its CPU, as sockspike's own besides the client and server
@@ -121,6 +150,8 @@ export class Observers {
 
   /** `loadStartNs`: the workload's first start (ns since t0), to say what the kernel events missed. */
   async stop(loadStartNs: number | null = null): Promise<ObserverSummary> {
+    // an early start the run never took over (its server never listened): ended, not recorded
+    if (this.eventsStarting === null) await abandonKernelEvents(this.early);
     await this.eventsStarting; // still attaching: it is stopped once it has
     const [p, e] = await Promise.all([this.probes?.stop() ?? null, this.events?.stop() ?? null]);
     if (this.events !== null && loadStartNs !== null && this.events.attachedNs > loadStartNs)

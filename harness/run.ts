@@ -1,5 +1,6 @@
 // Orchestration of one run: run directory, server, probes, client, stop on
 // any path (done, Ctrl-C, SIGTERM, a dying server), and run.json; the analysis and report follow in cli/pipeline.ts.
+import { randomInt } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { monoNs } from '../lib/clock.ts';
@@ -12,7 +13,7 @@ import { engineFallbackNote } from './engine.ts';
 import type { DoneMessage, FromChild, ListeningMessage } from './messages.ts';
 import { makeRunDir, writeManifest } from './make-run-dir.ts';
 import { Progress } from './progress.ts';
-import { Observers, type ObserverSummary } from './observers.ts';
+import { abandonKernelEvents, Observers, startKernelEventsEarly, type ObserverSummary } from './observers.ts';
 import { KernelSetup } from './kernel/setup.ts';
 import { FaultRunner } from './kernel/faults.ts';
 import { checkPortFree, childPids, freePort, startServerCommand } from './external/server-command.ts';
@@ -40,6 +41,13 @@ export interface RunResult {
 }
 
 const LISTEN_TIMEOUT_MS = 20_000;
+/**
+ * The built-in server's port in a namespace of the run's own: below Linux's
+ * ephemeral range, so that on the host (bpftrace's tracepoints are global)
+ * no client's own port matches it.
+ */
+const EARLY_PORT_LOW = 20_000;
+const EARLY_PORT_HIGH = 32_000;
 
 export async function runWorkload(req: RunRequest): Promise<RunResult> {
   const cfg = req.config;
@@ -51,30 +59,48 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
   }
   const target = ext?.kind === 'target' ? await checkTarget(cfg.host, cfg.port, Math.min(cfg.connectTimeoutNs / 1e6, 5000)) : null;
   const dir = makeRunDir(req.out, cfg.close);
+  const t0 = monoNs();
   const kernel = new KernelSetup(req.config, dir);
+  // The built-in server in a namespace of the run's own: any port is free
+  // there, so it is chosen now and bpftrace starts alongside the rest.
+  let events: ReturnType<typeof startKernelEventsEarly> | null = null;
+  if (req.probes && ext === null && kernel.plannedNetns !== null && cfg.port === 0) {
+    cfg.port = EARLY_PORT_LOW + randomInt(EARLY_PORT_HIGH - EARLY_PORT_LOW);
+    events = startKernelEventsEarly(dir, t0, cfg.port, cfg.kernelStates, kernel.plannedNetns);
+  }
   // a Ctrl-C while the namespace is being made still undoes it
   const earlySignals = trapStopSignals();
   try {
     await kernel.prepare();
+  } catch (err) {
+    await abandonKernelEvents(events);
+    throw err;
   } finally {
     earlySignals.release();
   }
   const early = earlySignals.first;
   if (kernel.restoredFirst.length > 0) process.stderr.write(`sockspike: first restored what dead runs left: ${kernel.restoredFirst.join('; ')}\n`);
   if (early !== null) {
-    await kernel.teardown();
+    await Promise.all([kernel.teardown(), abandonKernelEvents(events)]);
     throw new UserError(`interrupted by ${early} before the workload started`, signalExitCode(early));
   }
   try {
-    return await runIn(req, dir, kernel, target);
+    return await runIn(req, dir, kernel, target, t0, events);
   } finally {
     const problems = await kernel.teardown();
     for (const p of problems) process.stderr.write(`sockspike: ${p}\n`);
   }
 }
 
-async function runIn(req: RunRequest, dir: string, kernel: KernelSetup, target: Target | null): Promise<RunResult> {
-  const run = new OneRun(req, dir, kernel, target);
+async function runIn(
+  req: RunRequest,
+  dir: string,
+  kernel: KernelSetup,
+  target: Target | null,
+  t0: bigint,
+  events: ReturnType<typeof startKernelEventsEarly> | null,
+): Promise<RunResult> {
+  const run = new OneRun(req, dir, kernel, target, t0, events);
   try {
     run.writeFirstManifest();
     run.startServer();
@@ -102,7 +128,6 @@ type Target = Awaited<ReturnType<typeof checkTarget>>;
 class OneRun {
   readonly cfg: RunConfig;
   readonly ext: NonNullable<RunConfig['external']> | null;
-  readonly t0 = monoNs();
   readonly manifest: RunManifest;
   readonly progress: Progress;
   readonly observers: Observers;
@@ -126,6 +151,8 @@ class OneRun {
     readonly dir: string,
     readonly kernel: KernelSetup,
     readonly target: Target | null,
+    readonly t0: bigint,
+    events: ReturnType<typeof startKernelEventsEarly> | null,
   ) {
     this.cfg = req.config;
     this.ext = this.cfg.external ?? null;
@@ -141,7 +168,7 @@ class OneRun {
       },
     });
     this.progress = new Progress(req.progress);
-    this.observers = new Observers(dir, this.t0, this.cfg.probeIntervalNs, this.cfg.kernelStates, kernel.netns);
+    this.observers = new Observers(dir, this.t0, this.cfg.probeIntervalNs, this.cfg.probeSlowIntervalNs, this.cfg.kernelStates, kernel.netns, events);
     this.signals = trapStopSignals((sig, count) => {
       if (count > 1) {
         // asked twice: stop waiting on anyone

@@ -77,7 +77,31 @@ export interface NativeAddon {
    * Throws with .code (EPERM, ESRCH, EBADF, ENOSYS, ...).
    */
   pidfdGetfd(pid: number, targetFd: number): number;
+  /**
+   * The probe process's read thread (native/capture.c; the ring protocol is
+   * described there and used by probes/capture.ts): reads what is due into
+   * slots, slot k at firstSlotNs + k x intervalNs (CLOCK_MONOTONIC).
+   * meta holds 3 numbers per slot; ctl is [head, tail, missed].
+   */
+  captureStart(ctl: Int32Array, meta: Float64Array, intervalNs: number, firstSlotNs: number): CaptureHandle;
+  /**
+   * Read fd (kind 0: pread at offset 0; 1: getsockopt TCP_INFO) every Nth
+   * taken slot into data (slots x cap bytes); lens[k]: bytes, -errno, or
+   * CAPTURE_NOT_READ. Returns the entry.
+   */
+  captureAdd(handle: CaptureHandle, kind: 0 | 1, fd: number, every: number, data: Uint8Array, lens: Int32Array): number;
+  /** The thread no longer touches the entry: call before closing its fd. */
+  captureRemove(handle: CaptureHandle, entry: number): void;
+  /** Stop the thread (a slot being read completes first) and release every entry. */
+  captureStop(handle: CaptureHandle): void;
+  /** Walk /proc (every process's comm, utime + stime) every N taken slots, into the halves of out/names in turn (ctl[3] counts walks). */
+  captureWalk(handle: CaptureHandle, everySlots: number, out: Float64Array, names: Uint8Array): void;
 }
+
+/** An opaque capture thread handle (captureStart). */
+export type CaptureHandle = { readonly __capture: unique symbol };
+/** lens[k] of an entry not due in slot k. */
+export const CAPTURE_NOT_READ = -2147483648;
 
 /** Indices into the tcpInfo output. The order is the addon's; keep in step with native/sockspike.c. */
 export const TCPI = {
@@ -129,6 +153,11 @@ const FUNCTIONS = [
   'close',
   'watchReadable',
   'pidfdGetfd',
+  'captureStart',
+  'captureAdd',
+  'captureRemove',
+  'captureStop',
+  'captureWalk',
 ] as const satisfies ReadonlyArray<keyof NativeAddon>;
 
 export const DEFAULT_ADDON_PATH = packageFile('native/build/Release/sockspike.node');

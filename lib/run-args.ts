@@ -28,6 +28,7 @@ export const RUN_DEFAULTS = {
   splitWrites: 1,
   acceptDelayNs: 0,
   probeIntervalNs: 20e6,
+  probeSlowIntervalNs: 100e6,
   kernelStates: 'off',
   seed: 1,
   clientProcesses: 1,
@@ -81,6 +82,8 @@ export function runFlags(c: Partial<RunConfig>): [string, string | true][] {
   if (c.outlierUs != null) put('--outlier', durationFlag(c.outlierUs * 1e3));
   if (c.warmupNs != null) put('--warmup', durationFlag(c.warmupNs));
   if (differs('probeIntervalNs', c.probeIntervalNs)) put('--probe-interval', durationFlag(c.probeIntervalNs as number));
+  if (c.probeSlowIntervalNs !== undefined && differs('probeSlowIntervalNs', c.probeSlowIntervalNs))
+    put('--probe-slow-interval', durationFlag(c.probeSlowIntervalNs));
   if (differs('kernelStates', c.kernelStates)) put('--kernel-states', c.kernelStates as string);
   if (c.rate != null && c.arrivals === 'poisson' && differs('seed', c.seed)) put('--seed', c.seed as number);
   if (c.netns) put('--netns', true);

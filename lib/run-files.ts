@@ -10,6 +10,9 @@ import type { SkippedProbe } from './types.ts';
 export const SCHEMA_VERSION = 1;
 export const TOOL_VERSION = '0.1.0';
 
+/** A comparison's report (reports/comparison.ts writes it; the CLI names it without loading the writer). */
+export const COMPARISON_REPORT = 'comparison.md';
+
 export const FILES = {
   manifest: 'run.json',
   transactions: 'transactions.bin',

@@ -40,6 +40,8 @@ export interface RunConfig {
   /** --warmup: transactions starting this long into the load are warm-up (null or absent: the first few of each worker; analysis/warmup.ts). */
   warmupNs?: number | null;
   probeIntervalNs: number;
+  /** --probe-slow-interval: how often what is not read every sample is read (absent in older runs: 100 ms). */
+  probeSlowIntervalNs?: number;
   /** Kernel events: which inet_sock_set_state transitions to record. */
   kernelStates: 'off' | 'handshake' | 'all';
   seed: number;

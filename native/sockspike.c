@@ -602,6 +602,9 @@ static napi_value js_pidfd_getfd(napi_env env, napi_callback_info info) {
 
 // ------------------------------------------------------------------- init
 
+// The probe process's read thread (capture.c).
+napi_status capture_define(napi_env env, napi_value exports);
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   addon_state_t *st = (addon_state_t *)calloc(1, sizeof *st);
   if (!st) {
@@ -627,6 +630,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"pidfdGetfd", NULL, js_pidfd_getfd, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_OK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  NAPI_OK(capture_define(env, exports));
   napi_value len;
   NAPI_OK(napi_create_int32(env, TCPI_LENGTH, &len));
   NAPI_OK(napi_set_named_property(env, exports, "TCPI_LENGTH", len));

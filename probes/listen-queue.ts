@@ -1,7 +1,9 @@
 import fs from 'node:fs';
+import { endianness } from 'node:os';
 import path from 'node:path';
 // Importing the wrapper never throws: without the addon, native is null.
 import * as nativeApi from '../lib/native.ts';
+import type { Capture } from './capture.ts';
 import type { Columns } from './columns.ts';
 import { ProcFile } from './procfile.ts';
 
@@ -23,6 +25,12 @@ export type ListenerTarget = { pid: number; fd: number } | { port: number };
 type Addon = Pick<NonNullable<typeof nativeApi.native>, 'tcpInfo' | 'pidfdGetfd' | 'close'>;
 
 const TCP_LISTEN = 10;
+// struct tcp_info (linux/tcp.h) as the capture thread reads it: eight u8
+// fields, then u32 rto, ato, snd_mss, rcv_mss, unacked, sacked.
+const TCP_INFO_BYTES = 64;
+const TCPI_UNACKED_AT = 24;
+const TCPI_SACKED_AT = 28;
+const LE = endianness() === 'LE';
 
 /** Inodes of LISTEN sockets on port, from /proc/net/tcp and tcp6. */
 export function listeningInodes(port: number, procRoot = '/proc'): string[] {
@@ -87,6 +95,10 @@ export class ListenQueueProbe {
   private limitCol = -1;
   private owner: ProcFile | null = null;
   private countdown = 0;
+  /** Under a capture thread: its getsockopt of this sample (struct tcp_info as the kernel wrote it), 1 read, 2 failed, 0 none. */
+  private fedInfo: Buffer | null = null;
+  private fedState = 0;
+  private captured: { remove(): void } | null = null;
   /** Samples between checks that the owner still lives. */
   checkEvery = 50;
   /** Set once the owner has gone and the duplicate was closed. */
@@ -144,6 +156,15 @@ export class ListenQueueProbe {
     return probe;
   }
 
+  /** Have the capture thread read the queue at each sample's time (fed before sample()). */
+  captureWith(capture: Capture): void {
+    if (this.closed) return;
+    this.captured = capture.addTcpInfo(this.localFd, TCP_INFO_BYTES, (info, ok) => {
+      this.fedInfo = info;
+      this.fedState = info !== null ? 1 : ok ? 0 : 2;
+    });
+  }
+
   register(columns: Columns, row: number): void {
     this.depthCol = columns.ensure({ name: 'listen.depth', kind: 'gauge', unit: 'count', source: 'listen' }, row);
     this.limitCol = columns.ensure({ name: 'listen.limit', kind: 'gauge', unit: 'count', source: 'listen' }, row);
@@ -157,7 +178,15 @@ export class ListenQueueProbe {
         this.close();
       }
     }
-    if (this.gone !== null || !this.addon.tcpInfo(this.localFd, this.info)) {
+    const fed = this.fedState;
+    this.fedState = 0;
+    if (fed === 1 && this.gone === null) {
+      const info = this.fedInfo as Buffer;
+      columns.set(this.depthCol, LE ? info.readUInt32LE(TCPI_UNACKED_AT) : info.readUInt32BE(TCPI_UNACKED_AT));
+      columns.set(this.limitCol, LE ? info.readUInt32LE(TCPI_SACKED_AT) : info.readUInt32BE(TCPI_SACKED_AT));
+      return true;
+    }
+    if (this.gone !== null || fed === 2 || !this.addon.tcpInfo(this.localFd, this.info)) {
       columns.curOk[this.depthCol] = 0;
       columns.curOk[this.limitCol] = 0;
       return false;
@@ -185,6 +214,8 @@ export class ListenQueueProbe {
     this.owner?.close();
     if (this.closed) return;
     this.closed = true;
+    this.captured?.remove();
+    this.captured = null;
     try {
       this.addon.close(this.localFd);
     } catch {

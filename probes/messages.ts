@@ -8,6 +8,8 @@ export interface SamplerConfig {
   /** The run's t0, CLOCK_MONOTONIC ns, decimal (a bigint does not survive JSON). */
   t0: string;
   intervalNs: number;
+  /** How often what is not read every sample is read (default sampler.ts SLOW_PERIOD_NS). */
+  slowPeriodNs?: number;
   /** own: one of sockspike's own processes (CPU only, read at the own rate). */
   processes: { role: string; pid: number; own?: boolean }[];
   listener?: ListenerTarget;

@@ -7,8 +7,10 @@ import { OTHERS_FILE, PROBES_DIR } from './probe-files.ts';
 // walks /proc and records, for the time since its last walk, the processes
 // (by name) that used the most CPU, leaving out the run's own (sampled as
 // proc.* columns). So a report can say who held the CPUs besides the run.
-// A walk reads every /proc/PID/stat once (about 3 ms for 200 processes), so
-// it runs at a low rate: about 0.15 % of a core at the default period.
+// A walk reads every /proc/PID/stat once (about 3 ms for 200 processes from
+// JavaScript), so it runs at a low rate: about 0.15 % of a core at the
+// default period; the addon's read thread (capture.ts) walks in C instead,
+// for a fifth of that, and hands each walk to record().
 //
 // File probes/others.ndjson, one JSON object a line, one line a walk:
 //   {"tNs":N,"dtNs":N,"top":[{"comm":"yes","pids":1,"cores":0.98},...]}
@@ -19,6 +21,9 @@ import { OTHERS_FILE, PROBES_DIR } from './probe-files.ts';
 export const OTHERS_PERIOD_NS = 2e9;
 const TOP = 5;
 const MIN_CORES = 0.01;
+
+/** One walk: every process's name and CPU time (utime + stime, clock ticks) by pid. */
+export type ProcessTicks = Map<number, { comm: string; ticks: number }>;
 
 export interface OtherProcessesSample {
   tNs: number;
@@ -44,7 +49,7 @@ export class OtherProcesses {
   /** Walk /proc when a period has passed since the last walk (the first walk only takes the baseline). */
   maybeWalk(nowNs: number): void {
     if (this.lastNs >= 0 && nowNs - this.lastNs < OTHERS_PERIOD_NS) return;
-    const ticks = new Map<number, { comm: string; ticks: number }>();
+    const ticks: ProcessTicks = new Map();
     let names: string[];
     try {
       names = fs.readdirSync(this.procRoot);
@@ -55,7 +60,6 @@ export class OtherProcesses {
       const c = name.charCodeAt(0);
       if (c < 48 || c > 57) continue;
       const pid = Number(name);
-      if (this.exclude(pid)) continue;
       let stat: string;
       try {
         stat = fs.readFileSync(`${this.procRoot}/${name}/stat`, 'latin1');
@@ -69,6 +73,12 @@ export class OtherProcesses {
       const f = stat.slice(close + 2).split(' ');
       ticks.set(pid, { comm: stat.slice(open + 1, close), ticks: Number(f[11]) + Number(f[12]) });
     }
+    this.record(nowNs, ticks);
+  }
+
+  /** A walk made at nowNs (ns since t0), here or by the read thread: every process's name and CPU ticks by pid. */
+  record(nowNs: number, ticks: ProcessTicks): void {
+    for (const pid of ticks.keys()) if (this.exclude(pid)) ticks.delete(pid);
     if (this.lastNs >= 0) {
       const dtNs = nowNs - this.lastNs;
       const byComm = new Map<string, { pids: number; ticks: number }>();

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Columns } from './columns.ts';
 import { DIGITS, readDigits } from './delta.ts';
+import type { Capture } from './capture.ts';
 import { ProcFile, procFailure } from './procfile.ts';
 
 // One process of the run (client, server, a user's command): CPU time from
@@ -74,6 +75,7 @@ export class ProcessProbe {
   private readonly cols: Int32Array;
   private statGroup = 0;
   private restGroup = 0;
+  private rates: ProcessRates = { stat: 1, rest: 1 };
 
   /** Opens its files; throws a one-line reason if it cannot. */
   constructor(role: string, pid: number, key: string, procRoot: string, own = false) {
@@ -96,6 +98,7 @@ export class ProcessProbe {
   }
 
   register(columns: Columns, row: number, clkTck: number, rates: ProcessRates = { stat: 1, rest: 1 }): void {
+    this.rates = rates;
     for (let i = 0; i < this.cols.length; i++) {
       const [field, kind, unit] = PROCESS_FIELDS[i];
       const every = i < 3 ? rates.stat : rates.rest;
@@ -103,6 +106,13 @@ export class ProcessProbe {
     }
     this.statGroup = columns.group(rates.stat, `proc.${this.key} (/proc/${this.pid}/stat)`);
     if (!this.own) this.restGroup = columns.group(rates.rest, `proc.${this.key} (/proc/${this.pid}/status, schedstat)`);
+  }
+
+  /** Have the capture thread read its files when they are due (after register()). */
+  captureWith(capture: Capture): void {
+    capture.addFile(this.stat, this.rates.stat, this.stat.buf.length);
+    if (this.status !== null) capture.addFile(this.status, this.rates.rest, this.status.buf.length);
+    if (this.sched !== null) capture.addFile(this.sched, this.rates.rest, this.sched.buf.length);
   }
 
   /** Read the process's numbers that are due in this sample. False once it is gone (then never again). */
@@ -114,6 +124,8 @@ export class ProcessProbe {
     if (!readStat && !readRest) return true;
     if (readStat) for (let i = 0; i < Math.min(3, cols.length); i++) columns.curOk[cols[i]] = 0;
     if (readRest) for (let i = 3; i < cols.length; i++) columns.curOk[cols[i]] = 0;
+    // a sample the capture thread took before this process was added: not read (a read now would carry the wrong time)
+    if (this.stat.pending || this.status?.pending === true || this.sched?.pending === true) return true;
     let ok = true;
     try {
       if (readStat) {

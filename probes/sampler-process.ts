@@ -7,10 +7,16 @@
 // it takes the config as JSON in argv[2], samples until SIGTERM/SIGINT, and
 // prints the result as JSON on stdout.
 import type { FromSampler, SamplerConfig, ToSampler } from './messages.ts';
+import type { JitterStats } from './probe-files.ts';
 import { Sampler } from './sampler.ts';
-import { Ticker } from './ticker.ts';
+import { Lateness, Ticker } from './ticker.ts';
+
+/** With the addon's read thread, the JS side wakes this often to parse the samples it read (its ring holds ~1.5 s). */
+const TAKE_MS = 500;
 
 let sampler: Sampler | null = null;
+// One of the two schedules: the read thread's (parsed every TAKE_MS), or the JS ticker's.
+let taking: { timer: NodeJS.Timeout; lateness: Lateness; onSample: (scheduledNs: number, tNs: number) => void } | null = null;
 let ticker: Ticker | null = null;
 let stopping = false;
 
@@ -25,6 +31,7 @@ async function start(config: SamplerConfig): Promise<void> {
     runDir: config.runDir,
     t0: BigInt(config.t0),
     intervalNs: config.intervalNs,
+    ...(config.slowPeriodNs !== undefined ? { slowPeriodNs: config.slowPeriodNs } : {}),
     processes: config.processes,
     listener: config.listener,
     netns: config.netns ?? null,
@@ -33,24 +40,33 @@ async function start(config: SamplerConfig): Promise<void> {
     sources: config.sources,
   });
   const s = sampler;
-  ticker = new Ticker(config.intervalNs, s.now, (scheduled) => s.sample(scheduled));
   const baselineNs = s.now();
-  ticker.start(baselineNs);
+  // SOCKSPIKE_PROBE_THREAD=0: the JS ticker reads for itself (a comparison; the fallback without the addon)
+  const why = process.env.SOCKSPIKE_PROBE_THREAD === '0' ? 'turned off with SOCKSPIKE_PROBE_THREAD=0' : s.startCapture();
+  if (why === null) {
+    const lateness = new Lateness();
+    const onSample = (scheduled: number, t: number): void => lateness.record(t > scheduled ? t - scheduled : 0);
+    taking = { timer: setInterval(() => s.takeCaptured(onSample), TAKE_MS), lateness, onSample };
+  } else {
+    s.notes.push(`reads made by the probe process's JavaScript, not the addon's read thread (${why}): it costs about twice the CPU`);
+    ticker = new Ticker(config.intervalNs, s.now, (scheduled) => s.sample(scheduled));
+    ticker.start(baselineNs);
+  }
   send({ type: 'ready', skipped: s.skipped, columns: s.columns.outputs.length, baselineNs });
 }
 
 function stop(reason: string): void {
   if (stopping) return;
   stopping = true;
-  ticker?.stop();
-  if (!sampler || !ticker) {
+  if (!sampler || (!ticker && !taking)) {
     // nothing started (or it failed: fatal() set the exit code)
     process.exit();
   }
+  const jitter = endSchedule(sampler);
   // One last sample, so the end of the run is covered up to now; not if the
   // last one is very recent (a tiny dt makes rates and CPU shares meaningless).
   if (reason === 'stop' && sampler.now() - sampler.lastSampleNs >= sampler.intervalNs / 2) sampler.sample(sampler.now(), true);
-  const result = sampler.finish(reason, ticker.stats());
+  const result = sampler.finish(reason, jitter);
   if (process.send && process.connected) {
     send({ type: 'stopped', result });
     process.disconnect();
@@ -87,14 +103,24 @@ if (process.send) {
   start(config).catch((err) => fatal(err));
 }
 
+/** Stop the schedule (the read thread's slots parsed first); its lateness. */
+function endSchedule(s: Sampler): JitterStats {
+  if (taking !== null) {
+    clearInterval(taking.timer);
+    s.stopCapture(taking.onSample);
+    return taking.lateness.stats(s.captureMissed);
+  }
+  ticker?.stop();
+  return ticker?.stats() ?? { meanNs: 0, p50Ns: 0, p99Ns: 0, maxNs: 0, missedSlots: 0 };
+}
+
 function fatal(err: unknown): void {
   const message = firstLine(err);
   send({ type: 'error', message });
   if (!process.send) process.stderr.write(`sampler-process: ${message}\n`);
-  if (sampler && ticker && !stopping) {
+  if (sampler && (ticker || taking) && !stopping) {
     stopping = true;
-    ticker.stop();
-    sampler.finish(`error: ${message}`, ticker.stats());
+    sampler.finish(`error: ${message}`, endSchedule(sampler));
   }
   process.exitCode = 1;
   if (process.connected) process.disconnect();

@@ -26,7 +26,8 @@ import { ListenQueueProbe, type ListenerTarget } from './listen-queue.ts';
 import { ProcessProbe } from './process-probe.ts';
 import { SampleWriter } from './sample-writer.ts';
 import { TemplateSource } from './template-source.ts';
-import { OtherProcesses } from './other-processes.ts';
+import { OTHERS_PERIOD_NS, OtherProcesses } from './other-processes.ts';
+import { Capture } from './capture.ts';
 
 // The sampler: every probe read once per tick into the column arrays, the
 // outputs computed and appended to samples.bin. Runs in the probe process
@@ -55,6 +56,8 @@ export interface SamplerOptions {
 
 /** What is read at the slow rate (proc-names.ts `slow`, process status and schedstat) is read about this often. */
 export const SLOW_PERIOD_NS = 100e6;
+/** At most this many processes in a walk by the read thread (the rest of a bigger machine's are not named). */
+const WALK_MAX = 16384;
 /** sockspike's own processes' CPU (orchestrator, probes, bpftrace) is read about this often. */
 export const OWN_PERIOD_NS = 500e6;
 
@@ -106,6 +109,8 @@ export class Sampler {
   private readonly ownEvery: number;
   private constants: Record<string, number> = {};
   private finished: ProbeResult | null = null;
+  /** The addon's read thread, once started (startCapture); null: every read made by sample() itself. */
+  private capture: Capture | null = null;
 
   private constructor(opts: SamplerOptions) {
     this.opts = opts;
@@ -169,7 +174,9 @@ export class Sampler {
       this.columns.dirty = true;
       return;
     }
-    probe.register(this.columns, this.rows, this.clkTck, own ? { stat: this.ownEvery, rest: this.ownEvery } : { stat: 1, rest: this.slowEvery });
+    // CPU times count in 10 ms ticks: read at the slow rate, like /proc/stat (proc-names.ts EVERY_SAMPLE)
+    probe.register(this.columns, this.rows, this.clkTck, own ? { stat: this.ownEvery, rest: this.ownEvery } : { stat: this.slowEvery, rest: this.slowEvery });
+    if (this.capture !== null) probe.captureWith(this.capture);
     this.procs.push(probe);
     this.procInfo.push({ role, pid, key, addedNs: this.now(), exitedNs: null, ...(own ? { own: true } : {}) });
   }
@@ -185,6 +192,7 @@ export class Sampler {
       return;
     }
     probe.register(this.columns, this.rows);
+    if (this.capture !== null) probe.captureWith(this.capture);
     this.listener = probe;
     this.listenerInfo = {
       pid: probe.pid,
@@ -194,14 +202,73 @@ export class Sampler {
     };
   }
 
-  /** One sample, taken now; scheduledNs is the slot it was meant for; all: read every rate group (the last sample). */
-  sample(scheduledNs: number, all = false): void {
+  /**
+   * Start the addon's read thread (capture.ts): from now on the reads are
+   * made by it, slot k at the baseline + k x interval, and takeCaptured()
+   * parses them. A reason (one line) when it cannot start; sample() then
+   * reads for itself.
+   */
+  startCapture(): string | null {
+    // the thread numbers its samples from 0, as rows are (columns.plan: which rates are due)
+    if (this.rows !== 0) return 'the read thread starts before the first sample';
+    const started = Capture.start(this.opts.intervalNs, Number(this.opts.t0) + this.baselineT + this.opts.intervalNs);
+    if (typeof started === 'string') return started;
+    for (const s of this.sources) s.captureWith(started);
+    for (const p of this.procs) if (!p.gone) p.captureWith(started);
+    this.listener?.captureWith(started);
+    if (this.others !== null) started.walkEvery(everyFor(OTHERS_PERIOD_NS, this.opts.intervalNs), WALK_MAX);
+    this.capture = started;
+    return null;
+  }
+
+  /** Slots the read thread skipped (late, or its ring full), as of its last parse; 0 without one. */
+  captureMissed = 0;
+
+  /** Parse every slot the read thread wrote since the last call, as samples; onSample gets each one's slot and time (ns since t0). */
+  takeCaptured(onSample: (scheduledNs: number, tNs: number) => void): number {
+    const cap = this.capture;
+    if (cap === null) return 0;
+    const n = cap.written;
+    const t0 = Number(this.opts.t0);
+    const slot = this.slot;
+    for (let i = 0; i < n; i++) {
+      cap.feed(i, slot);
+      const scheduled = slot.scheduledNs - t0;
+      const t = slot.tNs - t0;
+      this.sample(scheduled, false, t, slot.readNs);
+      onSample(scheduled, t);
+    }
+    cap.release(n);
+    this.captureMissed = cap.missed;
+    const walk = cap.takeWalk();
+    if (walk !== null) this.others?.record(walk.tNs - t0, walk.processes);
+    return n;
+  }
+
+  /** Stop the read thread, parse what it wrote; later samples read for themselves. */
+  stopCapture(onSample: (scheduledNs: number, tNs: number) => void): void {
+    if (this.capture === null) return;
+    this.capture.stop();
+    this.takeCaptured(onSample);
+    this.capture.detach();
+    this.capture = null;
+  }
+
+  private readonly slot = { scheduledNs: 0, tNs: 0, readNs: 0 };
+
+  /**
+   * One sample; scheduledNs is the slot it was meant for; all: read every
+   * rate group (the last sample). Taken now, or (capturedT, ns since t0)
+   * parsed from the read thread's slot read then, in capturedReadNs.
+   */
+  sample(scheduledNs: number, all = false, capturedT = NaN, capturedReadNs = 0): void {
     const C = this.columns;
     C.plan(this.rows, all);
-    const t = this.now();
+    const start = this.now();
+    const t = Number.isNaN(capturedT) ? start : capturedT;
     this.readAll();
-    this.others?.maybeWalk(t);
-    const readNs = this.now() - t;
+    if (this.capture === null) this.others?.maybeWalk(start);
+    const readNs = this.now() - start + capturedReadNs;
     C.set(this.lateCol, t > scheduledNs ? t - scheduledNs : 0);
     C.set(this.readCol, readNs);
     this.sumRead += readNs;
@@ -238,6 +305,8 @@ export class Sampler {
   /** Stop: flush, close everything, write the final meta. Idempotent. */
   finish(stopReason: string, jitter: JitterStats): ProbeResult {
     if (this.finished) return this.finished;
+    this.capture?.detach();
+    this.capture = null;
     const end = this.now();
     const cpu = cpuNs();
     this.writer.close();

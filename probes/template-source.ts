@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { Capture } from './capture.ts';
 import type { Columns } from './columns.ts';
 import { EVERY_SAMPLE, type NameContext, type SourceDef } from './proc-names.ts';
 import { ProcFile, procFailure } from './procfile.ts';
@@ -23,6 +24,8 @@ export class TemplateSource {
   failures = 0;
   lastFailure: string | null = null;
   private file: ProcFile | null = null;
+  /** Bytes of the first read (to size a capture slot). */
+  private bytes = 0;
   /** Every number bound to its column. */
   private full: Template | null = null;
   /** Only the numbers of columns read every sample bound (null: the source is read at one rate). */
@@ -51,12 +54,15 @@ export class TemplateSource {
     try {
       this.file = new ProcFile(this.path);
       const n = this.file.readFully();
+      this.bytes = n;
       this.layout(columns, row, n);
       if (this.cols.length === 0) return `${this.path}: nothing recognisable to sample`;
       this.slowGroup = columns.group(this.slowEvery);
-      this.group = this.def.slow === true ? this.slowGroup : 0;
+      // a file none of whose columns is read every sample is read only at the slow rate
+      const whole = this.def.slow === true || this.colsFast.length === 0;
+      this.group = whole ? this.slowGroup : 0;
       const label = `/proc/${this.def.path}`;
-      columns.group(this.def.slow === true ? this.slowEvery : 1, this.partial !== null ? `${label}: ${this.fastNames(columns)}` : label);
+      columns.group(whole ? this.slowEvery : 1, this.partial !== null ? `${label}: ${this.fastNames(columns)}` : label);
       if (this.partial !== null) columns.group(this.slowEvery, `${label}: the other columns`);
       return null;
     } catch (err) {
@@ -92,6 +98,11 @@ export class TemplateSource {
     this.clear(columns);
     if (match(this.full, file.buf, n, columns.curHi, columns.curLo, columns.curOk)) return true;
     return this.fail(columns, `${this.path}: layout did not parse`);
+  }
+
+  /** Have the capture thread read the file when it is due (every sample, or at the slow rate). */
+  captureWith(capture: Capture): void {
+    if (this.file !== null) capture.addFile(this.file, this.group === 0 ? 1 : this.slowEvery, this.bytes);
   }
 
   close(): void {
@@ -133,7 +144,8 @@ export class TemplateSource {
       columns.ensure(every > 1 ? { ...spec, every } : spec, row);
     }
     this.full = bindTemplate(tok.template, slotToCol);
-    this.partial = this.def.slow !== true && slowCols > 0 && this.slowEvery > 1 ? bindTemplate(tok.template, slotToFast) : null;
+    const fastCols = slotToFast.filter((c) => c >= 0).length;
+    this.partial = this.def.slow !== true && slowCols > 0 && fastCols > 0 && this.slowEvery > 1 ? bindTemplate(tok.template, slotToFast) : null;
     this.cols = Int32Array.from(cols);
     this.colsFast = this.cols.filter((c) => columns.grp[c] === 0);
     this.colsSlow = this.cols.filter((c) => columns.grp[c] !== 0);

@@ -21,19 +21,54 @@ const EAGER_NS = 1e9;
 const BUCKET_NS = 10_000;
 const BUCKETS = 10_000; // 10 us buckets up to 100 ms; beyond: the last one
 
+/** How late samples were against their slots: mean, max and a histogram for p50/p99. */
+export class Lateness {
+  ticks = 0;
+  private readonly hist = new Uint32Array(BUCKETS);
+  private sumLate = 0;
+  private maxLate = 0;
+
+  record(lateNs: number): void {
+    this.ticks++;
+    this.sumLate += lateNs;
+    if (lateNs > this.maxLate) this.maxLate = lateNs;
+    const b = Math.floor(lateNs / BUCKET_NS);
+    this.hist[b < BUCKETS ? b : BUCKETS - 1]++;
+  }
+
+  stats(missedSlots: number): JitterStats {
+    const n = this.ticks;
+    return {
+      meanNs: n ? this.sumLate / n : 0,
+      p50Ns: this.percentile(0.5),
+      p99Ns: this.percentile(0.99),
+      maxNs: this.maxLate,
+      missedSlots,
+    };
+  }
+
+  private percentile(q: number): number {
+    const want = Math.ceil(q * this.ticks);
+    if (want === 0) return 0;
+    let seen = 0;
+    for (let b = 0; b < BUCKETS; b++) {
+      seen += this.hist[b];
+      if (seen >= want) return Math.min((b + 1) * BUCKET_NS, this.maxLate);
+    }
+    return this.maxLate;
+  }
+}
+
 export class Ticker {
   readonly intervalNs: number;
-  ticks = 0;
   missed = 0;
   private readonly now: () => number;
   private readonly onTick: (scheduledNs: number, tNs: number) => void;
   private readonly cell = new Int32Array(new SharedArrayBuffer(4));
-  private readonly hist = new Uint32Array(BUCKETS);
+  private readonly lateness = new Lateness();
   private immediate: NodeJS.Immediate | null = null;
   private next = 0;
   private startNs = 0;
-  private sumLate = 0;
-  private maxLate = 0;
   private stopped = false;
 
   constructor(intervalNs: number, now: () => number, onTick: (scheduledNs: number, tNs: number) => void) {
@@ -56,15 +91,12 @@ export class Ticker {
     this.immediate = null;
   }
 
+  get ticks(): number {
+    return this.lateness.ticks;
+  }
+
   stats(): JitterStats {
-    const n = this.ticks;
-    return {
-      meanNs: n ? this.sumLate / n : 0,
-      p50Ns: this.percentile(0.5),
-      p99Ns: this.percentile(0.99),
-      maxNs: this.maxLate,
-      missedSlots: this.missed,
-    };
+    return this.lateness.stats(this.missed);
   }
 
   private readonly fire = (): void => {
@@ -82,12 +114,7 @@ export class Ticker {
     const rem = this.next - this.now();
     if (rem > 0) Atomics.wait(this.cell, 0, 0, rem / 1e6);
     const t = this.now();
-    const late = t > this.next ? t - this.next : 0;
-    this.ticks++;
-    this.sumLate += late;
-    if (late > this.maxLate) this.maxLate = late;
-    const b = Math.floor(late / BUCKET_NS);
-    this.hist[b < BUCKETS ? b : BUCKETS - 1]++;
+    this.lateness.record(t > this.next ? t - this.next : 0);
     this.onTick(this.next, t);
     if (this.stopped) return false;
     this.next += this.intervalNs;
@@ -103,16 +130,5 @@ export class Ticker {
       this.next += this.intervalNs;
       this.missed++;
     }
-  }
-
-  private percentile(q: number): number {
-    const want = Math.ceil(q * this.ticks);
-    if (want === 0) return 0;
-    let seen = 0;
-    for (let b = 0; b < BUCKETS; b++) {
-      seen += this.hist[b];
-      if (seen >= want) return Math.min((b + 1) * BUCKET_NS, this.maxLate);
-    }
-    return this.maxLate;
   }
 }

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { formatMetric, METRICS, variantFlags, type Comparison } from '../analysis/compare/variants.ts';
 import { formatCount, formatPercent, formatRate, formatShare, formatUs } from '../lib/format.ts';
-import { writeJson } from '../lib/run-files.ts';
+import { COMPARISON_REPORT, writeJson } from '../lib/run-files.ts';
 import { COMPARISON_CHART_FILE, buildComparisonSpec } from './comparison-chart.ts';
 import { code, table } from './markdown.ts';
 import { svgToPng } from './png.ts';
@@ -12,7 +12,7 @@ import { renderSvg } from './timeline-chart.ts';
 // and .png (the picture) and comparison.md (verdicts first, then the
 // variants, the differences with their intervals, the knee, the method).
 
-export const COMPARISON_FILES = { json: 'comparison.json', report: 'comparison.md', chart: COMPARISON_CHART_FILE } as const;
+export const COMPARISON_FILES = { json: 'comparison.json', report: COMPARISON_REPORT, chart: COMPARISON_CHART_FILE } as const;
 
 /** What a matrix adds to the report: how it ran. */
 export interface MatrixContext {

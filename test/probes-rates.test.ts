@@ -254,18 +254,23 @@ test('sampler on this machine: slow sources every 5th sample, deltas over the sp
         [25, 'probe.every25.dt_ns'],
       ],
     );
-    // netstat every sample for the counters the causes read, the rest of it with vmstat every 5th
-    t.true(meta.rates![0].reads.some((r) => r.startsWith('/proc/net/netstat: ') && r.includes('TcpExt.ListenOverflows')));
-    t.true(meta.rates![1].reads.includes('/proc/net/netstat: the other columns'));
-    t.true(meta.rates![1].reads.includes('/proc/vmstat'));
+    // pressure every sample (its other lines with the rest); netstat, snmp, stat, vmstat and the processes' CPU every 5th
+    t.deepEqual(meta.rates![0].reads, ['/proc/pressure/cpu', '/proc/pressure/memory']);
+    for (const f of ['/proc/net/netstat', '/proc/net/snmp', '/proc/stat', '/proc/net/sockstat', '/proc/vmstat']) t.true(meta.rates![1].reads.includes(f), f);
     t.true(meta.rates![2].reads.some((r) => r.startsWith('proc.probes ')));
-    t.is(meta.columns.find((c) => c.name === 'TcpExt.ListenOverflows')?.every, 1);
-    t.is(meta.columns.find((c) => c.name === 'TcpExt.TCPHPHits')?.every, 5);
-    t.is(meta.columns.find((c) => c.name === 'cpu.steal')?.every, 1);
-    t.is(meta.columns.find((c) => c.name === 'cpu0.steal')?.every, 5);
-    t.is(meta.columns.find((c) => c.name === 'vmstat.pgfault')?.every, 5);
-    t.is(meta.columns.find((c) => c.name === 'proc.client.utime')?.every, 1);
-    t.is(meta.columns.find((c) => c.name === 'proc.client.wait_ns')?.every, 5);
+    for (const c of ['pressure.cpu.some', 'pressure.memory.full']) t.is(meta.columns.find((x) => x.name === c)?.every, 1, c);
+    for (const c of [
+      'TcpExt.ListenOverflows',
+      'TcpExt.TCPHPHits',
+      'Tcp.RetransSegs',
+      'cpu.steal',
+      'cpu0.steal',
+      'vmstat.pgfault',
+      'proc.client.utime',
+      'proc.client.wait_ns',
+      'sockstat.TCP.tw',
+    ])
+      t.is(meta.columns.find((x) => x.name === c)?.every, 5, c);
     t.deepEqual(
       meta.processes.map((p) => [p.role, p.own === true]),
       [
@@ -290,9 +295,9 @@ test('sampler on this machine: slow sources every 5th sample, deltas over the sp
     t.true(Math.abs(sumRaw - sumSpread) < 1e-6 * Math.max(1, sumRaw), `${sumRaw} vs ${sumSpread}`);
     for (const r of [0, 1, 2, 3, 5, 10, 20, 21]) t.true(Number.isNaN(raw[r]), `pgfault not read in row ${r}`);
     // a column read every sample is still read every sample
-    const idle = d.raw('cpu.idle')!;
-    t.true([...idle].every((x) => x === x));
-    t.is(d.every('cpu.idle'), 1);
+    const some = d.raw('pressure.cpu.some')!;
+    t.true([...some].every((x) => x === x));
+    t.is(d.every('pressure.cpu.some'), 1);
     // the probe process's own CPU, from its /proc/PID/stat every 25th sample (and the last)
     const own = ownProcessesCpu(d);
     t.truthy(own);

@@ -13,6 +13,8 @@ import { applySysctls, type AppliedSysctls } from './sysctls.ts';
 
 export class KernelSetup {
   netns: string | null = null;
+  /** The namespace prepare() makes (named up front, so the kernel-event probe can start before it exists). */
+  readonly plannedNetns: string | null;
   sysctls: SysctlRecord[] = [];
   /** Host changes of dead runs undone before this run made its own, one line each. */
   restoredFirst: string[] = [];
@@ -25,7 +27,9 @@ export class KernelSetup {
   constructor(
     private readonly cfg: RunConfig,
     private readonly runDir: string,
-  ) {}
+  ) {
+    this.plannedNetns = cfg.netns ? newNetnsName() : null;
+  }
 
   async prepare(): Promise<void> {
     const cfg = this.cfg;
@@ -33,8 +37,8 @@ export class KernelSetup {
     if (cfg.faults.some(needsNetns)) await requireNft();
     const journal = (this.journal = new Journal(this.runDir));
     try {
-      if (cfg.netns) {
-        const name = newNetnsName();
+      if (this.plannedNetns !== null) {
+        const name = this.plannedNetns;
         this.nsEntry = { kind: 'netns', name };
         journal.add(this.nsEntry);
         await addNetns(name);

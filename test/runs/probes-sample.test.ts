@@ -108,7 +108,9 @@ for (const ms of [10, 20]) {
     t.true(total('stat.ctxt') > 0);
     t.true(total('proc.test.run_ns') > 0);
     const idle = d.get('cpu.idle') as Float64Array;
-    t.true(idle.every((v) => v >= 0 && v <= 1.5)); // a share of the interval (jiffy-quantised)
+    // a share of the span read (jiffy-quantised); NaN before the first span (read every 5th sample)
+    t.true(idle.some((v) => v === v));
+    t.true(idle.every((v) => v !== v || (v >= 0 && v <= 1.5)));
     t.true(Number.isFinite(r.overhead.cpuPerSecond) && r.overhead.cpuPerSecond > 0);
   });
 }
@@ -242,7 +244,12 @@ test('export: CSV and NDJSON, one line per sample, every column by name', async 
   t.is(nd.length, d.rows);
   const first = JSON.parse(nd[0]) as Record<string, number | null>;
   t.is(first.t_ns, d.t[0]);
-  t.is(first['sockstat.TCP.inuse'], (d.get('sockstat.TCP.inuse') as Float64Array)[0]);
+  // a gauge read every 5th sample: its value in the rows where it was read, null in the others
+  const inuse = d.raw('sockstat.TCP.inuse') as Float64Array;
+  const r = inuse.findIndex((v) => v === v);
+  t.true(r > 0);
+  t.is((JSON.parse(nd[r]) as Record<string, number | null>)['sockstat.TCP.inuse'], inuse[r]);
+  t.is((JSON.parse(nd[r - 1]) as Record<string, number | null>)['sockstat.TCP.inuse'], null);
   t.true('Tcp.OutRsts' in first);
   await t.throwsAsync(exportProbes(dir, new PassThrough(), { format: 'xml' as 'csv' }), { instanceOf: UserError });
 });
@@ -324,12 +331,13 @@ test("read rates and sockspike's own processes: a real probe process says what i
       ['probes', true],
     ],
   );
-  t.is(d.every('proc.server.utime'), 1);
+  t.is(d.every('proc.server.utime'), 5); // CPU times count in 10 ms ticks: at the slow rate
   t.is(d.every('proc.server.wait_ns'), 5);
   t.is(d.every('proc.orchestrator.utime'), 25);
   t.false(d.has('proc.orchestrator.wait_ns'), 'own processes: CPU only');
-  // Tcp counters every sample; the counter moved by the traffic, summed over rows, equals what was read
-  t.is(d.every('Tcp.ActiveOpens'), 1);
+  // pressure every sample, Tcp counters every 5th; a counter moved by the traffic, summed over rows, equals what was read
+  t.is(d.every('pressure.cpu.some'), 1);
+  t.is(d.every('Tcp.ActiveOpens'), 5);
   const slow = d.columns.find((c) => (c.every ?? 1) === 5 && c.kind === 'counter' && (d.reads(c.name)?.rows.length ?? 0) > 0);
   t.truthy(slow, 'a counter read every 5th sample that moved');
   const rowsSum = [...d.get(slow!.name)!].filter((x) => x === x).reduce((a, b) => a + b, 0);
@@ -344,7 +352,7 @@ test("read rates and sockspike's own processes: a real probe process says what i
   const md = renderProbeSection(dir);
   t.regex(
     md,
-    /Read rates: every sample: stat \(\d+ columns\); pressure\/cpu;.* every 5 samples \(100 ms\): the rest of stat;.*vmstat.* every 25 samples \(500 ms\): orchestrator stat; probes stat/,
+    /Read rates: every sample: pressure\/cpu; pressure\/memory\. every 5 samples \(100 ms\): stat;.*net\/netstat;.*vmstat; server stat; server status, schedstat\. every 25 samples \(500 ms\): orchestrator stat; probes stat/,
   );
   t.regex(
     md,

@@ -14,6 +14,11 @@ import { formatNumber, formatShare } from '../../lib/format.ts';
 //   0.15  kernel events: non-SYN retransmits on the outlier connections (share); left out without events
 //   The counter and TCP_INFO items also count SYN retransmissions, so their
 //   strength is multiplied by the exchange-or-close share of the outliers.
+//   Where kernel events cover the outliers, the counter item is left out:
+//   the counters hold every retransmission over spans of ~100 ms, spurious
+//   ones included (a FIN sent again because the peer was slow to ACK it:
+//   the outlier's consequence), where the events say per connection which
+//   retransmissions the peer needed (analysis/joins/kernel.ts).
 // Required: at least 30% of the outliers' excess in an exchange or close, and
 // an RTO mode or retransmits near them (counters, TCP_INFO or events).
 
@@ -38,9 +43,11 @@ export const dataRetransmit: CauseModule = {
     const tiNormal = ti && ti.normal > 0 ? ti.normalRetrans / ti.normal : 0;
     const k = input.txn.kernel;
     const kShare = k && k.outliers > 0 ? k.outliersWithRetrans / k.outliers : 0;
+    const eventsCover = k !== null && k.outliers > 0;
+    const counterStrength = eventsCover ? null : counter.strength;
     // an RTO resends data: the wait is in an exchange or the close, never in connect (that is a SYN's timer)
     if (phase.share < 0.3) return null;
-    if (rto.count === 0 && !((counter.strength ?? 0) > 0 || tiShare > tiNormal || kShare > 0)) return null;
+    if (rto.count === 0 && !((counterStrength ?? 0) > 0 || tiShare > tiNormal || kShare > 0)) return null;
     const { confidence, evidence } = score([
       { weight: 0.25, strength: clamp01(rto.share / 0.5), text: `${formatShare(rto.share)} of the outliers sit at ${rto.labels.join(', ')}` },
       {
@@ -48,7 +55,7 @@ export const dataRetransmit: CauseModule = {
         strength: phase.share,
         text: `${formatShare(phase.share)} of the outliers spent their extra time in an exchange or close (mostly ${phase.phase})`,
       },
-      { weight: 0.2, strength: counter.strength === null ? null : counter.strength * phase.share, text: counter.text },
+      { weight: 0.2, strength: counterStrength === null ? null : counterStrength * phase.share, text: counter.text },
       {
         weight: 0.2,
         strength: ti === null || ti.outliers === 0 ? null : clamp01((tiShare - tiNormal) * 2) * phase.share,
@@ -57,7 +64,11 @@ export const dataRetransmit: CauseModule = {
       {
         weight: 0.15,
         strength: k === null || k.outliers === 0 ? null : kShare,
-        text: `kernel events: ${formatNumber(k?.outliersWithRetrans ?? 0)} of ${kernelOutliers(input)} had a data/FIN retransmit`,
+        text:
+          `kernel events: ${formatNumber(k?.outliersWithRetrans ?? 0)} of ${kernelOutliers(input)} had a data/FIN retransmit` +
+          ((k?.outliersWithSpuriousRetrans ?? 0) > 0
+            ? ` (${formatNumber(k?.outliersWithSpuriousRetrans ?? 0)} more had only spurious ones, which the peer dropped as data it already had: nothing waited for them)`
+            : ''),
       },
     ]);
     return {

@@ -113,12 +113,14 @@ export function buildCauseInput(src: InputSources): CauseInput {
     let re = 0;
     let rst = 0;
     let rstEstimated = 0;
+    let spurious = 0;
     let estimatedFrom = 0;
     for (const i of kept) {
       if (c.intendedNs[i] < from) continue;
       covered++;
       if (j.synRetransmits[i] > 0) syn++;
       if (j.retransmits[i] > 0) re++;
+      else if (j.spuriousRetransmits[i] > 0) spurious++;
       if (j.resetsSent[i] + j.resetsReceived[i] > 0) rst++;
       else if (chance[i] > 0) {
         rstEstimated += chance[i];
@@ -140,6 +142,7 @@ export function buildCauseInput(src: InputSources): CauseInput {
       fromNs: from,
       outliersWithSynRetrans: syn,
       outliersWithRetrans: re,
+      outliersWithSpuriousRetrans: spurious,
       outliersWithReset: rst + estimated,
       outliersWithResetEstimated: estimatedFrom > 0 ? { outliers: estimatedFrom, withReset: estimated } : null,
       normalWithSynRetrans: normalSyn,

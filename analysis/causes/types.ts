@@ -41,6 +41,8 @@ export interface TxnEvidence {
     fromNs: number;
     outliersWithSynRetrans: number;
     outliersWithRetrans: number;
+    /** Outliers whose only data/FIN retransmits were spurious (the peer dropped them as data it already had): not counted above. */
+    outliersWithSpuriousRetrans?: number;
     /** Recorded, plus those estimated from the kernel's counts (outliersWithResetEstimated). */
     outliersWithReset: number;
     /**

@@ -13,6 +13,15 @@ import { TCP_STATES } from '../../lib/tcp-states.ts';
 // the same port both hold an event, it goes to the one whose own window is
 // nearest (distance 0 when inside).
 //
+// A retransmission the peer then drops as TCP_OLD_DATA (every byte of it
+// already received) was spurious: the peer had the segment, so nothing
+// waited for the copy. Such a retransmit (the next OLD_DATA drop in the
+// same direction of the same transaction pairs with the earliest unpaired
+// retransmit) counts in spuriousRetransmits, not in retransmits: a client
+// descheduled before it ACKs the server's FIN sees the FIN again (a tail
+// loss probe after a few ms) and drops it, and the retransmit is then the
+// outlier's consequence, not its cause.
+//
 // Cost: O(n + e): only the transactions on ports that have events are
 // bucketed, plus sorts (O(n log n + e log e) worst case), then
 // a binary search per event; the backward scan per event stops at the first
@@ -32,8 +41,10 @@ const SYN_SENT = TCP_STATES.indexOf('SYN_SENT');
 export interface KernelJoin {
   /** Per transaction: SYN retransmissions (retransmit of a SYN_SENT socket). */
   synRetransmits: Uint32Array;
-  /** Per transaction: other retransmissions, either side (data, FIN). */
+  /** Per transaction: other retransmissions, either side (data, FIN), but for the spurious ones. */
   retransmits: Uint32Array;
+  /** Per transaction: retransmissions the peer dropped as data it already had (TCP_OLD_DATA). */
+  spuriousRetransmits: Uint32Array;
   /** Per transaction: SYN-ACK retransmissions by the server. */
   synackRetransmits: Uint32Array;
   /**
@@ -69,6 +80,13 @@ export interface KernelJoinOptions {
 }
 
 /** Indices sorted by key (stable; NaN keys compare as equal, so give none). */
+/** The kernel's number for a named reason of an event kind (from the tracepoint's format, per run), or -2 when it has none. */
+function reasonCode(events: KernelEventColumns, kind: 'drop' | 'send-reset', name: string): number {
+  const table = events.reasons[kind] ?? {};
+  for (const [code, n] of Object.entries(table)) if (n === name) return Number(code);
+  return -2;
+}
+
 function sortedIndex(key: Float64Array): Uint32Array {
   const n = key.length;
   const idx = new Uint32Array(n);
@@ -147,6 +165,10 @@ function joinNow(c: TxnColumns, serverPort: number, events: KernelEventColumns, 
   const eventTxn = new Int32Array(e).fill(-1);
   const synRetransmits = new Uint32Array(n);
   const retransmits = new Uint32Array(n);
+  const spuriousRetransmits = new Uint32Array(n);
+  // per transaction and direction (x2, +1 from the server): retransmits not yet paired with an OLD_DATA drop
+  const unpaired = new Uint32Array(2 * n);
+  const oldData = reasonCode(events, 'drop', 'TCP_OLD_DATA');
   const synackRetransmits = new Uint32Array(n);
   const drops = new Uint32Array(n);
   const states = new Uint32Array(n);
@@ -199,7 +221,10 @@ function joinNow(c: TxnColumns, serverPort: number, events: KernelEventColumns, 
     switch (events.kind[j]) {
       case K_RETRANSMIT:
         if (!serverSide && events.a[j] === SYN_SENT) synRetransmits[best]++;
-        else retransmits[best]++;
+        else {
+          retransmits[best]++;
+          unpaired[2 * best + (serverSide ? 1 : 0)]++;
+        }
         break;
       case K_SYNACK:
         synackRetransmits[best]++;
@@ -215,6 +240,12 @@ function joinNow(c: TxnColumns, serverPort: number, events: KernelEventColumns, 
         break;
       case K_DROP:
         drops[best]++;
+        // the dropped segment's ports are its sender's: the same direction as the retransmit
+        if (events.reason[j] === oldData && unpaired[2 * best + (serverSide ? 1 : 0)] > 0) {
+          unpaired[2 * best + (serverSide ? 1 : 0)]--;
+          retransmits[best]--;
+          spuriousRetransmits[best]++;
+        }
         break;
       case K_STATE:
         states[best]++;
@@ -250,6 +281,7 @@ function joinNow(c: TxnColumns, serverPort: number, events: KernelEventColumns, 
   return {
     synRetransmits,
     retransmits,
+    spuriousRetransmits,
     synackRetransmits,
     resetsSent,
     resetsReceived,

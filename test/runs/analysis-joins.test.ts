@@ -162,6 +162,30 @@ test('kernel join: a SYN retransmit counts for its transaction, not a later one 
   t.deepEqual(j.eventsFor(3), []);
 });
 
+test('kernel join: a retransmit the peer drops as data it already had is spurious, not counted as a retransmit', (t) => {
+  const P = 40200;
+  const c = txnColumns([
+    // the server's FIN sent again 4 ms in (a tail loss probe), the client drops it as old data
+    { startNs: 100 * MS, connectUs: 30, endUs: 4600, port: P },
+    // a FIN the client needed: no OLD_DATA drop after it
+    { startNs: 100 * MS, connectUs: 30, endUs: 210_000, port: P + 1 },
+    // the client's data retransmitted, and an OLD_DATA drop in the other direction: not a pair
+    { startNs: 100 * MS, connectUs: 30, endUs: 210_000, port: P + 2 },
+  ]);
+  const events = [
+    ev(104 * MS, 'retransmit', SERVER_PORT, P, { state: 'FIN_WAIT1' }),
+    ev(104 * MS + 50_000, 'drop', SERVER_PORT, P, { reason: 'TCP_OLD_DATA' }),
+    ev(305 * MS, 'retransmit', SERVER_PORT, P + 1, { state: 'FIN_WAIT1' }),
+    ev(305 * MS + 50_000, 'drop', SERVER_PORT, P + 1, { reason: 'NO_SOCKET' }),
+    ev(305 * MS, 'retransmit', P + 2, SERVER_PORT, { state: 'ESTABLISHED' }),
+    ev(305 * MS + 50_000, 'drop', SERVER_PORT, P + 2, { reason: 'TCP_OLD_DATA' }),
+  ];
+  const j = joinKernelEvents(c, SERVER_PORT, eventColumns(events));
+  t.deepEqual([...j.retransmits], [0, 1, 1]);
+  t.deepEqual([...j.spuriousRetransmits], [1, 0, 0]);
+  t.deepEqual([...j.drops], [1, 1, 1]);
+});
+
 test('kernel join: padded windows are 10 ms, and the nearest transaction wins', (t) => {
   const P = 40200;
   const c = txnColumns([

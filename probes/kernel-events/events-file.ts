@@ -657,7 +657,7 @@ export class KernelEventsWriter {
   flush(): void {
     if (this.used === 0) return;
     this.out.write(this.page.subarray(0, this.used));
-    this.page = Buffer.alloc(this.page.length);
+    this.page = Buffer.allocUnsafe(this.page.length);
     this.used = 0;
   }
 

@@ -92,6 +92,8 @@ export interface KernelEventsHandle {
 }
 
 const MAX_PORTS = 32;
+/** How often recorded events go to the file. */
+const FLUSH_MS = 1000;
 const TRACEFS = '/sys/kernel/tracing';
 const TRACEFS_OLD = '/sys/kernel/debug/tracing';
 
@@ -294,6 +296,7 @@ class Session {
   private stopping = false;
   private stopped: Promise<KernelEventsResult> | null = null;
   private readonly closed: Promise<void>;
+  private readonly flushing: NodeJS.Timeout;
   private readonly killOnExit = (): void => {
     this.a.child.kill('SIGKILL');
   };
@@ -306,6 +309,9 @@ class Session {
   ) {
     this.notes = [...header.notes];
     this.out = new KernelEventsWriter(join(opts.runDir, KERNEL_EVENTS_FILE), header);
+    // bpftrace writes a line at a time: written to the file once a second
+    // (or a page at a time), not per line, so the run's own process idles
+    this.flushing = setInterval(() => this.out.flush(), FLUSH_MS).unref();
     this.take(a.rest);
     a.child.stdout!.on('data', (s: string) => this.take(a.splitter.push(s)));
     a.child.stdout!.resume();
@@ -345,7 +351,6 @@ class Session {
       const lost = /^Lost (\d+) events/.exec(line);
       if (lost) this.lost += Number(lost[1]);
     }
-    this.out.flush();
   }
 
   private async stop(): Promise<KernelEventsResult> {
@@ -382,6 +387,7 @@ class Session {
     }
     const result: KernelEventsResult = { events, byKind, recorded: this.recorded, skipped: this.script.skipped, notes: this.notes };
     if (this.lost > 0) result.lost = this.lost;
+    clearInterval(this.flushing);
     await this.out.close(Number(process.hrtime.bigint() - this.opts.t0), this.lost);
     return result;
   }

@@ -8,8 +8,10 @@ import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import { UserError } from '../../lib/errors.ts';
 import { exportProbes } from '../../probes/export.ts';
+import { readOtherProcesses } from '../../probes/other-processes.ts';
 import { ProcFile } from '../../probes/procfile.ts';
 import { ownProcessesCpu, readProbes } from '../../probes/read.ts';
+import type { ProbeResult } from '../../probes/probe-files.ts';
 import { checkProbeInterval, startProbes } from '../../probes/run-probes.ts';
 import { Sampler } from '../../probes/sampler.ts';
 import { renderProbeSection } from '../../reports/probe-section.ts';
@@ -181,6 +183,63 @@ test('a process that exits mid-run: recorded, no longer sampled, no crash; one a
     ],
   );
 });
+
+// Serial: it sets SOCKSPIKE_PROBE_THREAD for the probe process it forks, and
+// ava runs serial tests before the concurrent ones, so no other fork sees it.
+test.serial(
+  "the addon's read thread and the JavaScript reader: the same columns and rates, on schedule; the thread walks /proc for other processes",
+  async (t) => {
+    const busy = spawn(process.execPath, ['-e', 'const end = Date.now() + 15000; while (Date.now() < end);'], { stdio: 'ignore' });
+    t.teardown(() => {
+      if (busy.exitCode === null && busy.signalCode === null) busy.kill('SIGKILL'); // ours, by pid
+    });
+    const sample = async (thread: boolean): Promise<{ dir: string; d: ReturnType<typeof readProbes>; r: ProbeResult }> => {
+      const dir = runDir(t);
+      const before = process.env.SOCKSPIKE_PROBE_THREAD;
+      if (!thread) process.env.SOCKSPIKE_PROBE_THREAD = '0';
+      try {
+        const probes = await startProbes({ runDir: dir, t0: process.hrtime.bigint(), intervalNs: 20e6, processes: [{ role: 'test', pid: process.pid }] });
+        await sleep(4500); // two walks of other processes (every 2 s), the first a baseline
+        const r = await probes.stop();
+        return { dir, d: readProbes(dir), r };
+      } finally {
+        if (before === undefined) delete process.env.SOCKSPIKE_PROBE_THREAD;
+        else process.env.SOCKSPIKE_PROBE_THREAD = before;
+      }
+    };
+    const th = await sample(true);
+    const js = await sample(false);
+    const fallback = /reads made by the probe process's JavaScript, not the addon's read thread/;
+    t.false(
+      th.d.meta.notes.some((n) => fallback.test(n)),
+      th.d.meta.notes.join('; '),
+    );
+    t.true(js.d.meta.notes.some((n) => fallback.test(n)));
+    for (const x of [th, js]) {
+      // about one sample per 20 ms over 4.5 s, each on its slot, in time order
+      t.true(x.d.rows >= 180 && x.d.rows <= 230, `${x.d.rows} rows`);
+      t.true(x.r.jitter.p50Ns < 10e6, `median lateness ${x.r.jitter.p50Ns} ns`);
+      for (let i = 1; i < x.d.rows; i++) t.true(x.d.t[i] > x.d.t[i - 1]);
+      t.true(
+        [...(x.d.raw('pressure.cpu.some') as Float64Array)].slice(1).every((v) => v === v),
+        'pressure read in every row',
+      );
+      t.is(x.d.every('Tcp.ActiveOpens'), 5);
+    }
+    const names = (x: typeof th): string[] => x.d.columns.map((c) => `${c.name}/${c.every ?? 1}`).sort();
+    t.deepEqual(names(th), names(js));
+    t.deepEqual(
+      th.d.meta.rates!.map((r) => [r.every, r.reads.length]),
+      js.d.meta.rates!.map((r) => [r.every, r.reads.length]),
+    );
+    // the busy process (a node loop, not one of the run's) named by the thread's walk with about a core
+    const walks = readOtherProcesses(th.dir);
+    t.true(walks.length >= 1, 'a walk after the baseline');
+    const node = walks[walks.length - 1].top.find((x) => x.comm === 'node');
+    t.truthy(node, JSON.stringify(walks));
+    t.true(node!.cores > 0.5 && node!.cores <= 2.05, `${node!.cores} cores`);
+  },
+);
 
 test('reader: a missing or corrupt run directory is a one-line UserError', (t) => {
   const dir = runDir(t);

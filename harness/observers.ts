@@ -33,8 +33,9 @@ const eventsOptions = (runDir: string, t0: bigint, port: number, states: StateEv
  * a port the server will listen on: compiling and attaching takes about a
  * second (the longest step on the way to the first transaction), so it
  * overlaps everything else instead of following it. Only where the port is
- * known to be free up front: the built-in server in a namespace of the
- * run's own. null: start it later, at the server's port (Observers.start).
+ * known up front: a server the run starts (built in, or --server-cmd) in a
+ * namespace of the run's own. Otherwise Observers.start starts it at the
+ * server's port.
  */
 export function startKernelEventsEarly(runDir: string, t0: bigint, port: number, states: StateEvents, netns: string): EventsStart {
   return startKernelEvents(eventsOptions(runDir, t0, port, states, netns)).catch((err: Error) => ({ skipped: err.message }));

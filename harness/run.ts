@@ -61,11 +61,11 @@ export async function runWorkload(req: RunRequest): Promise<RunResult> {
   const dir = makeRunDir(req.out, cfg.close);
   const t0 = monoNs();
   const kernel = new KernelSetup(req.config, dir);
-  // The built-in server in a namespace of the run's own: any port is free
-  // there, so it is chosen now and bpftrace starts alongside the rest.
+  // A server of the run's own in a namespace of the run's own: any port is
+  // free there, so it is known now and bpftrace starts alongside the rest.
   let events: ReturnType<typeof startKernelEventsEarly> | null = null;
-  if (req.probes && ext === null && kernel.plannedNetns !== null && cfg.port === 0) {
-    cfg.port = EARLY_PORT_LOW + randomInt(EARLY_PORT_HIGH - EARLY_PORT_LOW);
+  if (req.probes && ext?.kind !== 'target' && kernel.plannedNetns !== null) {
+    if (cfg.port === 0) cfg.port = EARLY_PORT_LOW + randomInt(EARLY_PORT_HIGH - EARLY_PORT_LOW);
     events = startKernelEventsEarly(dir, t0, cfg.port, cfg.kernelStates, kernel.plannedNetns);
   }
   // a Ctrl-C while the namespace is being made still undoes it

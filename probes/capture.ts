@@ -81,6 +81,7 @@ export class Capture {
 
   /** getsockopt(TCP_INFO) of fd every sample; onSlot gets the slot's bytes (null: failed, or not read by the thread). */
   addTcpInfo(fd: number, bytes: number, onSlot: (info: Buffer | null, ok: boolean) => void): { remove(): void } {
+    if (this.handle === null) return { remove: () => {} };
     const entry = this.add(1, fd, 1, bytes, (e, slot, seq) => {
       const n = e.lens[slot];
       if (seq < e.fromSeq || n === CAPTURE_NOT_READ) onSlot(null, true);

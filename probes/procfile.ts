@@ -23,7 +23,7 @@ export class ProcFile {
   readonly path: string;
   /** What the last read returned: this file's own buffer, or a capture slot's bytes. */
   buf: Buffer;
-  /** The capture thread's read of this sample was made before this file was registered with it (see pending()). */
+  /** The capture thread's read of this sample was made before this file was registered with it: not read (ProcessProbe skips the sample). */
   pending = false;
   captured: CapturedEntry | null = null;
   private own: Buffer;

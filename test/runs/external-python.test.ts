@@ -105,10 +105,14 @@ test('python fixture: --never-listen gives a clear error after the bounded wait 
 });
 
 /** A 30 s run against the python fixture, once its server is up: the CLI, its run directory and the server's pid. */
-async function runningPythonServer(t: ExecutionContext): Promise<{ cli: ReturnType<typeof startSockspike>; dir: string; pid: number }> {
+async function runningPythonServer(
+  t: ExecutionContext,
+  env: Record<string, string> = {},
+): Promise<{ cli: ReturnType<typeof startSockspike>; dir: string; pid: number }> {
   const dir = join(tempDir(t), 'run');
   const cli = startSockspike(t, ['run', '--server-cmd', cmd(), '--duration', '30s', '--out', dir, '--no-progress', '--no-probes'], {
     forceKillAfterDelay: false,
+    env,
   });
   const m = await waitForClient(dir);
   const pid = m.processes.find((p) => p.role === 'server')!.pid;
@@ -131,13 +135,19 @@ test('python fixture: SIGTERM to sockspike stops the server command too', async 
 
 test('python fixture: SIGKILL to sockspike (no chance to clean up) still ends the server command', async (t) => {
   if (!python) return (t.pass(), t.log('skipped: python3 is not installed'));
-  const { cli, pid } = await runningPythonServer(t);
+  // a journal of its own: what the killed run leaves (as root, its namespace) is undone below
+  const env = { SOCKSPIKE_STATE_DIR: tempDir(t) };
+  const { cli, dir, pid } = await runningPythonServer(t, env);
   t.true(alive(pid));
   cli.kill('SIGKILL');
   await cli;
   // the kernel's parent-death signal (setpriv --pdeathsig), not sockspike, ends it
   for (let i = 0; i < 100 && alive(pid); i++) await sleep(50);
   t.false(alive(pid), `server ${pid} outlived sockspike`);
+  const ns = readManifestFile(dir).kernel?.netns ?? null;
+  const r = await sockspike(['restore'], { env });
+  t.is(r.exitCode, 0, String(r.stderr));
+  if (ns !== null) t.false(existsSync(`/run/netns/${ns}`), `namespace ${ns} left behind`);
 });
 
 test('--server-cmd with a --port in use is refused with one line', async (t) => {

@@ -22,7 +22,7 @@ interface Entry {
   fromSeq: number;
   views: Buffer[];
   lens: Int32Array;
-  feed(slot: number, seq: number): void;
+  feed(e: Entry, slot: number, seq: number): void;
 }
 
 export class Capture {
@@ -35,7 +35,8 @@ export class Capture {
   private walksSeen = 0;
   private readonly meta: Float64Array;
   private handle: CaptureHandle | null;
-  private readonly entries = new Set<Entry>();
+  // an array, not a Set: walked for every slot parsed, without an iterator
+  private entries: Entry[] = [];
   private readonly addon: NativeAddon;
 
   private constructor(addon: NativeAddon, intervalNs: number, firstSlotNs: number) {
@@ -123,7 +124,8 @@ export class Capture {
   feed(i: number, out: { scheduledNs: number; tNs: number; readNs: number }): void {
     const seq = this.seq + i;
     const slot = seq % this.slots;
-    for (const e of this.entries) e.feed(slot, seq);
+    const entries = this.entries;
+    for (let k = 0; k < entries.length; k++) entries[k].feed(entries[k], slot, seq);
     out.scheduledNs = this.meta[slot * 3];
     out.tNs = this.meta[slot * 3 + 1];
     out.readNs = this.meta[slot * 3 + 2];
@@ -145,7 +147,7 @@ export class Capture {
   /** No slot left to feed: files read directly from now on. */
   detach(): void {
     this.stop();
-    this.entries.clear();
+    this.entries = [];
   }
 
   private add(kind: 0 | 1, fd: number, every: number, cap: number, feed: (e: Entry, slot: number, seq: number) => void): Entry {
@@ -156,13 +158,15 @@ export class Capture {
     const index = this.addon.captureAdd(handle, kind, fd, Math.max(1, Math.round(every)), data, lens);
     // captureAdd waited for any slot being read: the slots published so far
     // are without the entry, the next ones (perhaps already one) with it
-    const entry: Entry = { index, fromSeq: Atomics.load(this.ctl, 0), views, lens, feed: (slot, seq) => feed(entry, slot, seq) };
-    this.entries.add(entry);
+    const entry: Entry = { index, fromSeq: Atomics.load(this.ctl, 0), views, lens, feed };
+    this.entries.push(entry);
     return entry;
   }
 
   private remove(entry: Entry): void {
-    if (!this.entries.delete(entry)) return;
+    const k = this.entries.indexOf(entry);
+    if (k < 0) return;
+    this.entries.splice(k, 1);
     if (this.handle !== null) this.addon.captureRemove(this.handle, entry.index);
   }
 }

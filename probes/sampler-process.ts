@@ -48,7 +48,7 @@ async function start(config: SamplerConfig): Promise<void> {
     const onSample = (scheduled: number, t: number): void => lateness.record(t > scheduled ? t - scheduled : 0);
     taking = { timer: setInterval(() => s.takeCaptured(onSample), TAKE_MS), lateness, onSample };
   } else {
-    s.notes.push(`reads made by the probe process's JavaScript, not the addon's read thread (${why}): it costs about twice the CPU`);
+    s.notes.push(`reads made by the probe process's JavaScript, not the addon's read thread (${why}): it costs about 1.7 times the CPU`);
     ticker = new Ticker(config.intervalNs, s.now, (scheduled) => s.sample(scheduled));
     ticker.start(baselineNs);
   }
